@@ -1,0 +1,58 @@
+using System.Net;
+
+namespace EdgeShield.Policy;
+
+/// <summary>
+/// A loaded, validated EdgeShield configuration (DESIGN.md "Configuration"). Immutable: a reload
+/// builds a new one and swaps it in whole.
+/// </summary>
+public sealed class EdgeShieldConfig
+{
+    /// <summary>The file it was loaded from, as given.</summary>
+    public required string Path { get; init; }
+    /// <summary><c>gateway.name</c>; empty when absent.</summary>
+    public string GatewayName { get; init; } = "";
+    /// <summary><c>gateway.site</c>; empty when absent.</summary>
+    public string Site { get; init; } = "";
+    public IReadOnlyList<ListenerConfig> Listeners { get; init; } = [];
+    /// <summary>Compiled policies by name.</summary>
+    public IReadOnlyDictionary<string, CompiledPolicy> Policies { get; init; } = new Dictionary<string, CompiledPolicy>();
+    /// <summary>SHA-256 of the file's bytes, hex, for audit events of reloads.</summary>
+    public string Hash { get; init; } = "";
+}
+
+/// <summary>The framing a listener speaks to its clients.</summary>
+public enum ListenerProtocol : byte
+{
+    ModbusTcp = 0,
+    ModbusRtuOverTcp,
+}
+
+/// <summary>Where a listener forwards to: <c>tcp://HOST:PORT</c> or <c>serial://BUS</c>.</summary>
+public sealed record UpstreamAddress(string Scheme, string Host, int Port)
+{
+    public override string ToString() => Scheme == "serial" ? $"serial://{Host}" : $"{Scheme}://{Host}:{Port}";
+}
+
+/// <summary><c>limits:</c> of a listener, with DESIGN.md's defaults.</summary>
+public sealed record ListenerLimits
+{
+    public int ConnectionsPerSource { get; init; } = 256;
+    public int PendingPerConnection { get; init; } = 16;
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>How long the PLC has to answer before the client gets 0B. Keep it below the HMI's own timeout.</summary>
+    public TimeSpan ResponseTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How long a TCP connect to the PLC may take before requests are answered 0B.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(3);
+}
+
+/// <summary>One entry of <c>listeners:</c>.</summary>
+public sealed record ListenerConfig
+{
+    public required string Name { get; init; }
+    public required IPEndPoint Bind { get; init; }
+    public ListenerProtocol Protocol { get; init; }
+    public required UpstreamAddress Upstream { get; init; }
+    public required string PolicyName { get; init; }
+    public ListenerLimits Limits { get; init; } = new();
+}

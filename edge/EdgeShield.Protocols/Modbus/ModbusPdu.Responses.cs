@@ -1,0 +1,187 @@
+using System.Buffers.Binary;
+
+namespace EdgeShield.Protocols.Modbus;
+
+/// <summary>The outcome of checking a response PDU against the request it claims to answer.</summary>
+public enum ResponseStatus : byte
+{
+    /// <summary>Does not answer the request: it must be dropped, never forwarded.</summary>
+    Mismatch = 0,
+    /// <summary>A normal response of the right function and length.</summary>
+    Normal,
+    /// <summary>An exception response (<c>function | 0x80</c>, one code) to the request's function.</summary>
+    Exception,
+}
+
+/// <summary>Why a response does not answer its request.</summary>
+public enum ResponseError : byte
+{
+    None = 0,
+    /// <summary>Empty PDU.</summary>
+    Empty,
+    /// <summary>The function code is neither the request's nor its exception form.</summary>
+    WrongFunction,
+    /// <summary>An exception response that is not exactly two bytes.</summary>
+    ExceptionLength,
+    /// <summary>Length or byte count disagrees with what the request asked for.</summary>
+    WrongLength,
+    /// <summary>An echo response (FC 5, 6, 8, 15, 16, 22) whose echoed fields differ from the request.</summary>
+    WrongEcho,
+}
+
+/// <summary>
+/// What a response must look like, taken from its request when the request is forwarded, so that
+/// the request bytes need not be kept. 16 bytes, no references.
+/// </summary>
+public readonly record struct ResponseExpectation(byte FunctionCode, byte MeiType, ushort Quantity, ushort RequestLength, uint Echo, ushort Echo2)
+{
+    /// <summary>Takes what the response check needs from a request.</summary>
+    public static ResponseExpectation For(in ModbusRequest request)
+    {
+        var pdu = request.Pdu;
+        uint echo = pdu.Length >= 5 ? BinaryPrimitives.ReadUInt32BigEndian(pdu[1..]) : 0;
+        ushort echo2 = pdu.Length >= 7 ? BinaryPrimitives.ReadUInt16BigEndian(pdu[5..]) : (ushort)0;
+        ushort quantity = request.FunctionCode switch
+        {
+            1 or 2 or 3 or 4 => request.ReadSpan.Count,
+            23 => request.ReadSpan.Count,
+            _ => 0,
+        };
+        return new ResponseExpectation(request.FunctionCode, request.MeiType, quantity, (ushort)pdu.Length, echo, echo2);
+    }
+}
+
+public static partial class ModbusPdu
+{
+    /// <summary>
+    /// Checks that <paramref name="pdu"/> answers the request described by <paramref name="expected"/>:
+    /// same function (or its exception form), and a length and byte count that fit the request.
+    /// </summary>
+    public static ResponseStatus CheckResponse(ReadOnlySpan<byte> pdu, in ResponseExpectation expected, out ResponseError error)
+    {
+        error = ResponseError.None;
+        if (pdu.IsEmpty)
+        {
+            error = ResponseError.Empty;
+            return ResponseStatus.Mismatch;
+        }
+        byte fc = pdu[0];
+        if (fc == (expected.FunctionCode | ModbusExceptionCode.ExceptionFlag) && expected.FunctionCode < 0x80)
+        {
+            if (pdu.Length != 2)
+            {
+                error = ResponseError.ExceptionLength;
+                return ResponseStatus.Mismatch;
+            }
+            return ResponseStatus.Exception;
+        }
+        if (fc != expected.FunctionCode)
+        {
+            error = ResponseError.WrongFunction;
+            return ResponseStatus.Mismatch;
+        }
+        error = CheckNormal(pdu, expected);
+        return error == ResponseError.None ? ResponseStatus.Normal : ResponseStatus.Mismatch;
+    }
+
+    private static ResponseError CheckNormal(ReadOnlySpan<byte> pdu, in ResponseExpectation expected)
+    {
+        switch (expected.FunctionCode)
+        {
+            case 1:
+            case 2:
+                // | fc | N = ceil(qty / 8) | N bytes |
+                return Exact(pdu, 2 + ((expected.Quantity + 7) / 8)) && pdu[1] == (expected.Quantity + 7) / 8 ? ResponseError.None : ResponseError.WrongLength;
+            case 3:
+            case 4:
+            case 23:
+                // | fc | N = 2·qty | values |
+                return Exact(pdu, 2 + (expected.Quantity * 2)) && pdu[1] == expected.Quantity * 2 ? ResponseError.None : ResponseError.WrongLength;
+            case 5:
+            case 6:
+            case 15:
+            case 16:
+                // Echo of address and value, or of start and quantity.
+                if (pdu.Length != 5)
+                {
+                    return ResponseError.WrongLength;
+                }
+                return BinaryPrimitives.ReadUInt32BigEndian(pdu[1..]) == expected.Echo ? ResponseError.None : ResponseError.WrongEcho;
+            case 22:
+                if (pdu.Length != 7)
+                {
+                    return ResponseError.WrongLength;
+                }
+                return BinaryPrimitives.ReadUInt32BigEndian(pdu[1..]) == expected.Echo && BinaryPrimitives.ReadUInt16BigEndian(pdu[5..]) == expected.Echo2
+                    ? ResponseError.None : ResponseError.WrongEcho;
+            case 7:
+                return Exact(pdu, 2) ? ResponseError.None : ResponseError.WrongLength;
+            case 8:
+                // Same sub-function and length; counters sub-functions return data in place of the request's 0000.
+                if (pdu.Length != expected.RequestLength)
+                {
+                    return ResponseError.WrongLength;
+                }
+                return BinaryPrimitives.ReadUInt16BigEndian(pdu[1..]) == (ushort)(expected.Echo >> 16) ? ResponseError.None : ResponseError.WrongEcho;
+            case 11:
+                return Exact(pdu, 5) ? ResponseError.None : ResponseError.WrongLength;
+            case 12:
+                // | fc | N (6..70) | status (2) | event count (2) | message count (2) | 0..64 events |
+                return Counted(pdu) && pdu[1] is >= 6 and <= 70 ? ResponseError.None : ResponseError.WrongLength;
+            case 17:
+                return Counted(pdu) ? ResponseError.None : ResponseError.WrongLength;
+            case 20:
+                return Counted(pdu) && pdu[1] is >= 0x07 and <= 0xF5 ? ResponseError.None : ResponseError.WrongLength;
+            case 21:
+                return pdu.Length == expected.RequestLength ? ResponseError.None : ResponseError.WrongLength;
+            case 24:
+                // | fc | byte count (2) | FIFO count (2, ≤ 31) | values |
+                if (pdu.Length < 5)
+                {
+                    return ResponseError.WrongLength;
+                }
+                int byteCount = BinaryPrimitives.ReadUInt16BigEndian(pdu[1..]);
+                int fifoCount = BinaryPrimitives.ReadUInt16BigEndian(pdu[3..]);
+                return fifoCount <= ModbusLimits.MaxFifoCount && byteCount == 2 + (fifoCount * 2) && pdu.Length == 3 + byteCount
+                    ? ResponseError.None : ResponseError.WrongLength;
+            case ModbusFunctions.EncapsulatedInterface:
+                if (pdu.Length < 2 || pdu[1] != expected.MeiType)
+                {
+                    return ResponseError.WrongEcho;
+                }
+                return expected.MeiType == ModbusFunctions.MeiDeviceIdentification ? CheckDeviceIdentification(pdu) : ResponseError.None;
+            default:
+                // Opaque (user-defined, vendor) functions: the function code is all we can check.
+                return ResponseError.None;
+        }
+    }
+
+    /// <summary>
+    /// FC 43/14 response (6.21):
+    /// <code>
+    /// | 2B | 0E | read code | conformity | more follows | next id | count | count × (id, length L, L bytes) |
+    /// </code>
+    /// </summary>
+    private static ResponseError CheckDeviceIdentification(ReadOnlySpan<byte> pdu)
+    {
+        if (pdu.Length < 7)
+        {
+            return ResponseError.WrongLength;
+        }
+        int count = pdu[6];
+        var objects = pdu[7..];
+        for (int i = 0; i < count; i++)
+        {
+            if (objects.Length < 2 || objects.Length < 2 + objects[1])
+            {
+                return ResponseError.WrongLength;
+            }
+            objects = objects[(2 + objects[1])..];
+        }
+        return objects.IsEmpty ? ResponseError.None : ResponseError.WrongLength;
+    }
+
+    private static bool Exact(ReadOnlySpan<byte> pdu, int length) => pdu.Length == length;
+
+    private static bool Counted(ReadOnlySpan<byte> pdu) => pdu.Length >= 2 && pdu.Length == 2 + pdu[1];
+}
