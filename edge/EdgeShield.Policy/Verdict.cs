@@ -36,14 +36,14 @@ public readonly record struct Verdict(VerdictKind Kind, DenyReason Reason, short
     public bool IsAllowed => Kind == VerdictKind.Allow;
 
     /// <summary>The Modbus exception code a denial is answered with (DESIGN.md "Modbus refusals"); 0 when allowed.</summary>
-    public byte ExceptionCode => Kind == VerdictKind.Allow ? (byte)0 : Reason switch
+    public byte ExceptionCode => Kind == VerdictKind.Allow ? (byte)0 : (byte)(Reason switch
     {
         DenyReason.Function => 0x01,
         DenyReason.Address => 0x02,
         DenyReason.Value => 0x03,
         DenyReason.Rate => 0x06,
         _ => 0x0A,
-    };
+    });
 
     public static Verdict Allow(short ruleIndex) => new(VerdictKind.Allow, DenyReason.None, ruleIndex);
 }

@@ -1,0 +1,125 @@
+using EdgeShield.Protocols.Modbus;
+
+namespace EdgeShield.Policy;
+
+/// <summary>The functions a rule names: function bytes, plus the MEI types of function 43 kept apart.</summary>
+internal struct FunctionSet
+{
+    /// <summary>Function bytes other than 43.</summary>
+    public Bits256 Codes;
+    /// <summary>43/13, CANopen general reference: only by its own name.</summary>
+    public bool Mei13;
+    /// <summary>43/14, read device identification (also a bare <c>43</c>).</summary>
+    public bool Mei14;
+    /// <summary>43 with any other MEI type: only a rule without <c>function:</c>.</summary>
+    public bool MeiOther;
+
+    public static FunctionSet Any => new() { Codes = Bits256.All, Mei13 = true, Mei14 = true, MeiOther = true };
+
+    public readonly bool Contains(byte functionCode, byte meiType) => functionCode == ModbusFunctions.EncapsulatedInterface
+        ? meiType switch
+        {
+            ModbusFunctions.MeiCanOpen => Mei13,
+            ModbusFunctions.MeiDeviceIdentification => Mei14,
+            _ => MeiOther,
+        }
+        : Codes.Contains(functionCode);
+
+    public readonly bool IsSupersetOf(in FunctionSet other) =>
+        Codes.IsSupersetOf(other.Codes) && (Mei13 || !other.Mei13) && (Mei14 || !other.Mei14) && (MeiOther || !other.MeiOther);
+
+    public readonly bool IsEmpty => Codes.IsEmpty && !Mei13 && !Mei14 && !MeiOther;
+}
+
+/// <summary>
+/// One compiled rule of a policy. Every constraint is precomputed into a structure whose check
+/// costs O(1) or O(log n) and allocates nothing. A null set means the rule left the key out and
+/// matches any value of it.
+/// </summary>
+internal sealed class AllowRule
+{
+    public required string Name { get; init; }
+    public int Line { get; init; }
+    public int Column { get; init; }
+    /// <summary>Source addresses (IPv4 as IPv4-mapped IPv6) as merged intervals; null = any.</summary>
+    public IntervalSet<UInt128>? Sources { get; init; }
+    public Bits256 Units { get; init; } = Bits256.All;
+    public FunctionSet Functions { get; init; } = FunctionSet.Any;
+    /// <summary>Wire addresses, 0..65535; null = any, including requests that touch no table.</summary>
+    public IntervalSet<int>? Addresses { get; init; }
+    /// <summary>Register values, 0..65535; null = any.</summary>
+    public IntervalSet<int>? Values { get; init; }
+    public RateLimiter? Rate { get; init; }
+    public bool Maintenance { get; init; }
+
+    public bool MatchesSource(UInt128 source) => Sources is null || Sources.Contains(source);
+
+    public bool MatchesAddress(in ModbusRequest request)
+    {
+        if (Addresses is null)
+        {
+            return true;
+        }
+        var read = request.ReadSpan;
+        var write = request.WriteSpan;
+        if (read.IsEmpty && write.IsEmpty)
+        {
+            // A rule that bounds addresses says nothing about functions that touch no table
+            // (7, 8, 11, 12, 17, 20, 21, 43, user codes): it does not allow them.
+            return false;
+        }
+        return (read.IsEmpty || Addresses.ContainsRange(read.Start, read.Last))
+            && (write.IsEmpty || Addresses.ContainsRange(write.Start, write.Last));
+    }
+
+    public bool MatchesValues(in ModbusRequest request)
+    {
+        if (Values is null)
+        {
+            return true;
+        }
+        if (WritesUncheckedValues(request))
+        {
+            return false;
+        }
+        var count = request.RegisterValueCount;
+        for (var i = 0; i < count; i++)
+        {
+            if (!Values.Contains(request.RegisterValue(i)))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Functions whose written data <c>value:</c> cannot bound: 22 (the result depends on the
+    /// register's current value), 21 (file records), 43/13 (CANopen SDO) and codes whose
+    /// meaning the spec does not define (vendor programming services).
+    /// </summary>
+    public static bool WritesUncheckedValues(in ModbusRequest request) =>
+        request.FunctionCode is 21 or 22 || ModbusFunctions.Classify(request.FunctionCode, request.MeiType) is ModbusFunction.Unknown or ModbusFunction.CanOpenGeneralReference;
+
+    /// <summary>The functions this rule can ever allow: with <c>value:</c>, not those of <see cref="WritesUncheckedValues"/>.</summary>
+    public FunctionSet EffectiveFunctions
+    {
+        get
+        {
+            var set = Functions;
+            if (Values is not null)
+            {
+                for (var fc = 0; fc < 256; fc++)
+                {
+                    if (fc is 21 or 22 || (fc != ModbusFunctions.EncapsulatedInterface && ModbusFunctions.Classify((byte)fc, 0) == ModbusFunction.Unknown))
+                    {
+                        set.Codes.Remove((byte)fc);
+                    }
+                }
+                set.Mei13 = false;
+                set.MeiOther = false;
+            }
+            return set;
+        }
+    }
+}
