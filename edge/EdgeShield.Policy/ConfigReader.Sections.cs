@@ -1,13 +1,486 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using EdgeShield.Policy.Yaml;
 
 namespace EdgeShield.Policy;
 
 internal sealed partial class ConfigReader
 {
-    private HashSet<string> ReadSerial(KeyMap root) { _ = _diagnostics; return []; }
-    private List<ListenerConfig> ReadListeners(KeyMap root, HashSet<string> serialNames, Dictionary<string, YamlNode> policies) { _ = _diagnostics; return []; }
-    private void ReadTelemetry(KeyMap root, HashSet<string> serialNames) { _ = _diagnostics; }
-    private void ReadAudit(KeyMap root) { _ = _diagnostics; }
-    private void ReadHardware(KeyMap root) { _ = _diagnostics; }
-    private void ReadNetwork(KeyMap root) { _ = _diagnostics; }
+    private static readonly string[] SerialKeys = ["name", "device", "baud", "parity", "stop-bits", "response-timeout-ms"];
+    private static readonly string[] Parities = ["none", "even", "odd"];
+    private static readonly string[] ListenerKeys = ["name", "bind", "protocol", "upstream", "policy", "limits"];
+    private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp"];
+    private static readonly string[] LimitKeys = ["connections-per-source", "pending-per-connection", "idle-timeout", "response-timeout", "connect-timeout"];
+    private static readonly string[] TelemetryKeys = ["mqtt", "format", "buffer", "poll"];
+    private static readonly string[] MqttKeys = ["broker", "client-id", "topic-prefix", "tls", "username", "password-file"];
+    private static readonly string[] TlsKeys = ["ca", "cert", "key"];
+    private static readonly string[] Formats = ["json", "sparkplug-b"];
+    private static readonly string[] BufferKeys = ["path", "max-mb"];
+    private static readonly string[] PollKeys = ["device", "upstream", "unit", "every", "tags"];
+    private static readonly string[] TagKeys = ["name", "table", "address", "type", "scale", "unit"];
+    private static readonly string[] Tables = ["coil", "discrete-input", "holding", "input"];
+    private static readonly string[] TagTypes = ["bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"];
+    private static readonly string[] AuditKeys = ["pcap"];
+    private static readonly string[] PcapKeys = ["path", "max-mb"];
+    private static readonly string[] HardwareKeys = ["profile", "maintenance-key", "leds"];
+    private static readonly string[] MaintenanceKeyKeys = ["gpio", "active", "arm-minutes"];
+    private static readonly string[] ActiveLevels = ["low", "high"];
+    private static readonly string[] LedKeys = ["run", "alarm", "maintenance"];
+    private static readonly string[] NetworkKeys = ["plant", "site", "management"];
+    private const int MaxGpio = 1023;
+
+    // ---- serial ----------------------------------------------------------------------------
+
+    private HashSet<string> ReadSerial(KeyMap root)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var firstLine = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var node in Sequence(root, "serial", "serial bus"))
+        {
+            var map = Map(node, "serial bus", SerialKeys);
+            if (map is null)
+            {
+                continue;
+            }
+            if (RequiredText(map, "name", "serial bus", "the name that serial://NAME upstreams refer to") is { } name)
+            {
+                if (firstLine.TryGetValue(name, out var line))
+                {
+                    map.TryGet("name", out var nameNode);
+                    _diagnostics.Error(nameNode, $"duplicate serial bus name '{name}' (first at line {line})");
+                }
+                else
+                {
+                    firstLine.Add(name, map.Node.Line);
+                    names.Add(name);
+                }
+            }
+            RequiredText(map, "device", "serial bus", "the serial device, such as /dev/ttyS1");
+            OptionalInteger(map, "baud", 300, 4_000_000);
+            if (map.TryGet("parity", out var parity))
+            {
+                OneOf(parity, "parity", Parities);
+            }
+            if (map.TryGet("stop-bits", out var stopBits))
+            {
+                OneOf(stopBits, "stop-bits", ["1", "2"]);
+            }
+            OptionalInteger(map, "response-timeout-ms", 1, 60_000);
+        }
+        return names;
+    }
+
+    // ---- listeners -------------------------------------------------------------------------
+
+    private List<ListenerConfig> ReadListeners(KeyMap root, HashSet<string> serialNames, Dictionary<string, YamlNode> policies)
+    {
+        var listeners = new List<ListenerConfig>();
+        var names = new Dictionary<string, int>(StringComparer.Ordinal);
+        var binds = new List<(IPEndPoint EndPoint, int Line)>();
+        foreach (var node in Sequence(root, "listeners", "listener"))
+        {
+            var map = Map(node, "listener", ListenerKeys);
+            if (map is null)
+            {
+                continue;
+            }
+            const string what = "listener";
+            var name = RequiredText(map, "name", what, "a unique name for audit events");
+            if (name is not null)
+            {
+                if (names.TryGetValue(name, out var line))
+                {
+                    map.TryGet("name", out var nameNode);
+                    _diagnostics.Error(nameNode, $"duplicate listener name '{name}' (first at line {line})");
+                }
+                else
+                {
+                    names.Add(name, map.Node.Line);
+                }
+            }
+
+            IPEndPoint? bind = null;
+            if (!map.TryGet("bind", out var bindNode))
+            {
+                Missing(map, what, "bind", "HOST:PORT to listen on, such as 0.0.0.0:502 or [::]:502");
+            }
+            else if (IsText(bindNode, "bind"))
+            {
+                if (!TryParseBind(bindNode.Value, out bind))
+                {
+                    _diagnostics.Error(bindNode, $"'bind' must be IP:PORT such as 0.0.0.0:502, 127.0.0.1:5020 or [::]:502 (port 0..65535), not '{bindNode.Value}'");
+                }
+                else
+                {
+                    foreach (var (other, line) in binds)
+                    {
+                        if (BindsConflict(bind, other))
+                        {
+                            _diagnostics.Error(bindNode, $"bind {bindNode.Value} overlaps the listener at line {line} ({FormatEndPoint(other)}); each listener needs its own address and port");
+                            break;
+                        }
+                    }
+                    binds.Add((bind, map.Node.Line));
+                }
+            }
+
+            var protocol = ListenerProtocol.ModbusTcp;
+            if (map.TryGet("protocol", out var protocolNode) && OneOf(protocolNode, "protocol", Protocols) == "modbus-rtu-over-tcp")
+            {
+                protocol = ListenerProtocol.ModbusRtuOverTcp;
+            }
+
+            UpstreamAddress? upstream = null;
+            if (!map.TryGet("upstream", out var upstreamNode))
+            {
+                Missing(map, what, "upstream", "tcp://HOST:PORT or serial://BUS");
+            }
+            else
+            {
+                upstream = Upstream(upstreamNode, "upstream", serialNames);
+            }
+
+            string? policy = null;
+            if (!map.TryGet("policy", out var policyNode))
+            {
+                Missing(map, what, "policy", "the name of a policy under 'policies:'; no listener runs without one");
+            }
+            else if (IsText(policyNode, "policy"))
+            {
+                if (policies.ContainsKey(policyNode.Value))
+                {
+                    policy = policyNode.Value;
+                }
+                else
+                {
+                    var suggestion = Suggestions.Closest(policyNode.Value, policies.Keys);
+                    var defined = policies.Count == 0 ? "none is defined" : "defined: " + string.Join(", ", policies.Keys);
+                    _diagnostics.Error(policyNode, suggestion is null
+                        ? $"policy '{policyNode.Value}' is not defined under 'policies:' ({defined})"
+                        : $"policy '{policyNode.Value}' is not defined under 'policies:'; did you mean '{suggestion}'? ({defined})");
+                }
+            }
+
+            var limits = new ListenerLimits();
+            if (map.TryGet("limits", out var limitsNode) && Map(limitsNode, "limits", LimitKeys) is { } limitsMap)
+            {
+                limits = ReadLimits(limitsMap);
+            }
+
+            if (name is not null && bind is not null && upstream is not null && policy is not null)
+            {
+                listeners.Add(new ListenerConfig
+                {
+                    Name = name,
+                    Bind = bind,
+                    Protocol = protocol,
+                    Upstream = upstream,
+                    PolicyName = policy,
+                    Limits = limits,
+                });
+            }
+        }
+        return listeners;
+    }
+
+    private ListenerLimits ReadLimits(KeyMap map)
+    {
+        var limits = new ListenerLimits();
+        if (OptionalInteger(map, "connections-per-source", 1, 65_535) is { } connections)
+        {
+            limits = limits with { ConnectionsPerSource = (int)connections };
+        }
+        // A Modbus TCP transaction id is 16 bits; more pending requests than that cannot be told apart.
+        if (OptionalInteger(map, "pending-per-connection", 1, 65_535) is { } pending)
+        {
+            limits = limits with { PendingPerConnection = (int)pending };
+        }
+        if (map.TryGet("idle-timeout", out var idle) && Duration(idle, "idle-timeout") is { } idleTimeout)
+        {
+            limits = limits with { IdleTimeout = idleTimeout };
+        }
+        if (map.TryGet("response-timeout", out var response) && Duration(response, "response-timeout") is { } responseTimeout)
+        {
+            limits = limits with { ResponseTimeout = responseTimeout };
+        }
+        if (map.TryGet("connect-timeout", out var connect) && Duration(connect, "connect-timeout") is { } connectTimeout)
+        {
+            limits = limits with { ConnectTimeout = connectTimeout };
+        }
+        return limits;
+    }
+
+    internal static bool TryParseBind(string text, out IPEndPoint endPoint)
+    {
+        endPoint = null!;
+        string host, port;
+        if (text.StartsWith('['))
+        {
+            var close = text.IndexOf("]:", StringComparison.Ordinal);
+            if (close < 0)
+            {
+                return false;
+            }
+            host = text[1..close];
+            port = text[(close + 2)..];
+            if (!IPAddress.TryParse(host, out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6 || host.Contains('%', StringComparison.Ordinal))
+            {
+                return false;
+            }
+            if (!TryInt(port, out var p6) || p6 > 65_535)
+            {
+                return false;
+            }
+            endPoint = new IPEndPoint(v6, p6);
+            return true;
+        }
+        var colon = text.LastIndexOf(':');
+        if (colon < 0 || text.IndexOf(':', StringComparison.Ordinal) != colon)
+        {
+            return false;
+        }
+        host = text[..colon];
+        port = text[(colon + 1)..];
+        if (!IPAddress.TryParse(host, out var v4) || v4.AddressFamily != AddressFamily.InterNetwork || host.Count(static c => c == '.') != 3)
+        {
+            return false;
+        }
+        if (!TryInt(port, out var p4) || p4 > 65_535)
+        {
+            return false;
+        }
+        endPoint = new IPEndPoint(v4, p4);
+        return true;
+    }
+
+    /// <summary>
+    /// Two binds collide when they share a port and an address, or one of them is a wildcard that
+    /// covers the other (0.0.0.0 covers IPv4; [::] is dual-stack and covers both). Port 0 asks the
+    /// system for a free port and never collides.
+    /// </summary>
+    private static bool BindsConflict(IPEndPoint a, IPEndPoint b)
+    {
+        if (a.Port != b.Port || a.Port == 0)
+        {
+            return false;
+        }
+        if (a.Address.Equals(b.Address) || a.Address.Equals(IPAddress.IPv6Any) || b.Address.Equals(IPAddress.IPv6Any))
+        {
+            return true;
+        }
+        return a.AddressFamily == b.AddressFamily && (a.Address.Equals(IPAddress.Any) || b.Address.Equals(IPAddress.Any));
+    }
+
+    private static string FormatEndPoint(IPEndPoint endPoint) =>
+        endPoint.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{endPoint.Address}]:{endPoint.Port}" : $"{endPoint.Address}:{endPoint.Port}";
+
+    /// <summary><c>tcp://HOST:PORT</c> (IP or host name) or <c>serial://BUS</c> of a bus under <c>serial:</c>.</summary>
+    private UpstreamAddress? Upstream(YamlNode node, string key, HashSet<string> serialNames)
+    {
+        if (!IsText(node, key))
+        {
+            return null;
+        }
+        var text = node.Value;
+        if (text.StartsWith("serial://", StringComparison.Ordinal))
+        {
+            var bus = text["serial://".Length..];
+            if (serialNames.Contains(bus))
+            {
+                return new UpstreamAddress("serial", bus, 0);
+            }
+            var suggestion = Suggestions.Closest(bus, serialNames);
+            var defined = serialNames.Count == 0 ? "none is defined" : "defined: " + string.Join(", ", serialNames);
+            _diagnostics.Error(node, suggestion is null
+                ? $"serial bus '{bus}' is not defined under 'serial:' ({defined})"
+                : $"serial bus '{bus}' is not defined under 'serial:'; did you mean '{suggestion}'? ({defined})");
+            return null;
+        }
+        if (text.StartsWith("tcp://", StringComparison.Ordinal))
+        {
+            var rest = text["tcp://".Length..];
+            if (TryParseBind(rest, out var ip) && ip.Port != 0)
+            {
+                return new UpstreamAddress("tcp", ip.Address.ToString(), ip.Port);
+            }
+            var colon = rest.LastIndexOf(':');
+            if (colon > 0 && Uri.CheckHostName(rest[..colon]) == UriHostNameType.Dns
+                && TryInt(rest[(colon + 1)..], out var port) && port is >= 1 and <= 65_535)
+            {
+                return new UpstreamAddress("tcp", rest[..colon], port);
+            }
+        }
+        _diagnostics.Error(node, $"'{key}' must be tcp://HOST:PORT (port 1..65535) or serial://BUS, not '{text}'");
+        return null;
+    }
+
+    // ---- telemetry, audit, hardware, network -----------------------------------------------
+
+    private void ReadTelemetry(KeyMap root, HashSet<string> serialNames)
+    {
+        if (!root.TryGet("telemetry", out var node) || Map(node, "telemetry", TelemetryKeys) is not { } telemetry)
+        {
+            return;
+        }
+        if (telemetry.TryGet("mqtt", out var mqttNode) && Map(mqttNode, "mqtt", MqttKeys) is { } mqtt)
+        {
+            if (RequiredText(mqtt, "broker", "mqtt", "mqtt://HOST:PORT or mqtts://HOST:PORT") is { } broker
+                && !(Uri.TryCreate(broker, UriKind.Absolute, out var uri) && uri.Scheme is "mqtt" or "mqtts" && uri.Host.Length > 0 && uri.AbsolutePath is "/" or ""))
+            {
+                mqtt.TryGet("broker", out var brokerNode);
+                _diagnostics.Error(brokerNode, $"'broker' must be mqtt://HOST:PORT or mqtts://HOST:PORT, not '{broker}'");
+            }
+            OptionalText(mqtt, "client-id");
+            OptionalText(mqtt, "topic-prefix");
+            OptionalText(mqtt, "username");
+            OptionalText(mqtt, "password-file");
+            if (mqtt.TryGet("tls", out var tlsNode) && Map(tlsNode, "tls", TlsKeys) is { } tls)
+            {
+                OptionalText(tls, "ca");
+                OptionalText(tls, "cert");
+                OptionalText(tls, "key");
+            }
+        }
+        if (telemetry.TryGet("format", out var format))
+        {
+            OneOf(format, "format", Formats);
+        }
+        if (telemetry.TryGet("buffer", out var bufferNode) && Map(bufferNode, "buffer", BufferKeys) is { } buffer)
+        {
+            OptionalText(buffer, "path");
+            OptionalInteger(buffer, "max-mb", 1, 1_048_576);
+        }
+        var devices = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var pollNode in Sequence(telemetry, "poll", "poll entry"))
+        {
+            if (Map(pollNode, "poll entry", PollKeys) is not { } poll)
+            {
+                continue;
+            }
+            if (RequiredText(poll, "device", "poll entry", "the device name used in topics") is { } device)
+            {
+                if (devices.TryGetValue(device, out var line))
+                {
+                    poll.TryGet("device", out var deviceNode);
+                    _diagnostics.Error(deviceNode, $"duplicate poll device '{device}' (first at line {line})");
+                }
+                else
+                {
+                    devices.Add(device, poll.Node.Line);
+                }
+            }
+            if (!poll.TryGet("upstream", out var upstream))
+            {
+                Missing(poll, "poll entry", "upstream", "tcp://HOST:PORT or serial://BUS");
+            }
+            else
+            {
+                Upstream(upstream, "upstream", serialNames);
+            }
+            OptionalInteger(poll, "unit", 0, 255);
+            if (poll.TryGet("every", out var every))
+            {
+                Duration(every, "every");
+            }
+            var tagNames = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var tagNode in Sequence(poll, "tags", "tag"))
+            {
+                if (Map(tagNode, "tag", TagKeys) is not { } tag)
+                {
+                    continue;
+                }
+                if (RequiredText(tag, "name", "tag", "the tag's name in topics") is { } tagName)
+                {
+                    if (tagNames.TryGetValue(tagName, out var line))
+                    {
+                        tag.TryGet("name", out var tagNameNode);
+                        _diagnostics.Error(tagNameNode, $"duplicate tag '{tagName}' in this poll entry (first at line {line})");
+                    }
+                    else
+                    {
+                        tagNames.Add(tagName, tag.Node.Line);
+                    }
+                }
+                if (!tag.TryGet("table", out var table))
+                {
+                    Missing(tag, "tag", "table", string.Join(", ", Tables));
+                }
+                else
+                {
+                    OneOf(table, "table", Tables);
+                }
+                if (!tag.TryGet("address", out var address))
+                {
+                    Missing(tag, "tag", "address", "the 0-based wire address 0..65535");
+                }
+                else
+                {
+                    Integer(address, "address", 0, ushort.MaxValue);
+                }
+                if (tag.TryGet("type", out var type))
+                {
+                    OneOf(type, "type", TagTypes);
+                }
+                OptionalNumber(tag, "scale");
+                OptionalText(tag, "unit");
+            }
+        }
+    }
+
+    private void ReadAudit(KeyMap root)
+    {
+        if (root.TryGet("audit", out var node) && Map(node, "audit", AuditKeys) is { } audit
+            && audit.TryGet("pcap", out var pcapNode) && Map(pcapNode, "pcap", PcapKeys) is { } pcap)
+        {
+            RequiredText(pcap, "path", "pcap", "the pcapng file to write denied and malformed frames to");
+            OptionalInteger(pcap, "max-mb", 1, 1_048_576);
+        }
+    }
+
+    private void ReadHardware(KeyMap root)
+    {
+        if (!root.TryGet("hardware", out var node) || Map(node, "hardware", HardwareKeys) is not { } hardware)
+        {
+            return;
+        }
+        OptionalText(hardware, "profile");
+        if (hardware.TryGet("maintenance-key", out var keyNode) && Map(keyNode, "maintenance-key", MaintenanceKeyKeys) is { } key)
+        {
+            if (!key.TryGet("gpio", out var gpio))
+            {
+                Missing(key, "maintenance-key", "gpio", $"the GPIO line number of the key switch, 0..{MaxGpio}");
+            }
+            else
+            {
+                Integer(gpio, "gpio", 0, MaxGpio);
+            }
+            if (key.TryGet("active", out var active))
+            {
+                OneOf(active, "active", ActiveLevels);
+            }
+            OptionalInteger(key, "arm-minutes", 1, 24 * 60);
+        }
+        if (hardware.TryGet("leds", out var ledsNode) && Map(ledsNode, "leds", LedKeys) is { } leds)
+        {
+            foreach (var led in LedKeys)
+            {
+                OptionalInteger(leds, led, 0, MaxGpio);
+            }
+        }
+    }
+
+    private void ReadNetwork(KeyMap root)
+    {
+        if (!root.TryGet("network", out var node) || Map(node, "network", NetworkKeys) is not { } network)
+        {
+            return;
+        }
+        OptionalText(network, "plant");
+        OptionalText(network, "site");
+        if (network.TryGet("management", out var management))
+        {
+            ReadSources(management, "management");
+        }
+    }
 }
