@@ -1,0 +1,154 @@
+using EdgeShield.Policy;
+using EdgeShield.Protocols.Modbus;
+
+namespace EdgeShield.Gateway;
+
+/// <summary>What happened. The names are what integrators read in the journal (<see cref="AuditEvents.Name"/>).</summary>
+public enum AuditEventKind : byte
+{
+    /// <summary>A request refused by the policy.</summary>
+    Denied = 0,
+    /// <summary>In <c>mode: monitor</c>, a request the policy would have refused; forwarded anyway.</summary>
+    WouldDeny,
+    /// <summary>A well-framed request outside the spec's limits, answered by the gateway with the spec's exception.</summary>
+    OutOfSpec,
+    /// <summary>Bytes that are not a Modbus frame; dropped, connection closed.</summary>
+    Malformed,
+    /// <summary>A PLC response that does not answer its request (function, length, unit); dropped.</summary>
+    ResponseMismatch,
+    /// <summary>A PLC response to no outstanding request (wrong transaction id, late after a timeout); dropped.</summary>
+    UnmatchedResponse,
+    /// <summary>The PLC did not answer in time; the client got 0B.</summary>
+    ResponseTimeout,
+    /// <summary>The PLC could not be reached; the client got 0B.</summary>
+    UpstreamUnreachable,
+    /// <summary>The PLC connection ended with requests outstanding, or sent bytes that are not Modbus.</summary>
+    UpstreamLost,
+    /// <summary>A client exceeded <c>connections-per-source</c>; its connection was closed at once.</summary>
+    ConnectionLimit,
+    /// <summary>A client exceeded <c>pending-per-connection</c>; the request got 06.</summary>
+    PendingLimit,
+    /// <summary>A client connection was closed after <c>idle-timeout</c>.</summary>
+    IdleTimeout,
+    /// <summary>Events of one kind beyond the audit rate in the last interval, counted rather than written.</summary>
+    Suppressed,
+    /// <summary>The service started or stopped, or its configuration was loaded.</summary>
+    Service,
+}
+
+/// <summary>
+/// One audit event. A struct with no text built on the frame path: strings here are ones that
+/// already exist (listener and rule names, constant reasons); the JSON is written off the path.
+/// </summary>
+public readonly record struct AuditEvent
+{
+    public DateTime Time { get; init; }
+    public AuditEventKind Kind { get; init; }
+    public string Listener { get; init; }
+    public SourceAddress Source { get; init; }
+    public ushort SourcePort { get; init; }
+    /// <summary>Unit id, or -1 when the event concerns no frame.</summary>
+    public short Unit { get; init; }
+    /// <summary>Function byte as sent, or -1.</summary>
+    public short FunctionCode { get; init; }
+    public byte MeiType { get; init; }
+    public AddressSpan ReadSpan { get; init; }
+    public AddressSpan WriteSpan { get; init; }
+    /// <summary>The rule that allowed it, or that came closest to; null for none.</summary>
+    public string? Rule { get; init; }
+    /// <summary>A fixed phrase: why.</summary>
+    public string Reason { get; init; }
+    /// <summary>The Modbus exception code sent to the client, or 0 for none.</summary>
+    public byte ExceptionCode { get; init; }
+    /// <summary>For <see cref="AuditEventKind.Suppressed"/>: how many; otherwise 1.</summary>
+    public long Count { get; init; }
+    /// <summary>For <see cref="AuditEventKind.Suppressed"/>: the kind that was suppressed.</summary>
+    public AuditEventKind SuppressedKind { get; init; }
+    /// <summary>Free text for service events only (never on the frame path).</summary>
+    public string? Detail { get; init; }
+}
+
+/// <summary>Where audit events go.</summary>
+public interface IAuditSink
+{
+    /// <summary>Records an event; must not block and must not allocate.</summary>
+    void Write(in AuditEvent auditEvent);
+}
+
+public static class AuditEvents
+{
+    public static string Name(AuditEventKind kind) => kind switch
+    {
+        AuditEventKind.Denied => "denied",
+        AuditEventKind.WouldDeny => "would-deny",
+        AuditEventKind.OutOfSpec => "out-of-spec",
+        AuditEventKind.Malformed => "malformed",
+        AuditEventKind.ResponseMismatch => "response-mismatch",
+        AuditEventKind.UnmatchedResponse => "unmatched-response",
+        AuditEventKind.ResponseTimeout => "response-timeout",
+        AuditEventKind.UpstreamUnreachable => "upstream-unreachable",
+        AuditEventKind.UpstreamLost => "upstream-lost",
+        AuditEventKind.ConnectionLimit => "connection-limit",
+        AuditEventKind.PendingLimit => "pending-limit",
+        AuditEventKind.IdleTimeout => "idle-timeout",
+        AuditEventKind.Suppressed => "suppressed",
+        AuditEventKind.Service => "service",
+        _ => "unknown",
+    };
+
+    public static string TableName(ModbusTable table) => table switch
+    {
+        ModbusTable.Coils => "coils",
+        ModbusTable.DiscreteInputs => "discrete-inputs",
+        ModbusTable.HoldingRegisters => "holding-registers",
+        ModbusTable.InputRegisters => "input-registers",
+        _ => "none",
+    };
+
+    public static string Reason(DenyReason reason) => reason switch
+    {
+        DenyReason.SourceOrUnit => "no rule for this source and unit",
+        DenyReason.Function => "function not allowed",
+        DenyReason.Address => "address span not allowed",
+        DenyReason.Value => "value or quantity not allowed",
+        DenyReason.Rate => "rate limit exceeded",
+        _ => "allowed",
+    };
+
+    public static string Reason(FramingError error) => error switch
+    {
+        FramingError.ProtocolIdNotModbus => "protocol id is not 0 (not Modbus)",
+        FramingError.LengthTooShort => "MBAP length below 2",
+        FramingError.LengthTooLong => "MBAP length above 254",
+        FramingError.PduTruncated => "PDU shorter than its function requires",
+        FramingError.TrailingBytes => "bytes after the end of the PDU",
+        FramingError.ByteCountMismatch => "byte count disagrees with the PDU length",
+        FramingError.InvalidFunctionCode => "invalid function code",
+        FramingError.CrcMismatch => "CRC mismatch",
+        FramingError.FrameTooLong => "frame too long",
+        _ => "malformed",
+    };
+
+    public static string Reason(SpecViolation violation) => violation switch
+    {
+        SpecViolation.IllegalFunctionCode => "function code 0 or in the exception range",
+        SpecViolation.QuantityOutOfRange => "quantity outside the spec's limits",
+        SpecViolation.AddressOverflow => "start address plus quantity beyond 65535",
+        SpecViolation.ByteCountNotQuantity => "byte count does not match the quantity",
+        SpecViolation.CoilValueInvalid => "coil value other than 0x0000 or 0xFF00",
+        SpecViolation.DiagnosticsDataOdd => "diagnostics data not a whole number of registers",
+        SpecViolation.FileRecordInvalid => "invalid file record sub-request",
+        SpecViolation.ReadDeviceIdCodeInvalid => "read device id code outside 1..4",
+        _ => "out of spec",
+    };
+
+    public static string Reason(ResponseError error) => error switch
+    {
+        ResponseError.Empty => "empty response",
+        ResponseError.WrongFunction => "response function does not match the request",
+        ResponseError.ExceptionLength => "exception response of wrong length",
+        ResponseError.WrongLength => "response length or byte count does not match the request",
+        ResponseError.WrongEcho => "echoed fields differ from the request",
+        _ => "response mismatch",
+    };
+}

@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using EdgeShield.Policy;
+using EdgeShield.Transport;
+
+namespace EdgeShield.Gateway;
+
+/// <summary>
+/// One <c>listeners:</c> entry: accepts clients, enforces <c>connections-per-source</c>, runs a
+/// session per connection, and sweeps sessions for response timeouts and idle timeouts.
+/// </summary>
+public sealed class ModbusListener : IAsyncDisposable
+{
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(50);
+
+    private readonly Socket _socket;
+    private readonly IUpstream _upstream;
+    private readonly Dictionary<SourceAddress, int> _connectionsBySource = [];
+    private readonly HashSet<ModbusTcpClientSession> _sessions = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _acceptLoop;
+    private readonly Task _sweepLoop;
+
+    private ModbusListener(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, Socket socket)
+    {
+        Config = config;
+        Policy = policy;
+        _upstream = upstream;
+        Audit = audit;
+        Counters = counters;
+        _socket = socket;
+        ResponseTimeoutTicks = (long)(config.Limits.ResponseTimeout.TotalSeconds * Stopwatch.Frequency);
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _sweepLoop = Task.Run(SweepLoopAsync);
+    }
+
+    public ListenerConfig Config { get; }
+    public PolicySlot Policy { get; }
+    public IAuditSink Audit { get; }
+    public GatewayCounters Counters { get; }
+    /// <summary>Where it listens; with port 0 in the config, the port the system chose.</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+    internal long ResponseTimeoutTicks { get; }
+
+    /// <summary>Open client connections.</summary>
+    public int SessionCount
+    {
+        get
+        {
+            lock (_sessions)
+            {
+                return _sessions.Count;
+            }
+        }
+    }
+
+    /// <summary>Binds and starts accepting. Throws <see cref="SocketException"/> when the address cannot be bound.</summary>
+    public static ModbusListener Start(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var socket = new Socket(config.Bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            if (config.Bind.AddressFamily == AddressFamily.InterNetworkV6)
+            {
+                socket.DualMode = config.Bind.Address.Equals(IPAddress.IPv6Any);
+            }
+            socket.Bind(config.Bind);
+            socket.Listen(512);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new ModbusListener(config, policy, upstream, audit, counters, socket);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await _socket.AcceptAsync(_stopping.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // Too many open files, aborted handshakes: keep accepting.
+                await Task.Delay(10);
+                continue;
+            }
+            Accept(client);
+        }
+    }
+
+    private void Accept(Socket client)
+    {
+        var remote = (IPEndPoint)client.RemoteEndPoint!;
+        var source = SourceAddress.From(remote.Address);
+        lock (_connectionsBySource)
+        {
+            _connectionsBySource.TryGetValue(source, out int open);
+            if (open >= Config.Limits.ConnectionsPerSource)
+            {
+                Counters.CountConnectionRejected();
+                Audit.Write(new AuditEvent
+                {
+                    Time = DateTime.UtcNow,
+                    Kind = AuditEventKind.ConnectionLimit,
+                    Listener = Config.Name,
+                    Source = source,
+                    SourcePort = (ushort)remote.Port,
+                    Unit = -1,
+                    FunctionCode = -1,
+                    Reason = "connections-per-source exceeded",
+                    Count = 1,
+                });
+                client.Dispose();
+                return;
+            }
+            _connectionsBySource[source] = open + 1;
+        }
+        Counters.CountConnection();
+        client.NoDelay = true;
+        var session = new ModbusTcpClientSession(this, client, remote, _upstream);
+        lock (_sessions)
+        {
+            _sessions.Add(session);
+        }
+        _ = Task.Run(session.RunAsync);
+    }
+
+    internal void SessionClosed(ModbusTcpClientSession session)
+    {
+        lock (_sessions)
+        {
+            if (!_sessions.Remove(session))
+            {
+                return;
+            }
+        }
+        lock (_connectionsBySource)
+        {
+            if (_connectionsBySource.TryGetValue(session.Source, out int open))
+            {
+                if (open <= 1)
+                {
+                    _connectionsBySource.Remove(session.Source);
+                }
+                else
+                {
+                    _connectionsBySource[session.Source] = open - 1;
+                }
+            }
+        }
+    }
+
+    private async Task SweepLoopAsync()
+    {
+        using var timer = new PeriodicTimer(SweepInterval);
+        var snapshot = new List<ModbusTcpClientSession>();
+        long idleTicks = (long)(Config.Limits.IdleTimeout.TotalSeconds * Stopwatch.Frequency);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token))
+            {
+                snapshot.Clear();
+                lock (_sessions)
+                {
+                    snapshot.AddRange(_sessions);
+                }
+                long now = Stopwatch.GetTimestamp();
+                foreach (var session in snapshot)
+                {
+                    session.Sweep(now, idleTicks);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Stops accepting, closes every client connection and its upstream session.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _stopping.Cancel();
+        _socket.Dispose();
+        await _acceptLoop;
+        await _sweepLoop;
+        ModbusTcpClientSession[] open;
+        lock (_sessions)
+        {
+            open = [.. _sessions];
+        }
+        foreach (var session in open)
+        {
+            await session.CloseAsync();
+        }
+        await _upstream.DisposeAsync();
+        _stopping.Dispose();
+    }
+}

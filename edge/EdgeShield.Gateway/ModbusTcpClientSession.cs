@@ -1,0 +1,455 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using EdgeShield.Policy;
+using EdgeShield.Protocols.Modbus;
+using EdgeShield.Transport;
+
+namespace EdgeShield.Gateway;
+
+/// <summary>
+/// One client connection on a Modbus TCP listener: frames the client's byte stream, inspects
+/// every request, forwards the allowed ones on its own upstream session, matches each PLC
+/// response to its request, and answers refusals, timeouts and failures itself.
+/// </summary>
+/// <remarks>
+/// Memory per connection is fixed: one receive buffer, one small reply buffer per flow, and the
+/// pending table. A client that does not read its responses stalls its own send, then its own
+/// receive loop, and TCP pushes back on it; nothing queues in the gateway.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore and token source hold no OS handle unless their wait handles are asked for, which they are not; other flows may still touch them briefly after close, so they are left to the GC.")]
+internal sealed class ModbusTcpClientSession : IUpstreamReceiver
+{
+    // Holds ~15 maximum-size ADUs; the framer needs at most one (260 bytes) to make progress.
+    private const int ReceiveBufferSize = 4096;
+
+    private readonly ModbusListener _listener;
+    private readonly Socket _client;
+    private readonly SourceAddress _source;
+    private readonly ushort _sourcePort;
+    private readonly IUpstreamSession _upstream;
+    private readonly PendingTable _pending;
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly CancellationTokenSource _closed = new();
+    private readonly byte[] _receiveBuffer;
+    // One reply buffer per flow that answers the client: receive loop, upstream loop, sweeper.
+    private readonly byte[] _requestReply = new byte[16];
+    private readonly byte[] _upstreamReply = new byte[16];
+    private readonly byte[] _sweepReply = new byte[16];
+    private long _lastActivity;
+    private int _sweeping;
+    private int _closing;
+
+    public ModbusTcpClientSession(ModbusListener listener, Socket client, IPEndPoint remote, IUpstream upstream)
+    {
+        _listener = listener;
+        _client = client;
+        _source = SourceAddress.From(remote.Address);
+        _sourcePort = (ushort)remote.Port;
+        _pending = new PendingTable(listener.Config.Limits.PendingPerConnection);
+        _upstream = upstream.OpenSession(this);
+        _receiveBuffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
+        _lastActivity = Stopwatch.GetTimestamp();
+    }
+
+    public SourceAddress Source => _source;
+
+    private enum RequestAction : byte
+    {
+        Forward,
+        Reply,
+        Nothing,
+        Close,
+    }
+
+    public async Task RunAsync()
+    {
+        int filled = 0;
+        try
+        {
+            while (!_closed.IsCancellationRequested)
+            {
+                int read = await _client.ReceiveAsync(_receiveBuffer.AsMemory(filled), SocketFlags.None, _closed.Token);
+                if (read == 0)
+                {
+                    return;
+                }
+                Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
+                filled += read;
+                int offset = 0;
+                while (offset < filled)
+                {
+                    var action = InspectRequest(_receiveBuffer.AsSpan(offset, filled - offset), out int consumed, out ushort gatewayTid, out int replyLength);
+                    if (consumed == 0 && action == RequestAction.Nothing)
+                    {
+                        break; // need more data
+                    }
+                    switch (action)
+                    {
+                        case RequestAction.Close:
+                            return;
+                        case RequestAction.Reply:
+                            await SendToClientAsync(_requestReply.AsMemory(0, replyLength));
+                            break;
+                        case RequestAction.Forward:
+                            await ForwardAsync(_receiveBuffer.AsMemory(offset, consumed), gatewayTid);
+                            break;
+                    }
+                    offset += consumed;
+                }
+                if (offset > 0)
+                {
+                    _receiveBuffer.AsSpan(offset, filled - offset).CopyTo(_receiveBuffer);
+                    filled -= offset;
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The client went away or we closed it.
+        }
+        finally
+        {
+            await CloseAsync();
+            ArrayPool<byte>.Shared.Return(_receiveBuffer);
+        }
+    }
+
+    /// <summary>
+    /// Frames and judges one request at the start of <paramref name="input"/>. Synchronous, so the
+    /// frame views never outlive the buffer; allocation-free.
+    /// </summary>
+    private RequestAction InspectRequest(Span<byte> input, out int consumed, out ushort gatewayTid, out int replyLength)
+    {
+        gatewayTid = 0;
+        replyLength = 0;
+        var status = MbapFramer.TryReadFrame(input, out var frame, out consumed, out var framingError);
+        if (status == OperationStatus.NeedMoreData)
+        {
+            consumed = 0;
+            return RequestAction.Nothing;
+        }
+        if (status == OperationStatus.InvalidData)
+        {
+            AuditMalformed(framingError, input.Length >= 7 ? input[6] : (short)-1, input.Length >= 8 ? input[7] : (short)-1);
+            return RequestAction.Close;
+        }
+
+        var request = ModbusPdu.ParseRequest(frame.Pdu);
+        ushort clientTid = frame.TransactionId;
+        byte unit = frame.UnitId;
+        if (request.Status == RequestStatus.Malformed)
+        {
+            AuditMalformed(request.Error, unit, request.FunctionCode);
+            return RequestAction.Close;
+        }
+
+        var policy = _listener.Policy.Current;
+        bool monitor = policy.Mode == PolicyMode.Monitor;
+        if (request.Status == RequestStatus.OutOfSpec)
+        {
+            Audit(monitor ? AuditEventKind.WouldDeny : AuditEventKind.OutOfSpec, unit, request, null, AuditEvents.Reason(request.Violation), monitor ? (byte)0 : request.SpecExceptionCode);
+            if (!monitor)
+            {
+                _listener.Counters.CountDenied();
+                replyLength = MbapFramer.WriteException(_requestReply, clientTid, unit, request.FunctionCode, request.SpecExceptionCode);
+                return RequestAction.Reply;
+            }
+        }
+        else
+        {
+            var verdict = policy.Evaluate(_source, unit, request, Stopwatch.GetTimestamp());
+            if (!verdict.IsAllowed)
+            {
+                string? rule = verdict.RuleIndex >= 0 && verdict.RuleIndex < policy.RuleNames.Count ? policy.RuleNames[verdict.RuleIndex] : null;
+                if (monitor)
+                {
+                    Audit(AuditEventKind.WouldDeny, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
+                }
+                else
+                {
+                    _listener.Counters.CountDenied();
+                    switch (policy.OnDeny)
+                    {
+                        case OnDeny.Drop:
+                            Audit(AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
+                            return RequestAction.Nothing;
+                        case OnDeny.Close:
+                            Audit(AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
+                            return RequestAction.Close;
+                        default:
+                            Audit(AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode);
+                            replyLength = MbapFramer.WriteException(_requestReply, clientTid, unit, request.FunctionCode, verdict.ExceptionCode);
+                            return RequestAction.Reply;
+                    }
+                }
+            }
+        }
+
+        long deadline = Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks;
+        bool added;
+        lock (_pending)
+        {
+            added = _pending.TryAdd(clientTid, unit, request, deadline, out gatewayTid);
+        }
+        if (!added)
+        {
+            _listener.Counters.CountDenied();
+            Audit(AuditEventKind.PendingLimit, unit, request, null, "too many outstanding requests on this connection", ModbusExceptionCode.ServerDeviceBusy);
+            replyLength = MbapFramer.WriteException(_requestReply, clientTid, unit, request.FunctionCode, ModbusExceptionCode.ServerDeviceBusy);
+            return RequestAction.Reply;
+        }
+        _listener.Counters.CountAllowed();
+        MbapFramer.SetTransactionId(input, gatewayTid);
+        return RequestAction.Forward;
+    }
+
+    private async ValueTask ForwardAsync(ReadOnlyMemory<byte> adu, ushort gatewayTid)
+    {
+        int generation = await _upstream.SendAsync(adu, _closed.Token);
+        bool failed;
+        PendingTable.Slot slot;
+        lock (_pending)
+        {
+            if (generation > 0)
+            {
+                _pending.SetGeneration(gatewayTid, generation);
+                return;
+            }
+            failed = _pending.TryTake(gatewayTid, out slot);
+        }
+        if (failed)
+        {
+            _listener.Counters.CountTimeout();
+            AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable", ModbusExceptionCode.GatewayTargetFailedToRespond);
+            int length = MbapFramer.WriteException(_requestReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
+            await SendToClientAsync(_requestReply.AsMemory(0, length));
+        }
+    }
+
+    /// <summary>A response from the PLC: matched, checked, given back the client's transaction id, delivered.</summary>
+    public async ValueTask OnResponseAsync(Memory<byte> adu, int generation)
+    {
+        var result = MatchResponse(adu.Span, out int replyLength);
+        if (result == RequestAction.Forward)
+        {
+            _listener.Counters.CountResponse();
+            await SendToClientAsync(adu);
+        }
+        else if (result == RequestAction.Reply)
+        {
+            await SendToClientAsync(_upstreamReply.AsMemory(0, replyLength));
+        }
+    }
+
+    private RequestAction MatchResponse(Span<byte> adu, out int replyLength)
+    {
+        replyLength = 0;
+        ushort gatewayTid = BinaryPrimitives.ReadUInt16BigEndian(adu);
+        byte unit = adu[6];
+        var pdu = adu[ModbusLimits.MbapHeaderLength..];
+        PendingTable.Slot slot;
+        bool found;
+        lock (_pending)
+        {
+            found = _pending.TryTake(gatewayTid, out slot);
+        }
+        if (!found)
+        {
+            _listener.Counters.CountResponseMismatch();
+            Audit(AuditEventKind.UnmatchedResponse, unit, pdu.IsEmpty ? (short)-1 : pdu[0], "response to no outstanding request (transaction id)");
+            return RequestAction.Nothing;
+        }
+        var status = ModbusPdu.CheckResponse(pdu, slot.Expectation, out var error);
+        if (status == ResponseStatus.Mismatch || unit != slot.Unit)
+        {
+            _listener.Counters.CountResponseMismatch();
+            _listener.Counters.CountTimeout();
+            AuditSlot(AuditEventKind.ResponseMismatch, slot, unit != slot.Unit ? "response unit id differs from the request" : AuditEvents.Reason(error), ModbusExceptionCode.GatewayTargetFailedToRespond);
+            replyLength = MbapFramer.WriteException(_upstreamReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
+            return RequestAction.Reply;
+        }
+        MbapFramer.SetTransactionId(adu, slot.ClientTid);
+        return RequestAction.Forward;
+    }
+
+    public async ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FramingError framingError)
+    {
+        if (loss == UpstreamLoss.InvalidFraming)
+        {
+            Audit(AuditEventKind.UpstreamLost, -1, -1, "PLC sent bytes that are not Modbus TCP: " + AuditEvents.Reason(framingError));
+        }
+        await AnswerExpiredAsync(long.MinValue, generation, _upstreamReply);
+    }
+
+    /// <summary>Called by the listener's sweeper: answers timed-out requests with 0B and closes idle connections.</summary>
+    public void Sweep(long now, long idleTicks)
+    {
+        if (now - Volatile.Read(ref _lastActivity) > idleTicks)
+        {
+            Audit(AuditEventKind.IdleTimeout, -1, -1, "no traffic for idle-timeout");
+            _ = CloseAsync();
+            return;
+        }
+        bool any;
+        lock (_pending)
+        {
+            any = _pending.Count > 0;
+        }
+        if (any && Interlocked.Exchange(ref _sweeping, 1) == 0)
+        {
+            _ = SweepAsync(now);
+        }
+    }
+
+    private async Task SweepAsync(long now)
+    {
+        try
+        {
+            await AnswerExpiredAsync(now, 0, _sweepReply);
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0);
+        }
+    }
+
+    private async ValueTask AnswerExpiredAsync(long now, int lostGeneration, byte[] reply)
+    {
+        while (true)
+        {
+            PendingTable.Slot slot;
+            lock (_pending)
+            {
+                if (!_pending.TryTakeExpiredOrLost(now, lostGeneration, out slot))
+                {
+                    return;
+                }
+            }
+            _listener.Counters.CountTimeout();
+            AuditSlot(lostGeneration > 0 ? AuditEventKind.UpstreamLost : AuditEventKind.ResponseTimeout, slot,
+                lostGeneration > 0 ? "PLC connection lost with the request outstanding" : "PLC did not answer within response-timeout",
+                ModbusExceptionCode.GatewayTargetFailedToRespond);
+            int length = MbapFramer.WriteException(reply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
+            await SendToClientAsync(reply.AsMemory(0, length));
+        }
+    }
+
+    private async ValueTask SendToClientAsync(ReadOnlyMemory<byte> data)
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+        try
+        {
+            await _sendLock.WaitAsync(_closed.Token);
+            try
+            {
+                while (!data.IsEmpty)
+                {
+                    int sent = await _client.SendAsync(data, SocketFlags.None, _closed.Token);
+                    data = data[sent..];
+                }
+                Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            _ = CloseAsync();
+        }
+    }
+
+    public async Task CloseAsync()
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        {
+            return;
+        }
+        _closed.Cancel();
+        try
+        {
+            _client.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+        _client.Dispose();
+        await _upstream.DisposeAsync();
+        _listener.SessionClosed(this);
+    }
+
+    private void AuditMalformed(FramingError error, short unit, short functionCode)
+    {
+        _listener.Counters.CountMalformed();
+        _listener.Audit.Write(new AuditEvent
+        {
+            Time = DateTime.UtcNow,
+            Kind = AuditEventKind.Malformed,
+            Listener = _listener.Config.Name,
+            Source = _source,
+            SourcePort = _sourcePort,
+            Unit = unit,
+            FunctionCode = functionCode,
+            Reason = AuditEvents.Reason(error),
+            Count = 1,
+        });
+    }
+
+    private void Audit(AuditEventKind kind, byte unit, in ModbusRequest request, string? rule, string reason, byte exceptionCode) =>
+        _listener.Audit.Write(new AuditEvent
+        {
+            Time = DateTime.UtcNow,
+            Kind = kind,
+            Listener = _listener.Config.Name,
+            Source = _source,
+            SourcePort = _sourcePort,
+            Unit = unit,
+            FunctionCode = request.FunctionCode,
+            MeiType = request.MeiType,
+            ReadSpan = request.ReadSpan,
+            WriteSpan = request.WriteSpan,
+            Rule = rule,
+            Reason = reason,
+            ExceptionCode = exceptionCode,
+            Count = 1,
+        });
+
+    private void AuditSlot(AuditEventKind kind, in PendingTable.Slot slot, string reason, byte exceptionCode) =>
+        _listener.Audit.Write(new AuditEvent
+        {
+            Time = DateTime.UtcNow,
+            Kind = kind,
+            Listener = _listener.Config.Name,
+            Source = _source,
+            SourcePort = _sourcePort,
+            Unit = slot.Unit,
+            FunctionCode = slot.Expectation.FunctionCode,
+            MeiType = slot.MeiType,
+            ReadSpan = slot.ReadSpan,
+            WriteSpan = slot.WriteSpan,
+            Reason = reason,
+            ExceptionCode = exceptionCode,
+            Count = 1,
+        });
+
+    private void Audit(AuditEventKind kind, short unit, short functionCode, string reason) =>
+        _listener.Audit.Write(new AuditEvent
+        {
+            Time = DateTime.UtcNow,
+            Kind = kind,
+            Listener = _listener.Config.Name,
+            Source = _source,
+            SourcePort = _sourcePort,
+            Unit = unit,
+            FunctionCode = functionCode,
+            Reason = reason,
+            Count = 1,
+        });
+}

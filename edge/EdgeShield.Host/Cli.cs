@@ -1,0 +1,99 @@
+namespace EdgeShield.Host;
+
+/// <summary>The command line of DESIGN.md: <c>edgeshield COMMAND [options]</c>.</summary>
+internal static class Cli
+{
+    public const int ExitOk = 0;
+    public const int ExitFault = 1;
+    public const int ExitUsage = 2;
+
+    private const string Usage = """
+        edgeshield — inspecting firewall and data diode for Modbus PLC networks
+
+        usage: edgeshield COMMAND [options]
+
+        commands:
+          run --config FILE      run the gateway (stops cleanly on SIGTERM/SIGINT, reloads on SIGHUP)
+          check --config FILE    validate a configuration; errors as FILE:LINE:COL: error: …
+          demo [--seconds N]     simulated PLC, the firewall with the bundled demo policy, and HMI
+                                 traffic with forbidden writes and a malformed frame, in one process
+
+        Run 'edgeshield COMMAND --help' for a command's options.
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.Out.Write(Usage);
+            return args.Length == 0 ? ExitUsage : ExitOk;
+        }
+        if (args[0] == "--version")
+        {
+            Console.Out.WriteLine(typeof(Cli).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
+            return ExitOk;
+        }
+        var rest = args.AsSpan(1).ToArray();
+        return args[0] switch
+        {
+            "run" => await RunCommand.ExecuteAsync(rest),
+            "check" => CheckCommand.Execute(rest),
+            _ => UnknownCommand(args[0]),
+        };
+    }
+
+    private static int UnknownCommand(string command)
+    {
+        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, demo (see 'edgeshield --help')");
+        return ExitUsage;
+    }
+}
+
+/// <summary>A small, reflection-free option reader: <c>--name value</c> and <c>--flag</c>.</summary>
+internal sealed class Options
+{
+    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
+
+    private Options()
+    {
+    }
+
+    public bool Help { get; private set; }
+
+    /// <summary>Parses <paramref name="args"/> against the known options; prints an error and returns null on anything else.</summary>
+    public static Options? Parse(string command, string[] args, string[] valueOptions, string[] flagOptions)
+    {
+        var options = new Options();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            if (arg is "-h" or "--help")
+            {
+                options.Help = true;
+            }
+            else if (Array.IndexOf(valueOptions, arg) >= 0)
+            {
+                if (i + 1 >= args.Length)
+                {
+                    Console.Error.WriteLine($"edgeshield {command}: option {arg} needs a value");
+                    return null;
+                }
+                options._values[arg] = args[++i];
+            }
+            else if (Array.IndexOf(flagOptions, arg) >= 0)
+            {
+                options._values[arg] = null;
+            }
+            else
+            {
+                Console.Error.WriteLine($"edgeshield {command}: unknown argument '{arg}'; options are {string.Join(", ", valueOptions.Concat(flagOptions).Append("--help"))}");
+                return null;
+            }
+        }
+        return options;
+    }
+
+    public string? Get(string name) => _values.TryGetValue(name, out var value) ? value : null;
+
+    public bool Has(string name) => _values.ContainsKey(name);
+}

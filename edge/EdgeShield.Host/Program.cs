@@ -1,0 +1,3 @@
+using EdgeShield.Host;
+
+return await Cli.RunAsync(args);

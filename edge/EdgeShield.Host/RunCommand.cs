@@ -1,0 +1,128 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using EdgeShield.Gateway;
+using EdgeShield.Policy;
+
+namespace EdgeShield.Host;
+
+internal static class RunCommand
+{
+    private const string Help = """
+        usage: edgeshield run --config FILE
+
+        Runs the gateway: every listener of FILE, each enforcing its policy. Audit events are
+        written to stdout as JSON lines (one per event); messages for people go to stderr.
+        SIGTERM or SIGINT stops it cleanly; SIGHUP reloads FILE (a bad file keeps the running policy).
+        Exit 0 on a clean stop, 2 when the configuration is invalid (nothing is started: fail closed),
+        1 on a fault such as an address that cannot be bound.
+        """;
+
+    public static async Task<int> ExecuteAsync(string[] args)
+    {
+        var options = Options.Parse("run", args, ["--config"], []);
+        if (options is null)
+        {
+            return Cli.ExitUsage;
+        }
+        if (options.Help)
+        {
+            Console.Out.Write(Help);
+            return Cli.ExitOk;
+        }
+        string? path = options.Get("--config");
+        if (path is null)
+        {
+            Console.Error.WriteLine("edgeshield run: --config FILE is required");
+            return Cli.ExitUsage;
+        }
+        var loaded = ConfigLoader.Load(path);
+        foreach (var diagnostic in loaded.Diagnostics)
+        {
+            Console.Error.WriteLine(diagnostic.ToString());
+        }
+        if (loaded.HasErrors || loaded.Config is null)
+        {
+            Console.Error.WriteLine($"edgeshield run: {path} is invalid; nothing started");
+            return Cli.ExitUsage;
+        }
+        var config = loaded.Config;
+
+        await using var audit = new AuditLog(Console.OpenStandardOutput());
+        EdgeGateway gateway;
+        try
+        {
+            gateway = await EdgeGateway.StartAsync(config, audit);
+        }
+        catch (SocketException e)
+        {
+            Console.Error.WriteLine($"edgeshield run: cannot listen: {e.Message}");
+            return Cli.ExitFault;
+        }
+        catch (NotSupportedException e)
+        {
+            Console.Error.WriteLine($"edgeshield run: {e.Message}");
+            return Cli.ExitUsage;
+        }
+
+        await using (gateway)
+        {
+            foreach (var listener in gateway.Listeners)
+            {
+                Console.Error.WriteLine($"edgeshield: listener {listener.Config.Name} on {listener.LocalEndPoint} -> {listener.Config.Upstream} (policy {listener.Config.PolicyName}, {listener.Policy.Current.Mode.ToString().ToLowerInvariant()})");
+            }
+            audit.Write(ServiceEvent("started", $"config {path} sha256 {config.Hash}"));
+
+            var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var current = config;
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stop.TrySetResult();
+            });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+            {
+                context.Cancel = true;
+                stop.TrySetResult();
+            });
+            using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                current = Reload(path, current, gateway, audit);
+            });
+            await stop.Task;
+            audit.Write(ServiceEvent("stopping", "signal received; closing listeners and connections"));
+        }
+        return Cli.ExitOk;
+    }
+
+    /// <summary>Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.</summary>
+    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, AuditLog audit)
+    {
+        var loaded = ConfigLoader.Load(path);
+        if (loaded.HasErrors || loaded.Config is null)
+        {
+            string first = loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
+            audit.Write(ServiceEvent("reload-failed", $"kept policy sha256 {current.Hash}; {first}"));
+            foreach (var diagnostic in loaded.Diagnostics)
+            {
+                Console.Error.WriteLine(diagnostic.ToString());
+            }
+            return current;
+        }
+        gateway.UpdatePolicies(loaded.Config);
+        audit.Write(ServiceEvent("reloaded", $"policy sha256 {current.Hash} -> {loaded.Config.Hash}"));
+        return loaded.Config;
+    }
+
+    internal static AuditEvent ServiceEvent(string reason, string detail) => new()
+    {
+        Time = DateTime.UtcNow,
+        Kind = AuditEventKind.Service,
+        Listener = "",
+        Unit = -1,
+        FunctionCode = -1,
+        Reason = reason,
+        Detail = detail,
+        Count = 1,
+    };
+}

@@ -1,0 +1,51 @@
+using EdgeShield.Protocols.Modbus;
+
+namespace EdgeShield.Transport;
+
+/// <summary>
+/// A way to reach one PLC (or one serial bus of PLCs). It hands out sessions; each session moves
+/// Modbus TCP ADUs (MBAP framed) to the PLC and back, and knows no policy.
+/// </summary>
+public interface IUpstream : IAsyncDisposable
+{
+    /// <summary>For events and logs, e.g. <c>tcp://10.10.0.11:502</c>.</summary>
+    string Description { get; }
+
+    /// <summary>Opens a session whose responses go to <paramref name="receiver"/>. It connects lazily, on the first send.</summary>
+    IUpstreamSession OpenSession(IUpstreamReceiver receiver);
+}
+
+/// <summary>One conversation with the PLC, owned by one client session of the gateway (or by the poller).</summary>
+public interface IUpstreamSession : IAsyncDisposable
+{
+    /// <summary>
+    /// Sends one request ADU, connecting first if needed. The ADU's bytes are not used after the
+    /// returned task completes.
+    /// </summary>
+    /// <returns>The connection generation the request went out on (see <see cref="IUpstreamReceiver.OnUpstreamLost"/>), or -1 if the PLC could not be reached.</returns>
+    ValueTask<int> SendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken);
+}
+
+/// <summary>Why an upstream connection ended.</summary>
+public enum UpstreamLoss : byte
+{
+    /// <summary>The PLC closed the connection (restart, its own idle timeout).</summary>
+    Closed = 0,
+    /// <summary>A socket error (reset, unreachable).</summary>
+    Error,
+    /// <summary>The PLC sent bytes that are not Modbus TCP framing; the connection was closed by us.</summary>
+    InvalidFraming,
+}
+
+/// <summary>What a session delivers back to its owner.</summary>
+public interface IUpstreamReceiver
+{
+    /// <summary>
+    /// A complete, MBAP-framed ADU from the PLC. <paramref name="adu"/> is valid only until the task completes;
+    /// the session reads no further until then (back-pressure from a slow client reaches the PLC socket, not memory).
+    /// </summary>
+    ValueTask OnResponseAsync(Memory<byte> adu, int generation);
+
+    /// <summary>The connection of <paramref name="generation"/> is gone; requests sent on it will get no answer.</summary>
+    ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FramingError framingError);
+}

@@ -1,0 +1,236 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using EdgeShield.Protocols.Modbus;
+
+namespace EdgeShield.Transport;
+
+/// <summary>
+/// A PLC reached over Modbus TCP. Every gateway client gets its own TCP session to the PLC,
+/// so the PLC sees one connection per client, as it would without the gateway, and a slow or
+/// hostile client cannot stall another's requests. Failed connects back off (per PLC, shared by all
+/// sessions) so that a dead PLC is not hammered by every client at once.
+/// </summary>
+public sealed class TcpUpstream : IUpstream
+{
+    private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+
+    private readonly object _backoffGate = new();
+    private long _retryNotBefore;
+    private TimeSpan _backoff = MinBackoff;
+
+    public TcpUpstream(string host, int port, TimeSpan connectTimeout)
+    {
+        Host = host;
+        Port = port;
+        ConnectTimeout = connectTimeout;
+    }
+
+    public string Host { get; }
+    public int Port { get; }
+    public TimeSpan ConnectTimeout { get; }
+    public string Description => $"tcp://{Host}:{Port}";
+
+    public IUpstreamSession OpenSession(IUpstreamReceiver receiver) => new TcpUpstreamSession(this, receiver);
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    /// <summary>True while a recent connect failure says not to try yet.</summary>
+    internal bool InBackoff()
+    {
+        lock (_backoffGate)
+        {
+            return Stopwatch.GetTimestamp() < _retryNotBefore;
+        }
+    }
+
+    internal void ConnectFailed()
+    {
+        lock (_backoffGate)
+        {
+            _retryNotBefore = Stopwatch.GetTimestamp() + (long)(_backoff.TotalSeconds * Stopwatch.Frequency);
+            _backoff = _backoff * 2 > MaxBackoff ? MaxBackoff : _backoff * 2;
+        }
+    }
+
+    internal void ConnectSucceeded()
+    {
+        lock (_backoffGate)
+        {
+            _retryNotBefore = 0;
+            _backoff = MinBackoff;
+        }
+    }
+
+    internal async ValueTask<Socket?> ConnectAsync(CancellationToken cancellationToken)
+    {
+        if (InBackoff())
+        {
+            return null;
+        }
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(ConnectTimeout);
+        try
+        {
+            if (IPAddress.TryParse(Host, out var address))
+            {
+                await socket.ConnectAsync(new IPEndPoint(address, Port), timeout.Token);
+            }
+            else
+            {
+                await socket.ConnectAsync(Host, Port, timeout.Token);
+            }
+            ConnectSucceeded();
+            return socket;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            socket.Dispose();
+            ConnectFailed();
+            return null;
+        }
+    }
+}
+
+/// <summary>One client's TCP connection to the PLC; reconnects on the next send after a loss.</summary>
+internal sealed class TcpUpstreamSession : IUpstreamSession
+{
+    // A few maximum-size ADUs; a PLC answer never exceeds 260 bytes.
+    private const int ReceiveBufferSize = 4096;
+
+    private readonly TcpUpstream _upstream;
+    private readonly IUpstreamReceiver _receiver;
+    private readonly SemaphoreSlim _connectGate = new(1, 1);
+    private readonly CancellationTokenSource _disposed = new();
+    private Socket? _socket;
+    private int _generation;
+
+    public TcpUpstreamSession(TcpUpstream upstream, IUpstreamReceiver receiver)
+    {
+        _upstream = upstream;
+        _receiver = receiver;
+    }
+
+    public async ValueTask<int> SendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken)
+    {
+        var socket = Volatile.Read(ref _socket);
+        int generation = Volatile.Read(ref _generation);
+        if (socket is null)
+        {
+            (socket, generation) = await ConnectAsync(cancellationToken);
+            if (socket is null)
+            {
+                return -1;
+            }
+        }
+        try
+        {
+            while (!adu.IsEmpty)
+            {
+                int sent = await socket.SendAsync(adu, SocketFlags.None, cancellationToken);
+                adu = adu[sent..];
+            }
+            return generation;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The receive loop sees the same failure and reports the loss.
+            return -1;
+        }
+    }
+
+    private async ValueTask<(Socket?, int)> ConnectAsync(CancellationToken cancellationToken)
+    {
+        await _connectGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_socket is { } existing)
+            {
+                return (existing, _generation);
+            }
+            if (_disposed.IsCancellationRequested)
+            {
+                return (null, -1);
+            }
+            var socket = await _upstream.ConnectAsync(cancellationToken);
+            if (socket is null)
+            {
+                return (null, -1);
+            }
+            int generation = ++_generation;
+            Volatile.Write(ref _socket, socket);
+            _ = Task.Run(() => ReceiveLoopAsync(socket, generation), CancellationToken.None);
+            return (socket, generation);
+        }
+        finally
+        {
+            _connectGate.Release();
+        }
+    }
+
+    private async Task ReceiveLoopAsync(Socket socket, int generation)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
+        int filled = 0;
+        var loss = UpstreamLoss.Closed;
+        var framingError = FramingError.None;
+        try
+        {
+            while (true)
+            {
+                int read = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, _disposed.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+                filled += read;
+                int offset = 0;
+                while (true)
+                {
+                    var status = MbapFramer.TryReadFrame(buffer.AsSpan(offset, filled - offset), out _, out int consumed, out framingError);
+                    if (status == OperationStatus.NeedMoreData)
+                    {
+                        break;
+                    }
+                    if (status == OperationStatus.InvalidData)
+                    {
+                        loss = UpstreamLoss.InvalidFraming;
+                        return;
+                    }
+                    await _receiver.OnResponseAsync(buffer.AsMemory(offset, consumed), generation);
+                    offset += consumed;
+                }
+                if (offset > 0)
+                {
+                    buffer.AsSpan(offset, filled - offset).CopyTo(buffer);
+                    filled -= offset;
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            loss = UpstreamLoss.Error;
+        }
+        finally
+        {
+            // Forget the socket before reporting, so the next send opens a new connection.
+            Interlocked.CompareExchange(ref _socket, null, socket);
+            socket.Dispose();
+            ArrayPool<byte>.Shared.Return(buffer);
+            if (!_disposed.IsCancellationRequested)
+            {
+                await _receiver.OnUpstreamLost(generation, loss, framingError);
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _disposed.Cancel();
+        Interlocked.Exchange(ref _socket, null)?.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
