@@ -1,0 +1,62 @@
+namespace EdgeShield.Simulators.Cli;
+
+internal static class Cli
+{
+    private const string Usage = """
+        usage: edgeshield-sim <command> [options]   (--help on each command)
+          plc     --listen HOST:PORT [--units 1,2] [--delay-ms N]   a Modbus TCP PLC
+          hmi     --target HOST:PORT --conns N --seconds S [...]   HMI load; requests/s and latency
+          attack  --target HOST:PORT [--case NAME]                 malformed frames, forbidden functions, scans, floods
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            return args[0] switch
+            {
+                "plc" => await PlcCommand.RunAsync(new Args(args, 1)),
+                "hmi" => await HmiCommand.RunAsync(new Args(args, 1)),
+                "attack" => await AttackCommand.RunAsync(new Args(args, 1)),
+                _ => throw new UsageException($"unknown command '{args[0]}' (valid: plc, hmi, attack)"),
+            };
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"edgeshield-sim: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>Completes on SIGINT or SIGTERM.</summary>
+    public static CancellationTokenSource StopOnSignal(out IDisposable registrations)
+    {
+        var cts = new CancellationTokenSource();
+        var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c =>
+        {
+            c.Cancel = true;
+            cts.Cancel();
+        });
+        var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            cts.Cancel();
+        });
+        registrations = new Both(sigint, sigterm);
+        return cts;
+    }
+
+    private sealed class Both(IDisposable a, IDisposable b) : IDisposable
+    {
+        public void Dispose()
+        {
+            a.Dispose();
+            b.Dispose();
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Net;
+
+namespace EdgeShield.Simulators.Cli;
+
+internal static class PlcCommand
+{
+    private const string Help = """
+        usage: edgeshield-sim plc --listen HOST:PORT [--units 1,2] [--unit-not-served exception|ignore]
+                                  [--delay-ms N] [--sine START,COUNT]
+          --listen HOST:PORT        address to bind (port 0 picks a free port; the bound one is printed)
+          --units LIST              unit ids served (default: every unit id)
+          --unit-not-served MODE    other unit ids get exception 0B (default) or no answer
+          --delay-ms N              wait N ms before each batch of responses
+          --sine START,COUNT        COUNT input registers from START follow a 60 s sine (1000 ± 1000)
+        Prints "listening on HOST:PORT", runs until SIGINT/SIGTERM, then prints its counters.
+        """;
+
+    public static async Task<int> RunAsync(Args args)
+    {
+        IPEndPoint? listen = null;
+        List<byte>? units = null;
+        var notServed = UnitNotServedBehavior.GatewayException;
+        int delayMs = 0;
+        ushort sineStart = 0;
+        int sineCount = 0;
+        for (string? option = args.NextOption(); option is not null; option = args.NextOption())
+        {
+            switch (option)
+            {
+                case "--help" or "-h":
+                    Console.WriteLine(Help);
+                    return 0;
+                case "--listen":
+                    listen = args.EndPoint(option);
+                    break;
+                case "--units":
+                    units = ParseUnits(args.Value(option));
+                    break;
+                case "--unit-not-served":
+                    notServed = args.Value(option) switch
+                    {
+                        "exception" => UnitNotServedBehavior.GatewayException,
+                        "ignore" => UnitNotServedBehavior.Ignore,
+                        var other => throw new UsageException($"--unit-not-served: '{other}' is not exception or ignore"),
+                    };
+                    break;
+                case "--delay-ms":
+                    delayMs = args.Int(option, 0, 600_000);
+                    break;
+                case "--sine":
+                    (sineStart, sineCount) = ParseSine(args.Value(option));
+                    break;
+                default:
+                    throw new UsageException($"plc: unknown argument '{option}' (see plc --help)");
+            }
+        }
+        if (listen is null)
+        {
+            throw new UsageException("plc: --listen HOST:PORT is required");
+        }
+
+        using var stop = Cli.StopOnSignal(out var signals);
+        using (signals)
+        {
+            var options = new PlcOptions
+            {
+                Units = units,
+                UnitNotServed = notServed,
+                ResponseDelayMs = delayMs,
+                SineStart = sineStart,
+                SineCount = sineCount,
+            };
+            await using var plc = await PlcSimulator.StartAsync(listen, options, stop.Token);
+            Console.WriteLine($"listening on {plc.EndPoint}");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // SIGINT or SIGTERM: stop and report.
+            }
+            await plc.DisposeAsync();
+            Console.WriteLine($"frames {plc.FramesReceived} requests {plc.TotalRequests} malformed {plc.MalformedFrames} truncated {plc.TruncatedFrames} responses {plc.ResponsesSent} exceptions {plc.ExceptionsSent} connections {plc.ConnectionsAccepted}");
+            for (int fc = 0; fc < 256; fc++)
+            {
+                long count = plc.RequestsReceived((byte)fc);
+                if (count > 0)
+                {
+                    Console.WriteLine($"  fc {fc}: {count}");
+                }
+            }
+        }
+        return 0;
+    }
+
+    private static List<byte> ParseUnits(string text)
+    {
+        var units = new List<byte>();
+        foreach (var part in text.Split(','))
+        {
+            if (!byte.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out byte unit))
+            {
+                throw new UsageException($"--units: '{part}' is not a unit id 0..255");
+            }
+            units.Add(unit);
+        }
+        return units;
+    }
+
+    private static (ushort Start, int Count) ParseSine(string text)
+    {
+        var parts = text.Split(',');
+        if (parts.Length != 2
+            || !ushort.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out ushort start)
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int count)
+            || count > 65536 - start)
+        {
+            throw new UsageException($"--sine: '{text}' is not START,COUNT within 0..65535");
+        }
+        return (start, count);
+    }
+}

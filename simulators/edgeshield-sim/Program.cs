@@ -1,0 +1,3 @@
+using EdgeShield.Simulators.Cli;
+
+return await Cli.RunAsync(args);
