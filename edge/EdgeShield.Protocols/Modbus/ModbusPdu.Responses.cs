@@ -39,7 +39,11 @@ public readonly record struct ResponseExpectation(byte FunctionCode, byte MeiTyp
     public static ResponseExpectation For(in ModbusRequest request)
     {
         var pdu = request.Pdu;
-        uint echo = pdu.Length >= 5 ? BinaryPrimitives.ReadUInt32BigEndian(pdu[1..]) : 0;
+        // A diagnostics request may carry a sub-function and no data (N = 0 words, 6.8): its
+        // echo must still hold the sub-function.
+        uint echo = pdu.Length >= 5 ? BinaryPrimitives.ReadUInt32BigEndian(pdu[1..])
+            : pdu.Length >= 3 ? (uint)BinaryPrimitives.ReadUInt16BigEndian(pdu[1..]) << 16
+            : 0;
         ushort echo2 = pdu.Length >= 7 ? BinaryPrimitives.ReadUInt16BigEndian(pdu[5..]) : (ushort)0;
         ushort quantity = request.FunctionCode switch
         {
@@ -66,7 +70,9 @@ public static partial class ModbusPdu
             return ResponseStatus.Mismatch;
         }
         byte fc = pdu[0];
-        if (fc == (expected.FunctionCode | ModbusExceptionCode.ExceptionFlag) && expected.FunctionCode < 0x80)
+        // Codes 128-255 are exception responses only (spec section 5): a server answers a request
+        // in that range (or code 0) with its exception form or not at all, never with a normal response.
+        if (fc == (expected.FunctionCode | ModbusExceptionCode.ExceptionFlag))
         {
             if (pdu.Length != 2)
             {
@@ -75,7 +81,7 @@ public static partial class ModbusPdu
             }
             return ResponseStatus.Exception;
         }
-        if (fc != expected.FunctionCode)
+        if (fc != expected.FunctionCode || expected.FunctionCode is 0 or >= ModbusExceptionCode.ExceptionFlag)
         {
             error = ResponseError.WrongFunction;
             return ResponseStatus.Mismatch;
