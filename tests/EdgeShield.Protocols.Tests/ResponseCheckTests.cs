@@ -202,6 +202,18 @@ public class ResponseCheckTests
     public void CheckResponse_NormalResponseToIllegalFunctionCode_IsMismatch(string request, string response, ResponseError error) =>
         AssertMismatch(Hex(request), Hex(response), error);
 
+    [Theory]
+    [InlineData("08", "08")]
+    [InlineData("08 00", "08 00")]
+    public void CheckResponse_ExpectationOfTruncatedDiagnostics_IsWrongLengthWithoutThrowing(string request, string response)
+    {
+        // Such a request is Malformed and never forwarded, but the check must not read past the PDU.
+        var parsed = ModbusPdu.ParseRequest(Hex(request));
+        Assert.Equal(RequestStatus.Malformed, parsed.Status);
+        Assert.Equal(ResponseStatus.Mismatch, ModbusPdu.CheckResponse(Hex(response), parsed.Expectation, out var error));
+        Assert.Equal(ResponseError.WrongLength, error);
+    }
+
     [Fact]
     public void CheckResponse_ReadFifoCounts_AreChecked()
     {

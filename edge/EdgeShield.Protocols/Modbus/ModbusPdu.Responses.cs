@@ -124,7 +124,9 @@ public static partial class ModbusPdu
                 return Exact(pdu, 2) ? ResponseError.None : ResponseError.WrongLength;
             case 8:
                 // Same sub-function and length; counters sub-functions return data in place of the request's 0000.
-                if (pdu.Length != expected.RequestLength)
+                // An expectation taken from a truncated request may have a length below 3: no
+                // response can answer it, and the sub-function must not be read past the PDU.
+                if (pdu.Length != expected.RequestLength || pdu.Length < 3)
                 {
                     return ResponseError.WrongLength;
                 }
