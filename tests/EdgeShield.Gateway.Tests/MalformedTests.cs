@@ -1,0 +1,79 @@
+using System.Text;
+
+namespace EdgeShield.Gateway.Tests;
+
+/// <summary>Malformed framing is never forwarded, never answered; the connection is closed and the event audited.</summary>
+public class MalformedTests
+{
+    public static TheoryData<string, byte[]> MalformedInputs => new()
+    {
+        { "protocol id 1", [0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1] },
+        { "MBAP length 0", [0, 1, 0, 0, 0, 0] },
+        { "MBAP length 1", [0, 1, 0, 0, 0, 1, 1] },
+        { "MBAP length 255", [0, 1, 0, 0, 0, 255, 1, 3] },
+        { "trailing bytes", [0, 1, 0, 0, 0, 7, 1, 3, 0, 0, 0, 1, 0xAA] },
+        { "short PDU", [0, 1, 0, 0, 0, 4, 1, 3, 0, 0] },
+        { "byte count disagrees with the PDU length", [0, 1, 0, 0, 0, 11, 1, 16, 0, 100, 0, 2, 9, 0, 1, 0, 2] },
+        { "HTTP", Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: plc\r\n\r\n") },
+        { "TLS ClientHello", [0x16, 0x03, 0x01, 0x00, 0xA5, 0x01, 0x00, 0x00, 0xA1, 0x03, 0x03] },
+    };
+
+    [Theory]
+    [MemberData(nameof(MalformedInputs))]
+    public async Task Malformed_ClosesTheConnection_NothingForwardedNorAnswered(string name, byte[] bytes)
+    {
+        await using var h = await GatewayHarness.StartAsync();
+        using var client = await h.ConnectAsync();
+
+        await client.SendAsync(bytes);
+
+        Assert.True(await client.IsClosedByPeerAsync(), name);
+        Assert.Equal(0, h.Plc.FramesReceived);
+        Assert.Equal(1, h.Gateway.Counters.Malformed);
+        Assert.Single(h.Audit.OfKind(AuditEventKind.Malformed));
+    }
+
+    [Fact]
+    public async Task ValidFrameBeforeAMalformedOne_IsForwarded_ThenTheConnectionCloses()
+    {
+        await using var h = await GatewayHarness.StartAsync();
+        using var client = await h.ConnectAsync();
+
+        await client.SendAsync([.. ModbusClient.ReadHolding(1, 1, 0, 1), 0, 2, 0, 7, 0, 6]);
+
+        Assert.True(await client.IsClosedByPeerAsync());
+        Assert.Equal(1, h.Gateway.Counters.Allowed);
+        Assert.Equal(1, h.Gateway.Counters.Malformed);
+    }
+
+    [Fact]
+    public async Task ClientThatConnectsAndSendsNothing_IsClosedAfterIdleTimeout()
+    {
+        await using var h = await GatewayHarness.StartAsync(limits: "{ idle-timeout: 300ms }");
+        using var client = await h.ConnectAsync();
+
+        Assert.True(await client.IsClosedByPeerAsync(5000));
+        Assert.Single(h.Audit.OfKind(AuditEventKind.IdleTimeout));
+        Assert.Equal(0, h.Listener.SessionCount);
+    }
+
+    [Fact]
+    public async Task ConnectionsPerSource_BeyondTheLimit_AreClosedAtOnce()
+    {
+        await using var h = await GatewayHarness.StartAsync(limits: "{ connections-per-source: 2 }");
+        using var a = await h.ConnectAsync();
+        using var b = await h.ConnectAsync();
+        Assert.Equal(3, (await a.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        Assert.Equal(3, (await b.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+
+        using var c = await h.ConnectAsync();
+
+        Assert.True(await c.IsClosedByPeerAsync());
+        Assert.Equal(1, h.Gateway.Counters.ConnectionsRejected);
+        Assert.Single(h.Audit.OfKind(AuditEventKind.ConnectionLimit));
+        b.Dispose();
+        await Task.Delay(200);
+        using var d = await h.ConnectAsync();
+        Assert.Equal(3, (await d.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+    }
+}
