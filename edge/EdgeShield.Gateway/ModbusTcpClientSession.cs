@@ -188,11 +188,10 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             }
         }
 
-        long deadline = Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks;
         bool added;
         lock (_pending)
         {
-            added = _pending.TryAdd(clientTid, unit, request, deadline, out gatewayTid);
+            added = _pending.TryAdd(clientTid, unit, request, out gatewayTid);
         }
         if (!added)
         {
@@ -215,7 +214,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             if (generation > 0)
             {
-                _pending.SetGeneration(gatewayTid, generation);
+                _pending.MarkSent(gatewayTid, generation, Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
                 return;
             }
             failed = _pending.TryTake(gatewayTid, out slot);

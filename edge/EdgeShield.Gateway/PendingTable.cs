@@ -35,7 +35,7 @@ internal sealed class PendingTable
     public int Capacity => _slots.Length;
 
     /// <summary>Takes a free slot; false when all are in use.</summary>
-    public bool TryAdd(ushort clientTid, byte unit, in ModbusRequest request, long deadline, out ushort gatewayTid)
+    public bool TryAdd(ushort clientTid, byte unit, in ModbusRequest request, out ushort gatewayTid)
     {
         gatewayTid = 0;
         int free = -1;
@@ -64,7 +64,7 @@ internal sealed class PendingTable
             ClientTid = clientTid,
             Unit = unit,
             Expectation = request.Expectation,
-            Deadline = deadline,
+            Deadline = long.MaxValue,
             ReadSpan = request.ReadSpan,
             WriteSpan = request.WriteSpan,
             MeiType = request.MeiType,
@@ -88,13 +88,18 @@ internal sealed class PendingTable
         return true;
     }
 
-    /// <summary>Records the connection a request went out on, if it is still outstanding.</summary>
-    public void SetGeneration(ushort gatewayTid, int generation)
+    /// <summary>
+    /// Records the connection a request went out on, and starts its response timeout: the clock
+    /// runs from the moment the PLC has the request, not while the connection was being opened,
+    /// so a request is never answered 0B and then still delivered (a write the client thinks failed).
+    /// </summary>
+    public void MarkSent(ushort gatewayTid, int generation, long deadline)
     {
         int i = IndexOf(gatewayTid);
         if (i >= 0)
         {
             _slots[i].Generation = generation;
+            _slots[i].Deadline = deadline;
         }
     }
 
