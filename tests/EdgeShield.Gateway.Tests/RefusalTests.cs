@@ -19,7 +19,7 @@ public class RefusalTests
               - name: limited
                 unit: 2
                 function: read-input-registers
-                rate: 2/s
+                rate: 2/m
         """;
 
     [Theory]

@@ -21,7 +21,7 @@ public class ThirdPartyClientTests
         }
 
         // mbpoll's -r is the 1-based reference: 11 is wire address 10.
-        var result = await Processes.RunAsync(Processes.Tool(Mbpoll, "-m", "tcp", "-a", "1", "-t", "4", "-r", "11", "-c", "5", "-1", "-p", Port(gw), "127.0.0.1"));
+        var result = await Processes.RunAsync(Processes.Tool(Mbpoll, "-m", "tcp", "-o", "5", "-a", "1", "-t", "4", "-r", "11", "-c", "5", "-1", "-p", Port(gw), "127.0.0.1"));
 
         Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
         for (int i = 0; i < 5; i++)
@@ -35,7 +35,7 @@ public class ThirdPartyClientTests
     {
         await using var gw = await GatewayProcess.StartAsync();
 
-        var result = await Processes.RunAsync(Processes.Tool(Mbpoll, "-m", "tcp", "-a", "1", "-t", "4", "-r", "106", "-1", "-p", Port(gw), "127.0.0.1", "1234"));
+        var result = await Processes.RunAsync(Processes.Tool(Mbpoll, "-m", "tcp", "-o", "5", "-a", "1", "-t", "4", "-r", "106", "-1", "-p", Port(gw), "127.0.0.1", "1234"));
 
         Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
         Assert.Equal(1234, gw.Plc.GetHoldingRegister(1, 105));
@@ -46,7 +46,7 @@ public class ThirdPartyClientTests
     {
         await using var gw = await GatewayProcess.StartAsync();
 
-        var result = await Processes.RunAsync(Processes.Tool(Mbpoll, "-m", "tcp", "-a", "1", "-t", "4", "-r", "501", "-1", "-p", Port(gw), "127.0.0.1", "1234"));
+        var result = await Processes.RunAsync(Processes.Tool(Mbpoll, "-m", "tcp", "-o", "5", "-a", "1", "-t", "4", "-r", "501", "-1", "-p", Port(gw), "127.0.0.1", "1234"));
 
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("Illegal data address", result.Stdout + result.Stderr, StringComparison.OrdinalIgnoreCase);
@@ -62,7 +62,7 @@ public class ThirdPartyClientTests
         string script = """
             import sys
             from pymodbus.client import ModbusTcpClient
-            c = ModbusTcpClient("127.0.0.1", port=int(sys.argv[1]), timeout=3)
+            c = ModbusTcpClient("127.0.0.1", port=int(sys.argv[1]), timeout=10)
             assert c.connect(), "connect failed"
             r = c.read_input_registers(7, 1, slave=1)
             print("read", "error" if r.isError() else r.registers[0])
