@@ -115,9 +115,10 @@ try
     double elapsedMicros = (endedAt - startedAt) * 1e6 / Stopwatch.Frequency;
     double utilisation = done * idealMicros / elapsedMicros;
     double busMicros = bus.Counters.TransactionTicks * 1e6 / Stopwatch.Frequency / Math.Max(1, bus.Counters.Transactions);
+    double ownMicros = bus.Counters.IdleBeyondSilenceTicks * 1e6 / Stopwatch.Frequency / Math.Max(1, bus.Counters.RequestsSent);
     double clientMicros = latencyTicks * 1e6 / Stopwatch.Frequency / Math.Max(1, done + errors);
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"baud {baud} clients {clients} seconds {seconds}: transactions {done} errors {errors} rate {done / (elapsedMicros / 1e6):F1}/s ideal {idealMicros:F0} us/transaction utilisation {utilisation:F3} bus write-to-reply {busMicros:F0} us (ideal {idealMicros - timing.InterFrameMicros:F0}) client round trip {clientMicros:F0} us (with queueing behind {clients - 1} others)"));
+        $"baud {baud} clients {clients} seconds {seconds}: transactions {done} errors {errors} rate {done / (elapsedMicros / 1e6):F1}/s ideal {idealMicros:F0} us/transaction utilisation {utilisation:F3} bus write-to-reply {busMicros:F0} us (ideal {idealMicros - timing.InterFrameMicros:F0}) client round trip {clientMicros:F0} us (with queueing behind {clients - 1} others) simulator reply lateness {plc.MeanReplyLatenessMicros:F0} us; EdgeShield's own idle line time beyond t3.5 {ownMicros:F0} us/transaction → gateway-attributable utilisation {idealMicros / (idealMicros + ownMicros):F3}"));
 }
 finally
 {

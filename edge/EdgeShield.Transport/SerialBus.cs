@@ -380,7 +380,7 @@ public sealed partial class SerialBus : IUpstream
                 }
                 Counters.CountRetry();
             }
-            await WaitForSilenceAsync(line);
+            long quietAt = await WaitForSilenceAsync(line);
             int stray = line.Clear();
             if (stray > 0)
             {
@@ -397,6 +397,8 @@ public sealed partial class SerialBus : IUpstream
                 return;
             }
             long written = Stopwatch.GetTimestamp();
+            // The line sat idle beyond what the spec requires, by our doing (wake-ups, scheduling).
+            Counters.CountIdleBeyondSilence(written - Math.Max(quietAt, request.Enqueued));
             long onWire = written + MicrosToTicks(_timing.FrameMicros(request.RtuLength));
             Counters.CountRequestSent(request.RtuLength);
             if (attempt == 0)
@@ -433,21 +435,26 @@ public sealed partial class SerialBus : IUpstream
     /// <summary>
     /// Waits until the line has been silent for t3.5 after the last byte either side put on it
     /// (and after a broadcast's turnaround delay). Sleeps while far off, then spins: timers here
-    /// have about a millisecond of granularity and t3.5 at 115200 baud is 1.75 ms.
+    /// have about a millisecond of granularity and t3.5 at 115200 baud is 1.75 ms. The spin costs
+    /// CPU only in the last 3 ms before a request that is already waiting.
     /// </summary>
-    private async ValueTask WaitForSilenceAsync(SerialLine line)
+    /// <returns>When the line became free.</returns>
+    private async ValueTask<long> WaitForSilenceAsync(SerialLine line)
     {
+        long quietAt = 0;
         for (int guard = 0; guard < 10_000; guard++)
         {
-            long quietAt = Math.Max(Volatile.Read(ref _lineFreeAt), line.LastByteTimestamp + _interFrameTicks);
+            quietAt = Math.Max(Volatile.Read(ref _lineFreeAt), line.LastByteTimestamp + _interFrameTicks);
             long remaining = quietAt - Stopwatch.GetTimestamp();
             if (remaining <= 0)
             {
-                return;
+                return quietAt;
             }
-            if (remaining > ToTicks(TimeSpan.FromMilliseconds(2)))
+            // A timer wakes a millisecond or more late (more on a loaded machine): sleep only
+            // while at least 4 ms remain, and spin the last 3.
+            if (remaining > ToTicks(TimeSpan.FromMilliseconds(4)))
             {
-                await Task.Delay(TimeSpan.FromTicks(TimeSpan.TicksPerSecond * (remaining - ToTicks(TimeSpan.FromMilliseconds(1.5))) / Stopwatch.Frequency));
+                await Task.Delay(TimeSpan.FromTicks(TimeSpan.TicksPerSecond * (remaining - ToTicks(TimeSpan.FromMilliseconds(3))) / Stopwatch.Frequency));
                 continue;
             }
             while (Stopwatch.GetTimestamp() < quietAt)
@@ -455,6 +462,7 @@ public sealed partial class SerialBus : IUpstream
                 Thread.SpinWait(20);
             }
         }
+        return quietAt;
     }
 
     /// <summary>

@@ -22,6 +22,7 @@ public sealed class SerialBusCounters
     private long _broadcasts;
     private long _unavailable;
     private long _lineLost;
+    private long _idleBeyondSilenceTicks;
 
     /// <summary>Replies received and delivered.</summary>
     public long Transactions => Interlocked.Read(ref _transactions);
@@ -53,6 +54,11 @@ public sealed class SerialBusCounters
     /// <summary>Requests answered 0A because the port was not open.</summary>
     public long Unavailable => Interlocked.Read(ref _unavailable);
     public long LineLost => Interlocked.Read(ref _lineLost);
+    /// <summary>
+    /// Sum over requests written of the time the line stayed idle after it was free (t3.5 kept) and a
+    /// request was waiting, in Stopwatch ticks: the bus's own cost in line time.
+    /// </summary>
+    public long IdleBeyondSilenceTicks => Interlocked.Read(ref _idleBeyondSilenceTicks);
 
     internal void CountTransaction(long ticks)
     {
@@ -81,4 +87,5 @@ public sealed class SerialBusCounters
     internal void CountBroadcast() => Interlocked.Increment(ref _broadcasts);
     internal void CountUnavailable() => Interlocked.Increment(ref _unavailable);
     internal void CountLineLost() => Interlocked.Increment(ref _lineLost);
+    internal void CountIdleBeyondSilence(long ticks) => Interlocked.Add(ref _idleBeyondSilenceTicks, Math.Max(0, ticks));
 }

@@ -85,6 +85,7 @@ public sealed class RtuPlcSimulator : IDisposable
     private long _crcErrors;
     private long _repliesSent;
     private long _broadcasts;
+    private long _latenessTicks;
     private volatile bool _stopping;
 
     private RtuPlcSimulator(RtuPlcOptions options, SerialPort port, FileStream stream)
@@ -130,6 +131,8 @@ public sealed class RtuPlcSimulator : IDisposable
     public long CrcErrors => Interlocked.Read(ref _crcErrors);
     public long RepliesSent => Interlocked.Read(ref _repliesSent);
     public long Broadcasts => Interlocked.Read(ref _broadcasts);
+    /// <summary>Mean time by which replies went out after the moment the line allowed (scheduling on this machine), in µs.</summary>
+    public double MeanReplyLatenessMicros => Interlocked.Read(ref _latenessTicks) * 1e6 / Stopwatch.Frequency / Math.Max(1, RepliesSent);
     /// <summary>Requests of <paramref name="functionCode"/> executed.</summary>
     public long RequestsReceived(byte functionCode) => _engine.RequestsReceived(functionCode);
 
@@ -274,6 +277,7 @@ public sealed class RtuPlcSimulator : IDisposable
         else
         {
             WaitUntil(due);
+            Interlocked.Add(ref _latenessTicks, Stopwatch.GetTimestamp() - due);
             _stream.Write(tx, 0, total);
         }
         Interlocked.Increment(ref _repliesSent);
@@ -289,9 +293,9 @@ public sealed class RtuPlcSimulator : IDisposable
             {
                 return;
             }
-            if (remaining > Stopwatch.Frequency / 500)
+            if (remaining > Stopwatch.Frequency / 250)
             {
-                Thread.Sleep(TimeSpan.FromTicks(TimeSpan.TicksPerSecond * (remaining - (Stopwatch.Frequency * 3 / 2000)) / Stopwatch.Frequency));
+                Thread.Sleep(TimeSpan.FromTicks(TimeSpan.TicksPerSecond * (remaining - (Stopwatch.Frequency * 3 / 1000)) / Stopwatch.Frequency));
             }
             else
             {
