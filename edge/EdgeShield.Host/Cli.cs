@@ -38,6 +38,7 @@ internal static class Cli
         {
             "run" => await RunCommand.ExecuteAsync(rest),
             "check" => CheckCommand.Execute(rest),
+            "demo" => await DemoCommand.ExecuteAsync(rest),
             _ => UnknownCommand(args[0]),
         };
     }

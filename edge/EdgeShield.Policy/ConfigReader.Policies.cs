@@ -251,7 +251,7 @@ internal sealed partial class ConfigReader
         var prefix = maxPrefix;
         if (slash >= 0 && (!TryInt(text[(slash + 1)..], out prefix) || prefix > maxPrefix))
         {
-            problem = $"'{text}' has a prefix length outside 0..{maxPrefix}";
+            problem = $"entry {text} has a prefix length outside 0..{maxPrefix}";
             return false;
         }
         var value = SourceAddress.From(address).Value;
@@ -260,7 +260,7 @@ internal sealed partial class ConfigReader
         if ((value & hostMask) != UInt128.Zero)
         {
             var network = new SourceAddress(value & ~hostMask);
-            problem = $"'{text}' has host bits set; write the network as {network}/{prefix}";
+            problem = $"entry {text} has host bits set; write the network as {network}/{prefix}";
             return false;
         }
         low = value;

@@ -352,7 +352,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
         socket.Dispose();
     }
 
-    private enum BatchOutcome : byte
+    internal enum BatchOutcome : byte
     {
         NeedMoreData,
         SendBufferFull,
@@ -364,7 +364,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
     /// <paramref name="tx"/>, in order, until the input runs out of whole frames, the send buffer
     /// could not take a maximal response, or the connection must close.
     /// </summary>
-    private BatchOutcome ProcessFrames(ReadOnlySpan<byte> input, Span<byte> tx, out int consumed, out int txLength)
+    internal BatchOutcome ProcessFrames(ReadOnlySpan<byte> input, Span<byte> tx, out int consumed, out int txLength)
     {
         consumed = 0;
         txLength = 0;

@@ -1,10 +1,191 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+
 namespace EdgeShield.Simulators.Cli;
 
 internal static class HmiCommand
 {
-    public static Task<int> RunAsync(Args args)
+    private const string Help = """
+        usage: edgeshield-sim hmi --target HOST:PORT --conns N --seconds S [--unit U]
+                                  [--mix read=80,write=20] [--pipeline N] [--timeout-ms N] [--json]
+          --target HOST:PORT   the PLC or the gateway in front of it
+          --conns N            connections, each with one request outstanding (default 1)
+          --seconds S          run time (default 5)
+          --unit U             unit id (default 1)
+          --mix read=R,write=W weights; reads split FC3:FC4:FC1 2:1:1, writes FC6:FC16 1:1 (default read=80,write=20)
+          --read-range A,N     reads within addresses A..A+N-1 (default 0,1000)
+          --write-range A,N    writes within addresses A..A+N-1, values 0..1000 (default 100,20)
+          --pipeline N         requests in flight per connection (default 1)
+          --timeout-ms N       response timeout (default 2000)
+          --json               print one JSON object instead of text
+        Exit 0 when every request was answered, 1 when there were errors.
+        """;
+
+    public static async Task<int> RunAsync(Args args)
     {
-        _ = args;
-        throw new UsageException("hmi: not implemented yet");
+        IPEndPoint? target = null;
+        int conns = 1, seconds = 5, unit = 1, pipeline = 1, timeoutMs = 2000;
+        int read = 80, write = 20;
+        (ushort Start, int Count) readRange = (0, 1000), writeRange = (100, 20);
+        bool json = false;
+        for (string? option = args.NextOption(); option is not null; option = args.NextOption())
+        {
+            switch (option)
+            {
+                case "--help" or "-h":
+                    Console.WriteLine(Help);
+                    return 0;
+                case "--target":
+                    target = args.EndPoint(option);
+                    break;
+                case "--conns":
+                    conns = args.Int(option, 1, 10_000);
+                    break;
+                case "--seconds":
+                    seconds = args.Int(option, 1, 86_400);
+                    break;
+                case "--unit":
+                    unit = args.Int(option, 0, 255);
+                    break;
+                case "--pipeline":
+                    pipeline = args.Int(option, 1, 64);
+                    break;
+                case "--timeout-ms":
+                    timeoutMs = args.Int(option, 1, 600_000);
+                    break;
+                case "--mix":
+                    (read, write) = ParseMix(args.Value(option));
+                    break;
+                case "--read-range":
+                    readRange = ParseRange(option, args.Value(option));
+                    break;
+                case "--write-range":
+                    writeRange = ParseRange(option, args.Value(option));
+                    break;
+                case "--json":
+                    json = true;
+                    break;
+                default:
+                    throw new UsageException($"hmi: unknown argument '{option}' (see hmi --help)");
+            }
+        }
+        if (target is null)
+        {
+            throw new UsageException("hmi: --target HOST:PORT is required");
+        }
+
+        var options = HmiOptions.WithMix(read, write, new HmiOptions
+        {
+            Connections = conns,
+            Duration = TimeSpan.FromSeconds(seconds),
+            Unit = (byte)unit,
+            Pipeline = pipeline,
+            TimeoutMs = timeoutMs,
+            ReadStart = readRange.Start,
+            ReadRange = readRange.Count,
+            WriteStart = writeRange.Start,
+            WriteRange = writeRange.Count,
+        });
+        using var stop = Cli.StopOnSignal(out var signals);
+        using (signals)
+        {
+            var result = await HmiLoad.RunAsync(target, options, stop.Token);
+            if (json)
+            {
+                WriteJson(result);
+            }
+            else
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"requests/s {result.RequestsPerSecond:F0} p50 {result.P50Us} us p99 {result.P99Us} us p999 {result.P999Us} us max {result.MaxUs} us"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"requests {result.Requests} ok {result.ResponsesOk} exceptions {result.TotalExceptions} errors {result.Errors} (timeouts {result.Timeouts} mismatched {result.Mismatched} disconnects {result.Disconnects} connect-failures {result.ConnectFailures})"));
+                for (int code = 1; code < 256; code++)
+                {
+                    if (result.Exceptions((byte)code) > 0)
+                    {
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  exception {code:X2}: {result.Exceptions((byte)code)}"));
+                    }
+                }
+            }
+            return result.Errors == 0 ? 0 : 1;
+        }
+    }
+
+    private static void WriteJson(HmiResult result)
+    {
+        using var stdout = Console.OpenStandardOutput();
+        using (var writer = new Utf8JsonWriter(stdout))
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("requests", result.Requests);
+            writer.WriteNumber("ok", result.ResponsesOk);
+            writer.WriteNumber("exceptions", result.TotalExceptions);
+            writer.WriteStartObject("exceptions_by_code");
+            for (int code = 1; code < 256; code++)
+            {
+                if (result.Exceptions((byte)code) > 0)
+                {
+                    writer.WriteNumber(code.ToString(CultureInfo.InvariantCulture), result.Exceptions((byte)code));
+                }
+            }
+            writer.WriteEndObject();
+            writer.WriteNumber("errors", result.Errors);
+            writer.WriteNumber("timeouts", result.Timeouts);
+            writer.WriteNumber("mismatched", result.Mismatched);
+            writer.WriteNumber("disconnects", result.Disconnects);
+            writer.WriteNumber("connect_failures", result.ConnectFailures);
+            writer.WriteNumber("seconds", Math.Round(result.Elapsed.TotalSeconds, 3));
+            writer.WriteNumber("requests_per_second", Math.Round(result.RequestsPerSecond, 1));
+            writer.WriteNumber("p50_us", result.P50Us);
+            writer.WriteNumber("p99_us", result.P99Us);
+            writer.WriteNumber("p999_us", result.P999Us);
+            writer.WriteNumber("max_us", result.MaxUs);
+            writer.WriteEndObject();
+        }
+        stdout.WriteByte((byte)'\n');
+    }
+
+    private static (int Read, int Write) ParseMix(string text)
+    {
+        int read = 0, write = 0;
+        foreach (var part in text.Split(','))
+        {
+            int eq = part.IndexOf('=', StringComparison.Ordinal);
+            if (eq < 0 || !int.TryParse(part.AsSpan(eq + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int weight))
+            {
+                throw new UsageException($"--mix: '{part}' is not read=N or write=N");
+            }
+            switch (part[..eq])
+            {
+                case "read":
+                    read = weight;
+                    break;
+                case "write":
+                    write = weight;
+                    break;
+                default:
+                    throw new UsageException($"--mix: '{part[..eq]}' is not read or write");
+            }
+        }
+        if (read + write == 0)
+        {
+            throw new UsageException("--mix: read and write cannot both be 0");
+        }
+        return (read, write);
+    }
+
+    private static (ushort Start, int Count) ParseRange(string option, string text)
+    {
+        var parts = text.Split(',');
+        if (parts.Length != 2
+            || !ushort.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out ushort start)
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int count)
+            || count < 1 || count > 65536 - start)
+        {
+            throw new UsageException($"{option}: '{text}' is not START,COUNT within 0..65535");
+        }
+        return (start, count);
     }
 }

@@ -44,6 +44,8 @@ public class ResponseCheckTests
         { "10 0001 0002 04 000A 0102", "10 0001 0002" },
         { "11", "11 03 01 FF 00" },
         { "14 0E 06 0004 0001 0002 06 0003 0009 0002", "14 0C 05 06 0DFE 0020 05 06 33CD 0040" },
+        // One sub-response of one record: 4 bytes, below the 0x07 of the spec's table, sent by real devices.
+        { "14 07 06 0004 0001 0001", "14 04 03 06 0DFE" },
         { "15 0D 06 0004 0007 0003 06AF 04BE 100D", "15 0D 06 0004 0007 0003 06AF 04BE 100D" },
         { "16 0004 00F2 0025", "16 0004 00F2 0025" },
         { "17 0003 0006 000E 0003 06 00FF 00FF 00FF", "17 0C 00FE 0ACD 0001 0003 000D 00FF" },
@@ -176,7 +178,7 @@ public class ResponseCheckTests
     [InlineData("0C", "0C 08 0000 0108 0121 20")]
     [InlineData("0C", "0C 47 0000 0000 0000 0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000")]
     [InlineData("11", "11 03 01 FF")]
-    [InlineData("14 07 06 0004 0001 0002", "14 06 05 06 0DFE 0020")]
+    [InlineData("14 07 06 0004 0001 0002", "14 06 07 06 0DFE 0020")]
     [InlineData("14 07 06 0004 0001 0002", "14 0C 05 06 0DFE 0020")]
     [InlineData("15 0D 06 0004 0007 0003 06AF 04BE 100D", "15 0B 06 0004 0007 0002 06AF 04BE")]
     public void CheckResponse_WrongLength_IsMismatch(string request, string response) =>

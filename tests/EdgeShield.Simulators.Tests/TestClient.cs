@@ -95,7 +95,7 @@ internal sealed class TestClient : IDisposable
             {
                 n = await _socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
             }
-            catch (SocketException)
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
             {
                 return false;
             }

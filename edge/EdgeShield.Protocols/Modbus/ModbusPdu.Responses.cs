@@ -139,7 +139,7 @@ public static partial class ModbusPdu
             case 17:
                 return Counted(pdu) ? ResponseError.None : ResponseError.WrongLength;
             case 20:
-                return Counted(pdu) && pdu[1] is >= 0x07 and <= 0xF5 ? ResponseError.None : ResponseError.WrongLength;
+                return Counted(pdu) && pdu[1] <= 0xF5 && FileSubResponsesHoldTogether(pdu[2..]) ? ResponseError.None : ResponseError.WrongLength;
             case 21:
                 return pdu.Length == expected.RequestLength ? ResponseError.None : ResponseError.WrongLength;
             case 24:
@@ -187,6 +187,29 @@ public static partial class ModbusPdu
             objects = objects[(2 + objects[1])..];
         }
         return objects.IsEmpty ? ResponseError.None : ResponseError.WrongLength;
+    }
+
+    /// <summary>
+    /// FC 20 sub-responses (6.14): <c>| length L | reference type 6 | L - 1 bytes of records |</c>, repeated
+    /// to the end. The spec's table gives 0x07 as the smallest response data length, yet a single
+    /// one-record sub-response is 4 bytes and real devices send it; the walk is what must hold.
+    /// </summary>
+    private static bool FileSubResponsesHoldTogether(ReadOnlySpan<byte> subResponses)
+    {
+        if (subResponses.IsEmpty)
+        {
+            return false;
+        }
+        while (!subResponses.IsEmpty)
+        {
+            int length = subResponses[0];
+            if (length < 3 || length % 2 == 0 || subResponses.Length < 1 + length || subResponses[1] != ModbusLimits.FileRecordReferenceType)
+            {
+                return false;
+            }
+            subResponses = subResponses[(1 + length)..];
+        }
+        return true;
     }
 
     private static bool Exact(ReadOnlySpan<byte> pdu, int length) => pdu.Length == length;
