@@ -3,9 +3,12 @@
 # mode (nbthread 2) and (c) the EdgeShield gateway with full inspection, interleaved, on loopback.
 #
 #   bench/e2e.sh                       # 3 rounds x {8,64} conns x {direct,haproxy,edgeshield} x 10 s
-#   ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS="jit aot" bench/e2e.sh
+#   ROUNDS=3 SECS=10 CONNS="8 64" GATEWAYS="jit jit-inline aot aot-inline" bench/e2e.sh
 #
-# GATEWAYS: jit = dotnet edgeshield.dll (Release), aot = Native AOT binary (dotnet publish -r linux-x64).
+# GATEWAYS: jit = dotnet edgeshield.dll (Release), aot = Native AOT binary (dotnet publish -r linux-x64);
+# a -inline suffix runs it with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1. Gateways listen on
+# GW_PORT, GW_PORT+1, ...
+# GW_ENV="VAR=value ..." runs the gateway(s) with extra environment (runtime knobs for experiments).
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
 set -euo pipefail
 
@@ -13,11 +16,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
 CONNS=${CONNS:-"8 64"}
-GATEWAYS=${GATEWAYS:-jit}
+GATEWAYS=${GATEWAYS:-"jit aot-inline"}
 PLC_PORT=${PLC_PORT:-25020}
 HAPROXY_PORT=${HAPROXY_PORT:-25021}
 GW_PORT=${GW_PORT:-25022}
-GW_AOT_PORT=${GW_AOT_PORT:-25023}
 OUT=${OUT:-$ROOT/bench/e2e-results.tsv}
 HOST=127.0.0.1   # loopback only, always
 
@@ -34,7 +36,7 @@ fi
 if [[ -z "${NOBUILD:-}" ]]; then
   dotnet build -c Release -v q -nologo "$ROOT/simulators/edgeshield-sim" >/dev/null
   dotnet build -c Release -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
-  if [[ " $GATEWAYS " == *" aot "* ]]; then
+  if [[ " $GATEWAYS " == *" aot"* ]]; then
     dotnet publish -c Release -r linux-x64 -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
   fi
 fi
@@ -56,7 +58,7 @@ wait_port() { # port, name: bounded wait (10 s) until something listens
   echo "e2e: $2 did not listen on $1" >&2; exit 1
 }
 
-for port in $PLC_PORT $HAPROXY_PORT $GW_PORT $GW_AOT_PORT; do
+for port in $PLC_PORT $HAPROXY_PORT; do
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
 done
 
@@ -112,20 +114,23 @@ YAML
 }
 
 TARGETS="direct:$PLC_PORT haproxy:$HAPROXY_PORT"
+port=$GW_PORT
 for gw in $GATEWAYS; do
-  case $gw in
-    jit)
-      gateway_config $GW_PORT >"$WORK/gw-jit.yaml"
-      dotnet "$GW_DLL" run --config "$WORK/gw-jit.yaml" >/dev/null 2>"$WORK/gw-jit.log" &
-      PIDS+=($!); wait_port $GW_PORT edgeshield
-      TARGETS+=" edgeshield:$GW_PORT" ;;
-    aot)
-      gateway_config $GW_AOT_PORT >"$WORK/gw-aot.yaml"
-      "$GW_AOT" run --config "$WORK/gw-aot.yaml" >/dev/null 2>"$WORK/gw-aot.log" &
-      PIDS+=($!); wait_port $GW_AOT_PORT edgeshield-aot
-      TARGETS+=" edgeshield-aot:$GW_AOT_PORT" ;;
-    *) echo "e2e: unknown gateway '$gw' (jit, aot)" >&2; exit 2 ;;
+  # *-inline: socket continuations run on the epoll threads instead of hopping to the thread pool
+  # (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1; read once at start-up, environment only).
+  extra=""
+  [[ $gw == *-inline ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+  case ${gw%-inline} in
+    jit) cmd=(dotnet "$GW_DLL") ;;
+    aot) cmd=("$GW_AOT") ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, jit-inline, aot-inline)" >&2; exit 2 ;;
   esac
+  if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
+  gateway_config $port >"$WORK/gw-$gw.yaml"
+  env $extra ${GW_ENV:-} "${cmd[@]}" run --config "$WORK/gw-$gw.yaml" >/dev/null 2>"$WORK/gw-$gw.log" &
+  PIDS+=($!); wait_port $port "edgeshield-$gw"
+  TARGETS+=" edgeshield-$gw:$port"
+  port=$((port + 1))
 done
 
 hmi() { # port conns seconds -> one JSON line
