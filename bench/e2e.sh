@@ -3,10 +3,10 @@
 # mode (nbthread 2) and (c) the EdgeShield gateway with full inspection, interleaved, on loopback.
 #
 #   bench/e2e.sh                       # 3 rounds x {8,64} conns x {direct,haproxy,edgeshield} x 10 s
-#   ROUNDS=3 SECS=10 CONNS="8 64" GATEWAYS="jit jit-inline aot aot-inline" bench/e2e.sh
+#   ROUNDS=3 SECS=10 CONNS="8 64" GATEWAYS="jit jit-tp aot aot-tp" bench/e2e.sh
 #
 # GATEWAYS: jit = dotnet edgeshield.dll (Release), aot = Native AOT binary (dotnet publish -r linux-x64);
-# a -inline suffix runs it with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1. Gateways listen on
+# a -inline / -tp suffix runs it with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 / 0. Gateways listen on
 # GW_PORT, GW_PORT+1, ...
 # GW_ENV="VAR=value ..." runs the gateway(s) with extra environment (runtime knobs for experiments).
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
 CONNS=${CONNS:-"8 64"}
-GATEWAYS=${GATEWAYS:-"jit aot-inline"}
+GATEWAYS=${GATEWAYS:-"jit aot"}
 PLC_PORT=${PLC_PORT:-25020}
 HAPROXY_PORT=${HAPROXY_PORT:-25021}
 GW_PORT=${GW_PORT:-25022}
@@ -116,14 +116,17 @@ YAML
 TARGETS="direct:$PLC_PORT haproxy:$HAPROXY_PORT"
 port=$GW_PORT
 for gw in $GATEWAYS; do
-  # *-inline: socket continuations run on the epoll threads instead of hopping to the thread pool
-  # (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1; read once at start-up, environment only).
+  # *-inline / *-tp: socket continuations run on the epoll threads / hop to the thread pool
+  # (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 / 0; read once at start-up, environment only).
+  # Without a suffix the gateway's own default applies (inline since EdgeGateway.PreferInlineSocketCompletions).
   extra=""
   [[ $gw == *-inline ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
-  case ${gw%-inline} in
+  [[ $gw == *-tp ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0"
+  base=${gw%-inline}
+  case ${base%-tp} in
     jit) cmd=(dotnet "$GW_DLL") ;;
     aot) cmd=("$GW_AOT") ;;
-    *) echo "e2e: unknown gateway '$gw' (jit, aot, jit-inline, aot-inline)" >&2; exit 2 ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, with -inline or -tp)" >&2; exit 2 ;;
   esac
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
   gateway_config $port >"$WORK/gw-$gw.yaml"
