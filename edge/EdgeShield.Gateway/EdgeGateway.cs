@@ -7,14 +7,19 @@ namespace EdgeShield.Gateway;
 public sealed class EdgeGateway : IAsyncDisposable
 {
     private readonly List<ModbusListener> _listeners;
+    private readonly Dictionary<string, SerialBus> _buses;
 
-    private EdgeGateway(List<ModbusListener> listeners, GatewayCounters counters)
+    private EdgeGateway(List<ModbusListener> listeners, Dictionary<string, SerialBus> buses, GatewayCounters counters)
     {
         _listeners = listeners;
+        _buses = buses;
         Counters = counters;
     }
 
     public IReadOnlyList<ModbusListener> Listeners => _listeners;
+
+    /// <summary>The <c>serial:</c> buses by name, shared by every listener (and the poller) that names them.</summary>
+    public IReadOnlyDictionary<string, SerialBus> SerialBuses => _buses;
 
     /// <summary>Counts over all listeners.</summary>
     public GatewayCounters Counters { get; }
@@ -29,11 +34,16 @@ public sealed class EdgeGateway : IAsyncDisposable
         PreferInlineSocketCompletions();
         var counters = new GatewayCounters();
         var started = new List<ModbusListener>();
+        var buses = new Dictionary<string, SerialBus>(StringComparer.Ordinal);
         try
         {
+            foreach (var bus in config.SerialBuses)
+            {
+                buses.Add(bus.Name, SerialBus.Start(ToOptions(bus)));
+            }
             foreach (var listener in config.Listeners)
             {
-                var upstream = CreateUpstream(listener);
+                var upstream = CreateUpstream(listener, buses);
                 var policy = new PolicySlot(config.Policies[listener.PolicyName]);
                 started.Add(ModbusListener.Start(listener, policy, upstream, audit, counters));
             }
@@ -44,9 +54,13 @@ public sealed class EdgeGateway : IAsyncDisposable
             {
                 await listener.DisposeAsync();
             }
+            foreach (var bus in buses.Values)
+            {
+                await bus.DisposeAsync();
+            }
             throw;
         }
-        return new EdgeGateway(started, counters);
+        return new EdgeGateway(started, buses, counters);
     }
 
     /// <summary>The runtime's switch for running socket continuations on its epoll threads.</summary>
@@ -69,17 +83,47 @@ public sealed class EdgeGateway : IAsyncDisposable
         }
     }
 
-    private static IUpstream CreateUpstream(ListenerConfig listener)
+    private static IUpstream CreateUpstream(ListenerConfig listener, Dictionary<string, SerialBus> buses) => listener.Upstream.Scheme switch
     {
-        if (listener.Protocol != ListenerProtocol.ModbusTcp)
+        "tcp" => new TcpUpstream(listener.Upstream.Host, listener.Upstream.Port, listener.Limits.ConnectTimeout),
+        "serial" when buses.TryGetValue(listener.Upstream.Host, out var bus) => new SharedUpstream(bus),
+        _ => throw new NotSupportedException($"listener '{listener.Name}': upstream {listener.Upstream} names no configured serial bus"),
+    };
+
+    /// <summary>The transport's view of a <c>serial:</c> entry.</summary>
+    public static SerialBusOptions ToOptions(SerialBusConfig bus)
+    {
+        ArgumentNullException.ThrowIfNull(bus);
+        return new SerialBusOptions
         {
-            throw new NotSupportedException($"listener '{listener.Name}': protocol modbus-rtu-over-tcp is not available in this build (Modbus RTU support is a separate issue)");
-        }
-        return listener.Upstream.Scheme switch
-        {
-            "tcp" => new TcpUpstream(listener.Upstream.Host, listener.Upstream.Port, listener.Limits.ConnectTimeout),
-            _ => throw new NotSupportedException($"listener '{listener.Name}': upstream {listener.Upstream} is not available in this build (serial buses are a separate issue)"),
+            Name = bus.Name,
+            Device = bus.Device,
+            Baud = bus.Baud,
+            Parity = bus.Parity switch
+            {
+                LineParity.None => SerialParity.None,
+                LineParity.Odd => SerialParity.Odd,
+                _ => SerialParity.Even,
+            },
+            StopBits = bus.StopBits,
+            ResponseTimeout = TimeSpan.FromMilliseconds(bus.ResponseTimeoutMs),
+            TurnaroundDelay = TimeSpan.FromMilliseconds(bus.TurnaroundMs),
+            ReadRetries = bus.ReadRetries,
+            QueueDepth = bus.QueueDepth,
+            QueueTimeout = TimeSpan.FromMilliseconds(bus.QueueTimeoutMs),
+            BreakerFailures = bus.BreakerFailures,
+            BreakerOpen = TimeSpan.FromMilliseconds(bus.BreakerOpenMs),
         };
+    }
+
+    /// <summary>A bus shared by several listeners: a listener's dispose must not close it under the others; the gateway does.</summary>
+    private sealed class SharedUpstream(SerialBus bus) : IUpstream
+    {
+        public string Description => bus.Description;
+        public TimeSpan ResponseWindow => bus.ResponseWindow;
+        public IUpstreamSession OpenSession(IUpstreamReceiver receiver) => bus.OpenSession(receiver);
+        public IUpstreamSession OpenSession(IUpstreamReceiver receiver, string source) => bus.OpenSession(receiver, source);
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     /// <summary>Swaps in the policies of a newly loaded configuration without touching connections.</summary>
@@ -101,6 +145,10 @@ public sealed class EdgeGateway : IAsyncDisposable
         foreach (var listener in _listeners)
         {
             await listener.DisposeAsync();
+        }
+        foreach (var bus in _buses.Values)
+        {
+            await bus.DisposeAsync();
         }
     }
 }

@@ -30,7 +30,9 @@ public sealed class ModbusListener : IAsyncDisposable
         Audit = audit;
         Counters = counters;
         _socket = socket;
-        ResponseTimeoutTicks = (long)(config.Limits.ResponseTimeout.TotalSeconds * Stopwatch.Frequency);
+        // A serial bus answers its own timeouts (after its retries); the listener's must not cut in first.
+        var responseTimeout = upstream.ResponseWindow > config.Limits.ResponseTimeout ? upstream.ResponseWindow : config.Limits.ResponseTimeout;
+        ResponseTimeoutTicks = (long)(responseTimeout.TotalSeconds * Stopwatch.Frequency);
         _acceptLoop = Task.Run(AcceptLoopAsync);
         _sweepLoop = Task.Run(SweepLoopAsync);
     }

@@ -38,6 +38,11 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private readonly byte[] _requestReply = new byte[16];
     private readonly byte[] _upstreamReply = new byte[16];
     private readonly byte[] _sweepReply = new byte[16];
+    // RTU over TCP: the client speaks address + PDU + CRC; the upstream always speaks MBAP.
+    private readonly bool _rtu;
+    private readonly byte[]? _forwardBuffer;
+    private readonly byte[]? _rtuResponse;
+    private int _forwardLength;
     private long _lastActivity;
     private int _sweeping;
     private int _closing;
@@ -49,7 +54,13 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         _source = SourceAddress.From(remote.Address);
         _sourcePort = (ushort)remote.Port;
         _pending = new PendingTable(listener.Config.Limits.PendingPerConnection);
-        _upstream = upstream.OpenSession(this);
+        _rtu = listener.Config.Protocol == ListenerProtocol.ModbusRtuOverTcp;
+        if (_rtu)
+        {
+            _forwardBuffer = new byte[ModbusLimits.MaxTcpAduLength];
+            _rtuResponse = new byte[RtuFramer.MaxAduLength];
+        }
+        _upstream = upstream.OpenSession(this, _source.ToString());
         _receiveBuffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
         _lastActivity = Stopwatch.GetTimestamp();
     }
@@ -94,7 +105,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                             await SendToClientAsync(_requestReply.AsMemory(0, replyLength));
                             break;
                         case RequestAction.Forward:
-                            await ForwardAsync(_receiveBuffer.AsMemory(offset, consumed), gatewayTid);
+                            await ForwardAsync(_rtu ? _forwardBuffer.AsMemory(0, _forwardLength) : _receiveBuffer.AsMemory(offset, consumed), gatewayTid);
                             break;
                     }
                     offset += consumed;
@@ -125,7 +136,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     {
         gatewayTid = 0;
         replyLength = 0;
-        var status = MbapFramer.TryReadFrame(input, out var frame, out consumed, out var framingError);
+        var status = ReadFrame(input, out consumed, out ushort clientTid, out byte unit, out var pdu, out var framingError);
         if (status == OperationStatus.NeedMoreData)
         {
             consumed = 0;
@@ -133,13 +144,12 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
         if (status == OperationStatus.InvalidData)
         {
-            AuditMalformed(framingError, input.Length >= 7 ? input[6] : (short)-1, input.Length >= 8 ? input[7] : (short)-1);
+            int unitAt = _rtu ? 0 : 6;
+            AuditMalformed(framingError, input.Length > unitAt ? input[unitAt] : (short)-1, input.Length > unitAt + 1 ? input[unitAt + 1] : (short)-1);
             return RequestAction.Close;
         }
 
-        var request = ModbusPdu.ParseRequest(frame.Pdu);
-        ushort clientTid = frame.TransactionId;
-        byte unit = frame.UnitId;
+        var request = ModbusPdu.ParseRequest(pdu);
         if (request.Status == RequestStatus.Malformed)
         {
             AuditMalformed(request.Error, unit, request.FunctionCode);
@@ -154,7 +164,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             if (!monitor)
             {
                 _listener.Counters.CountDenied();
-                replyLength = MbapFramer.WriteException(_requestReply, clientTid, unit, request.FunctionCode, request.SpecExceptionCode);
+                replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, request.SpecExceptionCode);
                 return RequestAction.Reply;
             }
         }
@@ -181,7 +191,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                             return RequestAction.Close;
                         default:
                             Audit(AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode);
-                            replyLength = MbapFramer.WriteException(_requestReply, clientTid, unit, request.FunctionCode, verdict.ExceptionCode);
+                            replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, verdict.ExceptionCode);
                             return RequestAction.Reply;
                     }
                 }
@@ -197,13 +207,64 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             _listener.Counters.CountDenied();
             Audit(AuditEventKind.PendingLimit, unit, request, null, "too many outstanding requests on this connection", ModbusExceptionCode.ServerDeviceBusy);
-            replyLength = MbapFramer.WriteException(_requestReply, clientTid, unit, request.FunctionCode, ModbusExceptionCode.ServerDeviceBusy);
+            replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, ModbusExceptionCode.ServerDeviceBusy);
             return RequestAction.Reply;
         }
         _listener.Counters.CountAllowed();
-        MbapFramer.SetTransactionId(input, gatewayTid);
+        if (_rtu)
+        {
+            MbapFramer.WriteHeader(_forwardBuffer, gatewayTid, unit, pdu.Length);
+            pdu.CopyTo(_forwardBuffer.AsSpan(ModbusLimits.MbapHeaderLength));
+            _forwardLength = ModbusLimits.MbapHeaderLength + pdu.Length;
+        }
+        else
+        {
+            MbapFramer.SetTransactionId(input, gatewayTid);
+        }
         return RequestAction.Forward;
     }
+
+    /// <summary>
+    /// One client frame: MBAP on a modbus-tcp listener; address + PDU + CRC on a modbus-rtu-over-tcp
+    /// one, framed by the function's length rules and, for functions that do not say their length,
+    /// by a CRC that checks over everything received so far.
+    /// </summary>
+    private OperationStatus ReadFrame(Span<byte> input, out int consumed, out ushort clientTid, out byte unit, out ReadOnlySpan<byte> pdu, out FramingError error)
+    {
+        clientTid = 0;
+        unit = 0;
+        pdu = default;
+        if (!_rtu)
+        {
+            var status = MbapFramer.TryReadFrame(input, out var frame, out consumed, out error);
+            if (status == OperationStatus.Done)
+            {
+                clientTid = frame.TransactionId;
+                unit = frame.UnitId;
+                pdu = frame.Pdu;
+            }
+            return status;
+        }
+        var rtuStatus = RtuFramer.TryReadFrame(input, RtuDirection.Request, atSilence: false, out var rtuFrame, out consumed, out error);
+        if (rtuStatus == OperationStatus.NeedMoreData && input.Length >= RtuFramer.MinAduLength
+            && RtuFramer.TryReadFrame(input, RtuDirection.Request, atSilence: true, out var whole, out int wholeLength, out _) == OperationStatus.Done)
+        {
+            rtuStatus = OperationStatus.Done;
+            rtuFrame = whole;
+            consumed = wholeLength;
+        }
+        if (rtuStatus == OperationStatus.Done)
+        {
+            unit = rtuFrame.Address;
+            pdu = rtuFrame.Pdu;
+        }
+        return rtuStatus;
+    }
+
+    /// <summary>An exception response in the client's framing.</summary>
+    private int WriteRefusal(Span<byte> destination, ushort clientTid, byte unit, byte functionCode, byte exceptionCode) =>
+        _rtu ? RtuFramer.WriteException(destination, unit, functionCode, exceptionCode)
+            : MbapFramer.WriteException(destination, clientTid, unit, functionCode, exceptionCode);
 
     private async ValueTask ForwardAsync(ReadOnlyMemory<byte> adu, ushort gatewayTid)
     {
@@ -218,12 +279,17 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 return;
             }
             failed = _pending.TryTake(gatewayTid, out slot);
+            if (generation == 0)
+            {
+                // Sent, and no answer will ever come (an RTU broadcast): nothing to tell the client.
+                return;
+            }
         }
         if (failed)
         {
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable", ModbusExceptionCode.GatewayTargetFailedToRespond);
-            int length = MbapFramer.WriteException(_requestReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
+            int length = WriteRefusal(_requestReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
             await SendToClientAsync(_requestReply.AsMemory(0, length));
         }
     }
@@ -235,6 +301,13 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         if (result == RequestAction.Forward)
         {
             _listener.Counters.CountResponse();
+            if (_rtu)
+            {
+                var span = adu.Span;
+                int length = RtuFramer.WriteFrame(_rtuResponse, span[6], span[ModbusLimits.MbapHeaderLength..]);
+                await SendToClientAsync(_rtuResponse.AsMemory(0, length));
+                return;
+            }
             await SendToClientAsync(adu);
         }
         else if (result == RequestAction.Reply)
@@ -267,7 +340,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             _listener.Counters.CountResponseMismatch();
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.ResponseMismatch, slot, unit != slot.Unit ? "response unit id differs from the request" : AuditEvents.Reason(error), ModbusExceptionCode.GatewayTargetFailedToRespond);
-            replyLength = MbapFramer.WriteException(_upstreamReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
+            replyLength = WriteRefusal(_upstreamReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
             return RequestAction.Reply;
         }
         MbapFramer.SetTransactionId(adu, slot.ClientTid);
@@ -331,7 +404,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             AuditSlot(lostGeneration > 0 ? AuditEventKind.UpstreamLost : AuditEventKind.ResponseTimeout, slot,
                 lostGeneration > 0 ? "PLC connection lost with the request outstanding" : "PLC did not answer within response-timeout",
                 ModbusExceptionCode.GatewayTargetFailedToRespond);
-            int length = MbapFramer.WriteException(reply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
+            int length = WriteRefusal(reply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
             await SendToClientAsync(reply.AsMemory(0, length));
         }
     }

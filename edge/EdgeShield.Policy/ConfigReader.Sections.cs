@@ -7,7 +7,7 @@ namespace EdgeShield.Policy;
 
 internal sealed partial class ConfigReader
 {
-    private static readonly string[] SerialKeys = ["name", "device", "baud", "parity", "stop-bits", "response-timeout-ms"];
+    private static readonly string[] SerialKeys = ["name", "device", "baud", "parity", "stop-bits", "response-timeout-ms", "turnaround-ms", "read-retries", "queue-depth", "queue-timeout-ms", "breaker-failures", "breaker-open-ms"];
     private static readonly string[] Parities = ["none", "even", "odd"];
     private static readonly string[] ListenerKeys = ["name", "bind", "protocol", "upstream", "policy", "limits"];
     private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp"];
@@ -32,9 +32,10 @@ internal sealed partial class ConfigReader
 
     // ---- serial ----------------------------------------------------------------------------
 
-    private HashSet<string> ReadSerial(KeyMap root)
+    private SerialSection ReadSerial(KeyMap root)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
+        var buses = new List<SerialBusConfig>();
         var firstLine = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var node in Sequence(root, "serial", "serial bus"))
         {
@@ -43,7 +44,8 @@ internal sealed partial class ConfigReader
             {
                 continue;
             }
-            if (RequiredText(map, "name", "serial bus", "the name that serial://NAME upstreams refer to") is { } name)
+            var name = RequiredText(map, "name", "serial bus", "the name that serial://NAME upstreams refer to");
+            if (name is not null)
             {
                 if (firstLine.TryGetValue(name, out var line))
                 {
@@ -56,19 +58,50 @@ internal sealed partial class ConfigReader
                     names.Add(name);
                 }
             }
-            RequiredText(map, "device", "serial bus", "the serial device, such as /dev/ttyS1");
-            OptionalInteger(map, "baud", 300, 4_000_000);
-            if (map.TryGet("parity", out var parity))
+            var device = RequiredText(map, "device", "serial bus", "the serial device, such as /dev/ttyS1");
+            var baud = OptionalInteger(map, "baud", 300, 4_000_000);
+            var parity = LineParity.Even;
+            if (map.TryGet("parity", out var parityNode))
             {
-                OneOf(parity, "parity", Parities);
+                parity = OneOf(parityNode, "parity", Parities) switch
+                {
+                    "none" => LineParity.None,
+                    "odd" => LineParity.Odd,
+                    _ => LineParity.Even,
+                };
             }
-            if (map.TryGet("stop-bits", out var stopBits))
+            int stopBits = 1;
+            if (map.TryGet("stop-bits", out var stopBitsNode))
             {
-                OneOf(stopBits, "stop-bits", ["1", "2"]);
+                stopBits = OneOf(stopBitsNode, "stop-bits", ["1", "2"]) == "2" ? 2 : 1;
             }
-            OptionalInteger(map, "response-timeout-ms", 1, 60_000);
+            var responseTimeout = OptionalInteger(map, "response-timeout-ms", 1, 60_000);
+            var turnaround = OptionalInteger(map, "turnaround-ms", 0, 10_000);
+            var retries = OptionalInteger(map, "read-retries", 0, 5);
+            var queueDepth = OptionalInteger(map, "queue-depth", 1, 4096);
+            var queueTimeout = OptionalInteger(map, "queue-timeout-ms", 1, 600_000);
+            var breakerFailures = OptionalInteger(map, "breaker-failures", 1, 1000);
+            var breakerOpen = OptionalInteger(map, "breaker-open-ms", 1, 600_000);
+            if (name is not null && device is not null)
+            {
+                buses.Add(new SerialBusConfig
+                {
+                    Name = name,
+                    Device = device,
+                    Baud = (int)(baud ?? 19200),
+                    Parity = parity,
+                    StopBits = stopBits,
+                    ResponseTimeoutMs = (int)(responseTimeout ?? 300),
+                    TurnaroundMs = (int)(turnaround ?? 100),
+                    ReadRetries = (int)(retries ?? 0),
+                    QueueDepth = (int)(queueDepth ?? 64),
+                    QueueTimeoutMs = (int)(queueTimeout ?? 1000),
+                    BreakerFailures = (int)(breakerFailures ?? 3),
+                    BreakerOpenMs = (int)(breakerOpen ?? 1000),
+                });
+            }
         }
-        return names;
+        return new SerialSection(names, buses);
     }
 
     // ---- listeners -------------------------------------------------------------------------

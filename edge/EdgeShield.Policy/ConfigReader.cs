@@ -61,7 +61,8 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             site = OptionalText(gateway, "site") ?? "";
         }
 
-        var serialNames = ReadSerial(map);
+        var serial = ReadSerial(map);
+        var serialNames = serial.Names;
         var (policies, declaredPolicies) = ReadPolicies(map);
         var listeners = ReadListeners(map, serialNames, declaredPolicies);
         ReadTelemetry(map, serialNames);
@@ -77,6 +78,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             Site = site,
             Listeners = listeners,
             Policies = policies,
+            SerialBuses = serial.Buses,
         };
     }
 

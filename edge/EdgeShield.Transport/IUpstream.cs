@@ -13,6 +13,19 @@ public interface IUpstream : IAsyncDisposable
 
     /// <summary>Opens a session whose responses go to <paramref name="receiver"/>. It connects lazily, on the first send.</summary>
     IUpstreamSession OpenSession(IUpstreamReceiver receiver);
+
+    /// <summary>
+    /// Opens a session on behalf of a client source (an IP address, or "poller"): a shared medium
+    /// such as a serial bus shares itself fairly per source, not per connection.
+    /// </summary>
+    IUpstreamSession OpenSession(IUpstreamReceiver receiver, string source) => OpenSession(receiver);
+
+    /// <summary>
+    /// The longest time after <see cref="IUpstreamSession.SendAsync"/> returns in which this upstream may
+    /// still answer on its own (a serial bus answers its timeouts itself, after retries); a caller's own
+    /// response timeout should not be shorter. Zero when the upstream does not answer on its own.
+    /// </summary>
+    TimeSpan ResponseWindow => TimeSpan.Zero;
 }
 
 /// <summary>One conversation with the PLC, owned by one client session of the gateway (or by the poller).</summary>
@@ -22,7 +35,10 @@ public interface IUpstreamSession : IAsyncDisposable
     /// Sends one request ADU, connecting first if needed. The ADU's bytes are not used after the
     /// returned task completes.
     /// </summary>
-    /// <returns>The connection generation the request went out on (see <see cref="IUpstreamReceiver.OnUpstreamLost"/>), or -1 if the PLC could not be reached.</returns>
+    /// <returns>The connection generation the request went out on (see <see cref="IUpstreamReceiver.OnUpstreamLost"/>),
+    /// 0 when it was sent and no response will ever come (an RTU broadcast), or -1 if the PLC could not be reached.
+    /// An upstream may also answer by itself (an exception response through <see cref="IUpstreamReceiver.OnResponseAsync"/>),
+    /// even before this returns. Calls on one session must not overlap.</returns>
     ValueTask<int> SendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken);
 }
 

@@ -508,3 +508,17 @@ public sealed partial class PlcSimulator
         return at;
     }
 }
+
+public sealed partial class PlcSimulator
+{
+    /// <summary>The tables and functions with no TCP listener, for the RTU simulator.</summary>
+    internal static PlcSimulator CreateEngine(PlcOptions options) => new(null, options);
+
+    /// <summary>Executes one request for <paramref name="unitId"/>; writes the MBAP response into <paramref name="adu"/>.</summary>
+    /// <returns>Bytes written; 0 when no response is due.</returns>
+    internal int ExecuteRequest(byte unitId, in ModbusRequest request, Span<byte> adu)
+    {
+        Interlocked.Increment(ref _requestsByFunction[request.FunctionCode]);
+        return Execute(0, unitId, request, adu);
+    }
+}

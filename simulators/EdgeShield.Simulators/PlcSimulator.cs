@@ -23,7 +23,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
 {
     private const int SendBufferSize = 16 * 1024;
 
-    private readonly Socket _listener;
+    private readonly Socket? _listener;
     private readonly PlcOptions _options;
     private readonly bool[]? _served;
     private readonly PlcUnit?[] _units = new PlcUnit?[256];
@@ -41,7 +41,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
     private long _exceptionsSent;
     private int _disposed;
 
-    private PlcSimulator(Socket listener, PlcOptions options)
+    private PlcSimulator(Socket? listener, PlcOptions options)
     {
         _listener = listener;
         _options = options;
@@ -90,7 +90,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
     }
 
     /// <summary>The bound address (port resolved when bound to port 0).</summary>
-    public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndPoint!;
+    public IPEndPoint EndPoint => (IPEndPoint)(_listener ?? throw new InvalidOperationException("an RTU engine has no TCP endpoint")).LocalEndPoint!;
 
     public int Port => EndPoint.Port;
 
@@ -245,7 +245,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
             Socket socket;
             try
             {
-                socket = await _listener.AcceptAsync(ct);
+                socket = await _listener!.AcceptAsync(ct);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
@@ -437,7 +437,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
         }
         await _callerStop.DisposeAsync();
         await _stop.CancelAsync();
-        _listener.Dispose();
+        _listener?.Dispose();
         await _acceptLoop;
         foreach (var socket in _connections.Keys)
         {

@@ -1,0 +1,311 @@
+using EdgeShield.Protocols.Modbus;
+using static EdgeShield.Transport.Tests.BusHarness;
+
+namespace EdgeShield.Transport.Tests;
+
+public class SerialBusTests
+{
+    [Fact]
+    public async Task Read_ThroughPtyToRtuPlc_ReturnsValuesWithTheTransactionId()
+    {
+        await using var h = await BusHarness.StartAsync(baud: 19200);
+        h.Plc.SetHoldingRegister(1, 10, 1234);
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "10.0.0.1");
+        int generation = await session.SendAsync(ReadHolding(0x4242, 1, 10, 2), CancellationToken.None);
+        Assert.True(generation > 0);
+        var reply = await receiver.NextAsync();
+        Assert.Equal(0x4242, Tid(reply));
+        Assert.Equal(new byte[] { 0, 0, 0, 7, 1, 3, 4, 0x04, 0xD2, 0, 0 }, reply[2..]);
+        Assert.Equal(1, h.Bus.Counters.Transactions);
+    }
+
+    [Fact]
+    public async Task Write_IsExecutedOnTheDevice()
+    {
+        await using var h = await BusHarness.StartAsync();
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(WriteRegister(7, 1, 100, 555), CancellationToken.None);
+        var reply = await receiver.NextAsync();
+        Assert.Equal(0, ExceptionCode(reply));
+        Assert.Equal(555, h.Plc.GetHoldingRegister(1, 100));
+    }
+
+    [Fact]
+    public async Task Queue_IsFairPerSource_NotPerConnection()
+    {
+        await using var h = await BusHarness.StartAsync(baud: 19200);
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var greedy = new List<(IUpstreamSession Session, Receiver Receiver)>();
+        for (int i = 0; i < 6; i++)
+        {
+            var r = new Receiver("greedy", order);
+            greedy.Add((h.Bus.OpenSession(r, "10.0.0.1"), r));
+        }
+        using var politeReceiver = new Receiver("polite", order);
+        await using var polite = h.Bus.OpenSession(politeReceiver, "10.0.0.2");
+        var sends = new List<Task<int>>();
+        for (int i = 0; i < greedy.Count; i++)
+        {
+            sends.Add(greedy[i].Session.SendAsync(ReadHolding((ushort)i, 1, 0, 10), CancellationToken.None).AsTask());
+        }
+        sends.Add(polite.SendAsync(ReadHolding(100, 1, 0, 10), CancellationToken.None).AsTask());
+        await Task.WhenAll(sends);
+        Assert.Equal(0, ExceptionCode(await politeReceiver.NextAsync()));
+        foreach (var (_, r) in greedy)
+        {
+            Assert.Equal(0, ExceptionCode(await r.NextAsync()));
+        }
+        // Six connections of one source, one of another: round robin by source puts the lone
+        // request second (third if the first two were already taken), not seventh.
+        var sequence = order.ToList();
+        Assert.Equal(7, sequence.Count);
+        Assert.InRange(sequence.IndexOf("polite"), 0, 2);
+    }
+
+    [Fact]
+    public async Task NoReply_IsAnswered0B_AndAWriteIsNeverRetried()
+    {
+        await using var h = await BusHarness.StartAsync(configure: o => o with { ReadRetries = 2 });
+        h.Plc.Faults.NoReply = true;
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(WriteRegister(1, 1, 100, 9), CancellationToken.None);
+        Assert.Equal(ModbusExceptionCode.GatewayTargetFailedToRespond, ExceptionCode(await receiver.NextAsync()));
+        Assert.Equal(1, h.Plc.RequestsReceived(6));
+        Assert.Equal(0, h.Bus.Counters.Retries);
+    }
+
+    [Fact]
+    public async Task Read_WithRetries_SurvivesOneLostReply()
+    {
+        await using var h = await BusHarness.StartAsync(configure: o => o with { ReadRetries = 1 });
+        h.Plc.Faults.NoReply = true;
+        h.Plc.Faults.Remaining = 1;
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(ReadHolding(3, 1, 0, 10), CancellationToken.None);
+        Assert.Equal(0, ExceptionCode(await receiver.NextAsync()));
+        Assert.Equal(1, h.Bus.Counters.Retries);
+        Assert.Equal(2, h.Plc.RequestsReceived(3));
+    }
+
+    [Theory]
+    [InlineData("crc", 19200)]
+    [InlineData("wrong-unit", 19200)]
+    [InlineData("truncated", 19200)]
+    // At 1200 baud t1.5 is 13.75 ms and t3.5 32 ms: a 22 ms gap breaks the frame without ending it,
+    // wide enough apart for a loaded machine's scheduling not to blur the two.
+    [InlineData("split", 1200)]
+    public async Task BadReply_IsDroppedCountedAndAnswered0B(string fault, int baud)
+    {
+        await using var h = await BusHarness.StartAsync(baud: baud, configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(500) });
+        switch (fault)
+        {
+            case "crc": h.Plc.Faults.BadCrc = true; break;
+            case "wrong-unit": h.Plc.Faults.WrongUnit = true; break;
+            case "truncated": h.Plc.Faults.Truncated = true; break;
+            case "split": h.Plc.Faults.SplitGapMs = 22; break;
+        }
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(ReadHolding(5, 1, 0, 10), CancellationToken.None);
+        var reply = await receiver.NextAsync();
+        Assert.Equal(ModbusExceptionCode.GatewayTargetFailedToRespond, ExceptionCode(reply));
+        Assert.Equal(1, h.Bus.Counters.Timeouts);
+        Assert.Equal(0, h.Bus.Counters.Transactions);
+        var c = h.Bus.Counters;
+        switch (fault)
+        {
+            case "crc": Assert.True(c.CrcErrors >= 1); break;
+            case "wrong-unit": Assert.Equal(1, c.WrongUnit); break;
+            case "truncated": Assert.True(c.DroppedBytes >= 1); break;
+            case "split": Assert.True(c.InterCharacterViolations >= 1); break;
+        }
+    }
+
+    [Fact]
+    public async Task NoiseBeforeTheReply_IsSkipped()
+    {
+        await using var h = await BusHarness.StartAsync();
+        h.Plc.Faults.Garbage = true;
+        h.Plc.SetHoldingRegister(1, 0, 77);
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        for (ushort i = 0; i < 5; i++)
+        {
+            await session.SendAsync(ReadHolding(i, 1, 0, 1), CancellationToken.None);
+            var reply = await receiver.NextAsync();
+            Assert.Equal(0, ExceptionCode(reply));
+            Assert.Equal(77, reply[10]);
+        }
+        Assert.True(h.Bus.Counters.DroppedBytes >= 5 * 7 - 5, $"dropped {h.Bus.Counters.DroppedBytes}");
+    }
+
+    [Fact]
+    public async Task DeviceAnsweringTwice_SecondCopyIsDiscarded_NextTransactionIsRight()
+    {
+        await using var h = await BusHarness.StartAsync();
+        h.Plc.Faults.Twice = true;
+        h.Plc.Faults.Remaining = 1;
+        h.Plc.SetHoldingRegister(1, 0, 1);
+        h.Plc.SetHoldingRegister(1, 50, 2);
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(ReadHolding(1, 1, 0, 1), CancellationToken.None);
+        Assert.Equal(1, (await receiver.NextAsync())[10]);
+        await session.SendAsync(ReadHolding(2, 1, 50, 1), CancellationToken.None);
+        var second = await receiver.NextAsync();
+        Assert.Equal(2, Tid(second));
+        Assert.Equal(2, second[10]);
+        Assert.True(h.Bus.Counters.UnexpectedBytes > 0);
+    }
+
+    [Fact]
+    public async Task AbsentUnit_OpensTheBreaker_ItsClientsGet0BAtOnce_OthersAreServed()
+    {
+        await using var h = await BusHarness.StartAsync(configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(100), BreakerFailures = 2, BreakerOpen = TimeSpan.FromSeconds(30) });
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        for (ushort i = 0; i < 2; i++)
+        {
+            await session.SendAsync(ReadHolding(i, 9, 0, 1), CancellationToken.None);
+            Assert.Equal(ModbusExceptionCode.GatewayTargetFailedToRespond, ExceptionCode(await receiver.NextAsync()));
+        }
+        Assert.True(h.Bus.IsBreakerOpen(9));
+        long sent = h.Bus.Counters.RequestsSent;
+        await session.SendAsync(ReadHolding(3, 9, 0, 1), CancellationToken.None);
+        Assert.Equal(ModbusExceptionCode.GatewayTargetFailedToRespond, ExceptionCode(await receiver.NextAsync()));
+        Assert.Equal(sent, h.Bus.Counters.RequestsSent); // never put on the line
+        Assert.True(h.Bus.Counters.BreakerRejected >= 1);
+        await session.SendAsync(ReadHolding(4, 1, 0, 1), CancellationToken.None);
+        Assert.Equal(0, ExceptionCode(await receiver.NextAsync()));
+    }
+
+    [Fact]
+    public async Task Breaker_ProbeAfterOpenPeriod_ClosesWhenTheUnitAnswersAgain()
+    {
+        await using var h = await BusHarness.StartAsync(configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(100), BreakerFailures = 1, BreakerOpen = TimeSpan.FromMilliseconds(200) });
+        h.Plc.Faults.NoReply = true;
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(ReadHolding(1, 1, 0, 1), CancellationToken.None);
+        Assert.Equal(ModbusExceptionCode.GatewayTargetFailedToRespond, ExceptionCode(await receiver.NextAsync()));
+        Assert.True(h.Bus.IsBreakerOpen(1));
+        h.Plc.Faults.Reset();
+        await Task.Delay(400);
+        await session.SendAsync(ReadHolding(2, 1, 0, 1), CancellationToken.None);
+        Assert.Equal(0, ExceptionCode(await receiver.NextAsync()));
+        Assert.False(h.Bus.IsBreakerOpen(1));
+    }
+
+    [Fact]
+    public async Task Broadcast_WriteIsSentNotAwaited_ReadIsRefused0A()
+    {
+        await using var h = await BusHarness.StartAsync(secondUnit: 2);
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        Assert.Equal(0, await session.SendAsync(WriteRegister(1, 0, 100, 42), CancellationToken.None));
+        for (int i = 0; i < 200 && h.Plc.Broadcasts == 0; i++)
+        {
+            await Task.Delay(10);
+        }
+        Assert.Equal(42, h.Plc.GetHoldingRegister(1, 100));
+        Assert.Equal(42, h.Plc.GetHoldingRegister(2, 100));
+        Assert.False(await receiver.AnyWithinAsync(TimeSpan.FromMilliseconds(100)));
+        await session.SendAsync(ReadHolding(2, 0, 0, 1), CancellationToken.None);
+        Assert.Equal(ModbusExceptionCode.GatewayPathUnavailable, ExceptionCode(await receiver.NextAsync()));
+    }
+
+    [Fact]
+    public async Task SecondUnitOnTheLine_IsReachedByItsAddress()
+    {
+        await using var h = await BusHarness.StartAsync(secondUnit: 2);
+        h.Plc.SetHoldingRegister(2, 0, 22);
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(ReadHolding(1, 2, 0, 1), CancellationToken.None);
+        var reply = await receiver.NextAsync();
+        Assert.Equal(2, reply[6]);
+        Assert.Equal(22, reply[10]);
+    }
+
+    [Fact]
+    public async Task ReservedUnit_IsRefused0A_WithoutTouchingTheLine()
+    {
+        await using var h = await BusHarness.StartAsync();
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        await session.SendAsync(ReadHolding(1, 250, 0, 1), CancellationToken.None);
+        Assert.Equal(ModbusExceptionCode.GatewayPathUnavailable, ExceptionCode(await receiver.NextAsync()));
+        Assert.Equal(0, h.Bus.Counters.RequestsSent);
+    }
+
+    [Fact]
+    public async Task QueueFull_IsAnswered06()
+    {
+        await using var h = await BusHarness.StartAsync(configure: o => o with { QueueDepth = 2 });
+        h.Plc.Faults.LateMs = 150;
+        using var receiver = new Receiver();
+        var sessions = Enumerable.Range(0, 6).Select(_ => h.Bus.OpenSession(receiver, "a")).ToList();
+        var sends = sessions.Select((s, i) => s.SendAsync(ReadHolding((ushort)i, 1, 0, 1), CancellationToken.None).AsTask()).ToList();
+        var codes = new List<byte>();
+        for (int i = 0; i < 6; i++)
+        {
+            codes.Add(ExceptionCode(await receiver.NextAsync()));
+        }
+        await Task.WhenAll(sends);
+        Assert.Contains(ModbusExceptionCode.ServerDeviceBusy, codes);
+        Assert.True(h.Bus.Counters.QueueFull >= 1);
+    }
+
+    [Fact]
+    public async Task ClientGoneWhileQueued_RequestNeverReachesTheLine()
+    {
+        await using var h = await BusHarness.StartAsync(baud: 19200);
+        h.Plc.Faults.LateMs = 200;
+        using var first = new Receiver();
+        await using var busy = h.Bus.OpenSession(first, "a");
+        var firstSend = busy.SendAsync(ReadHolding(1, 1, 0, 1), CancellationToken.None).AsTask();
+        await firstSend;
+        using var cts = new CancellationTokenSource();
+        var leaving = h.Bus.OpenSession(new Receiver(), "b");
+        var pending = leaving.SendAsync(WriteRegister(2, 1, 100, 1), cts.Token).AsTask();
+        cts.Cancel();
+        await leaving.DisposeAsync();
+        Assert.Equal(-1, await pending);
+        await first.NextAsync();
+        await Task.Delay(100);
+        Assert.Equal(0, h.Plc.RequestsReceived(6));
+        Assert.Equal(1, h.Bus.Counters.Abandoned);
+    }
+
+    [Fact]
+    public async Task PortLost_Answers0A_AndRecoversWithoutRestart()
+    {
+        await using var h = await BusHarness.StartAsync();
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "a");
+        h.Pty.Stop();
+        for (int i = 0; i < 300 && h.Bus.IsAvailable; i++)
+        {
+            await Task.Delay(10);
+        }
+        Assert.False(h.Bus.IsAvailable);
+        await session.SendAsync(ReadHolding(1, 1, 0, 1), CancellationToken.None);
+        Assert.Equal(ModbusExceptionCode.GatewayPathUnavailable, ExceptionCode(await receiver.NextAsync()));
+
+        h.RestartLine();
+        for (int i = 0; i < 500 && !h.Bus.IsAvailable; i++)
+        {
+            await Task.Delay(10);
+        }
+        Assert.True(h.Bus.IsAvailable, "bus did not reopen the device");
+        await session.SendAsync(ReadHolding(2, 1, 0, 1), CancellationToken.None);
+        var reply = await receiver.NextAsync();
+        Assert.Equal(2, Tid(reply));
+        Assert.Equal(0, ExceptionCode(reply));
+        Assert.True(h.Bus.Counters.LineLost >= 1);
+    }
+}
