@@ -31,6 +31,7 @@ public sealed class EdgeGateway : IAsyncDisposable
     public static async Task<EdgeGateway> StartAsync(EdgeShieldConfig config, IAuditSink audit)
     {
         ArgumentNullException.ThrowIfNull(config);
+        PreferInlineSocketCompletions();
         var counters = new GatewayCounters();
         var started = new List<ModbusListener>();
         var buses = new Dictionary<string, SerialBus>(StringComparer.Ordinal);
@@ -60,6 +61,26 @@ public sealed class EdgeGateway : IAsyncDisposable
             throw;
         }
         return new EdgeGateway(started, buses, counters);
+    }
+
+    /// <summary>The runtime's switch for running socket continuations on its epoll threads.</summary>
+    public const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    /// <summary>
+    /// Asks the runtime to run socket continuations on its epoll threads rather than handing each
+    /// one to the thread pool. Every step of a forwarded request (frame, judge, send) is short and
+    /// never blocks, so the hop only costs: on 2 cores it took ~30 µs of CPU per proxied request down
+    /// to ~20 µs and raised requests/s by 15-20 % (bench/RESULTS.md). The runtime reads the variable
+    /// once, when the first socket is created, so this works only before any socket exists (as in
+    /// <c>edgeshield run</c>); it is a no-op after that, and a value already in the environment
+    /// (<c>0</c> to opt out) is left alone.
+    /// </summary>
+    public static void PreferInlineSocketCompletions()
+    {
+        if (Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
+        {
+            Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
+        }
     }
 
     private static IUpstream CreateUpstream(ListenerConfig listener, Dictionary<string, SerialBus> buses) => listener.Upstream.Scheme switch

@@ -1,0 +1,146 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using BenchmarkDotNet.Attributes;
+using EdgeShield.Policy;
+using EdgeShield.Protocols.Modbus;
+
+namespace EdgeShield.Benchmarks;
+
+/// <summary>MBAP framing plus request decoding, as the gateway's receive loop does it per frame.</summary>
+[MemoryDiagnoser]
+public class FrameParseBenchmarks
+{
+    private readonly byte[] _fc3 = Frames.ReadHolding();
+    private readonly byte[] _fc16 = Frames.WriteMultiple();
+    private readonly byte[] _fc23 = Frames.ReadWriteMultiple();
+
+    [Benchmark(Description = "frame+parse FC3 read 10")]
+    public int Fc3() => FrameAndParse(_fc3);
+
+    [Benchmark(Description = "frame+parse FC16 write 10")]
+    public int Fc16() => FrameAndParse(_fc16);
+
+    [Benchmark(Description = "frame+parse FC23 read 10/write 4")]
+    public int Fc23() => FrameAndParse(_fc23);
+
+    private static int FrameAndParse(ReadOnlySpan<byte> input)
+    {
+        if (MbapFramer.TryReadFrame(input, out var frame, out int consumed, out _) != OperationStatus.Done)
+        {
+            throw new InvalidOperationException("not a frame");
+        }
+        var request = ModbusPdu.ParseRequest(frame.Pdu);
+        if (request.Status != RequestStatus.Valid)
+        {
+            throw new InvalidOperationException("not valid");
+        }
+        return consumed + request.ReadSpan.Count + request.WriteSpan.Count + request.RegisterValueCount;
+    }
+}
+
+/// <summary>
+/// <see cref="CompiledPolicy.Evaluate"/> alone. The request is decoded once per invocation (a ref
+/// struct cannot live in a field) and judged <see cref="Judgements"/> times.
+/// </summary>
+[MemoryDiagnoser]
+public class PolicyBenchmarks
+{
+    private const int Judgements = 64;
+
+    private readonly byte[] _read = Frames.ReadHolding();
+    private readonly byte[] _deniedWrite = Frames.WriteSingle(2000);
+    private readonly byte[] _slowUnitRead = Frames.Adu(5, 2, [3, 0, 100, 0, 10]);
+    private readonly CompiledPolicy _policy = Frames.LoadPolicy();
+    private readonly SourceAddress _source = SourceAddress.From(IPAddress.Loopback);
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        // Each judged request must get the verdict the benchmark is named after.
+        Expect(_read, 1, DenyReason.None);
+        Expect(_deniedWrite, 1, DenyReason.Value);
+        Expect(_slowUnitRead, 2, DenyReason.None); // the rate bucket's one token
+        Expect(_slowUnitRead, 2, DenyReason.Rate);
+    }
+
+    [Benchmark(Description = "Evaluate allowed FC3 read", OperationsPerInvoke = Judgements)]
+    public int AllowedRead() => Judge(_read, 1);
+
+    [Benchmark(Description = "Evaluate denied FC6 write (value out of range)", OperationsPerInvoke = Judgements)]
+    public int DeniedWrite() => Judge(_deniedWrite, 1);
+
+    [Benchmark(Description = "Evaluate rate-limited rule (bucket empty)", OperationsPerInvoke = Judgements)]
+    public int RateLimited() => Judge(_slowUnitRead, 2);
+
+    private int Judge(byte[] adu, byte unit)
+    {
+        var request = ModbusPdu.ParseRequest(adu.AsSpan(ModbusLimits.MbapHeaderLength));
+        int sum = 0;
+        for (int i = 0; i < Judgements; i++)
+        {
+            sum += (int)_policy.Evaluate(_source, unit, request, Stopwatch.GetTimestamp()).Reason;
+        }
+        return sum;
+    }
+
+    private void Expect(byte[] adu, byte unit, DenyReason reason)
+    {
+        var request = ModbusPdu.ParseRequest(adu.AsSpan(ModbusLimits.MbapHeaderLength));
+        var verdict = _policy.Evaluate(_source, unit, request, Stopwatch.GetTimestamp());
+        if (verdict.Reason != reason)
+        {
+            throw new InvalidOperationException($"expected {reason}, got {verdict.Reason}");
+        }
+    }
+}
+
+/// <summary>What the gateway does per frame: frame, decode, judge, and (for the answer) check the response.</summary>
+[MemoryDiagnoser]
+public class InspectionBenchmarks
+{
+    private readonly byte[] _fc3 = Frames.ReadHolding();
+    private readonly byte[] _fc16 = Frames.WriteMultiple();
+    private readonly byte[] _fc3Response = Frames.ReadHoldingResponse();
+    private readonly CompiledPolicy _policy = Frames.LoadPolicy();
+    private readonly SourceAddress _source = SourceAddress.From(IPAddress.Loopback);
+    private ResponseExpectation _fc3Expectation;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _fc3Expectation = ModbusPdu.ParseRequest(_fc3.AsSpan(ModbusLimits.MbapHeaderLength)).Expectation;
+        if (FrameParseVerdict(_fc3) != (int)DenyReason.None || FrameParseVerdict(_fc16) != (int)DenyReason.None || CheckFc3Response() != ResponseStatus.Normal)
+        {
+            throw new InvalidOperationException("bench frames are not allowed / not answered as expected");
+        }
+    }
+
+    [Benchmark(Description = "frame→parse→verdict FC3 read 10 (allowed)")]
+    public int ReadVerdict() => FrameParseVerdict(_fc3);
+
+    [Benchmark(Description = "frame→parse→verdict FC16 write 10 (allowed)")]
+    public int WriteVerdict() => FrameParseVerdict(_fc16);
+
+    [Benchmark(Description = "response check FC3 10 registers")]
+    public ResponseStatus CheckFc3Response()
+    {
+        if (MbapFramer.TryReadFrame(_fc3Response, out var frame, out _, out _) != OperationStatus.Done)
+        {
+            throw new InvalidOperationException("not a frame");
+        }
+        return ModbusPdu.CheckResponse(frame.Pdu, _fc3Expectation, out _);
+    }
+
+    private int FrameParseVerdict(ReadOnlySpan<byte> input)
+    {
+        if (MbapFramer.TryReadFrame(input, out var frame, out _, out _) != OperationStatus.Done)
+        {
+            throw new InvalidOperationException("not a frame");
+        }
+        var request = ModbusPdu.ParseRequest(frame.Pdu);
+        var verdict = _policy.Evaluate(_source, frame.UnitId, request, Stopwatch.GetTimestamp());
+        var expectation = request.Expectation;
+        return (int)verdict.Reason + expectation.RequestLength - request.Pdu.Length;
+    }
+}

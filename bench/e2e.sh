@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# End-to-end load bench: HMI load against (a) the PLC simulator directly, (b) HAProxy 2.6 in TCP
+# mode (nbthread 2) and (c) the EdgeShield gateway with full inspection, interleaved, on loopback.
+#
+#   bench/e2e.sh                       # 3 rounds x {8,64} conns x {direct,haproxy,edgeshield} x 10 s
+#   ROUNDS=3 SECS=10 CONNS="8 64" GATEWAYS="jit jit-tp aot aot-tp" bench/e2e.sh
+#
+# GATEWAYS: jit = dotnet edgeshield.dll (Release), aot = Native AOT binary (dotnet publish -r linux-x64);
+# a -inline / -tp suffix runs it with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 / 0. Gateways listen on
+# GW_PORT, GW_PORT+1, ...
+# GW_ENV="VAR=value ..." runs the gateway(s) with extra environment (runtime knobs for experiments).
+# NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-10}
+CONNS=${CONNS:-"8 64"}
+GATEWAYS=${GATEWAYS:-"jit aot"}
+PLC_PORT=${PLC_PORT:-25020}
+HAPROXY_PORT=${HAPROXY_PORT:-25021}
+GW_PORT=${GW_PORT:-25022}
+OUT=${OUT:-$ROOT/bench/e2e-results.tsv}
+HOST=127.0.0.1   # loopback only, always
+
+SIM_DLL=$ROOT/simulators/edgeshield-sim/bin/Release/net10.0/edgeshield-sim.dll
+GW_DLL=$ROOT/edge/EdgeShield.Host/bin/Release/net10.0/edgeshield.dll
+GW_AOT=$ROOT/edge/EdgeShield.Host/bin/Release/net10.0/linux-x64/publish/edgeshield
+
+# Bounded: every run is SECS long; refuse budgets above 10 minutes.
+runs=$(( ROUNDS * $(wc -w <<<"$CONNS") * (2 + $(wc -w <<<"$GATEWAYS")) ))
+if (( runs * (SECS + 1) > 600 )); then
+  echo "e2e: $runs runs of ${SECS}s exceed the 10 minute budget" >&2; exit 2
+fi
+
+if [[ -z "${NOBUILD:-}" ]]; then
+  dotnet build -c Release -v q -nologo "$ROOT/simulators/edgeshield-sim" >/dev/null
+  dotnet build -c Release -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
+  if [[ " $GATEWAYS " == *" aot"* ]]; then
+    dotnet publish -c Release -r linux-x64 -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
+  fi
+fi
+
+WORK=$(mktemp -d /tmp/edgeshield-e2e.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+wait_port() { # port, name: bounded wait (10 s) until something listens
+  for _ in $(seq 1 100); do
+    if ss -Hltn "sport = :$1" | grep -q .; then return 0; fi
+    sleep 0.1
+  done
+  echo "e2e: $2 did not listen on $1" >&2; exit 1
+}
+
+for port in $PLC_PORT $HAPROXY_PORT; do
+  if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
+done
+
+dotnet "$SIM_DLL" plc --listen $HOST:$PLC_PORT >"$WORK/plc.log" 2>&1 &
+PIDS+=($!)
+wait_port $PLC_PORT plc
+
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+  maxconn 4096
+  nbthread 2
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind $HOST:$HAPROXY_PORT
+  default_backend be
+backend be
+  server plc $HOST:$PLC_PORT
+CFG
+/usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+PIDS+=($!)
+wait_port $HAPROXY_PORT haproxy
+
+# Allows exactly what `edgeshield-sim hmi` sends (FC 1/3/4 reads in 0-999, FC 6/16 writes to 100-119,
+# values 0-1000), so every frame is framed, decoded, judged, forwarded and its response checked.
+gateway_config() { # port
+  cat <<YAML
+gateway: { name: bench-gw, site: lab }
+listeners:
+  - name: bench
+    bind: $HOST:$1
+    protocol: modbus-tcp
+    upstream: tcp://$HOST:$PLC_PORT
+    policy: plc1
+    limits: { connections-per-source: 1024 }
+policies:
+  plc1:
+    mode: enforce
+    rules:
+      - name: hmi reads
+        unit: 1
+        function: [read-coils, read-holding-registers, read-input-registers]
+        address: 0-999
+      - name: setpoints
+        unit: 1
+        function: [write-single-register, write-multiple-registers]
+        address: 100-119
+        value: 0-1500
+YAML
+}
+
+TARGETS="direct:$PLC_PORT haproxy:$HAPROXY_PORT"
+port=$GW_PORT
+for gw in $GATEWAYS; do
+  # *-inline / *-tp: socket continuations run on the epoll threads / hop to the thread pool
+  # (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 / 0; read once at start-up, environment only).
+  # Without a suffix the gateway's own default applies (inline since EdgeGateway.PreferInlineSocketCompletions).
+  extra=""
+  [[ $gw == *-inline ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+  [[ $gw == *-tp ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0"
+  base=${gw%-inline}
+  case ${base%-tp} in
+    jit) cmd=(dotnet "$GW_DLL") ;;
+    aot) cmd=("$GW_AOT") ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, with -inline or -tp)" >&2; exit 2 ;;
+  esac
+  if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
+  gateway_config $port >"$WORK/gw-$gw.yaml"
+  env $extra ${GW_ENV:-} "${cmd[@]}" run --config "$WORK/gw-$gw.yaml" >/dev/null 2>"$WORK/gw-$gw.log" &
+  PIDS+=($!); wait_port $port "edgeshield-$gw"
+  TARGETS+=" edgeshield-$gw:$port"
+  port=$((port + 1))
+done
+
+hmi() { # port conns seconds -> one JSON line
+  timeout $(( $3 + 20 )) dotnet "$SIM_DLL" hmi --target $HOST:$1 --conns $2 --seconds $3 --json || true
+}
+
+# Warm-up: JIT tiers, connection pools, page cache.
+for t in $TARGETS; do hmi "${t#*:}" 8 2 >/dev/null; done
+
+echo -e "round\tconns\ttarget\trps\tp50_us\tp99_us\terrors\texceptions" >"$OUT"
+for round in $(seq 1 "$ROUNDS"); do
+  for conns in $CONNS; do
+    for t in $TARGETS; do
+      name=${t%%:*}; port=${t#*:}
+      line=$(hmi "$port" "$conns" "$SECS")
+      jq -r --arg r "$round" --arg c "$conns" --arg n "$name" \
+        '[$r, $c, $n, .requests_per_second, .p50_us, .p99_us, .errors, .exceptions] | @tsv' <<<"$line" >>"$OUT"
+      tail -1 "$OUT" >&2
+    done
+  done
+done
+
+python3 - "$OUT" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+med = {}
+for conns in dict.fromkeys(r["conns"] for r in rows):
+    for target in dict.fromkeys(r["target"] for r in rows):
+        sel = [r for r in rows if r["conns"] == conns and r["target"] == target]
+        med[conns, target] = (statistics.median(float(r["rps"]) for r in sel),
+                              statistics.median(float(r["p50_us"]) for r in sel),
+                              statistics.median(float(r["p99_us"]) for r in sel),
+                              sum(int(r["errors"]) + int(r["exceptions"]) for r in sel), len(sel))
+print("| conns | target | req/s (median) | p50 µs | p99 µs | × direct | × HAProxy | p99 vs HAProxy | errors+exceptions | runs |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (conns, target), (rps, p50, p99, bad, n) in med.items():
+    d = med[conns, "direct"][0]; h = med[conns, "haproxy"]
+    print(f"| {conns} | {target} | {rps:,.0f} | {p50:.0f} | {p99:.0f} | {rps/d:.2f} | {rps/h[0]:.2f} | {p99/h[2]:.2f} | {bad} | {n} |")
+PY
