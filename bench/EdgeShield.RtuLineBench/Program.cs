@@ -10,10 +10,18 @@ using EdgeShield.Simulators;
 // registers in a loop through EdgeShield to the paced RTU simulator on a socat pty pair.
 //   utilisation = transactions × T_ideal / elapsed
 //   T_ideal     = (request bytes + reply bytes) × bits per character / baud + 2 × t3.5
-// usage: dotnet run -c Release --project bench/EdgeShield.RtuLineBench -- --baud 19200 --seconds 10 --clients 4
+// usage: dotnet run -c Release --project bench/EdgeShield.RtuLineBench -- --baud 19200 --seconds 10 --clients 4 [--mode gateway|raw]
+// --mode raw: no gateway, one minimal synchronous master on the pty (write, blocking read, spin t3.5):
+// the ceiling of the rig itself (socat relay + paced simulator) on this machine at this moment.
 int baud = 19200, seconds = 10, clients = 4;
+string mode = "gateway";
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
+    if (args[i] == "--mode")
+    {
+        mode = args[i + 1];
+        continue;
+    }
     int value = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
     switch (args[i])
     {
@@ -37,6 +45,11 @@ for (int i = 0; i < 500 && !(File.Exists(master) && File.Exists(device)); i++)
 try
 {
     using var plc = RtuPlcSimulator.Start(new RtuPlcOptions { Device = device, Baud = baud, Unit = 1 });
+    if (mode == "raw")
+    {
+        RawMaster.Run(master, baud, seconds);
+        return;
+    }
     var yaml = $"""
         serial:
           - name: bus
@@ -132,5 +145,45 @@ internal sealed class NullAudit : IAuditSink
     public static readonly NullAudit Instance = new();
     public void Write(in AuditEvent auditEvent)
     {
+    }
+}
+
+internal static class RawMaster
+{
+    public static void Run(string device, int baud, int seconds)
+    {
+        using var port = new System.IO.Ports.SerialPort(device, baud, System.IO.Ports.Parity.Even, 8, System.IO.Ports.StopBits.One);
+        port.Open();
+        using var stream = new FileStream(device, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 0);
+        var timing = new RtuTiming(baud, 11);
+        double idealMicros = timing.FrameMicros(8 + 25) + (2 * timing.InterFrameMicros);
+        long t35 = (long)(timing.InterFrameMicros * Stopwatch.Frequency / 1e6);
+        byte[] request = [1, 3, 0, 0, 0, 10, 0xC5, 0xCD];
+        var reply = new byte[64];
+        long start = 0, end = Stopwatch.GetTimestamp() + ((seconds + 1) * Stopwatch.Frequency);
+        long count = 0;
+        for (long i = 0; Stopwatch.GetTimestamp() < end; i++)
+        {
+            if (i == 20)
+            {
+                start = Stopwatch.GetTimestamp();
+                count = 0;
+            }
+            stream.Write(request);
+            int got = 0;
+            while (got < 25)
+            {
+                got += stream.Read(reply, got, reply.Length - got);
+            }
+            long quietAt = Stopwatch.GetTimestamp() + t35;
+            while (Stopwatch.GetTimestamp() < quietAt)
+            {
+                Thread.SpinWait(20);
+            }
+            count++;
+        }
+        double elapsed = (Stopwatch.GetTimestamp() - start) * 1e6 / Stopwatch.Frequency;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"raw master (no gateway) baud {baud} seconds {seconds}: transactions {count} rate {count / (elapsed / 1e6):F1}/s ideal {idealMicros:F0} us/transaction utilisation {count * idealMicros / elapsed:F3}"));
     }
 }
