@@ -15,6 +15,7 @@ internal static class Cli
         commands:
           run --config FILE      run the gateway (stops cleanly on SIGTERM/SIGINT, reloads on SIGHUP)
           check --config FILE    validate a configuration; errors as FILE:LINE:COL: error: …
+          replay --config FILE --pcap CAPTURE   a capture through a listener's policy, offline (--json)
           demo [--seconds N]     simulated PLC, the firewall with the bundled demo policy, and HMI
                                  traffic with forbidden writes and a malformed frame, in one process
 
@@ -39,6 +40,7 @@ internal static class Cli
             "run" => await RunCommand.ExecuteAsync(rest),
             "check" => CheckCommand.Execute(rest),
             "demo" => await DemoCommand.ExecuteAsync(rest),
+            "replay" => ReplayCommand.Execute(rest),
             _ => UnknownCommand(args[0]),
         };
     }
