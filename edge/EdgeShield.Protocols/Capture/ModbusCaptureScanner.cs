@@ -136,6 +136,17 @@ public sealed class ModbusCaptureScanner
             flow.Clear();
         }
         direction.Push(tcp.Sequence, tcp.Flags, tcp.Payload, packet.FrameNumber, sink);
+        if ((tcp.Flags & TcpControl.Ack) != 0)
+        {
+            if (request)
+            {
+                flow.Responses.Acknowledge(tcp.Acknowledgment, packet.FrameNumber, flow.ResponseSink);
+            }
+            else
+            {
+                flow.Requests.Acknowledge(tcp.Acknowledgment, packet.FrameNumber, flow.RequestSink);
+            }
+        }
     }
 
     /// <summary>Closes every stream (held segments beyond holes are delivered after a gap) and totals reassembly counts.</summary>

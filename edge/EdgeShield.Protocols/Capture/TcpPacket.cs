@@ -41,6 +41,8 @@ public readonly ref struct TcpPacket
     public ushort SourcePort { get; init; }
     public ushort DestinationPort { get; init; }
     public uint Sequence { get; init; }
+    /// <summary>The acknowledgment number (meaningful when <see cref="TcpControl.Ack"/> is set).</summary>
+    public uint Acknowledgment { get; init; }
     public TcpControl Flags { get; init; }
     /// <summary>The TCP payload, bounded by the IP length (not Ethernet padding) and by what was captured.</summary>
     public ReadOnlySpan<byte> Payload { get; init; }
@@ -235,6 +237,7 @@ public static class TcpPacketDecoder
             SourcePort = BinaryPrimitives.ReadUInt16BigEndian(tcp),
             DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(tcp[2..]),
             Sequence = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]),
+            Acknowledgment = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]),
             Flags = (TcpControl)(tcp[13] & 0x1F),
             Payload = tcp[dataOffset..],
         };

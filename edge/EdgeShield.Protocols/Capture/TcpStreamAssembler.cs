@@ -104,6 +104,20 @@ public sealed class TcpStreamAssembler
         }
     }
 
+    /// <summary>
+    /// The peer acknowledged bytes up to <paramref name="acknowledgment"/>: a hole below it was
+    /// received but never captured (capture loss), so held segments up to it are delivered after a gap
+    /// now rather than at the end of the stream.
+    /// </summary>
+    public void Acknowledge(uint acknowledgment, int frameNumber, ITcpStreamSink sink)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        while (_heldCount > 0 && (int)(acknowledgment - _next) > 0 && (int)(_heldSequence[Earliest()] - acknowledgment) < 0)
+        {
+            SkipToEarliestHeld(frameNumber, sink);
+        }
+    }
+
     /// <summary>Closes the direction at the end of the capture: held segments beyond a hole are delivered after a gap.</summary>
     public void Flush(int frameNumber, ITcpStreamSink sink)
     {

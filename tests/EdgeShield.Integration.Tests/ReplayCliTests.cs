@@ -1,0 +1,56 @@
+using System.Text.Json;
+
+namespace EdgeShield.Integration.Tests;
+
+/// <summary><c>edgeshield replay</c> as an integrator runs it.</summary>
+public class ReplayCliTests
+{
+    private static string Data(string relative) => Path.Combine(Processes.RepoRoot, "tests", "data", relative);
+
+    private static string Example => Path.Combine(Processes.RepoRoot, "firmware-config", "examples", "plc-basic.yaml");
+
+    [Fact]
+    public async Task Replay_Json_PrintsOnlyTheObject()
+    {
+        var result = await Processes.RunAsync(Processes.EdgeShield("replay", "--config", Example, "--pcap", Data("modbus/pymodbus_socket_over_tcp_port502.pcapng"), "--json"));
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var json = JsonDocument.Parse(result.Stdout);
+        Assert.Equal(132, json.RootElement.GetProperty("frames").GetInt64());
+        Assert.Equal(54, json.RootElement.GetProperty("requests").GetInt64());
+        Assert.Equal(15, json.RootElement.GetProperty("by_function").GetProperty("3").GetInt64());
+        Assert.Equal(json.RootElement.GetProperty("requests").GetInt64(), json.RootElement.GetProperty("allowed").GetInt64() + json.RootElement.GetProperty("denied").GetInt64());
+    }
+
+    [Fact]
+    public async Task Replay_Text_ListsDeniedFramesAndCounts()
+    {
+        var result = await Processes.RunAsync(Processes.EdgeShield("replay", "--config", Example, "--pcap", Data("modbus/libmodbus-3.1.12-unit-tests-tcp-port1502.pcapng"), "--port", "1502", "--listener", "hmi-plc1"));
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("listener hmi-plc1, policy plc1", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("first denied frames", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("malformed frames", result.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Replay_NotACapture_ExitTwo()
+    {
+        var result = await Processes.RunAsync(Processes.EdgeShield("replay", "--config", Example, "--pcap", Example));
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("not a pcap or pcapng file", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Replay_MissingCaptureOrUnknownListener_ExitTwo()
+    {
+        var missing = await Processes.RunAsync(Processes.EdgeShield("replay", "--config", Example, "--pcap", "/nonexistent.pcap"));
+        var listener = await Processes.RunAsync(Processes.EdgeShield("replay", "--config", Example, "--pcap", Data("modbus/sv__modbus__modbus.pcap"), "--listener", "nope"));
+
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("cannot read the file", missing.Stderr, StringComparison.Ordinal);
+        Assert.Equal(2, listener.ExitCode);
+        Assert.Contains("no listener 'nope'", listener.Stderr, StringComparison.Ordinal);
+    }
+}
