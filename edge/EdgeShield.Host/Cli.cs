@@ -16,6 +16,7 @@ internal static class Cli
           run --config FILE      run the gateway (stops cleanly on SIGTERM/SIGINT, reloads on SIGHUP)
           check --config FILE    validate a configuration; errors as FILE:LINE:COL: error: …
           replay --config FILE --pcap CAPTURE   a capture through a listener's policy, offline (--json)
+          learn --pcap CAPTURE… --out FILE      a draft allow-list from captures, for review
           demo [--seconds N]     simulated PLC, the firewall with the bundled demo policy, and HMI
                                  traffic with forbidden writes and a malformed frame, in one process
 
@@ -41,6 +42,7 @@ internal static class Cli
             "check" => CheckCommand.Execute(rest),
             "demo" => await DemoCommand.ExecuteAsync(rest),
             "replay" => ReplayCommand.Execute(rest),
+            "learn" => LearnCommand.Execute(rest),
             _ => UnknownCommand(args[0]),
         };
     }

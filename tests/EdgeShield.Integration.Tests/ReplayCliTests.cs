@@ -54,3 +54,31 @@ public class ReplayCliTests
         Assert.Contains("no listener 'nope'", listener.Stderr, StringComparison.Ordinal);
     }
 }
+
+/// <summary><c>edgeshield learn</c> then <c>check</c> and <c>replay</c>, as an integrator chains them.</summary>
+public class LearnCliTests
+{
+    [Fact]
+    public async Task Learn_CheckAndReplay_TheDraftDeniesNothingOfItsCapture()
+    {
+        string capture = Path.Combine(Processes.RepoRoot, "tests", "data", "modbus", "iti__ModbusTCP__Modbus__modbus_test.pcap");
+        string draft = Path.Combine(Path.GetTempPath(), $"learned-{Guid.NewGuid():N}.yaml");
+        try
+        {
+            var learn = await Processes.RunAsync(Processes.EdgeShield("learn", "--pcap", capture, "--out", draft));
+            var check = await Processes.RunAsync(Processes.EdgeShield("check", "--config", draft));
+            var replay = await Processes.RunAsync(Processes.EdgeShield("replay", "--config", draft, "--pcap", capture, "--json"));
+
+            Assert.True(learn.ExitCode == 0, learn.Stderr);
+            Assert.True(check.ExitCode == 0, check.Stderr + File.ReadAllText(draft));
+            Assert.True(replay.ExitCode == 0, replay.Stderr);
+            using var json = System.Text.Json.JsonDocument.Parse(replay.Stdout);
+            Assert.Equal(1142, json.RootElement.GetProperty("requests").GetInt64());
+            Assert.Equal(0, json.RootElement.GetProperty("denied").GetInt64());
+        }
+        finally
+        {
+            File.Delete(draft);
+        }
+    }
+}
