@@ -84,14 +84,17 @@ internal static class ReplayCommand
     }
 
     /// <summary>Loads the config and picks the listener's compiled policy; prints why not.</summary>
-    internal static bool TryLoadPolicy(string command, string configPath, string? listener, out string listenerName, out CompiledPolicy policy)
+    internal static bool TryLoadPolicy(string command, string configPath, string? listener, out string listenerName, out CompiledPolicy policy, bool printWarnings = true)
     {
         listenerName = "";
         policy = null!;
         var result = ConfigLoader.Load(configPath);
         foreach (var diagnostic in result.Diagnostics)
         {
-            Console.Error.WriteLine(diagnostic.ToString());
+            if (printWarnings || diagnostic.Severity == DiagnosticSeverity.Error)
+            {
+                Console.Error.WriteLine(diagnostic.ToString());
+            }
         }
         if (result.HasErrors || result.Config is null)
         {

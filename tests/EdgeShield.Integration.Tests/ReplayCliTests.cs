@@ -82,3 +82,34 @@ public class LearnCliTests
         }
     }
 }
+
+/// <summary><c>edgeshield check --against</c>.</summary>
+public class CheckAgainstCliTests
+{
+    [Fact]
+    public async Task CheckAgainst_Baseline_PrintsNewlyDeniedFramesAndUnmatchedRules()
+    {
+        string capture = Path.Combine(Processes.RepoRoot, "tests", "data", "modbus", "pymodbus_socket_over_tcp_port502.pcapng");
+        string dir = Path.Combine(Path.GetTempPath(), $"against-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            const string Head = "listeners:\n  - name: l\n    bind: 127.0.0.1:5020\n    upstream: tcp://127.0.0.1:502\n    policy: p\npolicies:\n  p:\n    mode: enforce\n    rules:\n";
+            string old = Path.Combine(dir, "old.yaml");
+            string next = Path.Combine(dir, "new.yaml");
+            await File.WriteAllTextAsync(old, Head + "      - name: reads\n        function: [1, 2, 3, 4]\n");
+            await File.WriteAllTextAsync(next, Head + "      - name: reads\n        function: [1, 2, 3, 4]\n        address: 0-9\n      - name: unused\n        function: [43]\n");
+
+            var result = await Processes.RunAsync(Processes.EdgeShield("check", "--config", next, "--against", capture, "--baseline", old));
+
+            Assert.True(result.ExitCode == 0, result.Stderr);
+            Assert.Contains("newly denied (allowed by " + old + "): 12; newly allowed: 0", result.Stdout, StringComparison.Ordinal);
+            Assert.Contains("frame 8 ", result.Stdout, StringComparison.Ordinal);
+            Assert.Contains("rule 'unused' matched no request of the capture", result.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

@@ -231,6 +231,9 @@ public sealed class PolicyLearner : IModbusCaptureObserver
 
     internal static string Format(UInt128 value) => ToIp(value).ToString();
 
+    /// <summary>A 128-bit capture address (IPv4 as IPv4-mapped IPv6) as text.</summary>
+    public static string FormatAddress(UInt128 value) => Format(value);
+
     internal static string Time(long ns) =>
         DateTimeOffset.FromUnixTimeMilliseconds(ns / 1_000_000).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 

@@ -73,6 +73,9 @@ public sealed class PolicyReplay : IModbusCaptureObserver
     public long[] MalformedByReason { get; } = new long[16];
 
     public List<DeniedFrame> FirstDenied { get; } = [];
+
+    /// <summary>The most recent denial.</summary>
+    public DeniedFrame LastDenied { get; private set; }
     public List<MalformedFrame> FirstMalformed { get; } = [];
 
     /// <summary>Replays a whole capture.</summary>
@@ -152,6 +155,7 @@ public sealed class PolicyReplay : IModbusCaptureObserver
 
     private void Remember(DeniedFrame denied)
     {
+        LastDenied = denied;
         if (FirstDenied.Count < _listLimit)
         {
             FirstDenied.Add(denied);
