@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace EdgeShield.Protocols.Capture;
 
 /// <summary>Receives one direction of a TCP stream in order from a <see cref="TcpStreamAssembler"/>.</summary>
@@ -17,8 +15,9 @@ public interface ITcpStreamSink
 /// sequence order exactly once, drops retransmitted bytes (whole or overlapping), holds segments
 /// that arrive ahead of a hole until the hole fills, and reports a gap when it cannot (more than
 /// <see cref="MaxHeldSegments"/> segments or <see cref="HeldBytesCapacity"/> bytes waiting, a FIN or
-/// the end of the capture with a hole still open). Allocation-free once warm: held bytes live in one
-/// buffer rented from <see cref="ArrayPool{T}.Shared"/> while any are held.
+/// the end of the capture with a hole still open). Allocation-free once warm: held bytes live in a
+/// buffer of this assembler that grows (doubling, up to <see cref="HeldBytesCapacity"/>) the first
+/// times it is needed and is kept across <see cref="Reset"/>, so pooled assemblers stop allocating.
 /// </summary>
 /// <remarks>
 /// Sequence numbers compare modulo 2^32 (RFC 793 3.3), so streams that wrap are handled. When the
@@ -62,7 +61,6 @@ public sealed class TcpStreamAssembler
     /// <summary>Forgets everything, returning held memory; ready for a new connection.</summary>
     public void Reset()
     {
-        ReturnHeld();
         _heldCount = 0;
         _heldUsed = 0;
         _next = 0;
@@ -173,7 +171,7 @@ public sealed class TcpStreamAssembler
                 return;
             }
         }
-        _heldBytes ??= ArrayPool<byte>.Shared.Rent(HeldBytesCapacity);
+        EnsureHeldCapacity(_heldUsed + payload.Length);
         payload.CopyTo(_heldBytes.AsSpan(_heldUsed));
         _heldSequence[_heldCount] = sequence;
         _heldOffset[_heldCount] = _heldUsed;
@@ -247,16 +245,21 @@ public sealed class TcpStreamAssembler
         {
             // Bump allocation inside the rented buffer: reclaimed when nothing waits.
             _heldUsed = 0;
-            ReturnHeld();
         }
     }
 
-    private void ReturnHeld()
+    private void EnsureHeldCapacity(int needed)
     {
-        if (_heldBytes is not null)
+        if (_heldBytes is null || _heldBytes.Length < needed)
         {
-            ArrayPool<byte>.Shared.Return(_heldBytes);
-            _heldBytes = null;
+            int size = Math.Max(_heldBytes?.Length ?? 0, 4096);
+            while (size < needed)
+            {
+                size *= 2;
+            }
+            var bigger = new byte[Math.Min(size, HeldBytesCapacity)];
+            _heldBytes?.AsSpan(0, _heldUsed).CopyTo(bigger);
+            _heldBytes = bigger;
         }
     }
 }
