@@ -8,6 +8,8 @@ internal static class Program
         usage: EdgeShield.Benchmarks [BenchmarkDotNet arguments]    e.g. --filter '*' --job short
                EdgeShield.Benchmarks alloc [--conns N] [--requests N] [--warmup N]
                    in-process PLC simulator + gateway + allocation-free clients; prints bytes allocated per proxied request
+               EdgeShield.Benchmarks replay [--frames N] [--rounds N] [--keep DIR] [--no-tshark]
+                   builds a large capture from tests/data/modbus, replays it, and times tshark on it
         """;
 
     public static async Task<int> Main(string[] args)
@@ -15,6 +17,10 @@ internal static class Program
         if (args.Length > 0 && args[0] == "alloc")
         {
             return await AllocationProbe.RunAsync(args.AsSpan(1).ToArray());
+        }
+        if (args.Length > 0 && args[0] == "replay")
+        {
+            return ReplayBench.Run(args.AsSpan(1).ToArray());
         }
         if (args.Length > 0 && args[0] is "help" or "--usage")
         {

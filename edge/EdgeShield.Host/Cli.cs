@@ -15,6 +15,8 @@ internal static class Cli
         commands:
           run --config FILE      run the gateway (stops cleanly on SIGTERM/SIGINT, reloads on SIGHUP)
           check --config FILE    validate a configuration; errors as FILE:LINE:COL: error: …
+          replay --config FILE --pcap CAPTURE   a capture through a listener's policy, offline (--json)
+          learn --pcap CAPTURE… --out FILE      a draft allow-list from captures, for review
           demo [--seconds N]     simulated PLC, the firewall with the bundled demo policy, and HMI
                                  traffic with forbidden writes and a malformed frame, in one process
 
@@ -39,6 +41,8 @@ internal static class Cli
             "run" => await RunCommand.ExecuteAsync(rest),
             "check" => CheckCommand.Execute(rest),
             "demo" => await DemoCommand.ExecuteAsync(rest),
+            "replay" => ReplayCommand.Execute(rest),
+            "learn" => LearnCommand.Execute(rest),
             _ => UnknownCommand(args[0]),
         };
     }

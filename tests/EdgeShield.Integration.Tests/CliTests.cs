@@ -10,6 +10,8 @@ public class CliTests
     [InlineData("run", "--help")]
     [InlineData("check", "--help")]
     [InlineData("demo", "--help")]
+    [InlineData("replay", "--help")]
+    [InlineData("learn", "--help")]
     public async Task Help_IsPrinted_ExitZero(params string[] args)
     {
         var result = await Processes.RunAsync(Processes.EdgeShield(args));

@@ -89,3 +89,15 @@ internal static class TestData
         return result;
     }
 }
+
+/// <summary>Formats a 128-bit capture address (IPv4 as IPv4-mapped IPv6) as tshark prints it.</summary>
+internal static class CaptureAddress
+{
+    public static string Format(UInt128 value)
+    {
+        var bytes = new byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(bytes, value);
+        var address = new System.Net.IPAddress(bytes);
+        return (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString();
+    }
+}

@@ -1,0 +1,394 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using EdgeShield.Protocols.Capture;
+using EdgeShield.Protocols.Modbus;
+
+namespace EdgeShield.Policy.Learn;
+
+/// <summary>
+/// Drafts the smallest allow-list that allows every request seen (<c>edgeshield learn</c>): one
+/// policy for every server seen (one listener each), whose rules are per source, unit and function, with the touched addresses
+/// merged into ranges and the written register values bounded by what was written; rules that
+/// differ only in function, then only in source, then only in unit are merged. Each rule carries a
+/// comment with counts and first/last seen. What no rule can allow (out-of-spec, malformed, 43 with
+/// a MEI type other than 13/14) is listed in comments instead.
+/// </summary>
+/// <remarks>Runs offline over captures; it allocates freely (not a frame path).</remarks>
+public sealed class PolicyLearner : IModbusCaptureObserver
+{
+    private readonly SortedDictionary<(UInt128 Server, ushort Port), ServerTraffic> _servers = [];
+
+    /// <summary>Requests seen, learnable or not.</summary>
+    public long Requests { get; private set; }
+
+    /// <summary>Malformed ADUs seen (never allowed).</summary>
+    public long Malformed { get; private set; }
+
+    /// <inheritdoc/>
+    public bool OnRequest(in CaptureContext context, in ModbusTcpFrame frame, in ModbusRequest request)
+    {
+        Requests++;
+        var server = Server(context);
+        if (request.Status != RequestStatus.Valid)
+        {
+            server.Unlearnable.Add($"frame {context.FrameNumber}: out-of-spec {request.Violation} (FC{request.FunctionCode}) from {Format(context.Client)}: the gateway refuses it whatever the policy");
+            return true;
+        }
+        string? function = FunctionKey(request.FunctionCode, request.MeiType);
+        if (function is null)
+        {
+            server.Unlearnable.Add($"frame {context.FrameNumber}: FC43 MEI type {request.MeiType} from {Format(context.Client)}: only a rule without 'function:' allows it");
+            return true;
+        }
+        var key = (context.Client, frame.UnitId, function);
+        if (!server.Seen.TryGetValue(key, out var seen))
+        {
+            server.Seen[key] = seen = new Observation { FirstNs = context.TimestampNs, FirstFrame = context.FrameNumber };
+        }
+        seen.Count++;
+        seen.LastNs = context.TimestampNs;
+        seen.LastFrame = context.FrameNumber;
+        if (!request.ReadSpan.IsEmpty)
+        {
+            seen.Addresses.Add(request.ReadSpan.Start, request.ReadSpan.Last);
+        }
+        if (!request.WriteSpan.IsEmpty)
+        {
+            seen.Addresses.Add(request.WriteSpan.Start, request.WriteSpan.Last);
+        }
+        if (request.ReadSpan.IsEmpty && request.WriteSpan.IsEmpty)
+        {
+            seen.TouchesNoTable = true;
+        }
+        if (request.FunctionCode is 6 or 16 or 23)
+        {
+            for (int i = 0; i < request.RegisterValueCount; i++)
+            {
+                int v = request.RegisterValue(i);
+                seen.MinValue = Math.Min(seen.MinValue, v);
+                seen.MaxValue = Math.Max(seen.MaxValue, v);
+            }
+        }
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public void OnResponse(in CaptureContext context, in ModbusTcpFrame frame)
+    {
+    }
+
+    /// <inheritdoc/>
+    public void OnMalformed(in CaptureContext context, bool isRequest, FramingError reason, short unitId, short functionCode)
+    {
+        Malformed++;
+        Server(context).Unlearnable.Add($"frame {context.FrameNumber}: malformed {(isRequest ? "request" : "response")} ({reason}); the rest of that direction was not read");
+    }
+
+    /// <summary>Writes the draft configuration: a listener and a policy per server seen.</summary>
+    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(sources);
+        output.WriteLine("# Draft allow-list written by `edgeshield learn` from:");
+        foreach (var source in sources)
+        {
+            output.WriteLine($"#   {source}");
+        }
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {Requests} requests, {Malformed} malformed ADUs, {_servers.Count} server(s) on port {port}."));
+        output.WriteLine("# It allows exactly what was seen (addresses merged into ranges, written values bounded by what");
+        output.WriteLine("# was written). Review every rule, widen or narrow it, then switch mode to enforce.");
+        output.WriteLine("# Check: edgeshield check --config FILE; replay: edgeshield replay --config FILE --pcap CAPTURE");
+        if (_servers.Count == 0)
+        {
+            output.WriteLine("# No Modbus request was seen: nothing to allow.");
+            return;
+        }
+        output.WriteLine();
+        output.WriteLine("listeners:                     # one per server seen; all share the learned policy");
+        int n = 0;
+        foreach (var ((server, serverPort), _) in _servers)
+        {
+            n++;
+            var address = ToIp(server);
+            string upstream = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  - name: learned-{n}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    bind: 0.0.0.0:{(n == 1 ? serverPort : 15000 + n)}   # where clients connect; adjust"));
+            output.WriteLine($"    upstream: tcp://{upstream}:{serverPort.ToString(CultureInfo.InvariantCulture)}");
+            output.WriteLine("    policy: learned");
+        }
+        output.WriteLine();
+        output.WriteLine("policies:");
+        output.WriteLine("  learned:");
+        output.WriteLine("    mode: monitor              # logs what it would deny; enforce once reviewed");
+        output.WriteLine("    on-deny: exception");
+        var all = new ServerTraffic();
+        foreach (var (_, traffic) in _servers)
+        {
+            foreach (var (key, seen) in traffic.Seen)
+            {
+                if (!all.Seen.TryGetValue(key, out var combined))
+                {
+                    all.Seen[key] = combined = new Observation { FirstNs = long.MaxValue, LastNs = long.MinValue, FirstFrame = int.MaxValue };
+                }
+                combined.Join(seen);
+            }
+            all.Unlearnable.AddRange(traffic.Unlearnable);
+        }
+        var rules = Merge(all);
+        if (rules.Count == 0)
+        {
+            output.WriteLine("    rules: []                  # nothing learnable: every request was refused whatever the policy");
+        }
+        else
+        {
+            output.WriteLine("    rules:");
+            foreach (var rule in rules)
+            {
+                rule.Write(output);
+            }
+        }
+        foreach (var line in all.Unlearnable)
+        {
+            output.WriteLine($"    # not allowed: {line}");
+        }
+    }
+
+    private ServerTraffic Server(in CaptureContext context)
+    {
+        var key = (context.Server, context.ServerPort);
+        if (!_servers.TryGetValue(key, out var traffic))
+        {
+            _servers[key] = traffic = new ServerTraffic();
+        }
+        return traffic;
+    }
+
+    /// <summary>The name or number a rule's <c>function:</c> takes for this request; null when none can name it.</summary>
+    private static string? FunctionKey(byte functionCode, byte meiType)
+    {
+        if (functionCode == ModbusFunctions.EncapsulatedInterface)
+        {
+            return meiType switch
+            {
+                ModbusFunctions.MeiDeviceIdentification => "read-device-identification",
+                ModbusFunctions.MeiCanOpen => "canopen-general-reference",
+                _ => null,
+            };
+        }
+        return ModbusFunctions.Name(ModbusFunctions.Classify(functionCode, 0)) ?? functionCode.ToString(CultureInfo.InvariantCulture);
+    }
+
+    private static List<LearnedRule> Merge(ServerTraffic traffic)
+    {
+        // 1. per source and unit: functions with the same addresses and values share a rule.
+        var bySourceUnit = new SortedDictionary<string, LearnedRule>(StringComparer.Ordinal);
+        foreach (var ((source, unit, function), seen) in traffic.Seen)
+        {
+            string shape = seen.Shape;
+            string key = $"{source:X32}|{unit:D3}|{shape}";
+            if (!bySourceUnit.TryGetValue(key, out var rule))
+            {
+                bySourceUnit[key] = rule = new LearnedRule(seen);
+            }
+            rule.Sources.Add(source);
+            rule.Units.Add(unit);
+            rule.Functions.Add(function);
+            rule.Absorb(seen, function);
+        }
+        // 2. same units, functions and shape: sources share a rule; 3. then units do.
+        var merged = MergeBy(bySourceUnit.Values, r => $"{string.Join(",", r.Units)}|{string.Join(",", r.Functions)}|{r.Shape}");
+        merged = MergeBy(merged, r => $"{string.Join(",", r.Sources.Select(s => s.ToString("X32", CultureInfo.InvariantCulture)))}|{string.Join(",", r.Functions)}|{r.Shape}");
+        merged.Sort((a, b) => a.FirstFrame.CompareTo(b.FirstFrame));
+        return merged;
+    }
+
+    private static List<LearnedRule> MergeBy(IEnumerable<LearnedRule> rules, Func<LearnedRule, string> key)
+    {
+        var groups = new SortedDictionary<string, LearnedRule>(StringComparer.Ordinal);
+        foreach (var rule in rules)
+        {
+            string k = key(rule);
+            if (groups.TryGetValue(k, out var into))
+            {
+                into.Join(rule);
+            }
+            else
+            {
+                groups[k] = rule;
+            }
+        }
+        return [.. groups.Values];
+    }
+
+    internal static IPAddress ToIp(UInt128 value)
+    {
+        var bytes = new byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(bytes, value);
+        var address = new IPAddress(bytes);
+        return address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+    }
+
+    internal static string Format(UInt128 value) => ToIp(value).ToString();
+
+    /// <summary>A 128-bit capture address (IPv4 as IPv4-mapped IPv6) as text.</summary>
+    public static string FormatAddress(UInt128 value) => Format(value);
+
+    internal static string Time(long ns) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(ns / 1_000_000).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    private sealed class ServerTraffic
+    {
+        public SortedDictionary<(UInt128 Source, byte Unit, string Function), Observation> Seen { get; } = [];
+        public List<string> Unlearnable { get; } = [];
+    }
+
+    private sealed class Observation
+    {
+        public long Count;
+        public long FirstNs;
+        public long LastNs;
+        public int FirstFrame;
+        public int LastFrame;
+        public int MinValue = int.MaxValue;
+        public int MaxValue = int.MinValue;
+        public bool TouchesNoTable;
+        public RangeList Addresses { get; } = new();
+
+        public void Join(Observation other)
+        {
+            Count += other.Count;
+            FirstNs = Math.Min(FirstNs, other.FirstNs);
+            LastNs = Math.Max(LastNs, other.LastNs);
+            FirstFrame = Math.Min(FirstFrame, other.FirstFrame);
+            LastFrame = Math.Max(LastFrame, other.LastFrame);
+            MinValue = Math.Min(MinValue, other.MinValue);
+            MaxValue = Math.Max(MaxValue, other.MaxValue);
+            TouchesNoTable |= other.TouchesNoTable;
+            Addresses.AddAll(other.Addresses);
+        }
+
+        /// <summary>What a rule must say besides source, unit and function: addresses and values.</summary>
+        public string Shape
+        {
+            get
+            {
+                string addresses = TouchesNoTable ? "any" : Addresses.ToYaml();
+                string values = MinValue <= MaxValue ? string.Create(CultureInfo.InvariantCulture, $"{MinValue}-{MaxValue}") : "";
+                return $"{addresses}|{values}";
+            }
+        }
+    }
+
+    /// <summary>Address ranges touched, merged when they overlap or touch.</summary>
+    private sealed class RangeList
+    {
+        private readonly List<(int Low, int High)> _ranges = [];
+
+        public void Add(int low, int high)
+        {
+            _ranges.Add((low, high));
+            if (_ranges.Count > 64)
+            {
+                Compact();
+            }
+        }
+
+        public void AddAll(RangeList other)
+        {
+            foreach (var (low, high) in other._ranges)
+            {
+                Add(low, high);
+            }
+        }
+
+        public string ToYaml()
+        {
+            Compact();
+            return string.Join(", ", _ranges.Select(r => r.Low == r.High
+                ? r.Low.ToString(CultureInfo.InvariantCulture)
+                : string.Create(CultureInfo.InvariantCulture, $"{r.Low}-{r.High}")));
+        }
+
+        private void Compact()
+        {
+            _ranges.Sort();
+            var merged = new List<(int Low, int High)>(_ranges.Count);
+            foreach (var r in _ranges)
+            {
+                if (merged.Count > 0 && r.Low <= merged[^1].High + 1)
+                {
+                    merged[^1] = (merged[^1].Low, Math.Max(merged[^1].High, r.High));
+                }
+                else
+                {
+                    merged.Add(r);
+                }
+            }
+            _ranges.Clear();
+            _ranges.AddRange(merged);
+        }
+    }
+
+    private sealed class LearnedRule(Observation shapeOf)
+    {
+        public SortedSet<UInt128> Sources { get; } = [];
+        public SortedSet<byte> Units { get; } = [];
+        public SortedSet<string> Functions { get; } = new(StringComparer.Ordinal);
+        public string Shape { get; } = shapeOf.Shape;
+        public SortedDictionary<string, long> CountByFunction { get; } = new(StringComparer.Ordinal);
+        public long Count { get; private set; }
+        public long FirstNs { get; private set; } = long.MaxValue;
+        public long LastNs { get; private set; } = long.MinValue;
+        public int FirstFrame { get; private set; } = int.MaxValue;
+        public int LastFrame { get; private set; }
+
+        public void Absorb(Observation seen, string function)
+        {
+            CountByFunction[function] = CountByFunction.GetValueOrDefault(function) + seen.Count;
+            Count += seen.Count;
+            FirstNs = Math.Min(FirstNs, seen.FirstNs);
+            LastNs = Math.Max(LastNs, seen.LastNs);
+            FirstFrame = Math.Min(FirstFrame, seen.FirstFrame);
+            LastFrame = Math.Max(LastFrame, seen.LastFrame);
+        }
+
+        public void Join(LearnedRule other)
+        {
+            Sources.UnionWith(other.Sources);
+            Units.UnionWith(other.Units);
+            Functions.UnionWith(other.Functions);
+            foreach (var (function, count) in other.CountByFunction)
+            {
+                CountByFunction[function] = CountByFunction.GetValueOrDefault(function) + count;
+            }
+            Count += other.Count;
+            FirstNs = Math.Min(FirstNs, other.FirstNs);
+            LastNs = Math.Max(LastNs, other.LastNs);
+            FirstFrame = Math.Min(FirstFrame, other.FirstFrame);
+            LastFrame = Math.Max(LastFrame, other.LastFrame);
+        }
+
+        public void Write(TextWriter output)
+        {
+            var inv = CultureInfo.InvariantCulture;
+            var parts = Shape.Split('|');
+            string counts = string.Join(", ", CountByFunction.Select(p => $"{p.Key} {p.Value.ToString(inv)}"));
+            output.WriteLine(string.Create(inv, $"      # {Count} requests ({counts}); first seen {Time(FirstNs)} (frame {FirstFrame}), last {Time(LastNs)} (frame {LastFrame})"));
+            string sources = string.Join(", ", Sources.Select(s => $"\"{Format(s)}\""));
+            string name = Sources.Count == 1 ? Format(Sources.Min) : $"{Sources.Count} sources";
+            output.WriteLine(string.Create(inv, $"      - name: \"{name} unit {string.Join(",", Units)} {string.Join(" ", Functions)}\""));
+            output.WriteLine($"        from: [{sources}]");
+            output.WriteLine($"        unit: [{string.Join(", ", Units)}]");
+            output.WriteLine($"        function: [{string.Join(", ", Functions)}]");
+            if (parts[0] != "any")
+            {
+                output.WriteLine($"        address: [{parts[0]}]");
+            }
+            if (parts[1].Length > 0)
+            {
+                output.WriteLine($"        value: {parts[1]}");
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+using System.Globalization;
+
+namespace EdgeShield.Policy;
+
+/// <summary>
+/// Static checks of a loaded configuration beyond what the loader reports (it already warns about
+/// shadowed rules): rules that no request can ever match, and rules whose address ranges overlap an
+/// earlier rule's for the same sources, units and functions while they set different conditions —
+/// in the overlap the earlier rule decides first, so the later rule's values, rate or maintenance
+/// conditions do not apply there. Warnings only: <c>edgeshield check</c> still exits 0.
+/// </summary>
+public static class PolicyAnalysis
+{
+    /// <summary>Functions whose requests touch a table (have an address span): only these can match a rule with <c>address:</c>.</summary>
+    private static readonly byte[] TableFunctions = [1, 2, 3, 4, 5, 6, 15, 16, 22, 23, 24];
+
+    /// <summary>Every finding, as warnings at the rule's line and column, in file order.</summary>
+    public static IReadOnlyList<ConfigDiagnostic> Analyze(EdgeShieldConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var findings = new List<ConfigDiagnostic>();
+        foreach (var (name, policy) in config.Policies)
+        {
+            for (int j = 0; j < policy.RuleCount; j++)
+            {
+                var rule = policy.RuleAt(j);
+                if (NeverMatches(rule) is { } why)
+                {
+                    findings.Add(Warn(config, rule, $"rule '{rule.Name}' of policy '{name}' can never match: {why}"));
+                    continue;
+                }
+                for (int i = 0; i < j; i++)
+                {
+                    var earlier = policy.RuleAt(i);
+                    if (OverlapWithOtherConditions(earlier, rule) is { } range)
+                    {
+                        findings.Add(Warn(config, rule, $"rule '{rule.Name}' of policy '{name}' overlaps rule '{earlier.Name}' (line {earlier.Line}) on addresses {range} for sources, units and functions both cover: there '{earlier.Name}' decides first, so this rule's {Conditions(rule, earlier)} do not apply"));
+                    }
+                }
+            }
+        }
+        findings.Sort((a, b) => a.Line != b.Line ? a.Line.CompareTo(b.Line) : a.Column.CompareTo(b.Column));
+        return findings;
+    }
+
+    private static ConfigDiagnostic Warn(EdgeShieldConfig config, AllowRule rule, string message) =>
+        new(config.Path, rule.Line, rule.Column, DiagnosticSeverity.Warning, message);
+
+    private static string? NeverMatches(AllowRule rule)
+    {
+        var functions = rule.EffectiveFunctions;
+        if (functions.IsEmpty)
+        {
+            return null; // the loader already warns: 'value' excludes every function the rule names
+        }
+        if (rule.Addresses is not null)
+        {
+            bool anyTable = false;
+            foreach (byte fc in TableFunctions)
+            {
+                anyTable |= functions.Codes.Contains(fc);
+            }
+            if (!anyTable)
+            {
+                return "it bounds 'address:' but none of its functions touches a table (a rule with 'address:' never allows 7, 8, 11, 12, 17, 20, 21, 43 or vendor codes)";
+            }
+        }
+        if (rule.Units.IsEmpty)
+        {
+            return "it names no unit";
+        }
+        return null;
+    }
+
+    /// <summary>The first overlapping address range, when the rules share sources, units and functions but set different conditions.</summary>
+    private static string? OverlapWithOtherConditions(AllowRule earlier, AllowRule later)
+    {
+        if (earlier.Addresses is null || later.Addresses is null)
+        {
+            return null;
+        }
+        bool sameConditions = SameSet(earlier.Values, later.Values)
+            && earlier.Maintenance == later.Maintenance
+            && (earlier.Rate is null) == (later.Rate is null)
+            && (earlier.Rate is null || earlier.Rate.Count == later.Rate!.Count);
+        if (sameConditions || earlier.Addresses.IsSupersetOf(later.Addresses))
+        {
+            return null; // harmless, or already reported as shadowing when everything else is covered too
+        }
+        if (!Intersect(earlier.Sources, later.Sources) || !Intersect(earlier.Units, later.Units) || !Intersect(earlier.EffectiveFunctions, later.EffectiveFunctions))
+        {
+            return null;
+        }
+        for (int a = 0; a < earlier.Addresses.Count; a++)
+        {
+            var (lowA, highA) = earlier.Addresses[a];
+            for (int b = 0; b < later.Addresses.Count; b++)
+            {
+                var (lowB, highB) = later.Addresses[b];
+                int low = Math.Max(lowA, lowB);
+                int high = Math.Min(highA, highB);
+                if (low <= high)
+                {
+                    return low == high ? low.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{low}-{high}");
+                }
+            }
+        }
+        return null;
+    }
+
+    private static string Conditions(AllowRule later, AllowRule earlier)
+    {
+        var parts = new List<string>(3);
+        if (!SameSet(earlier.Values, later.Values))
+        {
+            parts.Add("'value:' bounds");
+        }
+        if (earlier.Maintenance != later.Maintenance)
+        {
+            parts.Add("'maintenance:'");
+        }
+        if ((earlier.Rate is null) != (later.Rate is null) || (earlier.Rate is not null && earlier.Rate.Count != later.Rate!.Count))
+        {
+            parts.Add("'rate:'");
+        }
+        return string.Join(" and ", parts);
+    }
+
+    private static bool SameSet(IntervalSet<int>? a, IntervalSet<int>? b) =>
+        a is null ? b is null : b is not null && a.IsSupersetOf(b) && b.IsSupersetOf(a);
+
+    private static bool Intersect(IntervalSet<UInt128>? a, IntervalSet<UInt128>? b)
+    {
+        if (a is null || b is null)
+        {
+            return true;
+        }
+        for (int i = 0; i < a.Count; i++)
+        {
+            for (int j = 0; j < b.Count; j++)
+            {
+                if (a[i].Low <= b[j].High && b[j].Low <= a[i].High)
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static bool Intersect(Bits256 a, Bits256 b)
+    {
+        for (int i = 0; i < 256; i++)
+        {
+            if (a.Contains((byte)i) && b.Contains((byte)i))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static bool Intersect(FunctionSet a, FunctionSet b) =>
+        Intersect(a.Codes, b.Codes) || (a.Mei13 && b.Mei13) || (a.Mei14 && b.Mei14) || (a.MeiOther && b.MeiOther);
+}

@@ -1,0 +1,62 @@
+using EdgeShield.Policy.Learn;
+using EdgeShield.Policy.Replay;
+using EdgeShield.Protocols.Capture;
+using static EdgeShield.Policy.Tests.TestPolicies;
+
+namespace EdgeShield.Policy.Tests;
+
+/// <summary><c>edgeshield learn</c>: the draft allows exactly what the capture did, and loads.</summary>
+public class LearnTests
+{
+    public static TheoryData<string, int> Captures() => ReplayConformanceTests.Captures();
+
+    private static (EdgeShieldConfig Config, string Yaml) Learn(string file, int port)
+    {
+        var learner = new PolicyLearner();
+        var scanner = new ModbusCaptureScanner(learner, (ushort)port);
+        scanner.Scan(ReplayTests.Open(file));
+        var text = new StringWriter();
+        learner.WriteYaml(text, [file], (ushort)port);
+        var result = ConfigLoader.LoadText(text.ToString(), "learned.yaml");
+        Assert.False(result.HasErrors, text + "\n" + string.Join("\n", result.Diagnostics));
+        Assert.DoesNotContain(result.Diagnostics, d => d.Severity == DiagnosticSeverity.Warning);
+        return (result.Config!, text.ToString());
+    }
+
+    [Theory]
+    [MemberData(nameof(Captures))]
+    public void Learn_ThenReplayTheSameCapture_DeniesNothingThePolicyDecides(string file, int port)
+    {
+        var (config, yaml) = Learn(file, port);
+        if (config.Listeners.Count == 0)
+        {
+            Assert.Contains("No Modbus request was seen", yaml, StringComparison.Ordinal);
+            return;
+        }
+
+        var replay = new PolicyReplay(config.Policies[config.Listeners[0].PolicyName], (ushort)port);
+        replay.Run(ReplayTests.Open(file));
+
+        // Out-of-spec requests are refused by the gateway whatever the policy; nothing else is denied.
+        Assert.True(replay.Denied == replay.DeniedByReason[PolicyReplay.OutOfSpecReason], $"{replay.Denied} denied\n{yaml}");
+        Assert.Equal(replay.Requests - replay.DeniedByReason[PolicyReplay.OutOfSpecReason], replay.Allowed);
+    }
+
+    [Fact]
+    public void Learn_Pymodbus_AllowsNoMoreThanWasSeen()
+    {
+        var (config, yaml) = Learn("pymodbus_socket_over_tcp_port502.pcapng", 502);
+        var policy = config.Policies["learned"];
+
+        // Seen: write-single-register unit 1 address 3 value 1234; read-holding-registers unit 1 at 0-9 and 95-104.
+        Assert.True(Evaluate(policy, "127.0.0.1", 1, WriteSingle(3, 1234)).IsAllowed);
+        Assert.Equal(DenyReason.Value, Evaluate(policy, "127.0.0.1", 1, WriteSingle(3, 1235)).Reason);
+        Assert.Equal(DenyReason.Address, Evaluate(policy, "127.0.0.1", 1, WriteSingle(4, 1234)).Reason);
+        Assert.True(Evaluate(policy, "127.0.0.1", 1, Read(3, 95, 10)).IsAllowed);
+        Assert.Equal(DenyReason.Address, Evaluate(policy, "127.0.0.1", 1, Read(3, 10, 1)).Reason);
+        Assert.Equal(DenyReason.SourceOrUnit, Evaluate(policy, "127.0.0.2", 1, Read(3, 0, 1)).Reason);
+        Assert.Equal(DenyReason.SourceOrUnit, Evaluate(policy, "127.0.0.1", 5, Read(3, 0, 1)).Reason);
+        Assert.Contains("# 3 requests (write-single-register 3); first seen 2026-", yaml, StringComparison.Ordinal);
+        Assert.Equal("monitor", yaml.Contains("mode: monitor", StringComparison.Ordinal) ? "monitor" : "enforce");
+    }
+}
