@@ -61,6 +61,19 @@ public sealed class EdgeGateway : IAsyncDisposable
         };
     }
 
+    /// <summary>True while every listener accepts and sweeps (see <see cref="ModbusListener.IsAlive"/>).</summary>
+    public bool IsAlive(TimeSpan maxSweepAge)
+    {
+        foreach (var listener in _listeners)
+        {
+            if (!listener.IsAlive(maxSweepAge))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /// <summary>Swaps in the policies of a newly loaded configuration without touching connections.</summary>
     public void UpdatePolicies(EdgeShieldConfig config)
     {

@@ -6,7 +6,7 @@ namespace EdgeShield.Policy;
 /// A loaded, validated EdgeShield configuration (DESIGN.md "Configuration"). Immutable: a reload
 /// builds a new one and swaps it in whole.
 /// </summary>
-public sealed class EdgeShieldConfig
+public sealed partial class EdgeShieldConfig
 {
     /// <summary>The file it was loaded from, as given.</summary>
     public required string Path { get; init; }

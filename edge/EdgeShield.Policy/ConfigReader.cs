@@ -66,8 +66,8 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
         var listeners = ReadListeners(map, serialNames, declaredPolicies);
         ReadTelemetry(map, serialNames);
         ReadAudit(map);
-        ReadHardware(map);
-        ReadNetwork(map);
+        var hardware = ReadHardware(map);
+        var network = ReadNetwork(map);
 
         return new EdgeShieldConfig
         {
@@ -77,6 +77,8 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             Site = site,
             Listeners = listeners,
             Policies = policies,
+            Hardware = hardware,
+            Network = network,
         };
     }
 
