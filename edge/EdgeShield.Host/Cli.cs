@@ -15,6 +15,7 @@ internal static class Cli
         commands:
           run --config FILE      run the gateway (stops cleanly on SIGTERM/SIGINT, reloads on SIGHUP)
           check --config FILE    validate a configuration; errors as FILE:LINE:COL: error: …
+          nft --config FILE      print the nftables ruleset for the config's network, listeners and broker
           demo [--seconds N]     simulated PLC, the firewall with the bundled demo policy, and HMI
                                  traffic with forbidden writes and a malformed frame, in one process
 
@@ -39,13 +40,14 @@ internal static class Cli
             "run" => await RunCommand.ExecuteAsync(rest),
             "check" => CheckCommand.Execute(rest),
             "demo" => await DemoCommand.ExecuteAsync(rest),
+            "nft" => NftCommand.Execute(rest),
             _ => UnknownCommand(args[0]),
         };
     }
 
     private static int UnknownCommand(string command)
     {
-        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, demo (see 'edgeshield --help')");
+        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, nft, demo (see 'edgeshield --help')");
         return ExitUsage;
     }
 }

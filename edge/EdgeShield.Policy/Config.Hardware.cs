@@ -57,4 +57,6 @@ public sealed record NetworkConfig
     public IReadOnlyList<string> Management { get; init; } = [];
     /// <summary><c>telemetry.mqtt.broker</c> when one is configured: the only egress on the site side.</summary>
     public Uri? Broker { get; init; }
+    /// <summary><c>telemetry.poll[].upstream</c> that are <c>tcp://</c>: plant-side egress of the poller.</summary>
+    public IReadOnlyList<UpstreamAddress> PollUpstreams { get; init; } = [];
 }

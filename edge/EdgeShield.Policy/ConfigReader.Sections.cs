@@ -517,25 +517,40 @@ internal sealed partial class ConfigReader
                 _diagnostics.Error(nameNode, $"'{name}' is not a network interface name (1..15 characters, no spaces, quotes or '/')");
             }
         }
-        // The broker is validated by ReadTelemetry; here it is only read, so that nft can let it out.
+        // The broker and poll upstreams are validated by ReadTelemetry; here they are only read, so that nft can let them out.
         Uri? broker = null;
+        var pollUpstreams = new List<UpstreamAddress>();
         if (root.TryGet("telemetry", out var telemetry) && telemetry.Kind == YamlNodeKind.Mapping)
         {
-            foreach (var (k, v) in telemetry.Entries)
+            foreach (var (key, value) in telemetry.Entries)
             {
-                if (k.Value != "mqtt" || v.Kind != YamlNodeKind.Mapping)
+                if (key.Value == "mqtt" && value.Kind == YamlNodeKind.Mapping)
                 {
-                    continue;
-                }
-                foreach (var (mk, mv) in v.Entries)
-                {
-                    if (mk.Value == "broker" && mv.Kind == YamlNodeKind.Scalar && Uri.TryCreate(mv.Value, UriKind.Absolute, out var uri) && uri.Scheme is "mqtt" or "mqtts")
+                    foreach (var (mqttKey, mqttValue) in value.Entries)
                     {
-                        broker = uri;
+                        if (mqttKey.Value == "broker" && mqttValue.Kind == YamlNodeKind.Scalar
+                            && Uri.TryCreate(mqttValue.Value, UriKind.Absolute, out var uri) && uri.Scheme is "mqtt" or "mqtts")
+                        {
+                            broker = uri;
+                        }
+                    }
+                }
+                else if (key.Value == "poll" && value.Kind == YamlNodeKind.Sequence)
+                {
+                    foreach (var poll in value.Items)
+                    {
+                        foreach (var (pollKey, pollValue) in poll.Entries)
+                        {
+                            if (pollKey.Value == "upstream" && pollValue.Kind == YamlNodeKind.Scalar && pollValue.Value.StartsWith("tcp://", StringComparison.Ordinal)
+                                && Uri.TryCreate(pollValue.Value, UriKind.Absolute, out var upstream) && upstream.Port > 0)
+                            {
+                                pollUpstreams.Add(new UpstreamAddress("tcp", upstream.Host.Trim('[', ']'), upstream.Port));
+                            }
+                        }
                     }
                 }
             }
         }
-        return new NetworkConfig { Plant = plant, Site = site, Management = management, Broker = broker };
+        return new NetworkConfig { Plant = plant, Site = site, Management = management, Broker = broker, PollUpstreams = pollUpstreams };
     }
 }
