@@ -1,19 +1,20 @@
 using System.Device.Gpio;
-using Iot.Device.Button;
 
 namespace EdgeShield.Hardware;
 
 /// <summary>
-/// The key switch on a GPIO input, debounced by Iot.Device.Bindings' <see cref="GpioButton"/>.
-/// The line is opened as a plain input: industrial digital inputs have their own bias network,
+/// The key switch on a GPIO input, debounced by settling: every edge restarts a timer, and the
+/// position is reported once the line has been quiet for the debounce time, as the level read
+/// then. The line is opened as a plain input: industrial digital inputs have their own bias network,
 /// and a driver that cannot switch pull resistors still works.
 /// </summary>
 /// <remarks>
-/// GpioButton 4.2.0 debounces presses by lockout (a press within the debounce time of the previous
-/// one is ignored) and releases not at all, so a bounce burst gives arm-disarm-arm, or ends on a
-/// dropped press with the key turned (tests: KeyBounce_ArmsOnce). So its events, like every raw
-/// edge, only restart a settle timer: a position is reported once the line has been quiet for the
-/// debounce time plus a margin, as the level read then.
+/// Iot.Device.Bindings' <c>GpioButton</c> was tried first and dropped, for two reasons measured
+/// here: (1) 4.2.0 debounces presses by lockout and releases not at all, so a bounce burst gave
+/// arm-disarm-arm or ended on a dropped press with the key turned (KeyBounce_ArmsOnce);
+/// (2) its constructor's <c>gpio ?? new GpioController()</c> keeps System.Device.Gpio's driver
+/// auto-selection in the AOT image, and with it SysFsDriver and the libgpiod v2 interop, which
+/// give trim warning IL2091 (UnmanagedArray&lt;T&gt;.ReadToManagedArray) — the firmware ships with none.
 /// </remarks>
 public sealed class GpioMaintenanceKey : IMaintenanceKey
 {
@@ -21,9 +22,8 @@ public sealed class GpioMaintenanceKey : IMaintenanceKey
     public static readonly TimeSpan DefaultDebounce = TimeSpan.FromMilliseconds(30);
 
     private readonly GpioController _controller;
-    private readonly GpioButton _button;
     private readonly Timer _settle;
-    private readonly TimeSpan _settleDelay;
+    private readonly TimeSpan _debounce;
     private readonly int _line;
     private readonly bool _activeLow;
     private readonly object _gate = new();
@@ -32,16 +32,14 @@ public sealed class GpioMaintenanceKey : IMaintenanceKey
     public GpioMaintenanceKey(GpioController controller, int line, bool activeLow, TimeSpan debounce)
     {
         ArgumentNullException.ThrowIfNull(controller);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(debounce, TimeSpan.Zero);
         _controller = controller;
         _line = line;
         _activeLow = activeLow;
-        _settleDelay = debounce + TimeSpan.FromMilliseconds(20);
+        _debounce = debounce;
         _settle = new Timer(_ => Settle());
-        // GpioButton's "pull-up" means: pressed pulls the line low. hasExternalResistor: open as Input.
-        _button = new GpioButton(line, isPullUp: activeLow, hasExternalResistor: true, gpio: controller, shouldDispose: false, debounceTime: debounce);
+        controller.OpenPin(line, PinMode.Input);
         _reported = IsTurned;
-        _button.ButtonDown += OnDown;
-        _button.ButtonUp += OnUp;
         controller.RegisterCallbackForPinValueChangedEvent(line, PinEventTypes.Rising | PinEventTypes.Falling, OnEdge);
     }
 
@@ -49,18 +47,11 @@ public sealed class GpioMaintenanceKey : IMaintenanceKey
 
     public event EventHandler<bool>? Turned;
 
-    private void OnDown(object? sender, EventArgs e) => RestartSettle();
+    private void OnEdge(object sender, PinValueChangedEventArgs e) => _settle.Change(_debounce, Timeout.InfiniteTimeSpan);
 
-    private void OnUp(object? sender, EventArgs e) => RestartSettle();
-
-    private void OnEdge(object sender, PinValueChangedEventArgs e) => RestartSettle();
-
-    private void RestartSettle() => _settle.Change(_settleDelay, Timeout.InfiniteTimeSpan);
-
-    private void Settle() => Report(IsTurned);
-
-    private void Report(bool turned)
+    private void Settle()
     {
+        bool turned = IsTurned;
         lock (_gate)
         {
             if (_reported == turned)
@@ -75,10 +66,11 @@ public sealed class GpioMaintenanceKey : IMaintenanceKey
     public void Dispose()
     {
         _controller.UnregisterCallbackForPinValueChangedEvent(_line, OnEdge);
-        _button.ButtonDown -= OnDown;
-        _button.ButtonUp -= OnUp;
-        _button.Dispose();
         _settle.Dispose();
+        if (_controller.IsPinOpen(_line))
+        {
+            _controller.ClosePin(_line);
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Device.Gpio;
+using System.Device.Gpio.Drivers;
 using EdgeShield.Gateway;
 using EdgeShield.Hardware;
 using EdgeShield.Policy;
@@ -50,12 +51,19 @@ internal sealed class HardwareRuntime : IDisposable
             if (config.Profile == HardwareProfiles.Simulated)
             {
                 simulated = new SimulatedGpioDriver();
+                if (config.MaintenanceKey is { } simulatedKey)
+                {
+                    // A simulated key starts in the off position.
+                    simulated.SetInputLevel(simulatedKey.Gpio, simulatedKey.ActiveLow ? PinValue.High : PinValue.Low);
+                }
                 controller = new GpioController(simulated);
             }
             else
             {
-                // System.Device.Gpio picks the kernel's GPIO character device (libgpiod) or sysfs.
-                controller = new GpioController();
+                // The kernel's GPIO character device through libgpiod (Debian 12: libgpiod2, the v1 API),
+                // chip 0. Not `new GpioController()`: its driver auto-selection reaches the libgpiod v2
+                // interop, which System.Device.Gpio 4.2.0 leaves with a trim warning (IL2091).
+                controller = new GpioController(new LibGpiodDriver(gpioChip: 0));
             }
         }
         catch (Exception e) when (e is PlatformNotSupportedException or IOException or UnauthorizedAccessException or InvalidOperationException or DllNotFoundException)
