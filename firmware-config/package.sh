@@ -37,10 +37,11 @@ need_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The arm64 sysroot: glibc, the kernel headers, libgcc and libstdc++ that the AOT linker needs.
+# The arm64 sysroot: glibc, the kernel headers, libgcc and libstdc++ that the AOT linker needs,
+# and libssl3, which the runtime loads for SHA-256 (config hashes) when the smoke test runs it.
 # Cached by the list of packages (and the apt candidate versions), so it is fetched once.
 sysroot_arm64() {
-  local packages="libc6 libc6-dev linux-libc-dev libgcc-12-dev libgcc-s1 libcrypt1 libcrypt-dev libstdc++6 zlib1g zlib1g-dev"
+  local packages="libc6 libc6-dev linux-libc-dev libgcc-12-dev libgcc-s1 libcrypt1 libcrypt-dev libstdc++6 zlib1g zlib1g-dev libssl3"
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     [ "$(id -u)" = 0 ] || { echo "package.sh: run 'dpkg --add-architecture arm64 && apt-get update' as root first" >&2; exit 1; }
     dpkg --add-architecture arm64
@@ -63,7 +64,7 @@ sysroot_arm64() {
   echo "$dir"
 }
 
-need_packages clang zlib1g-dev dpkg-dev
+need_packages clang zlib1g-dev binutils
 extra=()
 if [ "$rid" = linux-arm64 ]; then
   need_packages lld llvm
@@ -121,8 +122,8 @@ Maintainer: EdgeShield maintainers <edgeshield@localhost>
 Section: net
 Priority: optional
 Installed-Size: $installed_kb
-Depends: libc6 (>= $glibc), adduser
-Recommends: nftables
+Depends: libc6 (>= $glibc), libssl3 | libssl1.1, adduser
+Recommends: nftables, libgpiod2
 Description: inspecting firewall and data diode for Modbus PLC networks
  One Native AOT program between the plant floor and everything above it: every Modbus
  frame is parsed and checked against an allow-list; writes marked maintenance pass only
