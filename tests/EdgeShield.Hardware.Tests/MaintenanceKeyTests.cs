@@ -5,7 +5,7 @@ using EdgeShield.Policy;
 
 namespace EdgeShield.Hardware.Tests;
 
-/// <summary>The key switch on the simulated GPIO chip, through the debounced GpioButton, gating writes in the real gateway.</summary>
+/// <summary>The key switch on the simulated GPIO chip, debounced by settling, gating writes in the real gateway.</summary>
 public sealed class MaintenanceKeyTests
 {
     private const int KeyLine = 17;
