@@ -30,6 +30,19 @@ fail() { echo "smoke-arm64: FAILED: $*" >&2; exit 1; }
 file "$bin" | grep -q 'ARM aarch64' || fail "$bin is not an aarch64 executable"
 echo "smoke-arm64: $("${qemu[@]}" "$bin" --version) (aarch64, $(stat -c %s "$bin") bytes)"
 
+# 0. the package holds what an integrator installs
+deb=$(ls -t artifacts/edgeshield_*_arm64.deb 2>/dev/null | head -n1)
+[ -n "$deb" ] || fail "no artifacts/edgeshield_*_arm64.deb"
+contents=$(dpkg-deb -c "$deb")
+for path in ./usr/lib/edgeshield/edgeshield ./usr/bin/edgeshield ./lib/systemd/system/edgeshield.service \
+            ./etc/edgeshield/edgeshield.yaml ./usr/share/edgeshield/profiles/simulated.yaml; do
+  grep -q " $path" <<<"$contents" || fail "$deb lacks $path"
+done
+[ "$(dpkg-deb -f "$deb" Architecture)" = arm64 ] || fail "$deb is not Architecture: arm64"
+dpkg-deb -f "$deb" Depends | grep -q 'libc6 (>= 2\.' || fail "$deb does not state its glibc floor"
+dpkg-deb -I "$deb" conffiles | grep -qx /etc/edgeshield/edgeshield.yaml || fail "$deb does not keep /etc/edgeshield/edgeshield.yaml as a conffile"
+echo "smoke-arm64: $deb: binary, unit, default config, profiles; $(dpkg-deb -f "$deb" Depends)"
+
 # 1. check on every example
 for config in firmware-config/examples/*.yaml firmware-config/default/edgeshield.yaml; do
   timeout 60 "${qemu[@]}" "$bin" check --config "$config" >/dev/null || fail "check $config"
