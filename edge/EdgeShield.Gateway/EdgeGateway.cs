@@ -126,6 +126,19 @@ public sealed class EdgeGateway : IAsyncDisposable
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
+    /// <summary>True while every listener accepts and sweeps (see <see cref="ModbusListener.IsAlive"/>).</summary>
+    public bool IsAlive(TimeSpan maxSweepAge)
+    {
+        foreach (var listener in _listeners)
+        {
+            if (!listener.IsAlive(maxSweepAge))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /// <summary>Swaps in the policies of a newly loaded configuration without touching connections.</summary>
     public void UpdatePolicies(EdgeShieldConfig config)
     {

@@ -21,6 +21,7 @@ public sealed class ModbusListener : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly Task _sweepLoop;
+    private long _lastSweep = Stopwatch.GetTimestamp();
 
     private ModbusListener(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, Socket socket)
     {
@@ -44,6 +45,14 @@ public sealed class ModbusListener : IAsyncDisposable
     /// <summary>Where it listens; with port 0 in the config, the port the system chose.</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
     internal long ResponseTimeoutTicks { get; }
+
+    /// <summary>
+    /// True while the accept loop runs and the sweeper (response and idle timeouts) has ticked within
+    /// <paramref name="maxSweepAge"/>: the liveness that systemd's watchdog pings stand for.
+    /// </summary>
+    public bool IsAlive(TimeSpan maxSweepAge) =>
+        !_acceptLoop.IsCompleted && !_sweepLoop.IsCompleted
+        && Stopwatch.GetElapsedTime(Volatile.Read(ref _lastSweep)) < maxSweepAge;
 
     /// <summary>Open client connections.</summary>
     public int SessionCount
@@ -184,6 +193,7 @@ public sealed class ModbusListener : IAsyncDisposable
                 {
                     session.Sweep(now, idleTicks);
                 }
+                Volatile.Write(ref _lastSweep, Stopwatch.GetTimestamp());
             }
         }
         catch (OperationCanceledException)

@@ -20,6 +20,8 @@ internal static class DemoCommand
         policy, and HMI clients that read, write setpoints, and now and then try forbidden writes,
         a Schneider UMAS (FC 90) request and one malformed frame. Prints live counts each second
         on stdout and the audit events (JSON lines) on stderr; exits after N seconds (default 10).
+        The pump coil writes are a maintenance rule: type 'key' and Enter to turn the simulated
+        maintenance key (stdin only; nothing from the network can arm it), and again to turn it back.
         Exit 0 when the firewall behaved: forbidden requests refused, the malformed frame dropped,
         and nothing refused or malformed reached the PLC.
         """;
@@ -55,6 +57,11 @@ internal static class DemoCommand
                 unit: 1
                 function: write-single-coil
                 address: 0-9
+                maintenance: true
+        hardware:
+          profile: simulated
+          maintenance-key: { gpio: 17, active: low, arm-minutes: 5 }
+          leds: { run: 22, alarm: 23, maintenance: 24 }
         """;
 
     public static async Task<int> ExecuteAsync(string[] args)
@@ -85,7 +92,8 @@ internal static class DemoCommand
             new IPEndPoint(IPAddress.Loopback, 0),
             new PlcOptions { Units = [1], SineStart = 0, SineCount = 10, SinePeriodSeconds = 20 },
             CancellationToken.None);
-        var loaded = ConfigLoader.LoadText(DemoConfig.Replace("{PLC_PORT}", plc.Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal), "demo.yaml");
+        var maintenance = new MaintenanceState();
+        var loaded = ConfigLoader.LoadText(DemoConfig.Replace("{PLC_PORT}", plc.Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal), "demo.yaml", maintenance);
         if (loaded.HasErrors || loaded.Config is null)
         {
             foreach (var diagnostic in loaded.Diagnostics)
@@ -97,6 +105,8 @@ internal static class DemoCommand
 
         await using var audit = new AuditLog(Console.OpenStandardError(), eventsPerSecond: 5);
         await using var gateway = await EdgeGateway.StartAsync(loaded.Config, audit);
+        using var hardware = HardwareRuntime.Start(loaded.Config.Hardware, maintenance, gateway.Counters, audit);
+        DemoKey.Start(hardware, loaded.Config.Hardware);
         var listener = gateway.Listeners[0];
         Console.Out.WriteLine($"demo: PLC simulator on 127.0.0.1:{plc.Port}; EdgeShield listener {listener.Config.Name} on {listener.LocalEndPoint}; {seconds} s of HMI traffic");
 

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using EdgeShield.Gateway;
+using EdgeShield.Hardware.Systemd;
 using EdgeShield.Policy;
 
 namespace EdgeShield.Host;
@@ -35,7 +36,11 @@ internal static class RunCommand
             Console.Error.WriteLine("edgeshield run: --config FILE is required");
             return Cli.ExitUsage;
         }
-        var loaded = ConfigLoader.Load(path);
+        // Under systemd (Type=notify): READY=1 only once every listener is bound; errors as STATUS=.
+        using var systemd = SystemdNotifier.FromEnvironment();
+        // One maintenance state for the life of the process: a reload keeps the key's arming.
+        var maintenance = new MaintenanceState();
+        var loaded = ConfigLoader.Load(path, maintenance);
         foreach (var diagnostic in loaded.Diagnostics)
         {
             Console.Error.WriteLine(diagnostic.ToString());
@@ -43,6 +48,7 @@ internal static class RunCommand
         if (loaded.HasErrors || loaded.Config is null)
         {
             Console.Error.WriteLine($"edgeshield run: {path} is invalid; nothing started");
+            systemd?.Notify($"STATUS=invalid configuration, nothing started: {FirstError(loaded)}\nERRNO=22");
             return Cli.ExitUsage;
         }
         var config = loaded.Config;
@@ -56,16 +62,19 @@ internal static class RunCommand
         catch (SocketException e)
         {
             Console.Error.WriteLine($"edgeshield run: cannot listen: {e.Message}");
+            systemd?.Notify($"STATUS=cannot listen: {e.Message}\nERRNO={(int)e.SocketErrorCode}");
             return Cli.ExitFault;
         }
         catch (NotSupportedException e)
         {
             Console.Error.WriteLine($"edgeshield run: {e.Message}");
+            systemd?.Notify($"STATUS={e.Message}\nERRNO=95");
             return Cli.ExitUsage;
         }
 
         await using (gateway)
         {
+            using var hardware = HardwareRuntime.Start(config.Hardware, maintenance, gateway.Counters, audit);
             foreach (var listener in gateway.Listeners)
             {
                 Console.Error.WriteLine($"edgeshield: listener {listener.Config.Name} on {listener.LocalEndPoint} -> {listener.Config.Upstream} (policy {listener.Config.PolicyName}, {listener.Policy.Current.Mode.ToString().ToLowerInvariant()})");
@@ -87,18 +96,35 @@ internal static class RunCommand
             using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true;
-                current = Reload(path, current, gateway, audit);
+                systemd?.Notify("RELOADING=1");
+                current = Reload(path, current, gateway, audit, maintenance);
+                systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
             });
+
+            using var watchdogStop = new CancellationTokenSource();
+            var watchdog = Task.CompletedTask;
+            if (systemd is not null)
+            {
+                systemd.Notify($"READY=1\nSTATUS=running, {gateway.Listeners.Count} listener(s), policy sha256 {config.Hash}");
+                if (SystemdNotifier.WatchdogTimeout() is { } timeout)
+                {
+                    // Alive means: every accept loop runs and every sweeper ticked within a second.
+                    watchdog = Watchdog.RunAsync(systemd, timeout, () => gateway.IsAlive(TimeSpan.FromSeconds(1)), watchdogStop.Token);
+                }
+            }
             await stop.Task;
+            systemd?.Notify("STOPPING=1\nSTATUS=stopping");
+            await watchdogStop.CancelAsync();
+            await watchdog;
             audit.Write(ServiceEvent("stopping", "signal received; closing listeners and connections"));
         }
         return Cli.ExitOk;
     }
 
     /// <summary>Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.</summary>
-    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, AuditLog audit)
+    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, AuditLog audit, MaintenanceState maintenance)
     {
-        var loaded = ConfigLoader.Load(path);
+        var loaded = ConfigLoader.Load(path, maintenance);
         if (loaded.HasErrors || loaded.Config is null)
         {
             string first = loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
@@ -113,6 +139,9 @@ internal static class RunCommand
         audit.Write(ServiceEvent("reloaded", $"policy sha256 {current.Hash} -> {loaded.Config.Hash}"));
         return loaded.Config;
     }
+
+    private static string FirstError(ConfigLoadResult loaded) =>
+        loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
 
     internal static AuditEvent ServiceEvent(string reason, string detail) => new()
     {

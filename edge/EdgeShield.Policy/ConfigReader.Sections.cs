@@ -471,49 +471,119 @@ internal sealed partial class ConfigReader
         }
     }
 
-    private void ReadHardware(KeyMap root)
+    private HardwareConfig? ReadHardware(KeyMap root)
     {
         if (!root.TryGet("hardware", out var node) || Map(node, "hardware", HardwareKeys) is not { } hardware)
         {
-            return;
+            return null;
         }
-        OptionalText(hardware, "profile");
+        var config = new HardwareConfig();
+        if (OptionalText(hardware, "profile") is { } profile)
+        {
+            config = config with { Profile = profile };
+        }
         if (hardware.TryGet("maintenance-key", out var keyNode) && Map(keyNode, "maintenance-key", MaintenanceKeyKeys) is { } key)
         {
+            long? line = null;
             if (!key.TryGet("gpio", out var gpio))
             {
                 Missing(key, "maintenance-key", "gpio", $"the GPIO line number of the key switch, 0..{MaxGpio}");
             }
             else
             {
-                Integer(gpio, "gpio", 0, MaxGpio);
+                line = Integer(gpio, "gpio", 0, MaxGpio);
             }
-            if (key.TryGet("active", out var active))
+            bool activeLow = !(key.TryGet("active", out var active) && OneOf(active, "active", ActiveLevels) == "high");
+            long minutes = OptionalInteger(key, "arm-minutes", 1, 24 * 60) ?? 30;
+            if (line is { } l)
             {
-                OneOf(active, "active", ActiveLevels);
+                config = config with
+                {
+                    MaintenanceKey = new MaintenanceKeyConfig { Gpio = (int)l, ActiveLow = activeLow, ArmDuration = TimeSpan.FromMinutes(minutes) },
+                };
             }
-            OptionalInteger(key, "arm-minutes", 1, 24 * 60);
         }
         if (hardware.TryGet("leds", out var ledsNode) && Map(ledsNode, "leds", LedKeys) is { } leds)
         {
-            foreach (var led in LedKeys)
+            config = config with
             {
-                OptionalInteger(leds, led, 0, MaxGpio);
-            }
+                Leds = new LedPins
+                {
+                    Run = (int?)OptionalInteger(leds, "run", 0, MaxGpio),
+                    Alarm = (int?)OptionalInteger(leds, "alarm", 0, MaxGpio),
+                    Maintenance = (int?)OptionalInteger(leds, "maintenance", 0, MaxGpio),
+                },
+            };
         }
+        return config;
     }
 
-    private void ReadNetwork(KeyMap root)
+    private NetworkConfig? ReadNetwork(KeyMap root)
     {
         if (!root.TryGet("network", out var node) || Map(node, "network", NetworkKeys) is not { } network)
         {
-            return;
+            return null;
         }
-        OptionalText(network, "plant");
-        OptionalText(network, "site");
-        if (network.TryGet("management", out var management))
+        var plant = OptionalText(network, "plant");
+        var site = OptionalText(network, "site");
+        var management = new List<string>();
+        if (network.TryGet("management", out var managementNode) && ReadSources(managementNode, "management") is not null)
         {
-            ReadSources(management, "management");
+            if (managementNode.Kind == YamlNodeKind.Sequence)
+            {
+                foreach (var item in managementNode.Items)
+                {
+                    management.Add(item.Value);
+                }
+            }
+            else
+            {
+                management.Add(managementNode.Value);
+            }
         }
+        foreach (var name in (ReadOnlySpan<string?>)[plant, site])
+        {
+            // nft matches interface names literally; these are the kernel's limits (IFNAMSIZ 16, no '/', no space).
+            if (name is not null && (name.Length is 0 or > 15 || name.AsSpan().IndexOfAny(" /\\\"'") >= 0))
+            {
+                network.TryGet(name == plant ? "plant" : "site", out var nameNode);
+                _diagnostics.Error(nameNode, $"'{name}' is not a network interface name (1..15 characters, no spaces, quotes or '/')");
+            }
+        }
+        // The broker and poll upstreams are validated by ReadTelemetry; here they are only read, so that nft can let them out.
+        Uri? broker = null;
+        var pollUpstreams = new List<UpstreamAddress>();
+        if (root.TryGet("telemetry", out var telemetry) && telemetry.Kind == YamlNodeKind.Mapping)
+        {
+            foreach (var (key, value) in telemetry.Entries)
+            {
+                if (key.Value == "mqtt" && value.Kind == YamlNodeKind.Mapping)
+                {
+                    foreach (var (mqttKey, mqttValue) in value.Entries)
+                    {
+                        if (mqttKey.Value == "broker" && mqttValue.Kind == YamlNodeKind.Scalar
+                            && Uri.TryCreate(mqttValue.Value, UriKind.Absolute, out var uri) && uri.Scheme is "mqtt" or "mqtts")
+                        {
+                            broker = uri;
+                        }
+                    }
+                }
+                else if (key.Value == "poll" && value.Kind == YamlNodeKind.Sequence)
+                {
+                    foreach (var poll in value.Items)
+                    {
+                        foreach (var (pollKey, pollValue) in poll.Entries)
+                        {
+                            if (pollKey.Value == "upstream" && pollValue.Kind == YamlNodeKind.Scalar && pollValue.Value.StartsWith("tcp://", StringComparison.Ordinal)
+                                && Uri.TryCreate(pollValue.Value, UriKind.Absolute, out var upstream) && upstream.Port > 0)
+                            {
+                                pollUpstreams.Add(new UpstreamAddress("tcp", upstream.Host.Trim('[', ']'), upstream.Port));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return new NetworkConfig { Plant = plant, Site = site, Management = management, Broker = broker, PollUpstreams = pollUpstreams };
     }
 }

@@ -67,8 +67,8 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
         var listeners = ReadListeners(map, serialNames, declaredPolicies);
         ReadTelemetry(map, serialNames);
         ReadAudit(map);
-        ReadHardware(map);
-        ReadNetwork(map);
+        var hardware = ReadHardware(map);
+        var network = ReadNetwork(map);
 
         return new EdgeShieldConfig
         {
@@ -79,6 +79,8 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             Listeners = listeners,
             Policies = policies,
             SerialBuses = serial.Buses,
+            Hardware = hardware,
+            Network = network,
         };
     }
 

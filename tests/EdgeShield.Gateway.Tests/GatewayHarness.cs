@@ -50,11 +50,11 @@ internal sealed class GatewayHarness : IAsyncDisposable
     public ModbusListener Listener => Gateway.Listeners[0];
     public IPEndPoint EndPoint => Listener.LocalEndPoint;
 
-    public static async Task<GatewayHarness> StartAsync(string? policy = null, string limits = "", PlcOptions? plcOptions = null, int? upstreamPort = null)
+    public static async Task<GatewayHarness> StartAsync(string? policy = null, string limits = "", PlcOptions? plcOptions = null, int? upstreamPort = null, MaintenanceState? maintenance = null)
     {
         var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), plcOptions ?? new PlcOptions(), CancellationToken.None);
         var yaml = BuildConfig(upstreamPort ?? plc.Port, policy ?? DefaultPolicy, limits);
-        var loaded = ConfigLoader.LoadText(yaml, "test.yaml");
+        var loaded = ConfigLoader.LoadText(yaml, "test.yaml", maintenance ?? new MaintenanceState());
         Assert.False(loaded.HasErrors, string.Join("\n", loaded.Diagnostics));
         var audit = new MemoryAuditSink();
         var gateway = await EdgeGateway.StartAsync(loaded.Config!, audit);
