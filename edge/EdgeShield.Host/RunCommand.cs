@@ -13,7 +13,8 @@ internal static class RunCommand
 
         Runs the gateway: every listener of FILE, each enforcing its policy. Audit events are
         written to stdout as JSON lines (one per event); messages for people go to stderr.
-        SIGTERM or SIGINT stops it cleanly; SIGHUP reloads FILE (a bad file keeps the running policy).
+        SIGTERM or SIGINT stops it cleanly; SIGHUP or a change to FILE reloads it (a bad file keeps the
+        running policy; connections stay open).
         Exit 0 on a clean stop, 2 when the configuration is invalid (nothing is started: fail closed),
         1 on a fault such as an address that cannot be bound.
         """;
@@ -83,6 +84,7 @@ internal static class RunCommand
 
             var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var current = config;
+            var reloading = new Lock();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
             {
                 context.Cancel = true;
@@ -96,9 +98,21 @@ internal static class RunCommand
             using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true;
-                systemd?.Notify("RELOADING=1");
-                current = Reload(path, current, gateway, audit, maintenance);
-                systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
+                lock (reloading)
+                {
+                    systemd?.Notify("RELOADING=1");
+                    current = Reload(path, current, gateway, audit, maintenance, "SIGHUP");
+                    systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
+                }
+            });
+            using var watcher = new ConfigFileWatcher(path, () => Volatile.Read(ref current).Hash, () =>
+            {
+                lock (reloading)
+                {
+                    systemd?.Notify("RELOADING=1");
+                    current = Reload(path, current, gateway, audit, maintenance, "file changed");
+                    systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
+                }
             });
 
             using var watchdogStop = new CancellationTokenSource();
@@ -122,13 +136,13 @@ internal static class RunCommand
     }
 
     /// <summary>Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.</summary>
-    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, AuditLog audit, MaintenanceState maintenance)
+    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, AuditLog audit, MaintenanceState maintenance, string trigger)
     {
         var loaded = ConfigLoader.Load(path, maintenance);
         if (loaded.HasErrors || loaded.Config is null)
         {
             string first = loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
-            audit.Write(ServiceEvent("reload-failed", $"kept policy sha256 {current.Hash}; {first}"));
+            audit.Write(ServiceEvent("reload-failed", $"{trigger}: kept policy sha256 {current.Hash}; {first}"));
             foreach (var diagnostic in loaded.Diagnostics)
             {
                 Console.Error.WriteLine(diagnostic.ToString());
@@ -136,7 +150,7 @@ internal static class RunCommand
             return current;
         }
         gateway.UpdatePolicies(loaded.Config);
-        audit.Write(ServiceEvent("reloaded", $"policy sha256 {current.Hash} -> {loaded.Config.Hash}"));
+        audit.Write(ServiceEvent("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash}"));
         return loaded.Config;
     }
 

@@ -40,6 +40,7 @@ public sealed class ModbusCaptureScanner
 {
     private readonly Dictionary<FlowKey, Flow> _flows = [];
     private readonly Stack<Flow> _pool = new();
+    private readonly HeldBufferPool _heldBuffers = new();
     private readonly IModbusCaptureObserver _observer;
     private long _currentTimestampNs;
     private int _currentFrame;
@@ -180,8 +181,8 @@ public sealed class ModbusCaptureScanner
 
     private sealed class Flow(ModbusCaptureScanner owner)
     {
-        public readonly TcpStreamAssembler Requests = new();
-        public readonly TcpStreamAssembler Responses = new();
+        public readonly TcpStreamAssembler Requests = new(owner._heldBuffers);
+        public readonly TcpStreamAssembler Responses = new(owner._heldBuffers);
         public readonly StreamFramer RequestSink = new(owner, isRequest: true);
         public readonly StreamFramer ResponseSink = new(owner, isRequest: false);
         private FlowKey _key;

@@ -16,8 +16,8 @@ public interface ITcpStreamSink
 /// that arrive ahead of a hole until the hole fills, and reports a gap when it cannot (more than
 /// <see cref="MaxHeldSegments"/> segments or <see cref="HeldBytesCapacity"/> bytes waiting, a FIN or
 /// the end of the capture with a hole still open). Allocation-free once warm: held bytes live in a
-/// buffer of this assembler that grows (doubling, up to <see cref="HeldBytesCapacity"/>) the first
-/// times it is needed and is kept across <see cref="Reset"/>, so pooled assemblers stop allocating.
+/// buffer from a <see cref="HeldBufferPool"/> (grown by doubling up to <see cref="HeldBytesCapacity"/>)
+/// while any are held.
 /// </summary>
 /// <remarks>
 /// Sequence numbers compare modulo 2^32 (RFC 793 3.3), so streams that wrap are handled. When the
@@ -35,10 +35,14 @@ public sealed class TcpStreamAssembler
     private readonly int[] _heldOffset = new int[MaxHeldSegments];
     private readonly int[] _heldLength = new int[MaxHeldSegments];
     private readonly int[] _heldFrame = new int[MaxHeldSegments];
+    private readonly HeldBufferPool _pool;
     private byte[]? _heldBytes;
     private int _heldCount;
     private int _heldUsed;
     private uint _next;
+
+    /// <summary>Creates an assembler whose held bytes come from <paramref name="pool"/> (its own when null).</summary>
+    public TcpStreamAssembler(HeldBufferPool? pool = null) => _pool = pool ?? new HeldBufferPool();
 
     /// <summary>True once the start of the stream is known (SYN or first data).</summary>
     public bool Started { get; private set; }
@@ -61,6 +65,7 @@ public sealed class TcpStreamAssembler
     /// <summary>Forgets everything, returning held memory; ready for a new connection.</summary>
     public void Reset()
     {
+        ReturnHeld();
         _heldCount = 0;
         _heldUsed = 0;
         _next = 0;
@@ -245,6 +250,7 @@ public sealed class TcpStreamAssembler
         {
             // Bump allocation inside the rented buffer: reclaimed when nothing waits.
             _heldUsed = 0;
+            ReturnHeld();
         }
     }
 
@@ -252,14 +258,22 @@ public sealed class TcpStreamAssembler
     {
         if (_heldBytes is null || _heldBytes.Length < needed)
         {
-            int size = Math.Max(_heldBytes?.Length ?? 0, 4096);
-            while (size < needed)
+            var bigger = _pool.Rent(Math.Max(needed, Math.Min((_heldBytes?.Length ?? 0) * 2, HeldBytesCapacity)));
+            if (_heldBytes is not null)
             {
-                size *= 2;
+                _heldBytes.AsSpan(0, _heldUsed).CopyTo(bigger);
+                _pool.Return(_heldBytes);
             }
-            var bigger = new byte[Math.Min(size, HeldBytesCapacity)];
-            _heldBytes?.AsSpan(0, _heldUsed).CopyTo(bigger);
             _heldBytes = bigger;
+        }
+    }
+
+    private void ReturnHeld()
+    {
+        if (_heldBytes is not null)
+        {
+            _pool.Return(_heldBytes);
+            _heldBytes = null;
         }
     }
 }

@@ -1,0 +1,69 @@
+using System.Security.Cryptography;
+
+namespace EdgeShield.Host;
+
+/// <summary>
+/// Reloads the configuration when its file changes (as SIGHUP does): inotify through
+/// <see cref="FileSystemWatcher"/> on the file's directory, so that editors that save by writing a
+/// temporary file and renaming it over the original are seen too. Events are debounced (a save is
+/// often several writes), and a file whose SHA-256 equals the running policy's is not reloaded
+/// (a touch, or an editor rewriting the same bytes).
+/// </summary>
+internal sealed class ConfigFileWatcher : IDisposable
+{
+    /// <summary>Quiet time after the last file event before the file is read.</summary>
+    public static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(300);
+
+    private readonly FileSystemWatcher _watcher;
+    private readonly Timer _quiet;
+    private readonly string _path;
+    private readonly Func<string> _runningHash;
+    private readonly Action _reload;
+
+    public ConfigFileWatcher(string path, Func<string> runningHash, Action reload)
+    {
+        _path = Path.GetFullPath(path);
+        _runningHash = runningHash;
+        _reload = reload;
+        _quiet = new Timer(_ => OnQuiet(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _watcher = new FileSystemWatcher(Path.GetDirectoryName(_path)!, Path.GetFileName(_path))
+        {
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
+        };
+        _watcher.Changed += (_, _) => Poke();
+        _watcher.Created += (_, _) => Poke();
+        _watcher.Renamed += (_, e) =>
+        {
+            if (string.Equals(e.FullPath, _path, StringComparison.Ordinal))
+            {
+                Poke();
+            }
+        };
+        _watcher.EnableRaisingEvents = true;
+    }
+
+    private void Poke() => _quiet.Change(Debounce, Timeout.InfiniteTimeSpan);
+
+    private void OnQuiet()
+    {
+        try
+        {
+            string hash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(_path)));
+            if (hash == _runningHash())
+            {
+                return;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Unreadable now: the reload reports why and keeps the running policy.
+        }
+        _reload();
+    }
+
+    public void Dispose()
+    {
+        _watcher.Dispose();
+        _quiet.Dispose();
+    }
+}
