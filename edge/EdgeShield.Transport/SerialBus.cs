@@ -114,9 +114,11 @@ public sealed partial class SerialBus : IUpstream
     // ---- queue ------------------------------------------------------------------------------
 
     /// <summary>Admits a request or says which exception answers it at once (0 = admitted).</summary>
-    internal byte TryEnqueue(SerialBusSession session, ReadOnlySpan<byte> mbapAdu, CancellationToken cancellationToken, out BusRequest? request)
+    /// <param name="sent">Completes when the request is on the wire (see <see cref="IUpstreamSession.SendAsync"/>).
+    /// Taken here, under the lock: once queued, the request object belongs to the worker, which recycles it.</param>
+    internal byte TryEnqueue(SerialBusSession session, ReadOnlySpan<byte> mbapAdu, CancellationToken cancellationToken, out Task<int>? sent)
     {
-        request = null;
+        sent = null;
         byte unit = mbapAdu[6];
         byte fc = mbapAdu[7];
         if (!_available)
@@ -168,7 +170,7 @@ public sealed partial class SerialBus : IUpstream
             }
             queue.Enqueue(r);
             _queuedCount++;
-            request = r;
+            sent = r.Sent.Task;
         }
         _queued.Release();
         return 0;
@@ -627,7 +629,7 @@ internal sealed class SerialBusSession : IUpstreamSession
         {
             return -1;
         }
-        byte refusal = _bus.TryEnqueue(this, adu.Span, cancellationToken, out var request);
+        byte refusal = _bus.TryEnqueue(this, adu.Span, cancellationToken, out var sent);
         if (refusal != 0)
         {
             var span = adu.Span;
@@ -636,7 +638,7 @@ internal sealed class SerialBusSession : IUpstreamSession
             await Receiver.OnResponseAsync(_reply.AsMemory(0, length), generation);
             return generation;
         }
-        return await request!.Sent!.Task.ConfigureAwait(false);
+        return await sent!.ConfigureAwait(false);
     }
 
     public ValueTask DisposeAsync()

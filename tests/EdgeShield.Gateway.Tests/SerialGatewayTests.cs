@@ -313,3 +313,54 @@ public class SerialGatewayTests
         return (process.ExitCode, await stdout + await stderr);
     }
 }
+
+public class RtuOverTcpToTcpPlcTests
+{
+    [Fact]
+    public async Task RtuOverTcpListener_InFrontOfATcpPlc_ConvertsBothWays()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
+        plc.SetHoldingRegister(4, 20, 0xABCD);
+        var loaded = ConfigLoader.LoadText($$"""
+            listeners:
+              - name: rtu-in
+                bind: 127.0.0.1:0
+                protocol: modbus-rtu-over-tcp
+                upstream: tcp://127.0.0.1:{{plc.Port}}
+                policy: p
+            policies:
+              p:
+                mode: enforce
+                rules:
+                  - name: reads
+                    function: [read]
+            """, "rtu.yaml");
+        Assert.False(loaded.HasErrors, string.Join("\n", loaded.Diagnostics));
+        var audit = new MemoryAuditSink();
+        await using var gateway = await EdgeGateway.StartAsync(loaded.Config!, audit);
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(gateway.Listeners[0].LocalEndPoint);
+        await socket.SendAsync(SerialGatewayTests.Rtu(4, [3, 0, 20, 0, 1]), SocketFlags.None);
+        var reply = new byte[7];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        int read = 0;
+        while (read < reply.Length)
+        {
+            int n = await socket.ReceiveAsync(reply.AsMemory(read), SocketFlags.None, cts.Token);
+            Assert.True(n > 0);
+            read += n;
+        }
+        Assert.Equal(SerialGatewayTests.Rtu(4, [3, 2, 0xAB, 0xCD]), reply);
+        await socket.SendAsync(SerialGatewayTests.Rtu(4, [6, 0, 20, 0, 1]), SocketFlags.None);
+        read = 0;
+        var refusal = new byte[5];
+        while (read < refusal.Length)
+        {
+            int n = await socket.ReceiveAsync(refusal.AsMemory(read), SocketFlags.None, cts.Token);
+            Assert.True(n > 0);
+            read += n;
+        }
+        Assert.Equal(SerialGatewayTests.Rtu(4, [0x86, 0x01]), refusal);
+        Assert.Equal(0, plc.RequestsReceived(6));
+    }
+}

@@ -95,18 +95,19 @@ public class SerialBusTests
     [InlineData("crc", 19200)]
     [InlineData("wrong-unit", 19200)]
     [InlineData("truncated", 19200)]
-    // At 1200 baud t1.5 is 13.75 ms and t3.5 32 ms: a 22 ms gap breaks the frame without ending it,
-    // wide enough apart for a loaded machine's scheduling not to blur the two.
-    [InlineData("split", 1200)]
+    // At 300 baud t1.5 is 55 ms and t3.5 128 ms: a 75 ms gap breaks the frame without ending it,
+    // with ~50 ms to spare for a loaded machine's sleep overshoot (1200 baud's 10 ms was not enough).
+    [InlineData("split", 300)]
     public async Task BadReply_IsDroppedCountedAndAnswered0B(string fault, int baud)
     {
-        await using var h = await BusHarness.StartAsync(baud: baud, configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(500) });
+        // A 25-byte reply takes 0.9 s on the wire at 300 baud.
+        await using var h = await BusHarness.StartAsync(baud: baud, configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(baud < 1200 ? 2500 : 500) });
         switch (fault)
         {
             case "crc": h.Plc.Faults.BadCrc = true; break;
             case "wrong-unit": h.Plc.Faults.WrongUnit = true; break;
             case "truncated": h.Plc.Faults.Truncated = true; break;
-            case "split": h.Plc.Faults.SplitGapMs = 22; break;
+            case "split": h.Plc.Faults.SplitGapMs = 75; break;
         }
         using var receiver = new Receiver();
         await using var session = h.Bus.OpenSession(receiver, "a");
