@@ -37,14 +37,14 @@ public class ThirdPartyClientTests
         }
         string port = plc.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-        var (exit, output) = await RunAsync(Mbpoll, "-m", "tcp", "-a", "1", "-r", "1", "-c", "5", "-t", "4", "-1", "-p", port, "127.0.0.1");
+        var (exit, output) = await RunAsync(Mbpoll, "-m", "tcp", "-o", "5", "-a", "1", "-r", "1", "-c", "5", "-t", "4", "-1", "-p", port, "127.0.0.1");
         Assert.True(exit == 0, output);
         for (int i = 0; i < 5; i++)
         {
             Assert.Contains($"[{i + 1}]: \t{100 + i}", output, StringComparison.Ordinal);
         }
 
-        (exit, output) = await RunAsync(Mbpoll, "-m", "tcp", "-a", "1", "-r", "10", "-t", "4", "-p", port, "127.0.0.1", "--", "4321");
+        (exit, output) = await RunAsync(Mbpoll, "-m", "tcp", "-o", "5", "-a", "1", "-r", "10", "-t", "4", "-p", port, "127.0.0.1", "--", "4321");
         Assert.True(exit == 0, output);
         Assert.Contains("Written 1 references", output, StringComparison.Ordinal);
         Assert.Equal(4321, plc.GetHoldingRegister(1, 9));
