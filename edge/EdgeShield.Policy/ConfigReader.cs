@@ -64,7 +64,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
         var serialNames = ReadSerial(map);
         var (policies, declaredPolicies) = ReadPolicies(map);
         var listeners = ReadListeners(map, serialNames, declaredPolicies);
-        ReadTelemetry(map, serialNames);
+        var telemetry = ReadTelemetry(map, serialNames);
         ReadAudit(map);
         ReadHardware(map);
         ReadNetwork(map);
@@ -77,6 +77,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             Site = site,
             Listeners = listeners,
             Policies = policies,
+            Telemetry = telemetry,
         };
     }
 

@@ -1,0 +1,347 @@
+using System.Buffers;
+using System.Security.Cryptography.X509Certificates;
+using EdgeShield.Policy;
+using MQTTnet;
+using MQTTnet.Adapter;
+using MQTTnet.Exceptions;
+using MQTTnet.Protocol;
+
+namespace EdgeShield.Telemetry;
+
+/// <summary>Something the telemetry side reports as an event (journal and the MQTT events topic).</summary>
+public readonly record struct TelemetryNotice(string Reason, string Detail, long Count);
+
+/// <summary>Messages sent when a broker session begins (Sparkplug births), before replay.</summary>
+public interface ISessionStart
+{
+    /// <summary>The will (NDEATH or "offline") for the next connection.</summary>
+    (string Topic, byte[] Payload, bool Retain) NextWill();
+
+    /// <summary>What to publish right after connecting, in order; the seq these used is returned in <paramref name="nextSeq"/>.</summary>
+    IReadOnlyList<(string Topic, byte[] Payload, bool Retain)> Births(out ulong nextSeq);
+}
+
+/// <summary>
+/// The one MQTT session of the gateway. It only ever connects and publishes: there is no subscribe
+/// call anywhere in EdgeShield (a test scans the assembly for it), so nothing on the IT side can
+/// send it anything to act on. Everything it publishes comes from the <see cref="MessageLog"/>
+/// (written ahead), with QoS 1; the log position advances only on PUBACK, so an outage or a
+/// refused connection loses nothing: the log keeps it, bounded, and it is replayed in order.
+/// </summary>
+public sealed class TelemetryPublisher : IAsyncDisposable
+{
+    private const int Window = 256;
+    private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+
+    private readonly MqttConfig _config;
+    private readonly MessageLog _log;
+    private readonly ISessionStart _session;
+    private readonly Action<TelemetryNotice> _notify;
+    private readonly IMqttClient _client;
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly byte[] _sequenced = new byte[Window * 16];
+    private Task? _loop;
+    private long _published;
+    private long _connects;
+    private ulong _sparkplugSeq;
+    private string? _lastRefusal;
+
+    public TelemetryPublisher(MqttConfig config, MessageLog log, ISessionStart session, Action<TelemetryNotice> notify)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _config = config;
+        _log = log;
+        _session = session;
+        _notify = notify;
+        _client = new MqttClientFactory().CreateMqttClient();
+    }
+
+    /// <summary>Messages acknowledged by the broker (PUBACK), births and status included.</summary>
+    public long Published => Interlocked.Read(ref _published);
+
+    /// <summary>Successful connections so far.</summary>
+    public long Connects => Interlocked.Read(ref _connects);
+
+    public bool IsConnected => _client.IsConnected;
+
+    public void Start() => _loop = Task.Run(() => RunAsync(_stop.Token));
+
+    /// <summary>New records were appended to the log.</summary>
+    public void Wake()
+    {
+        if (_wake.CurrentCount == 0)
+        {
+            try
+            {
+                _wake.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled.
+            }
+        }
+    }
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        var backoff = MinBackoff;
+        var pending = new List<(Task<MqttClientPublishResult> Task, LogPosition End)>(Window);
+        while (!ct.IsCancellationRequested)
+        {
+            if (!_client.IsConnected)
+            {
+                if (!await TryConnectAsync(ct))
+                {
+                    await DelayAsync(backoff, ct);
+                    backoff = backoff * 2 > MaxBackoff ? MaxBackoff : backoff * 2;
+                    continue;
+                }
+                backoff = MinBackoff;
+                _log.RewindToAcknowledged();
+            }
+            pending.Clear();
+            int sequencedUsed = 0;
+            while (pending.Count < Window && _log.TryReadNext(out var record))
+            {
+                var payload = record.Payload;
+                if (record.Topic.Contains("/DDATA/", StringComparison.Ordinal) && record.Topic.StartsWith("spBv1.0/", StringComparison.Ordinal))
+                {
+                    // The record buffer is reused by the next read: Sparkplug data gets its seq here, in a copy.
+                    var copy = ArrayPool<byte>.Shared.Rent(payload.Length + 11);
+                    payload.Span.CopyTo(copy);
+                    int n = SparkplugEncoder.AppendSeq(copy.AsSpan(payload.Length), _sparkplugSeq);
+                    _sparkplugSeq = (_sparkplugSeq + 1) & 0xFF;
+                    payload = copy.AsMemory(0, payload.Length + n);
+                    _ = sequencedUsed;
+                    pending.Add((PublishCopyAsync(record.Topic, copy, payload.Length, record.Retain, ct), record.End));
+                    continue;
+                }
+                // Copy out of the log's read buffer: the next read reuses it while this publish is in flight.
+                var owned = ArrayPool<byte>.Shared.Rent(Math.Max(payload.Length, 1));
+                payload.Span.CopyTo(owned);
+                pending.Add((PublishCopyAsync(record.Topic, owned, payload.Length, record.Retain, ct), record.End));
+            }
+            if (pending.Count == 0)
+            {
+                await WaitForDataAsync(ct);
+                continue;
+            }
+            LogPosition? acked = null;
+            bool failed = false;
+            foreach (var (task, end) in pending)
+            {
+                try
+                {
+                    var result = await task;
+                    if (!failed && result.IsSuccess)
+                    {
+                        acked = end;
+                        Interlocked.Increment(ref _published);
+                    }
+                    else
+                    {
+                        failed = true;
+                    }
+                }
+                catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or InvalidOperationException or ObjectDisposedException)
+                {
+                    failed = true;
+                }
+            }
+            if (acked is { } position)
+            {
+                _log.Acknowledge(position);
+            }
+            if (failed)
+            {
+                _log.RewindToAcknowledged();
+                if (_client.IsConnected)
+                {
+                    await DelayAsync(MinBackoff, ct);
+                }
+            }
+        }
+    }
+
+    private async Task<MqttClientPublishResult> PublishCopyAsync(string topic, byte[] rented, int length, bool retain, CancellationToken ct)
+    {
+        try
+        {
+            var message = new MqttApplicationMessageBuilder()
+                .WithTopic(topic)
+                .WithPayload(new ReadOnlySequence<byte>(rented, 0, length))
+                .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
+                .WithRetainFlag(retain)
+                .Build();
+            return await _client.PublishAsync(message, ct);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private async Task<bool> TryConnectAsync(CancellationToken ct)
+    {
+        var will = _session.NextWill();
+        var builder = new MqttClientOptionsBuilder()
+            .WithTcpServer(_config.Host, _config.Port)
+            .WithClientId(_config.ClientId)
+            .WithCleanSession(true)
+            .WithTimeout(TimeSpan.FromSeconds(5))
+            .WithKeepAlivePeriod(TimeSpan.FromSeconds(15))
+            .WithWillTopic(will.Topic)
+            .WithWillPayload(will.Payload)
+            .WithWillRetain(will.Retain)
+            .WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce);
+        if (_config.Username is { } user)
+        {
+            string? password = _config.PasswordFile is { } file ? ReadPassword(file) : null;
+            builder.WithCredentials(user, password);
+        }
+        if (_config.UseTls)
+        {
+            builder.WithTlsOptions(tls =>
+            {
+                tls.UseTls();
+                if (_config.TlsCaFile is { } ca)
+                {
+                    var chain = new X509Certificate2Collection();
+                    chain.ImportFromPemFile(ca);
+                    tls.WithTrustChain(chain);
+                }
+                if (_config.TlsCertFile is { } cert && _config.TlsKeyFile is { } key)
+                {
+                    tls.WithClientCertificates([X509Certificate2.CreateFromPemFile(cert, key)]);
+                }
+            });
+        }
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            var result = await _client.ConnectAsync(builder.Build(), timeout.Token);
+            if (result.ResultCode != MqttClientConnectResultCode.Success)
+            {
+                Refused(result.ResultCode.ToString());
+                return false;
+            }
+        }
+        catch (MqttConnectingFailedException e)
+        {
+            Refused(e.Message);
+            return false;
+        }
+        catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or IOException or System.Net.Sockets.SocketException or InvalidOperationException or System.Security.Authentication.AuthenticationException)
+        {
+            Refused("unreachable: " + e.GetType().Name);
+            return false;
+        }
+        _lastRefusal = null;
+        Interlocked.Increment(ref _connects);
+        // Status and births go out directly, before any replay, so a consumer knows the session first.
+        try
+        {
+            foreach (var (topic, payload, retain) in _session.Births(out var nextSeq))
+            {
+                var message = new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload)
+                    .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag(retain).Build();
+                await _client.PublishAsync(message, ct);
+                Interlocked.Increment(ref _published);
+                _sparkplugSeq = nextSeq;
+            }
+        }
+        catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or InvalidOperationException)
+        {
+            return false;
+        }
+        _notify(new TelemetryNotice("broker-connected", $"connected to {_config.Broker} as {_config.ClientId}; replaying {_log.Pending} buffered messages", 1));
+        return true;
+    }
+
+    private void Refused(string why)
+    {
+        if (_lastRefusal != why)
+        {
+            _lastRefusal = why;
+            _notify(new TelemetryNotice("broker-unavailable", $"{_config.Broker}: {why}; telemetry is kept in the disk buffer until it comes back", 1));
+        }
+    }
+
+    private static string ReadPassword(string file)
+    {
+        using var reader = new StreamReader(file);
+        return reader.ReadLine() ?? "";
+    }
+
+    private async Task WaitForDataAsync(CancellationToken ct)
+    {
+        try
+        {
+            await _wake.WaitAsync(TimeSpan.FromMilliseconds(250), ct);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private static async Task DelayAsync(TimeSpan delay, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(delay, ct);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>Publishes what is left (up to <paramref name="drain"/>), then disconnects cleanly (the broker then does not send the will).</summary>
+    public async Task StopAsync(TimeSpan drain)
+    {
+        var deadline = DateTime.UtcNow + drain;
+        while (_client.IsConnected && !_log.IsDrained && DateTime.UtcNow < deadline)
+        {
+            Wake();
+            await Task.Delay(20);
+        }
+        await _stop.CancelAsync();
+        if (_loop is not null)
+        {
+            try
+            {
+                await _loop;
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping.
+            }
+        }
+        if (_client.IsConnected)
+        {
+            try
+            {
+                await _client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder().Build(), CancellationToken.None);
+            }
+            catch (MqttCommunicationException)
+            {
+                // Already gone.
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stop.IsCancellationRequested)
+        {
+            await StopAsync(TimeSpan.Zero);
+        }
+        _client.Dispose();
+        _stop.Dispose();
+        _wake.Dispose();
+    }
+}
