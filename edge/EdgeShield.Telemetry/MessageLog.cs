@@ -100,8 +100,8 @@ public sealed class MessageLog : IDisposable
         }
     }
 
-    /// <summary>Records not yet acknowledged (counted per segment, approximate within the read segment).</summary>
-    public long Pending
+    /// <summary>Bytes of records not yet acknowledged by the broker (0: everything was delivered).</summary>
+    public long PendingBytes
     {
         get
         {
@@ -110,9 +110,13 @@ public sealed class MessageLog : IDisposable
                 long n = 0;
                 foreach (var (number, info) in _segments)
                 {
-                    if (number >= _acked.Segment)
+                    if (number > _acked.Segment)
                     {
-                        n += info.Records;
+                        n += info.Length;
+                    }
+                    else if (number == _acked.Segment)
+                    {
+                        n += info.Length - _acked.Offset;
                     }
                 }
                 return n;

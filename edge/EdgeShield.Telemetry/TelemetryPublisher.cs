@@ -257,7 +257,7 @@ public sealed class TelemetryPublisher : IAsyncDisposable
         {
             return false;
         }
-        _notify(new TelemetryNotice("broker-connected", $"connected to {_config.Broker} as {_config.ClientId}; replaying {_log.Pending} buffered messages", 1));
+        _notify(new TelemetryNotice("broker-connected", $"connected to {_config.Broker} as {_config.ClientId}; replaying {_log.PendingBytes} buffered bytes", 1));
         return true;
     }
 

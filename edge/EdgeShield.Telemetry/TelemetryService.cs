@@ -73,7 +73,8 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
     /// <summary>Events not queued for MQTT because 10 000 were already waiting.</summary>
     public long EventsDropped => Interlocked.Read(ref _eventsDropped);
     public bool BrokerConnected => _publisher.IsConnected;
-    public long PendingMessages => _log.Pending;
+    /// <summary>Bytes in the disk buffer not yet acknowledged by the broker.</summary>
+    public long PendingBytes => _log.PendingBytes;
 
     public void Start()
     {

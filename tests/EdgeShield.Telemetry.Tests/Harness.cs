@@ -91,13 +91,13 @@ internal static class TestConfig
         new(config, "gw1", "site1", a => a.Scheme == "tcp" ? new TcpUpstream(a.Host, a.Port, TimeSpan.FromSeconds(1)) : null,
             n => notices?.Enqueue(n), TimeSpan.FromSeconds(1));
 
-    public static async Task Until(Func<bool> condition, int seconds = 20)
+    public static async Task Until(Func<bool> condition, int seconds = 20, Func<string>? state = null)
     {
         for (int i = 0; i < seconds * 20 && !condition(); i++)
         {
             await Task.Delay(50);
         }
-        Assert.True(condition(), "condition not reached in time");
+        Assert.True(condition(), "condition not reached in time" + (state is null ? "" : ": " + state()));
     }
 
     public static JsonElement Json(byte[] payload) => JsonDocument.Parse(payload).RootElement;
