@@ -7,8 +7,10 @@ namespace EdgeShield.Telemetry;
 
 /// <summary>
 /// Sparkplug B 3.0 payloads for one device (DBIRTH, DDATA) and the edge node (NBIRTH, NDEATH).
-/// The DDATA payload object and its metrics are built once and updated in place each cycle, so
-/// encoding allocates nothing per value. <c>seq</c> is not part of the stored DDATA: the publisher
+/// Births and deaths use the classes generated from sparkplug_b.proto. DDATA, the per-cycle
+/// message, is written field by field in the same wire format into a reused buffer, because the
+/// generated classes keep a oneof value as <c>object</c> and would box every value; tests parse
+/// it back with the generated parser. <c>seq</c> is not part of the stored DDATA: the publisher
 /// appends it (field 3) when it sends, so that data replayed after an outage carries the seq of
 /// the session it is sent in (Sparkplug 3.0, 7.3: seq counts per edge-node session).
 /// </summary>
@@ -21,6 +23,11 @@ public sealed class SparkplugEncoder
     private readonly Payload _data = new();
     private readonly Payload.Types.Metric[] _metrics;
     private readonly ArrayBufferWriter<byte> _buffer = new(1024);
+    private readonly byte[][] _names;
+    private readonly TagValue[] _values;
+    private readonly TagQuality[] _qualities;
+    private readonly ulong[] _timestamps;
+    private byte[] _scratch = new byte[4096];
 
     public SparkplugEncoder(IReadOnlyList<TagConfig> tags)
     {
@@ -32,30 +39,77 @@ public sealed class SparkplugEncoder
             _metrics[i] = new Payload.Types.Metric { Name = tags[i].Name, Datatype = DataType(tags[i]) };
             _data.Metrics.Add(_metrics[i]);
         }
+        _names = tags.Select(t => System.Text.Encoding.UTF8.GetBytes(t.Name)).ToArray();
+        _values = new TagValue[tags.Count];
+        _qualities = new TagQuality[tags.Count];
+        _timestamps = new ulong[tags.Count];
     }
 
-    /// <summary>Sets one metric of the next DDATA.</summary>
+    /// <summary>Sets one metric of the next DDATA (and of the next DBIRTH).</summary>
     public void Set(int tagIndex, ulong timestampMs, in TagValue value, TagQuality quality)
     {
-        var metric = _metrics[tagIndex];
-        metric.Timestamp = timestampMs;
-        if (quality == TagQuality.Bad)
-        {
-            metric.ClearValue();
-            metric.IsNull = true;
-            return;
-        }
-        metric.ClearIsNull();
-        SetValue(metric, value);
+        _values[tagIndex] = value;
+        _qualities[tagIndex] = quality;
+        _timestamps[tagIndex] = timestampMs;
     }
 
-    /// <summary>The DDATA payload (without seq); valid until the next call.</summary>
+    /// <summary>The DDATA payload (without seq); valid until the next call. Allocates nothing.</summary>
     public ReadOnlySpan<byte> EncodeData(ulong timestampMs)
     {
-        _data.Timestamp = timestampMs;
-        _buffer.ResetWrittenCount();
-        _data.WriteTo(_buffer);
-        return _buffer.WrittenSpan;
+        int worst = 16;
+        foreach (var name in _names)
+        {
+            worst += name.Length + 48;
+        }
+        if (_scratch.Length < worst)
+        {
+            _scratch = new byte[worst];
+        }
+        var w = new ProtoWriter(_scratch);
+        w.Varint(1, timestampMs);
+        Span<byte> metric = stackalloc byte[64];
+        for (int i = 0; i < _names.Length; i++)
+        {
+            // Metric body without the name, then: | tag 2 | length | name field | body |.
+            var m = new ProtoWriter(metric);
+            m.Varint(3, _timestamps[i]);
+            m.Varint(4, _metrics[i].Datatype);
+            if (_qualities[i] == TagQuality.Bad)
+            {
+                m.Varint(7, 1);
+            }
+            else
+            {
+                WriteValue(ref m, _metrics[i].Datatype, _values[i]);
+            }
+            int nameField = 1 + ProtoWriter.VarintLength((ulong)_names[i].Length) + _names[i].Length;
+            w.Tag(2, 2);
+            w.RawVarint((ulong)(nameField + m.Position));
+            w.Bytes(1, _names[i]);
+            w.Raw(metric[..m.Position]);
+        }
+        return _scratch.AsSpan(0, w.Position);
+    }
+
+    private static void WriteValue(ref ProtoWriter m, uint datatype, in TagValue value)
+    {
+        switch (datatype)
+        {
+            case Boolean: m.Varint(14, value.Boolean ? 1UL : 0UL); break;
+            case Int16 or Int32 or UInt16 or UInt32: m.Varint(10, unchecked((uint)value.SignedValue)); break;
+            case Int64: m.Varint(11, unchecked((ulong)value.SignedValue)); break;
+            case UInt64: m.Varint(11, value.UnsignedValue); break;
+            case Float: m.Fixed32(12, BitConverter.SingleToUInt32Bits((float)value.Real)); break;
+            default:
+                double d = value.Kind switch
+                {
+                    TagValueKind.Whole => value.SignedValue,
+                    TagValueKind.UnsignedLong => value.UnsignedValue,
+                    _ => value.Real,
+                };
+                m.Fixed64(13, BitConverter.DoubleToUInt64Bits(d));
+                break;
+        }
     }
 
     /// <summary>A DBIRTH with every metric, its datatype, current value and engineering unit.</summary>
@@ -65,9 +119,14 @@ public sealed class SparkplugEncoder
         for (int i = 0; i < _tags.Count; i++)
         {
             var metric = _metrics[i].Clone();
-            if (!metric.HasIsNull && metric.ValueCase == Payload.Types.Metric.ValueOneofCase.None)
+            metric.Timestamp = _timestamps[i] == 0 ? timestampMs : _timestamps[i];
+            if (_qualities[i] == TagQuality.Bad)
             {
                 metric.IsNull = true;
+            }
+            else
+            {
+                SetValue(metric, _values[i]);
             }
             if (_tags[i].Unit is { } unit)
             {
@@ -151,5 +210,68 @@ public sealed class SparkplugEncoder
                 };
                 break;
         }
+    }
+}
+
+/// <summary>Protocol Buffers wire format (varint, fixed32/64, length-delimited) into a span.</summary>
+internal ref struct ProtoWriter(Span<byte> destination)
+{
+    private readonly Span<byte> _destination = destination;
+    public int Position { get; private set; }
+
+    public void Tag(int field, int wireType) => RawVarint((ulong)((field << 3) | wireType));
+
+    public void Varint(int field, ulong value)
+    {
+        Tag(field, 0);
+        RawVarint(value);
+    }
+
+    public void Fixed32(int field, uint value)
+    {
+        Tag(field, 5);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(_destination[Position..], value);
+        Position += 4;
+    }
+
+    public void Fixed64(int field, ulong value)
+    {
+        Tag(field, 1);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(_destination[Position..], value);
+        Position += 8;
+    }
+
+    public void Bytes(int field, scoped ReadOnlySpan<byte> value)
+    {
+        Tag(field, 2);
+        RawVarint((ulong)value.Length);
+        Raw(value);
+    }
+
+    public void Raw(scoped ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(_destination[Position..]);
+        Position += bytes.Length;
+    }
+
+    public void RawVarint(ulong value)
+    {
+        while (value >= 0x80)
+        {
+            _destination[Position++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+        _destination[Position++] = (byte)value;
+    }
+
+    public static int VarintLength(ulong value)
+    {
+        int n = 1;
+        while (value >= 0x80)
+        {
+            value >>= 7;
+            n++;
+        }
+        return n;
     }
 }

@@ -90,7 +90,8 @@ internal sealed class MosquittoSub : IAsyncDisposable
     public static MosquittoSub Start(int port, string topic, string clientId, ConcurrentQueue<(string, string)>? into = null)
     {
         var lines = into ?? new ConcurrentQueue<(string, string)>();
-        var process = Process.Start(new ProcessStartInfo("mosquitto_sub", ["-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", topic, "-q", "1", "-c", "-i", clientId, "-v"])
+        // stdbuf: line-buffered stdout, so a line the consumer acknowledged is never lost in a pipe buffer when it stops.
+        var process = Process.Start(new ProcessStartInfo("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", topic, "-q", "1", "-c", "-i", clientId, "-v"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -111,9 +112,19 @@ internal sealed class MosquittoSub : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            _process.Kill();
-            await _process.WaitForExitAsync();
+            Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await _process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill();
+            }
         }
+        // Let the asynchronous stdout reader hand over the last lines.
+        _process.WaitForExit();
         _process.Dispose();
     }
 }
