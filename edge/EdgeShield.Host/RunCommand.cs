@@ -48,10 +48,14 @@ internal static class RunCommand
         var config = loaded.Config;
 
         await using var audit = new AuditLog(Console.OpenStandardOutput());
+        // With telemetry: the diode's pollers and publisher, and a copy of every audit event on the events topic.
+        await using var telemetry = config.Telemetry is { } telemetryConfig ? TelemetryWiring.Create(config, telemetryConfig, audit) : null;
+        await using var eventsTopic = telemetry is null ? null : new AuditLog(new EventsTopicStream(telemetry));
+        IAuditSink sink = eventsTopic is null ? audit : new FanOutAuditSink(audit, eventsTopic);
         EdgeGateway gateway;
         try
         {
-            gateway = await EdgeGateway.StartAsync(config, audit);
+            gateway = await EdgeGateway.StartAsync(config, sink);
         }
         catch (SocketException e)
         {
@@ -70,7 +74,12 @@ internal static class RunCommand
             {
                 Console.Error.WriteLine($"edgeshield: listener {listener.Config.Name} on {listener.LocalEndPoint} -> {listener.Config.Upstream} (policy {listener.Config.PolicyName}, {listener.Policy.Current.Mode.ToString().ToLowerInvariant()})");
             }
-            audit.Write(ServiceEvent("started", $"config {path} sha256 {config.Hash}"));
+            telemetry?.Start();
+            if (telemetry is not null)
+            {
+                Console.Error.WriteLine($"edgeshield: telemetry to {config.Telemetry!.Mqtt.Broker} as {telemetry.ClientId}, topics {telemetry.TopicPrefix}/…, {config.Telemetry.Poll.Count} devices, buffer {config.Telemetry.Buffer.Path}");
+            }
+            sink.Write(ServiceEvent("started", $"config {path} sha256 {config.Hash}"));
 
             var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var current = config;
@@ -87,16 +96,16 @@ internal static class RunCommand
             using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true;
-                current = Reload(path, current, gateway, audit);
+                current = Reload(path, current, gateway, sink);
             });
             await stop.Task;
-            audit.Write(ServiceEvent("stopping", "signal received; closing listeners and connections"));
+            sink.Write(ServiceEvent("stopping", "signal received; closing listeners and connections"));
         }
         return Cli.ExitOk;
     }
 
     /// <summary>Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.</summary>
-    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, AuditLog audit)
+    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit)
     {
         var loaded = ConfigLoader.Load(path);
         if (loaded.HasErrors || loaded.Config is null)

@@ -34,6 +34,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
     private int _queuedEvents;
     private long _eventsDropped;
     private long _values;
+    private long _reads;
     private ulong _bdSeq;
     private bool _sparkplugStarted;
 
@@ -66,6 +67,8 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 
     /// <summary>Tag values read and written to the log (good, stale and bad).</summary>
     public long ValuesPolled => Interlocked.Read(ref _values);
+    /// <summary>Read requests sent to PLCs.</summary>
+    public long ReadsSent => Interlocked.Read(ref _reads);
     /// <summary>Messages the broker acknowledged.</summary>
     public long Published => _publisher.Published;
     /// <summary>Messages dropped because the disk buffer was full.</summary>
@@ -324,6 +327,10 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             foreach (var block in _blocks)
             {
                 var result = await client.ReadAsync(_poll.Unit, block.Function, block.Start, block.Quantity, data, ct);
+                if (result.Status != ReadStatus.Unreachable)
+                {
+                    Interlocked.Increment(ref _service._reads);
+                }
                 string? reason = result.Status switch
                 {
                     ReadStatus.Ok => null,
