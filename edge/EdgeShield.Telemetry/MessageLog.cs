@@ -9,7 +9,8 @@ namespace EdgeShield.Telemetry;
 public readonly record struct LogNotice(string Reason, string Detail, long Count);
 
 /// <summary>One record read back from the log. Its spans are valid until the next read.</summary>
-public readonly record struct LogRecord(string Topic, ReadOnlyMemory<byte> Payload, bool Retain, LogPosition End);
+/// <remarks>A state record (<see cref="IsState"/>) is not a message: it carries the writer's own state (a device's next seq) and is never published.</remarks>
+public readonly record struct LogRecord(string Topic, ReadOnlyMemory<byte> Payload, bool Retain, LogPosition End, bool IsState = false);
 
 /// <summary>A place in the log: segment number and byte offset (after the record).</summary>
 public readonly record struct LogPosition(long Segment, long Offset);
@@ -21,7 +22,7 @@ public readonly record struct LogPosition(long Segment, long Offset);
 /// the acknowledged position is kept in <c>cursor</c>.
 /// <code>
 /// record: | body length u32 BE | CRC-32 of body u32 BE | body |
-/// body:   | flags u8 (1 = retain) | topic length u16 BE | topic UTF-8 | payload |
+/// body:   | flags u8 (1 = retain, 2 = state record) | topic length u16 BE | topic UTF-8 | payload |
 /// </code>
 /// Durability: each append is one write(2) of whole records, so a killed process (kill -9) loses
 /// nothing that Append returned for — the kernel holds the bytes. <see cref="FlushToDisk"/> (called
@@ -72,6 +73,11 @@ public sealed class MessageLog : IDisposable
         _cursorHandle = File.OpenHandle(Path.Combine(directory, "cursor"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         Recover();
     }
+
+    /// <summary>The last state record per key found when the log was opened (e.g. a device's next seq).</summary>
+    public IReadOnlyDictionary<string, long> RecoveredState => _recovered;
+
+    private readonly Dictionary<string, long> _recovered = new(StringComparer.Ordinal);
 
     /// <summary>Records dropped because the log was full (oldest first), since start.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
@@ -125,11 +131,11 @@ public sealed class MessageLog : IDisposable
     }
 
     /// <summary>Encodes a record into <paramref name="destination"/>; returns its length. Used to batch a poll cycle into one write.</summary>
-    public static int Encode(Span<byte> destination, ReadOnlySpan<byte> topicUtf8, ReadOnlySpan<byte> payload, bool retain)
+    public static int Encode(Span<byte> destination, ReadOnlySpan<byte> topicUtf8, ReadOnlySpan<byte> payload, bool retain, bool state = false)
     {
         int bodyLength = 1 + 2 + topicUtf8.Length + payload.Length;
         var body = destination.Slice(HeaderLength, bodyLength);
-        body[0] = retain ? (byte)1 : (byte)0;
+        body[0] = (byte)((retain ? 1 : 0) | (state ? 2 : 0));
         BinaryPrimitives.WriteUInt16BigEndian(body[1..], (ushort)topicUtf8.Length);
         topicUtf8.CopyTo(body[3..]);
         payload.CopyTo(body[(3 + topicUtf8.Length)..]);
@@ -240,7 +246,7 @@ public sealed class MessageLog : IDisposable
                         if (3 + topicLength <= bodyLength)
                         {
                             _read = new LogPosition(_read.Segment, _read.Offset + HeaderLength + bodyLength);
-                            record = new LogRecord(Topic(body.Slice(3, topicLength)), _readBuffer.AsMemory(3 + topicLength, bodyLength - 3 - topicLength), (body[0] & 1) != 0, _read);
+                            record = new LogRecord(Topic(body.Slice(3, topicLength)), _readBuffer.AsMemory(3 + topicLength, bodyLength - 3 - topicLength), (body[0] & 1) != 0, _read, (body[0] & 2) != 0);
                             return true;
                         }
                     }
@@ -365,6 +371,15 @@ public sealed class MessageLog : IDisposable
                     var span = body.AsSpan(0, bodyLength);
                     ok = RandomAccess.Read(handle, span, offset + HeaderLength) == bodyLength && Crc32.Compute(span) == BinaryPrimitives.ReadUInt32BigEndian(header[4..]);
                     next = offset + HeaderLength + bodyLength;
+                    if (ok && (span[0] & 2) != 0)
+                    {
+                        int topicLength = BinaryPrimitives.ReadUInt16BigEndian(span[1..]);
+                        if (3 + topicLength + 8 == bodyLength)
+                        {
+                            // Segments are scanned oldest first: the last one wins.
+                            _recovered[Encoding.UTF8.GetString(span.Slice(3, topicLength))] = BinaryPrimitives.ReadInt64BigEndian(span[(3 + topicLength)..]);
+                        }
+                    }
                 }
                 else if (newest && offset + HeaderLength + Math.Max(bodyLength, 0) > length && bodyLength is >= 3 and <= MaxRecordLength)
                 {

@@ -87,7 +87,7 @@ public sealed class TelemetryPublisher : IAsyncDisposable
     private async Task RunAsync(CancellationToken ct)
     {
         var backoff = MinBackoff;
-        var pending = new List<(Task<MqttClientPublishResult> Task, LogPosition End)>(Window);
+        var pending = new List<(Task<bool> Task, LogPosition End)>(Window);
         while (!ct.IsCancellationRequested)
         {
             if (!_client.IsConnected)
@@ -105,6 +105,12 @@ public sealed class TelemetryPublisher : IAsyncDisposable
             int sequencedUsed = 0;
             while (pending.Count < Window && _log.TryReadNext(out var record))
             {
+                if (record.IsState)
+                {
+                    // The writer's own bookkeeping (a device's next seq): nothing to send.
+                    pending.Add((Task.FromResult(true), record.End));
+                    continue;
+                }
                 var payload = record.Payload;
                 if (record.Topic.Contains("/DDATA/", StringComparison.Ordinal) && record.Topic.StartsWith("spBv1.0/", StringComparison.Ordinal))
                 {
@@ -134,11 +140,10 @@ public sealed class TelemetryPublisher : IAsyncDisposable
             {
                 try
                 {
-                    var result = await task;
-                    if (!failed && result.IsSuccess)
+                    bool success = await task;
+                    if (!failed && success)
                     {
                         acked = end;
-                        Interlocked.Increment(ref _published);
                     }
                     else
                     {
@@ -152,6 +157,7 @@ public sealed class TelemetryPublisher : IAsyncDisposable
             }
             if (acked is { } position)
             {
+                Interlocked.Add(ref _published, CountPublished(pending, position));
                 _log.Acknowledge(position);
             }
             if (failed)
@@ -165,7 +171,20 @@ public sealed class TelemetryPublisher : IAsyncDisposable
         }
     }
 
-    private async Task<MqttClientPublishResult> PublishCopyAsync(string topic, byte[] rented, int length, bool retain, CancellationToken ct)
+    private static long CountPublished(List<(Task<bool> Task, LogPosition End)> pending, LogPosition upTo)
+    {
+        long n = 0;
+        foreach (var (task, end) in pending)
+        {
+            if (task.IsCompletedSuccessfully && task.Result && !(end.Segment > upTo.Segment || (end.Segment == upTo.Segment && end.Offset > upTo.Offset)))
+            {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private async Task<bool> PublishCopyAsync(string topic, byte[] rented, int length, bool retain, CancellationToken ct)
     {
         try
         {
@@ -175,7 +194,7 @@ public sealed class TelemetryPublisher : IAsyncDisposable
                 .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
                 .WithRetainFlag(retain)
                 .Build();
-            return await _client.PublishAsync(message, ct);
+            return (await _client.PublishAsync(message, ct)).IsSuccess;
         }
         finally
         {

@@ -256,6 +256,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         private readonly object _birthGate = new();
         private ReadOnlyModbusClient? _client;
         private long _seq;
+        private readonly byte[] _stateKey;
 
         public Device(TelemetryService service, PollConfig poll)
         {
@@ -280,6 +281,13 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             if (RandomAccess.Read(_seqHandle, saved, 0) == 8)
             {
                 _seq = BinaryPrimitives.ReadInt64BigEndian(saved);
+            }
+            // The seq file is written just after each append; the log's own state record is written in
+            // the same write as the messages, so a kill between the two cannot make a seq be reused.
+            _stateKey = Encoding.UTF8.GetBytes("seq/" + poll.Device);
+            if (service._log.RecoveredState.TryGetValue("seq/" + poll.Device, out long logged) && logged > _seq)
+            {
+                _seq = logged;
             }
         }
 
@@ -379,6 +387,14 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                     int length = MessageLog.EncodedLength(_sparkplugTopic.Length, payload.Length);
                     _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _sparkplugTopic, payload, retain: false));
                 }
+                count++;
+            }
+            if (_sparkplug is null)
+            {
+                Span<byte> next = stackalloc byte[8];
+                BinaryPrimitives.WriteInt64BigEndian(next, _seq);
+                int length = MessageLog.EncodedLength(_stateKey.Length, 8);
+                _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _stateKey, next, retain: false, state: true));
                 count++;
             }
             Interlocked.Add(ref _service._values, _poll.Tags.Count);
