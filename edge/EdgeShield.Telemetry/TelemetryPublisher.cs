@@ -30,7 +30,7 @@ public interface ISessionStart
 /// </summary>
 public sealed class TelemetryPublisher : IAsyncDisposable
 {
-    private const int Window = 256;
+    private const int Window = 1024;
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
 
@@ -41,7 +41,6 @@ public sealed class TelemetryPublisher : IAsyncDisposable
     private readonly IMqttClient _client;
     private readonly SemaphoreSlim _wake = new(0, 1);
     private readonly CancellationTokenSource _stop = new();
-    private readonly byte[] _sequenced = new byte[Window * 16];
     private Task? _loop;
     private long _published;
     private long _connects;
@@ -87,7 +86,7 @@ public sealed class TelemetryPublisher : IAsyncDisposable
     private async Task RunAsync(CancellationToken ct)
     {
         var backoff = MinBackoff;
-        var pending = new List<(Task<bool> Task, LogPosition End)>(Window);
+        var inFlight = new Queue<(Task<bool> Task, LogPosition End)>(Window);
         while (!ct.IsCancellationRequested)
         {
             if (!_client.IsConnected)
@@ -101,87 +100,94 @@ public sealed class TelemetryPublisher : IAsyncDisposable
                 backoff = MinBackoff;
                 _log.RewindToAcknowledged();
             }
-            pending.Clear();
-            int sequencedUsed = 0;
-            while (pending.Count < Window && _log.TryReadNext(out var record))
-            {
-                if (record.IsState)
-                {
-                    // The writer's own bookkeeping (a device's next seq): nothing to send.
-                    pending.Add((Task.FromResult(true), record.End));
-                    continue;
-                }
-                var payload = record.Payload;
-                if (record.Topic.Contains("/DDATA/", StringComparison.Ordinal) && record.Topic.StartsWith("spBv1.0/", StringComparison.Ordinal))
-                {
-                    // The record buffer is reused by the next read: Sparkplug data gets its seq here, in a copy.
-                    var copy = ArrayPool<byte>.Shared.Rent(payload.Length + 11);
-                    payload.Span.CopyTo(copy);
-                    int n = SparkplugEncoder.AppendSeq(copy.AsSpan(payload.Length), _sparkplugSeq);
-                    _sparkplugSeq = (_sparkplugSeq + 1) & 0xFF;
-                    payload = copy.AsMemory(0, payload.Length + n);
-                    _ = sequencedUsed;
-                    pending.Add((PublishCopyAsync(record.Topic, copy, payload.Length, record.Retain, ct), record.End));
-                    continue;
-                }
-                // Copy out of the log's read buffer: the next read reuses it while this publish is in flight.
-                var owned = ArrayPool<byte>.Shared.Rent(Math.Max(payload.Length, 1));
-                payload.Span.CopyTo(owned);
-                pending.Add((PublishCopyAsync(record.Topic, owned, payload.Length, record.Retain, ct), record.End));
-            }
-            if (pending.Count == 0)
-            {
-                await WaitForDataAsync(ct);
-                continue;
-            }
-            LogPosition? acked = null;
+            // A sliding window of QoS 1 publishes: up to Window in flight, acknowledged in log order.
             bool failed = false;
-            foreach (var (task, end) in pending)
+            LogPosition? acked = null;
+            int sinceAck = 0;
+            while (!failed && !ct.IsCancellationRequested)
             {
+                while (inFlight.Count < Window && _log.TryReadNext(out var record))
+                {
+                    inFlight.Enqueue((StartPublish(record, ct), record.End));
+                }
+                if (inFlight.Count == 0)
+                {
+                    break;
+                }
+                var (task, end) = inFlight.Dequeue();
+                bool success;
                 try
                 {
-                    bool success = await task;
-                    if (!failed && success)
-                    {
-                        acked = end;
-                    }
-                    else
-                    {
-                        failed = true;
-                    }
+                    success = await task;
                 }
                 catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or InvalidOperationException or ObjectDisposedException)
                 {
+                    success = false;
+                }
+                if (!success)
+                {
                     failed = true;
+                    break;
+                }
+                Interlocked.Increment(ref _published);
+                acked = end;
+                if (++sinceAck >= 512 || inFlight.Count == 0)
+                {
+                    _log.Acknowledge(end);
+                    sinceAck = 0;
+                    acked = null;
                 }
             }
             if (acked is { } position)
             {
-                Interlocked.Add(ref _published, CountPublished(pending, position));
                 _log.Acknowledge(position);
             }
             if (failed)
             {
+                // What was in flight behind the failure is sent again after the reconnect (at least once).
+                while (inFlight.Count > 0)
+                {
+                    var (task, _) = inFlight.Dequeue();
+                    try
+                    {
+                        await task;
+                    }
+                    catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or InvalidOperationException or ObjectDisposedException)
+                    {
+                        // Counted as not sent.
+                    }
+                }
                 _log.RewindToAcknowledged();
                 if (_client.IsConnected)
                 {
                     await DelayAsync(MinBackoff, ct);
                 }
+                continue;
             }
+            await WaitForDataAsync(ct);
         }
     }
 
-    private static long CountPublished(List<(Task<bool> Task, LogPosition End)> pending, LogPosition upTo)
+    private Task<bool> StartPublish(in LogRecord record, CancellationToken ct)
     {
-        long n = 0;
-        foreach (var (task, end) in pending)
+        if (record.IsState)
         {
-            if (task.IsCompletedSuccessfully && task.Result && !(end.Segment > upTo.Segment || (end.Segment == upTo.Segment && end.Offset > upTo.Offset)))
-            {
-                n++;
-            }
+            // The writer's own bookkeeping (a device's next seq): nothing to send.
+            return Task.FromResult(true);
         }
-        return n;
+        var payload = record.Payload;
+        bool sparkplugData = record.Topic.StartsWith("spBv1.0/", StringComparison.Ordinal) && record.Topic.Contains("/DDATA/", StringComparison.Ordinal);
+        // Copy out of the log's read buffer: the next read reuses it while this publish is in flight.
+        var owned = ArrayPool<byte>.Shared.Rent(payload.Length + 11);
+        payload.Span.CopyTo(owned);
+        int length = payload.Length;
+        if (sparkplugData)
+        {
+            // Sparkplug data gets the seq of the session it is sent in.
+            length += SparkplugEncoder.AppendSeq(owned.AsSpan(payload.Length), _sparkplugSeq);
+            _sparkplugSeq = (_sparkplugSeq + 1) & 0xFF;
+        }
+        return PublishCopyAsync(record.Topic, owned, length, record.Retain, ct);
     }
 
     private async Task<bool> PublishCopyAsync(string topic, byte[] rented, int length, bool retain, CancellationToken ct)
