@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Security.Cryptography.X509Certificates;
 using EdgeShield.Policy;
 using MQTTnet;
@@ -46,6 +47,14 @@ public sealed class TelemetryPublisher : IAsyncDisposable
     private long _connects;
     private ulong _sparkplugSeq;
     private string? _lastRefusal;
+    private long _lastBirth;
+
+    /// <summary>
+    /// Births are sent again this often on a live session. A Sparkplug host asks for a rebirth with
+    /// NCMD, which a diode cannot receive; periodic rebirth (and rebirth on every reconnect) is how a
+    /// host that joined late learns the metrics.
+    /// </summary>
+    public TimeSpan RebirthInterval { get; init; } = TimeSpan.FromMinutes(10);
 
     public TelemetryPublisher(MqttConfig config, MessageLog log, ISessionStart session, Action<TelemetryNotice> notify)
     {
@@ -141,6 +150,10 @@ public sealed class TelemetryPublisher : IAsyncDisposable
             if (acked is { } position)
             {
                 _log.Acknowledge(position);
+            }
+            if (!failed && Stopwatch.GetElapsedTime(_lastBirth) >= RebirthInterval)
+            {
+                failed = !await PublishBirthsAsync(ct);
             }
             if (failed)
             {
@@ -267,23 +280,34 @@ public sealed class TelemetryPublisher : IAsyncDisposable
         _lastRefusal = null;
         Interlocked.Increment(ref _connects);
         // Status and births go out directly, before any replay, so a consumer knows the session first.
-        try
-        {
-            foreach (var (topic, payload, retain) in _session.Births(out var nextSeq))
-            {
-                var message = new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload)
-                    .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag(retain).Build();
-                await _client.PublishAsync(message, ct);
-                Interlocked.Increment(ref _published);
-                _sparkplugSeq = nextSeq;
-            }
-        }
-        catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or InvalidOperationException)
+        if (!await PublishBirthsAsync(ct))
         {
             return false;
         }
         _notify(new TelemetryNotice("broker-connected", $"connected to {_config.Broker} as {_config.ClientId}; replaying {_log.PendingBytes} buffered bytes", 1));
         return true;
+    }
+
+    private async Task<bool> PublishBirthsAsync(CancellationToken ct)
+    {
+        try
+        {
+            var births = _session.Births(out var nextSeq);
+            foreach (var (topic, payload, retain) in births)
+            {
+                var message = new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload)
+                    .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag(retain).Build();
+                await _client.PublishAsync(message, ct);
+                Interlocked.Increment(ref _published);
+            }
+            _sparkplugSeq = nextSeq;
+            _lastBirth = Stopwatch.GetTimestamp();
+            return true;
+        }
+        catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private void Refused(string why)

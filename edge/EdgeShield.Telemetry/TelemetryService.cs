@@ -38,7 +38,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
     private ulong _bdSeq;
     private bool _sparkplugStarted;
 
-    public TelemetryService(TelemetryConfig config, string gatewayName, string site, Func<UpstreamAddress, IUpstream?> upstreams, Action<TelemetryNotice> notify, TimeSpan responseTimeout)
+    public TelemetryService(TelemetryConfig config, string gatewayName, string site, Func<UpstreamAddress, IUpstream?> upstreams, Action<TelemetryNotice> notify, TimeSpan responseTimeout, TimeSpan? rebirthInterval = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         _config = config;
@@ -51,7 +51,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         TopicPrefix = config.Mqtt.TopicPrefix.Length > 0 ? config.Mqtt.TopicPrefix : $"edgeshield/{Group}/{NodeName}";
         _eventsTopic = Encoding.UTF8.GetBytes(TopicPrefix + "/events");
         _log = new MessageLog(config.Buffer.Path, (long)config.Buffer.MaxMb * 1024 * 1024, n => Notice(new TelemetryNotice(n.Reason, n.Detail, n.Count)));
-        _publisher = new TelemetryPublisher(config.Mqtt with { ClientId = ClientId }, _log, this, Notice);
+        _publisher = new TelemetryPublisher(config.Mqtt with { ClientId = ClientId }, _log, this, Notice) { RebirthInterval = rebirthInterval ?? TimeSpan.FromMinutes(10) };
         foreach (var poll in config.Poll)
         {
             _devices.Add(new Device(this, poll));

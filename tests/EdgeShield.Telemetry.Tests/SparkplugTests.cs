@@ -62,6 +62,36 @@ public class SparkplugTests
     }
 
     [Fact]
+    public async Task Rebirth_IsPeriodic_SeqRestartsAtZero_SameBdSeq()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions { Units = [1] }, CancellationToken.None);
+        await using var broker = await EmbeddedBroker.StartAsync();
+        var config = TestConfig.Load($$"""
+            gateway: { name: gw1, site: site1 }
+            telemetry:
+              mqtt: { broker: mqtt://127.0.0.1:{{broker.Port}} }
+              format: sparkplug-b
+              buffer: { path: {{TestConfig.TempDir()}}, max-mb: 4 }
+              poll:
+                - { device: plc1, upstream: "tcp://127.0.0.1:{{plc.Port}}", every: 100ms, tags: [ { name: a, table: holding, address: 0 } ] }
+            """);
+        await using (var service = new TelemetryService(config, "gw1", "site1", a => new Transport.TcpUpstream(a.Host, a.Port, TimeSpan.FromSeconds(1)), _ => { }, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(400)))
+        {
+            service.Start();
+            await TestConfig.Until(() => broker.Received.Count(m => m.Topic == "spBv1.0/site1/NBIRTH/gw1") >= 3);
+        }
+        Assert.Single(broker.Connections);
+        var births = broker.Received.Where(m => m.Topic == "spBv1.0/site1/NBIRTH/gw1").Select(m => Payload.Parser.ParseFrom(m.Payload)).ToList();
+        Assert.All(births, b => Assert.Equal(0UL, b.Seq));
+        Assert.Single(births.Select(b => b.Metrics.Single(m => m.Name == "bdSeq").LongValue).Distinct());
+        // After each rebirth, the data continues at seq 2 (NBIRTH 0, DBIRTH 1).
+        var order = broker.Received.Where(m => m.Topic.StartsWith("spBv1.0/", StringComparison.Ordinal)).ToList();
+        int secondBirth = order.FindIndex(1, m => m.Topic.EndsWith("/NBIRTH/gw1", StringComparison.Ordinal));
+        var next = order.Skip(secondBirth).First(m => m.Topic.Contains("/DDATA/", StringComparison.Ordinal));
+        Assert.Equal(2UL, Payload.Parser.ParseFrom(next.Payload).Seq);
+    }
+
+    [Fact]
     public void AppendSeq_IsReadAsTheSeqField()
     {
         var encoder = new SparkplugEncoder([new Policy.TagConfig { Name = "a", Table = Policy.TagTable.Holding, Address = 0, Type = Policy.TagType.UInt16 }]);
