@@ -106,6 +106,37 @@ public class TelemetryProcessTests
         Directory.Delete(dir, recursive: true);
     }
 
+    [Fact]
+    public async Task Run_DeniedRequest_AuditEventOnTheEventsTopic_AndRetainedStatus()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions { Units = [1] }, CancellationToken.None);
+        int brokerPort = Processes.FreePort();
+        string dir = Path.Combine(Path.GetTempPath(), $"edgeshield-it-events-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        string config = Path.Combine(dir, "edgeshield.yaml");
+        await File.WriteAllTextAsync(config, GatewayProcess.Config(plc.Port, GatewayProcess.Policy) + $$"""
+
+            telemetry:
+              mqtt: { broker: mqtt://127.0.0.1:{{brokerPort}}, topic-prefix: it/gw }
+              buffer: { path: {{dir}}/buffer }
+            """);
+        var received = new ConcurrentQueue<(string, byte[])>();
+        await using var broker = await Broker.StartAsync(brokerPort, received);
+        await using (var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config)))
+        {
+            Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on "), gateway.Stderr);
+            var port = int.Parse(System.Text.RegularExpressions.Regex.Match(gateway.Stderr, @"listener hmi-plc1 on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            using var client = await RawClient.ConnectAsync(port);
+            // FC 6 to address 500: outside the setpoints rule, refused with 02.
+            var response = await client.RoundTripAsync([0, 1, 0, 0, 0, 6, 1, 6, 0x01, 0xF4, 0, 1]);
+            Assert.Equal(0x86, response[7]);
+            await Until(() => received.Any(m => m.Item1 == "it/gw/events" && System.Text.Encoding.UTF8.GetString(m.Item2).Contains("\"event\":\"denied\"", StringComparison.Ordinal)), gateway);
+        }
+        Assert.Contains(received, m => m.Item1 == "it/gw/status" && System.Text.Encoding.UTF8.GetString(m.Item2) == "online");
+        Assert.Equal(0, plc.RequestsReceived(6));
+        Directory.Delete(dir, recursive: true);
+    }
+
     private static async Task Until(Func<bool> condition, Processes.Running gateway)
     {
         for (int i = 0; i < 600 && !condition(); i++)
