@@ -11,7 +11,7 @@ internal sealed class Mosquitto : IAsyncDisposable
     private readonly string _dir;
     private Process? _process;
 
-    public Mosquitto()
+    public Mosquitto(string extra = "")
     {
         _dir = TestConfig.TempDir();
         Port = Ports.Free();
@@ -23,6 +23,7 @@ internal sealed class Mosquitto : IAsyncDisposable
             max_queued_messages 0
             max_inflight_messages 0
             log_dest stderr
+            {extra}
             """);
     }
 
