@@ -27,7 +27,9 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
     private readonly TelemetryPublisher _publisher;
     private readonly List<Device> _devices = [];
     private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _stopPolling = new();
     private readonly List<Task> _tasks = [];
+    private readonly List<Task> _pollers = [];
     private readonly ConcurrentQueue<byte[]> _events = new();
     private readonly byte[] _eventsTopic;
     private readonly SemaphoreSlim _appendGate = new(1, 1);
@@ -84,7 +86,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         _publisher.Start();
         foreach (var device in _devices)
         {
-            _tasks.Add(Task.Run(() => device.RunAsync(_stop.Token)));
+            _pollers.Add(Task.Run(() => device.RunAsync(_stopPolling.Token)));
         }
         _tasks.Add(Task.Run(() => PumpAsync(_stop.Token)));
     }
@@ -214,8 +216,23 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 
     internal static ulong NowMs() => (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
+    /// <summary>Stops reading PLCs (what was polled is still published); the reads counted are then final.</summary>
+    public async Task StopPollingAsync()
+    {
+        await _stopPolling.CancelAsync();
+        try
+        {
+            await Task.WhenAll(_pollers);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        await StopPollingAsync();
         await _stop.CancelAsync();
         try
         {
@@ -235,6 +252,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         _log.FlushToDisk();
         _log.Dispose();
         _stop.Dispose();
+        _stopPolling.Dispose();
         _appendGate.Dispose();
     }
 
@@ -334,10 +352,12 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             int count = 0;
             foreach (var block in _blocks)
             {
+                // Counted before it goes out, so a read cancelled while awaiting its answer is still counted.
+                Interlocked.Increment(ref _service._reads);
                 var result = await client.ReadAsync(_poll.Unit, block.Function, block.Start, block.Quantity, data, ct);
-                if (result.Status != ReadStatus.Unreachable)
+                if (result.Status == ReadStatus.Unreachable)
                 {
-                    Interlocked.Increment(ref _service._reads);
+                    Interlocked.Decrement(ref _service._reads);
                 }
                 string? reason = result.Status switch
                 {
