@@ -3,6 +3,7 @@ using System.Net;
 using EdgeShield.Gateway;
 using EdgeShield.Policy;
 using EdgeShield.Simulators;
+using EdgeShield.Telemetry;
 
 namespace EdgeShield.Host;
 
@@ -14,16 +15,19 @@ namespace EdgeShield.Host;
 internal static class DemoCommand
 {
     private const string Help = """
-        usage: edgeshield demo [--seconds N]
+        usage: edgeshield demo [--seconds N] [--broker mqtt://HOST:PORT]
 
         Starts, on 127.0.0.1, a simulated PLC, the EdgeShield firewall with the bundled demo
         policy, and HMI clients that read, write setpoints, and now and then try forbidden writes,
-        a Schneider UMAS (FC 90) request and one malformed frame. Prints live counts each second
-        on stdout and the audit events (JSON lines) on stderr; exits after N seconds (default 10).
+        a Schneider UMAS (FC 90) request and one malformed frame. The data diode polls the PLC's
+        tags every 250 ms and publishes them (JSON, topics edgeshield/demo/demo-gw/plc1/<tag>) to an
+        MQTT broker embedded on loopback, or to the broker given with --broker.
+        Prints live counts each second on stdout (telemetry = messages the broker acknowledged) and
+        the audit events (JSON lines) on stderr; exits after N seconds (default 10).
         The pump coil writes are a maintenance rule: type 'key' and Enter to turn the simulated
         maintenance key (stdin only; nothing from the network can arm it), and again to turn it back.
         Exit 0 when the firewall behaved: forbidden requests refused, the malformed frame dropped,
-        and nothing refused or malformed reached the PLC.
+        nothing refused or malformed reached the PLC, and telemetry reached the broker.
         """;
 
     /// <summary>The bundled demo policy; <c>{PLC_PORT}</c> is the simulated PLC's port.</summary>
@@ -62,6 +66,19 @@ internal static class DemoCommand
           profile: simulated
           maintenance-key: { gpio: 17, active: low, arm-minutes: 5 }
           leds: { run: 22, alarm: 23, maintenance: 24 }
+        telemetry:
+          mqtt: { broker: "{BROKER}", client-id: demo-gw }
+          buffer: { path: "{BUFFER}", max-mb: 16 }
+          poll:
+            - device: plc1
+              upstream: tcp://127.0.0.1:{PLC_PORT}
+              unit: 1
+              every: 250ms
+              tags:
+                - { name: wave0, table: holding, address: 0, type: int16 }
+                - { name: wave1, table: holding, address: 1, type: int16, scale: 0.01, unit: "%" }
+                - { name: setpoint, table: holding, address: 100 }
+                - { name: pump, table: coil, address: 0 }
         """;
 
     public static async Task<int> ExecuteAsync(string[] args)
@@ -76,9 +93,10 @@ internal static class DemoCommand
             Console.Out.Write(Help);
             return Cli.ExitOk;
         }
-        if (options.Has("--broker"))
+        string? brokerUrl = options.Get("--broker");
+        if (brokerUrl is not null && !(Uri.TryCreate(brokerUrl, UriKind.Absolute, out var brokerUri) && brokerUri.Scheme is "mqtt" or "mqtts" && brokerUri.Host.Length > 0))
         {
-            Console.Error.WriteLine("edgeshield demo: --broker needs the MQTT telemetry, which this build does not have yet");
+            Console.Error.WriteLine($"edgeshield demo: --broker must be mqtt://HOST:PORT (got '{brokerUrl}')");
             return Cli.ExitUsage;
         }
         int seconds = 10;
@@ -92,8 +110,14 @@ internal static class DemoCommand
             new IPEndPoint(IPAddress.Loopback, 0),
             new PlcOptions { Units = [1], SineStart = 0, SineCount = 10, SinePeriodSeconds = 20 },
             CancellationToken.None);
+        await using var embeddedBroker = brokerUrl is null ? await DemoBroker.StartAsync() : null;
+        brokerUrl ??= $"mqtt://127.0.0.1:{embeddedBroker!.Port}";
+        string buffer = Path.Combine(Path.GetTempPath(), $"edgeshield-demo-{Environment.ProcessId}");
         var maintenance = new MaintenanceState();
-        var loaded = ConfigLoader.LoadText(DemoConfig.Replace("{PLC_PORT}", plc.Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal), "demo.yaml", maintenance);
+        var loaded = ConfigLoader.LoadText(DemoConfig
+            .Replace("{PLC_PORT}", plc.Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            .Replace("{BROKER}", brokerUrl, StringComparison.Ordinal)
+            .Replace("{BUFFER}", buffer, StringComparison.Ordinal), "demo.yaml", maintenance);
         if (loaded.HasErrors || loaded.Config is null)
         {
             foreach (var diagnostic in loaded.Diagnostics)
@@ -104,38 +128,64 @@ internal static class DemoCommand
         }
 
         await using var audit = new AuditLog(Console.OpenStandardError(), eventsPerSecond: 5);
-        await using var gateway = await EdgeGateway.StartAsync(loaded.Config, audit);
-        using var hardware = HardwareRuntime.Start(loaded.Config.Hardware, maintenance, gateway.Counters, audit);
-        DemoKey.Start(hardware, loaded.Config.Hardware);
-        var listener = gateway.Listeners[0];
-        Console.Out.WriteLine($"demo: PLC simulator on 127.0.0.1:{plc.Port}; EdgeShield listener {listener.Config.Name} on {listener.LocalEndPoint}; {seconds} s of HMI traffic");
+        var telemetry = TelemetryWiring.Create(loaded.Config, loaded.Config.Telemetry!, audit);
+        await using var eventsTopic = new AuditLog(new EventsTopicStream(telemetry), eventsPerSecond: 5);
+        long published;
+        bool behaved;
+        await using (telemetry)
+        {
+            var sink = new FanOutAuditSink(audit, eventsTopic);
+            await using var gateway = await EdgeGateway.StartAsync(loaded.Config, sink);
+            using var hardware = HardwareRuntime.Start(loaded.Config.Hardware, maintenance, gateway.Counters, sink);
+            DemoKey.Start(hardware, loaded.Config.Hardware);
+            telemetry.Start();
+            var listener = gateway.Listeners[0];
+            Console.Out.WriteLine($"demo: PLC simulator on 127.0.0.1:{plc.Port}; EdgeShield listener {listener.Config.Name} on {listener.LocalEndPoint}; telemetry to {brokerUrl}{(embeddedBroker is null ? "" : " (embedded)")} under {telemetry.TopicPrefix}/; {seconds} s of HMI traffic");
 
-        using var stop = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            stop.Cancel();
-        };
-        var traffic = new DemoTraffic(listener.LocalEndPoint, new DemoTrafficOptions { Unit = 1, Clients = 3 });
-        var running = traffic.RunAsync(TimeSpan.FromSeconds(seconds), stop.Token);
-        var counters = gateway.Counters;
-        while (!running.IsCompleted)
-        {
-            await Task.WhenAny(running, Task.Delay(1000));
-            PrintCounts(counters);
+            using var stop = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            var traffic = new DemoTraffic(listener.LocalEndPoint, new DemoTrafficOptions { Unit = 1, Clients = 3 });
+            var running = traffic.RunAsync(TimeSpan.FromSeconds(seconds), stop.Token);
+            var counters = gateway.Counters;
+            while (!running.IsCompleted)
+            {
+                await Task.WhenAny(running, Task.Delay(1000));
+                PrintCounts(counters, telemetry);
+            }
+            await running;
+            // Give the publisher a moment to hand the last poll to the broker.
+            for (int i = 0; i < 20 && telemetry.PendingBytes > 0 && telemetry.BrokerConnected; i++)
+            {
+                await Task.Delay(50);
+            }
+            published = telemetry.Published;
+
+            long reachedPlcMalformed = plc.MalformedFrames;
+            long plcWrites = plc.RequestsReceived(6) + plc.RequestsReceived(16) + plc.RequestsReceived(5);
+            Console.Out.WriteLine($"demo: HMI saw {traffic.Responses} responses and {traffic.TotalExceptions} exceptions (01: {traffic.Exceptions(1)}, 02: {traffic.Exceptions(2)}, 03: {traffic.Exceptions(3)}, 0B: {traffic.Exceptions(0x0B)}); {traffic.ClosedConnections} connection closed by the firewall");
+            Console.Out.WriteLine($"demo: PLC received {plc.TotalRequests} requests ({plcWrites} allowed writes, {plc.RequestsReceived(90)} FC 90, {reachedPlcMalformed} malformed)");
+            // The poller's reads reach the PLC on their own connection, outside the firewall's counts.
+            long pollReads = telemetry.ReadsSent;
+            Console.Out.WriteLine($"demo: telemetry: {telemetry.ValuesPolled} tag values polled in {pollReads} reads, {published} messages acknowledged by the broker, {telemetry.Dropped} dropped");
+            behaved = counters.Denied > 0 && counters.Malformed == 1 && reachedPlcMalformed == 0 && plc.RequestsReceived(90) == 0
+                && counters.Allowed == plc.TotalRequests - pollReads && published > 0;
         }
-        await running;
-
-        long reachedPlcMalformed = plc.MalformedFrames;
-        long plcWrites = plc.RequestsReceived(6) + plc.RequestsReceived(16) + plc.RequestsReceived(5);
-        Console.Out.WriteLine($"demo: HMI saw {traffic.Responses} responses and {traffic.TotalExceptions} exceptions (01: {traffic.Exceptions(1)}, 02: {traffic.Exceptions(2)}, 03: {traffic.Exceptions(3)}, 0B: {traffic.Exceptions(0x0B)}); {traffic.ClosedConnections} connection closed by the firewall");
-        Console.Out.WriteLine($"demo: PLC received {plc.TotalRequests} requests ({plcWrites} allowed writes, {plc.RequestsReceived(90)} FC 90, {reachedPlcMalformed} malformed)");
-        bool behaved = counters.Denied > 0 && counters.Malformed == 1 && reachedPlcMalformed == 0 && plc.RequestsReceived(90) == 0
-            && counters.Allowed == plc.TotalRequests;
-        Console.Out.WriteLine(behaved ? "demo: ok — every forbidden request was refused and nothing malformed reached the PLC" : "demo: FAILED — see the counts above");
+        Console.Out.WriteLine(behaved ? "demo: ok — every forbidden request was refused, nothing malformed reached the PLC, and telemetry reached the broker" : "demo: FAILED — see the counts above");
+        try
+        {
+            Directory.Delete(buffer, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A leftover temporary directory is harmless.
+        }
         return behaved ? Cli.ExitOk : Cli.ExitFault;
     }
 
-    private static void PrintCounts(GatewayCounters counters) =>
-        Console.Out.WriteLine($"allowed {counters.Allowed} denied {counters.Denied} malformed {counters.Malformed} timeouts {counters.Timeouts}");
+    private static void PrintCounts(GatewayCounters counters, TelemetryService telemetry) =>
+        Console.Out.WriteLine($"allowed {counters.Allowed} denied {counters.Denied} malformed {counters.Malformed} timeouts {counters.Timeouts} telemetry {telemetry.Published}");
 }

@@ -55,10 +55,14 @@ internal static class RunCommand
         var config = loaded.Config;
 
         await using var audit = new AuditLog(Console.OpenStandardOutput());
+        // With telemetry: the diode's pollers and publisher, and a copy of every audit event on the events topic.
+        await using var telemetry = config.Telemetry is { } telemetryConfig ? TelemetryWiring.Create(config, telemetryConfig, audit) : null;
+        await using var eventsTopic = telemetry is null ? null : new AuditLog(new EventsTopicStream(telemetry));
+        IAuditSink sink = eventsTopic is null ? audit : new FanOutAuditSink(audit, eventsTopic);
         EdgeGateway gateway;
         try
         {
-            gateway = await EdgeGateway.StartAsync(config, audit);
+            gateway = await EdgeGateway.StartAsync(config, sink);
         }
         catch (SocketException e)
         {
@@ -75,12 +79,17 @@ internal static class RunCommand
 
         await using (gateway)
         {
-            using var hardware = HardwareRuntime.Start(config.Hardware, maintenance, gateway.Counters, audit);
+            using var hardware = HardwareRuntime.Start(config.Hardware, maintenance, gateway.Counters, sink);
             foreach (var listener in gateway.Listeners)
             {
                 Console.Error.WriteLine($"edgeshield: listener {listener.Config.Name} on {listener.LocalEndPoint} -> {listener.Config.Upstream} (policy {listener.Config.PolicyName}, {listener.Policy.Current.Mode.ToString().ToLowerInvariant()})");
             }
-            audit.Write(ServiceEvent("started", $"config {path} sha256 {config.Hash}"));
+            telemetry?.Start();
+            if (telemetry is not null)
+            {
+                Console.Error.WriteLine($"edgeshield: telemetry to {config.Telemetry!.Mqtt.Broker} as {telemetry.ClientId}, topics {telemetry.TopicPrefix}/…, {config.Telemetry.Poll.Count} devices, buffer {config.Telemetry.Buffer.Path}");
+            }
+            sink.Write(ServiceEvent("started", $"config {path} sha256 {config.Hash}"));
 
             var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var current = config;
@@ -101,7 +110,7 @@ internal static class RunCommand
                 lock (reloading)
                 {
                     systemd?.Notify("RELOADING=1");
-                    current = Reload(path, current, gateway, audit, maintenance, "SIGHUP");
+                    current = Reload(path, current, gateway, sink, maintenance, "SIGHUP");
                     systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
                 }
             });
@@ -110,7 +119,7 @@ internal static class RunCommand
                 lock (reloading)
                 {
                     systemd?.Notify("RELOADING=1");
-                    current = Reload(path, current, gateway, audit, maintenance, "file changed");
+                    current = Reload(path, current, gateway, sink, maintenance, "file changed");
                     systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
                 }
             });
@@ -130,13 +139,13 @@ internal static class RunCommand
             systemd?.Notify("STOPPING=1\nSTATUS=stopping");
             await watchdogStop.CancelAsync();
             await watchdog;
-            audit.Write(ServiceEvent("stopping", "signal received; closing listeners and connections"));
+            sink.Write(ServiceEvent("stopping", "signal received; closing listeners and connections"));
         }
         return Cli.ExitOk;
     }
 
     /// <summary>Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.</summary>
-    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, AuditLog audit, MaintenanceState maintenance, string trigger)
+    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit, MaintenanceState maintenance, string trigger)
     {
         var loaded = ConfigLoader.Load(path, maintenance);
         if (loaded.HasErrors || loaded.Config is null)

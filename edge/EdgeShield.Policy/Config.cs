@@ -17,6 +17,8 @@ public sealed partial class EdgeShieldConfig
     public IReadOnlyList<ListenerConfig> Listeners { get; init; } = [];
     /// <summary>Compiled policies by name.</summary>
     public IReadOnlyDictionary<string, CompiledPolicy> Policies { get; init; } = new Dictionary<string, CompiledPolicy>();
+    /// <summary><c>telemetry:</c>; null when absent (a firewall-only config).</summary>
+    public TelemetryConfig? Telemetry { get; init; }
     /// <summary>SHA-256 of the file's bytes, hex, for audit events of reloads.</summary>
     public string Hash { get; init; } = "";
 }

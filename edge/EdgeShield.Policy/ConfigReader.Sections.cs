@@ -17,8 +17,8 @@ internal sealed partial class ConfigReader
     private static readonly string[] TlsKeys = ["ca", "cert", "key"];
     private static readonly string[] Formats = ["json", "sparkplug-b"];
     private static readonly string[] BufferKeys = ["path", "max-mb"];
-    private static readonly string[] PollKeys = ["device", "upstream", "unit", "every", "tags"];
-    private static readonly string[] TagKeys = ["name", "table", "address", "type", "scale", "unit"];
+    private static readonly string[] PollKeys = ["device", "upstream", "unit", "every", "max-gap", "tags"];
+    private static readonly string[] TagKeys = ["name", "table", "address", "type", "word-order", "scale", "offset", "unit", "function"];
     private static readonly string[] Tables = ["coil", "discrete-input", "holding", "input"];
     private static readonly string[] TagTypes = ["bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"];
     private static readonly string[] AuditKeys = ["pcap"];
@@ -350,40 +350,86 @@ internal sealed partial class ConfigReader
 
     // ---- telemetry, audit, hardware, network -----------------------------------------------
 
-    private void ReadTelemetry(KeyMap root, HashSet<string> serialNames)
+    private TelemetryConfig? ReadTelemetry(KeyMap root, HashSet<string> serialNames)
     {
         if (!root.TryGet("telemetry", out var node) || Map(node, "telemetry", TelemetryKeys) is not { } telemetry)
         {
-            return;
+            return null;
         }
-        if (telemetry.TryGet("mqtt", out var mqttNode) && Map(mqttNode, "mqtt", MqttKeys) is { } mqtt)
+        MqttConfig? mqttConfig = null;
+        if (!telemetry.TryGet("mqtt", out var mqttNode))
         {
-            if (RequiredText(mqtt, "broker", "mqtt", "mqtt://HOST:PORT or mqtts://HOST:PORT") is { } broker
-                && !(Uri.TryCreate(broker, UriKind.Absolute, out var uri) && uri.Scheme is "mqtt" or "mqtts" && uri.Host.Length > 0 && uri.AbsolutePath is "/" or ""))
+            Missing(telemetry, "telemetry", "mqtt", "{ broker: mqtt://HOST:PORT, client-id: ID, topic-prefix: PREFIX }");
+        }
+        else if (Map(mqttNode, "mqtt", MqttKeys) is { } mqtt)
+        {
+            Uri? brokerUri = null;
+            if (RequiredText(mqtt, "broker", "mqtt", "mqtt://HOST:PORT or mqtts://HOST:PORT") is { } broker)
             {
-                mqtt.TryGet("broker", out var brokerNode);
-                _diagnostics.Error(brokerNode, $"'broker' must be mqtt://HOST:PORT or mqtts://HOST:PORT, not '{broker}'");
+                if (Uri.TryCreate(broker, UriKind.Absolute, out var uri) && uri.Scheme is "mqtt" or "mqtts" && uri.Host.Length > 0 && uri.AbsolutePath is "/" or "")
+                {
+                    brokerUri = uri;
+                }
+                else
+                {
+                    mqtt.TryGet("broker", out var brokerNode);
+                    _diagnostics.Error(brokerNode, $"'broker' must be mqtt://HOST:PORT or mqtts://HOST:PORT, not '{broker}'");
+                }
             }
-            OptionalText(mqtt, "client-id");
-            OptionalText(mqtt, "topic-prefix");
-            OptionalText(mqtt, "username");
-            OptionalText(mqtt, "password-file");
+            var clientId = OptionalText(mqtt, "client-id");
+            var topicPrefix = OptionalText(mqtt, "topic-prefix");
+            if (topicPrefix is not null && (topicPrefix.AsSpan().IndexOfAny('+', '#') >= 0 || topicPrefix.EndsWith('/')))
+            {
+                mqtt.TryGet("topic-prefix", out var prefixNode);
+                _diagnostics.Error(prefixNode, $"'topic-prefix' must be a topic without wildcards (+, #) or a trailing '/', not '{topicPrefix}'");
+            }
+            var username = OptionalText(mqtt, "username");
+            var passwordFile = OptionalText(mqtt, "password-file");
+            string? ca = null, cert = null, key = null;
             if (mqtt.TryGet("tls", out var tlsNode) && Map(tlsNode, "tls", TlsKeys) is { } tls)
             {
-                OptionalText(tls, "ca");
-                OptionalText(tls, "cert");
-                OptionalText(tls, "key");
+                ca = OptionalText(tls, "ca");
+                cert = OptionalText(tls, "cert");
+                key = OptionalText(tls, "key");
+                if ((cert is null) != (key is null))
+                {
+                    _diagnostics.Error(tlsNode, "tls needs both 'cert' and 'key' for a client certificate, or neither");
+                }
+                if (brokerUri is { Scheme: "mqtt" })
+                {
+                    _diagnostics.Error(tlsNode, "tls is set but the broker is mqtt://; use mqtts://HOST:PORT");
+                }
+            }
+            if (brokerUri is not null)
+            {
+                mqttConfig = new MqttConfig
+                {
+                    Broker = brokerUri,
+                    ClientId = clientId ?? "",
+                    TopicPrefix = topicPrefix ?? "",
+                    Username = username,
+                    PasswordFile = passwordFile,
+                    TlsCaFile = ca,
+                    TlsCertFile = cert,
+                    TlsKeyFile = key,
+                };
             }
         }
-        if (telemetry.TryGet("format", out var format))
+        var format = TelemetryFormat.Json;
+        if (telemetry.TryGet("format", out var formatNode) && OneOf(formatNode, "format", Formats) == "sparkplug-b")
         {
-            OneOf(format, "format", Formats);
+            format = TelemetryFormat.SparkplugB;
         }
+        var bufferConfig = new BufferConfig();
         if (telemetry.TryGet("buffer", out var bufferNode) && Map(bufferNode, "buffer", BufferKeys) is { } buffer)
         {
-            OptionalText(buffer, "path");
-            OptionalInteger(buffer, "max-mb", 1, 1_048_576);
+            bufferConfig = new BufferConfig
+            {
+                Path = OptionalText(buffer, "path") ?? bufferConfig.Path,
+                MaxMb = (int)(OptionalInteger(buffer, "max-mb", 1, 1_048_576) ?? bufferConfig.MaxMb),
+            };
         }
+        var polls = new List<PollConfig>();
         var devices = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var pollNode in Sequence(telemetry, "poll", "poll entry"))
         {
@@ -391,11 +437,16 @@ internal sealed partial class ConfigReader
             {
                 continue;
             }
-            if (RequiredText(poll, "device", "poll entry", "the device name used in topics") is { } device)
+            var device = RequiredText(poll, "device", "poll entry", "the device name used in topics");
+            if (device is not null)
             {
-                if (devices.TryGetValue(device, out var line))
+                poll.TryGet("device", out var deviceNode);
+                if (device.AsSpan().IndexOfAny("/+#") >= 0 || device.Length == 0)
                 {
-                    poll.TryGet("device", out var deviceNode);
+                    _diagnostics.Error(deviceNode, $"'device' is a topic level: it must not be empty or contain '/', '+' or '#' ('{device}')");
+                }
+                else if (devices.TryGetValue(device, out var line))
+                {
                     _diagnostics.Error(deviceNode, $"duplicate poll device '{device}' (first at line {line})");
                 }
                 else
@@ -403,62 +454,45 @@ internal sealed partial class ConfigReader
                     devices.Add(device, poll.Node.Line);
                 }
             }
+            UpstreamAddress? upstreamAddress = null;
             if (!poll.TryGet("upstream", out var upstream))
             {
                 Missing(poll, "poll entry", "upstream", "tcp://HOST:PORT or serial://BUS");
             }
             else
             {
-                Upstream(upstream, "upstream", serialNames);
+                upstreamAddress = Upstream(upstream, "upstream", serialNames);
             }
-            OptionalInteger(poll, "unit", 0, 255);
-            if (poll.TryGet("every", out var every))
+            var unit = OptionalInteger(poll, "unit", 0, 255) ?? 1;
+            TimeSpan every = TimeSpan.FromSeconds(1);
+            if (poll.TryGet("every", out var everyNode) && Duration(everyNode, "every") is { } parsedEvery)
             {
-                Duration(every, "every");
+                every = parsedEvery;
             }
+            var maxGap = OptionalInteger(poll, "max-gap", 0, ModbusReadRegistersLimit - 1) ?? 0;
+            var tags = new List<TagConfig>();
             var tagNames = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var tagNode in Sequence(poll, "tags", "tag"))
             {
-                if (Map(tagNode, "tag", TagKeys) is not { } tag)
+                if (ReadTag(tagNode, tagNames) is { } tag)
                 {
-                    continue;
+                    tags.Add(tag);
                 }
-                if (RequiredText(tag, "name", "tag", "the tag's name in topics") is { } tagName)
+            }
+            if (device is not null && upstreamAddress is not null)
+            {
+                polls.Add(new PollConfig
                 {
-                    if (tagNames.TryGetValue(tagName, out var line))
-                    {
-                        tag.TryGet("name", out var tagNameNode);
-                        _diagnostics.Error(tagNameNode, $"duplicate tag '{tagName}' in this poll entry (first at line {line})");
-                    }
-                    else
-                    {
-                        tagNames.Add(tagName, tag.Node.Line);
-                    }
-                }
-                if (!tag.TryGet("table", out var table))
-                {
-                    Missing(tag, "tag", "table", string.Join(", ", Tables));
-                }
-                else
-                {
-                    OneOf(table, "table", Tables);
-                }
-                if (!tag.TryGet("address", out var address))
-                {
-                    Missing(tag, "tag", "address", "the 0-based wire address 0..65535");
-                }
-                else
-                {
-                    Integer(address, "address", 0, ushort.MaxValue);
-                }
-                if (tag.TryGet("type", out var type))
-                {
-                    OneOf(type, "type", TagTypes);
-                }
-                OptionalNumber(tag, "scale");
-                OptionalText(tag, "unit");
+                    Device = device,
+                    Upstream = upstreamAddress,
+                    Unit = (byte)unit,
+                    Every = every,
+                    MaxGap = (int)maxGap,
+                    Tags = tags,
+                });
             }
         }
+        return mqttConfig is null ? null : new TelemetryConfig { Mqtt = mqttConfig, Format = format, Buffer = bufferConfig, Poll = polls };
     }
 
     private void ReadAudit(KeyMap root)

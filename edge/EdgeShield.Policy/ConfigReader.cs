@@ -65,7 +65,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
         var serialNames = serial.Names;
         var (policies, declaredPolicies) = ReadPolicies(map);
         var listeners = ReadListeners(map, serialNames, declaredPolicies);
-        ReadTelemetry(map, serialNames);
+        var telemetry = ReadTelemetry(map, serialNames);
         ReadAudit(map);
         var hardware = ReadHardware(map);
         var network = ReadNetwork(map);
@@ -81,6 +81,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             SerialBuses = serial.Buses,
             Hardware = hardware,
             Network = network,
+            Telemetry = telemetry,
         };
     }
 

@@ -1,0 +1,122 @@
+namespace EdgeShield.Policy;
+
+/// <summary><c>telemetry:</c> (DESIGN.md): what the poller reads and where the publisher sends it.</summary>
+public sealed record TelemetryConfig
+{
+    public required MqttConfig Mqtt { get; init; }
+    public TelemetryFormat Format { get; init; } = TelemetryFormat.Json;
+    public BufferConfig Buffer { get; init; } = new();
+    public IReadOnlyList<PollConfig> Poll { get; init; } = [];
+}
+
+/// <summary>Payload format on the broker.</summary>
+public enum TelemetryFormat : byte
+{
+    Json = 0,
+    SparkplugB,
+}
+
+/// <summary><c>telemetry.mqtt</c>.</summary>
+public sealed record MqttConfig
+{
+    /// <summary><c>mqtt://HOST:PORT</c> or <c>mqtts://HOST:PORT</c>.</summary>
+    public required Uri Broker { get; init; }
+    public bool UseTls => Broker.Scheme == "mqtts";
+    public string Host => Broker.Host;
+    /// <summary>The URL's port, or 1883 / 8883 by scheme.</summary>
+    public int Port => Broker.IsDefaultPort || Broker.Port <= 0 ? (UseTls ? 8883 : 1883) : Broker.Port;
+    public string ClientId { get; init; } = "";
+    public string TopicPrefix { get; init; } = "";
+    public string? TlsCaFile { get; init; }
+    public string? TlsCertFile { get; init; }
+    public string? TlsKeyFile { get; init; }
+    public string? Username { get; init; }
+    /// <summary>A file holding the password (first line); never the password itself in the config.</summary>
+    public string? PasswordFile { get; init; }
+}
+
+/// <summary><c>telemetry.buffer</c>: the store-and-forward directory.</summary>
+public sealed record BufferConfig
+{
+    public string Path { get; init; } = "/var/lib/edgeshield/buffer";
+    public int MaxMb { get; init; } = 64;
+}
+
+/// <summary>One entry of <c>telemetry.poll</c>: a device read on a schedule.</summary>
+public sealed record PollConfig
+{
+    public required string Device { get; init; }
+    public required UpstreamAddress Upstream { get; init; }
+    public byte Unit { get; init; } = 1;
+    public TimeSpan Every { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// <c>max-gap</c>: how many unused registers (or bits) a read may span to join two tags into one
+    /// request. 0 (the default) joins only adjacent or overlapping tags, so nothing the config does
+    /// not name is ever read.
+    /// </summary>
+    public int MaxGap { get; init; }
+    public IReadOnlyList<TagConfig> Tags { get; init; } = [];
+}
+
+/// <summary>A Modbus table a tag can be read from. Every one of them has a read function (1, 2, 3, 4) and only that is used.</summary>
+public enum TagTable : byte
+{
+    Coil = 1,
+    DiscreteInput = 2,
+    Holding = 3,
+    Input = 4,
+}
+
+/// <summary>A tag's value type on the wire.</summary>
+// CA1720: the members are the config's own words for wire types (type: int16, …), not identifiers that hide .NET types.
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720:Identifier contains type name", Justification = "The config's wire type names")]
+public enum TagType : byte
+{
+    Bool = 0,
+    Int16,
+    UInt16,
+    Int32,
+    UInt32,
+    Float32,
+    Int64,
+    UInt64,
+    Float64,
+}
+
+/// <summary>
+/// Order of the 16-bit words of a multi-word value, named by the bytes of the big-endian value
+/// <c>ABCD</c> (or <c>ABCDEFGH</c>) as they arrive. <c>abcd</c>: big-endian (the Modbus default);
+/// <c>cdab</c>: words swapped (low word first); <c>badc</c>: bytes swapped within each word;
+/// <c>dcba</c>: fully little-endian.
+/// </summary>
+public enum WordOrder : byte
+{
+    Abcd = 0,
+    Cdab,
+    Badc,
+    Dcba,
+}
+
+/// <summary>One tag of a poll entry. The value published is <c>raw × scale + offset</c>.</summary>
+public sealed record TagConfig
+{
+    public required string Name { get; init; }
+    public required TagTable Table { get; init; }
+    public required ushort Address { get; init; }
+    public TagType Type { get; init; }
+    public WordOrder WordOrder { get; init; }
+    public double Scale { get; init; } = 1;
+    public double Offset { get; init; }
+    public string? Unit { get; init; }
+
+    /// <summary>Registers (or bits, for bit tables) the tag occupies.</summary>
+    public int Width => Type switch
+    {
+        TagType.Bool => 1,
+        TagType.Int16 or TagType.UInt16 => 1,
+        TagType.Int32 or TagType.UInt32 or TagType.Float32 => 2,
+        _ => 4,
+    };
+
+    public bool IsBitTable => Table is TagTable.Coil or TagTable.DiscreteInput;
+}

@@ -1,0 +1,596 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace EdgeShield.Telemetry;
+
+/// <summary>What the log tells its owner: records dropped because it was full, a corrupt segment moved aside, a torn tail cut.</summary>
+public readonly record struct LogNotice(string Reason, string Detail, long Count);
+
+/// <summary>One record read back from the log. Its spans are valid until the next read.</summary>
+/// <remarks>A state record (<see cref="IsState"/>) is not a message: it carries the writer's own state (a device's next seq) and is never published.</remarks>
+public readonly record struct LogRecord(string Topic, ReadOnlyMemory<byte> Payload, bool Retain, LogPosition End, bool IsState = false);
+
+/// <summary>A place in the log: segment number and byte offset (after the record).</summary>
+public readonly record struct LogPosition(long Segment, long Offset);
+
+/// <summary>
+/// The store-and-forward buffer: an append-only log of MQTT messages in segment files under one
+/// directory, written ahead of publishing (every message goes to disk first, then to the broker),
+/// bounded in size, replayed in order. The publisher acknowledges what the broker acknowledged;
+/// the acknowledged position is kept in <c>cursor</c>.
+/// <code>
+/// record: | body length u32 BE | CRC-32 of body u32 BE | body |
+/// body:   | flags u8 (1 = retain, 2 = state record) | topic length u16 BE | topic UTF-8 | payload |
+/// </code>
+/// Durability: each append is one write(2) of whole records, so a killed process (kill -9) loses
+/// nothing that Append returned for — the kernel holds the bytes. <see cref="FlushToDisk"/> (called
+/// by the pipeline every second) bounds what a power loss can take to the last second. A record
+/// whose CRC or length does not hold is never published: a torn tail is cut, any other damage moves
+/// the whole segment aside as <c>*.corrupt</c>, and both are announced.
+/// </summary>
+public sealed class MessageLog : IDisposable
+{
+    private const int HeaderLength = 8;
+    private const int MaxRecordLength = 1 << 20;
+    private const string SegmentSuffix = ".seg";
+
+    private readonly string _directory;
+    private readonly long _maxBytes;
+    private readonly long _segmentBytes;
+    private readonly object _gate = new();
+    private readonly SortedDictionary<long, SegmentInfo> _segments = [];
+    private readonly Action<LogNotice> _notify;
+    private SafeFileHandle? _writeHandle;
+    private long _writeSegment;
+    private long _totalBytes;
+    private LogPosition _acked;
+    private LogPosition _read;
+    private SafeFileHandle? _readHandle;
+    private long _readHandleSegment = -1;
+    private byte[] _readBuffer = new byte[64 * 1024];
+    private readonly SafeFileHandle _cursorHandle;
+    private long _dropped;
+    private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _topics =
+        new Dictionary<string, string>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+
+    private sealed class SegmentInfo
+    {
+        public long Length;
+        public long Records;
+    }
+
+    public MessageLog(string directory, long maxBytes, Action<LogNotice> notify)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 64 * 1024);
+        _directory = directory;
+        _maxBytes = maxBytes;
+        _segmentBytes = Math.Max(16 * 1024, maxBytes / 8);
+        _notify = notify;
+        Directory.CreateDirectory(directory);
+        _cursorHandle = File.OpenHandle(Path.Combine(directory, "cursor"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        Recover();
+    }
+
+    /// <summary>The last state record per key found when the log was opened (e.g. a device's next seq).</summary>
+    public IReadOnlyDictionary<string, long> RecoveredState => _recovered;
+
+    private readonly Dictionary<string, long> _recovered = new(StringComparer.Ordinal);
+
+    /// <summary>Records dropped because the log was full (oldest first), since start.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Bytes held (acknowledged records included until their segment is deleted).</summary>
+    public long TotalBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _totalBytes;
+            }
+        }
+    }
+
+    /// <summary>True when nothing past the read position is waiting.</summary>
+    public bool IsDrained
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _read.Segment == _writeSegment && _read.Offset >= (_segments.TryGetValue(_writeSegment, out var s) ? s.Length : 0);
+            }
+        }
+    }
+
+    /// <summary>Bytes of records not yet acknowledged by the broker (0: everything was delivered).</summary>
+    public long PendingBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                long n = 0;
+                foreach (var (number, info) in _segments)
+                {
+                    if (number > _acked.Segment)
+                    {
+                        n += info.Length;
+                    }
+                    else if (number == _acked.Segment)
+                    {
+                        n += info.Length - _acked.Offset;
+                    }
+                }
+                return n;
+            }
+        }
+    }
+
+    /// <summary>Encodes a record into <paramref name="destination"/>; returns its length. Used to batch a poll cycle into one write.</summary>
+    public static int Encode(Span<byte> destination, ReadOnlySpan<byte> topicUtf8, ReadOnlySpan<byte> payload, bool retain, bool state = false)
+    {
+        int bodyLength = 1 + 2 + topicUtf8.Length + payload.Length;
+        var body = destination.Slice(HeaderLength, bodyLength);
+        body[0] = (byte)((retain ? 1 : 0) | (state ? 2 : 0));
+        BinaryPrimitives.WriteUInt16BigEndian(body[1..], (ushort)topicUtf8.Length);
+        topicUtf8.CopyTo(body[3..]);
+        payload.CopyTo(body[(3 + topicUtf8.Length)..]);
+        BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)bodyLength);
+        BinaryPrimitives.WriteUInt32BigEndian(destination[4..], Crc32.Compute(body));
+        return HeaderLength + bodyLength;
+    }
+
+    /// <summary>Space one record needs.</summary>
+    public static int EncodedLength(int topicLength, int payloadLength) => HeaderLength + 3 + topicLength + payloadLength;
+
+    /// <summary>
+    /// Appends already encoded records (<paramref name="records"/> holds <paramref name="count"/> of them) in one write.
+    /// When the log would exceed its bound, the oldest segments go first, counted and announced.
+    /// </summary>
+    public void Append(ReadOnlySpan<byte> records, int count)
+    {
+        if (records.IsEmpty)
+        {
+            return;
+        }
+        LogNotice? notice = null;
+        lock (_gate)
+        {
+            var current = _segments[_writeSegment];
+            if (current.Length > 0 && current.Length + records.Length > _segmentBytes)
+            {
+                OpenWriteSegment(_writeSegment + 1);
+                current = _segments[_writeSegment];
+            }
+            long droppedNow = 0;
+            while (_totalBytes + records.Length > _maxBytes && _segments.Count > 1)
+            {
+                droppedNow += DropOldest();
+            }
+            RandomAccess.Write(_writeHandle!, records, current.Length);
+            current.Length += records.Length;
+            current.Records += count;
+            _totalBytes += records.Length;
+            if (droppedNow > 0)
+            {
+                Interlocked.Add(ref _dropped, droppedNow);
+                notice = new LogNotice("buffer-full", string.Create(CultureInfo.InvariantCulture, $"store-and-forward buffer {_directory} reached {_maxBytes / (1024 * 1024)} MB; dropped the oldest {droppedNow} messages"), droppedNow);
+            }
+        }
+        if (notice is { } n)
+        {
+            _notify(n);
+        }
+    }
+
+    /// <summary>Forces the written records to the device (a power loss then loses nothing before this call).</summary>
+    public void FlushToDisk()
+    {
+        lock (_gate)
+        {
+            if (_writeHandle is not null)
+            {
+                RandomAccess.FlushToDisk(_writeHandle);
+            }
+        }
+    }
+
+    /// <summary>Reads the next record after the read position, or false when there is none yet.</summary>
+    public bool TryReadNext(out LogRecord record)
+    {
+        record = default;
+        Span<byte> header = stackalloc byte[HeaderLength];
+        while (true)
+        {
+            LogNotice? notice = null;
+            lock (_gate)
+            {
+                if (!_segments.TryGetValue(_read.Segment, out var info))
+                {
+                    // The read segment was dropped (full) or moved aside: continue at the oldest left.
+                    if (!MoveReadToNextSegment())
+                    {
+                        return false;
+                    }
+                    continue;
+                }
+                if (_read.Offset >= info.Length)
+                {
+                    if (_read.Segment >= _writeSegment || !MoveReadToNextSegment())
+                    {
+                        return false;
+                    }
+                    continue;
+                }
+                var handle = ReadHandle(_read.Segment);
+                int bodyLength = -1;
+                if (RandomAccess.Read(handle, header, _read.Offset) == HeaderLength)
+                {
+                    bodyLength = (int)BinaryPrimitives.ReadUInt32BigEndian(header);
+                }
+                if (bodyLength is >= 3 and <= MaxRecordLength && _read.Offset + HeaderLength + bodyLength <= info.Length)
+                {
+                    if (_readBuffer.Length < bodyLength)
+                    {
+                        _readBuffer = new byte[Math.Max(bodyLength, _readBuffer.Length * 2)];
+                    }
+                    var body = _readBuffer.AsSpan(0, bodyLength);
+                    if (RandomAccess.Read(handle, body, _read.Offset + HeaderLength) == bodyLength
+                        && Crc32.Compute(body) == BinaryPrimitives.ReadUInt32BigEndian(header[4..]))
+                    {
+                        int topicLength = BinaryPrimitives.ReadUInt16BigEndian(body[1..]);
+                        if (3 + topicLength <= bodyLength)
+                        {
+                            _read = new LogPosition(_read.Segment, _read.Offset + HeaderLength + bodyLength);
+                            record = new LogRecord(Topic(body.Slice(3, topicLength)), _readBuffer.AsMemory(3 + topicLength, bodyLength - 3 - topicLength), (body[0] & 1) != 0, _read, (body[0] & 2) != 0);
+                            return true;
+                        }
+                    }
+                }
+                notice = MoveAside(_read.Segment, "a record's length or CRC does not hold");
+            }
+            if (notice is { } n)
+            {
+                _notify(n);
+            }
+        }
+    }
+
+    /// <summary>The broker acknowledged everything up to <paramref name="position"/>: remember it and delete finished segments.</summary>
+    public void Acknowledge(LogPosition position)
+    {
+        lock (_gate)
+        {
+            _acked = position;
+            Span<byte> cursor = stackalloc byte[16];
+            BinaryPrimitives.WriteInt64BigEndian(cursor, position.Segment);
+            BinaryPrimitives.WriteInt64BigEndian(cursor[8..], position.Offset);
+            RandomAccess.Write(_cursorHandle, cursor, 0);
+            while (_segments.Count > 1)
+            {
+                long oldest = FirstSegment();
+                if (oldest >= position.Segment)
+                {
+                    break;
+                }
+                DeleteSegment(oldest);
+            }
+        }
+    }
+
+    /// <summary>Rewinds reading to the acknowledged position (after a failed publish: resend what was not acknowledged).</summary>
+    public void RewindToAcknowledged()
+    {
+        lock (_gate)
+        {
+            _read = _acked;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _writeHandle?.Dispose();
+            _readHandle?.Dispose();
+            _cursorHandle.Dispose();
+        }
+    }
+
+    // ---- internals (under _gate) ------------------------------------------------------------
+
+    private void Recover()
+    {
+        var notices = new List<LogNotice>();
+        foreach (var file in Directory.EnumerateFiles(_directory, "*" + SegmentSuffix))
+        {
+            if (long.TryParse(Path.GetFileNameWithoutExtension(file), NumberStyles.None, CultureInfo.InvariantCulture, out long number))
+            {
+                _segments[number] = new SegmentInfo();
+            }
+        }
+        long newest = _segments.Count == 0 ? 1 : LastSegment();
+        foreach (long number in new List<long>(_segments.Keys))
+        {
+            if (Scan(number, number == newest) is { } notice)
+            {
+                notices.Add(notice);
+            }
+        }
+        Span<byte> cursor = stackalloc byte[16];
+        if (RandomAccess.Read(_cursorHandle, cursor, 0) == 16)
+        {
+            _acked = new LogPosition(BinaryPrimitives.ReadInt64BigEndian(cursor), BinaryPrimitives.ReadInt64BigEndian(cursor[8..]));
+        }
+        if (_segments.Count > 0 && (_acked.Segment < FirstSegment() || !_segments.ContainsKey(_acked.Segment)))
+        {
+            _acked = new LogPosition(FirstSegment(), 0);
+        }
+        _read = _acked;
+        if (_segments.Count > 0 && _segments.TryGetValue(_acked.Segment, out var info) && _acked.Offset > info.Length)
+        {
+            _read = _acked = new LogPosition(_acked.Segment, info.Length);
+        }
+        OpenWriteSegment(_segments.Count == 0 ? 1 : LastSegment());
+        if (_acked.Segment == 0)
+        {
+            _read = _acked = new LogPosition(_writeSegment, 0);
+        }
+        foreach (var notice in notices)
+        {
+            _notify(notice);
+        }
+    }
+
+    /// <summary>Walks a segment's records; cuts a torn tail of the newest segment, moves any other damage aside.</summary>
+    private LogNotice? Scan(long number, bool newest)
+    {
+        string path = SegmentPath(number);
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+        long length = RandomAccess.GetLength(handle);
+        long offset = 0, records = 0;
+        Span<byte> header = stackalloc byte[HeaderLength];
+        var body = new byte[64 * 1024];
+        while (offset < length)
+        {
+            bool ok = false;
+            long next = offset;
+            if (RandomAccess.Read(handle, header, offset) == HeaderLength)
+            {
+                int bodyLength = (int)BinaryPrimitives.ReadUInt32BigEndian(header);
+                if (bodyLength is >= 3 and <= MaxRecordLength && offset + HeaderLength + bodyLength <= length)
+                {
+                    if (body.Length < bodyLength)
+                    {
+                        body = new byte[bodyLength];
+                    }
+                    var span = body.AsSpan(0, bodyLength);
+                    ok = RandomAccess.Read(handle, span, offset + HeaderLength) == bodyLength && Crc32.Compute(span) == BinaryPrimitives.ReadUInt32BigEndian(header[4..]);
+                    next = offset + HeaderLength + bodyLength;
+                    if (ok && (span[0] & 2) != 0)
+                    {
+                        int topicLength = BinaryPrimitives.ReadUInt16BigEndian(span[1..]);
+                        if (3 + topicLength + 8 == bodyLength)
+                        {
+                            // Segments are scanned oldest first: the last one wins.
+                            _recovered[Encoding.UTF8.GetString(span.Slice(3, topicLength))] = BinaryPrimitives.ReadInt64BigEndian(span[(3 + topicLength)..]);
+                        }
+                    }
+                }
+                else if (newest && offset + HeaderLength + Math.Max(bodyLength, 0) > length && bodyLength is >= 3 and <= MaxRecordLength)
+                {
+                    // A record cut short by a crash mid-write: the rest never reached the kernel.
+                    RandomAccess.SetLength(handle, offset);
+                    _segments[number].Length = offset;
+                    _segments[number].Records = records;
+                    _totalBytes += offset;
+                    return new LogNotice("buffer-torn-tail", string.Create(CultureInfo.InvariantCulture, $"{path}: cut an incomplete last record ({length - offset} bytes) left by a crash"), 1);
+                }
+            }
+            else if (newest)
+            {
+                RandomAccess.SetLength(handle, offset);
+                _segments[number].Length = offset;
+                _segments[number].Records = records;
+                _totalBytes += offset;
+                return new LogNotice("buffer-torn-tail", string.Create(CultureInfo.InvariantCulture, $"{path}: cut an incomplete last record ({length - offset} bytes) left by a crash"), 1);
+            }
+            if (!ok)
+            {
+                handle.Dispose();
+                return MoveAsideUnlocked(number, path, string.Create(CultureInfo.InvariantCulture, $"record at byte {offset} fails its length or CRC check"), records);
+            }
+            offset = next;
+            records++;
+        }
+        _segments[number].Length = length;
+        _segments[number].Records = records;
+        _totalBytes += length;
+        return null;
+    }
+
+    private LogNotice MoveAside(long number, string why)
+    {
+        if (_readHandleSegment == number)
+        {
+            _readHandle?.Dispose();
+            _readHandle = null;
+            _readHandleSegment = -1;
+        }
+        var info = _segments[number];
+        _totalBytes -= info.Length;
+        if (number == _writeSegment)
+        {
+            _writeHandle?.Dispose();
+            _segments.Remove(number);
+            var notice = MoveAsideUnlocked(number, SegmentPath(number), why, info.Records);
+            OpenWriteSegment(number + 1);
+            return notice;
+        }
+        return MoveAsideUnlocked(number, SegmentPath(number), why, info.Records);
+    }
+
+    private LogNotice MoveAsideUnlocked(long number, string path, string why, long recordsBefore)
+    {
+        _segments.Remove(number);
+        string aside = path + "." + DateTime.UtcNow.ToString("yyyyMMddTHHmmssfff", CultureInfo.InvariantCulture) + ".corrupt";
+        File.Move(path, aside);
+        return new LogNotice("buffer-corrupt", $"{path}: {why}; moved aside to {aside} (it held about {recordsBefore} readable messages before the damage; not replayed)", 1);
+    }
+
+    private bool MoveReadToNextSegment()
+    {
+        foreach (long number in _segments.Keys)
+        {
+            if (number > _read.Segment)
+            {
+                _read = new LogPosition(number, 0);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private long DropOldest()
+    {
+        long oldest = FirstSegment();
+        var info = _segments[oldest];
+        // Records of this segment not yet acknowledged are lost: count them.
+        long lost = oldest > _acked.Segment ? info.Records : oldest == _acked.Segment ? info.Records - CountRecords(oldest, _acked.Offset) : 0;
+        DeleteSegment(oldest);
+        if (_acked.Segment <= oldest)
+        {
+            _acked = new LogPosition(FirstSegment(), 0);
+        }
+        if (_read.Segment <= oldest)
+        {
+            _read = _acked;
+        }
+        return lost;
+    }
+
+    private long CountRecords(long number, long upTo)
+    {
+        var handle = ReadHandle(number);
+        long offset = 0, n = 0;
+        Span<byte> header = stackalloc byte[HeaderLength];
+        while (offset < upTo && RandomAccess.Read(handle, header, offset) == HeaderLength)
+        {
+            offset += HeaderLength + BinaryPrimitives.ReadUInt32BigEndian(header);
+            n++;
+        }
+        return n;
+    }
+
+    private void DeleteSegment(long number)
+    {
+        if (_readHandleSegment == number)
+        {
+            _readHandle?.Dispose();
+            _readHandle = null;
+            _readHandleSegment = -1;
+        }
+        _totalBytes -= _segments[number].Length;
+        _segments.Remove(number);
+        File.Delete(SegmentPath(number));
+    }
+
+    private void OpenWriteSegment(long number)
+    {
+        _writeHandle?.Dispose();
+        _writeHandle = File.OpenHandle(SegmentPath(number), FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read);
+        _writeSegment = number;
+        if (!_segments.ContainsKey(number))
+        {
+            _segments[number] = new SegmentInfo();
+        }
+    }
+
+    private SafeFileHandle ReadHandle(long number)
+    {
+        if (_readHandleSegment != number)
+        {
+            _readHandle?.Dispose();
+            _readHandle = File.OpenHandle(SegmentPath(number), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            _readHandleSegment = number;
+        }
+        return _readHandle!;
+    }
+
+    private string Topic(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.Length > 512)
+        {
+            return Encoding.UTF8.GetString(utf8);
+        }
+        Span<char> chars = stackalloc char[utf8.Length];
+        int n = Encoding.UTF8.GetChars(utf8, chars);
+        var key = chars[..n];
+        if (_topics.TryGetValue(key, out var topic))
+        {
+            return topic;
+        }
+        topic = key.ToString();
+        if (_topics.Dictionary.Count < 100_000)
+        {
+            _topics.Dictionary[topic] = topic;
+        }
+        return topic;
+    }
+
+    private long FirstSegment()
+    {
+        foreach (long key in _segments.Keys)
+        {
+            return key;
+        }
+        return 0;
+    }
+
+    private long LastSegment()
+    {
+        long last = 0;
+        foreach (long key in _segments.Keys)
+        {
+            last = key;
+        }
+        return last;
+    }
+
+    private string SegmentPath(long number) => Path.Combine(_directory, number.ToString("D12", CultureInfo.InvariantCulture) + SegmentSuffix);
+}
+
+/// <summary>CRC-32 (IEEE 802.3, reflected 0xEDB88320), table driven.</summary>
+internal static class Crc32
+{
+    private static readonly uint[] Table = BuildTable();
+
+    public static uint Compute(ReadOnlySpan<byte> data)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            crc = Table[(crc ^ b) & 0xFF] ^ (crc >> 8);
+        }
+        return ~crc;
+    }
+
+    private static uint[] BuildTable()
+    {
+        var table = new uint[256];
+        for (uint i = 0; i < 256; i++)
+        {
+            uint c = i;
+            for (int k = 0; k < 8; k++)
+            {
+                c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+            }
+            table[i] = c;
+        }
+        return table;
+    }
+}

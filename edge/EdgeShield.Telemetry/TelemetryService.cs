@@ -1,0 +1,456 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using EdgeShield.Policy;
+using EdgeShield.Transport;
+using Microsoft.Win32.SafeHandles;
+
+namespace EdgeShield.Telemetry;
+
+/// <summary>
+/// The data diode: pollers read tags through <see cref="ReadOnlyModbusClient"/> only, encode them
+/// (JSON or Sparkplug B), write them ahead to the <see cref="MessageLog"/>, and one
+/// <see cref="TelemetryPublisher"/> sends the log to the broker. Nothing flows the other way.
+/// </summary>
+public sealed class TelemetryService : IAsyncDisposable, ISessionStart
+{
+    private const int MaxQueuedEvents = 10_000;
+
+    private readonly TelemetryConfig _config;
+    private readonly Func<UpstreamAddress, IUpstream?> _upstreams;
+    private readonly Action<TelemetryNotice> _notify;
+    private readonly TimeSpan _responseTimeout;
+    private readonly MessageLog _log;
+    private readonly TelemetryPublisher _publisher;
+    private readonly List<Device> _devices = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _stopPolling = new();
+    private readonly List<Task> _tasks = [];
+    private readonly List<Task> _pollers = [];
+    private readonly ConcurrentQueue<byte[]> _events = new();
+    private readonly byte[] _eventsTopic;
+    private readonly SemaphoreSlim _appendGate = new(1, 1);
+    private int _queuedEvents;
+    private long _eventsDropped;
+    private long _values;
+    private long _reads;
+    private ulong _bdSeq;
+    private bool _sparkplugStarted;
+
+    public TelemetryService(TelemetryConfig config, string gatewayName, string site, Func<UpstreamAddress, IUpstream?> upstreams, Action<TelemetryNotice> notify, TimeSpan responseTimeout, TimeSpan? rebirthInterval = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _config = config;
+        _upstreams = upstreams;
+        _notify = notify;
+        _responseTimeout = responseTimeout;
+        NodeName = gatewayName.Length > 0 ? gatewayName : "edgeshield";
+        Group = site.Length > 0 ? site : "edgeshield";
+        ClientId = config.Mqtt.ClientId.Length > 0 ? config.Mqtt.ClientId : NodeName;
+        TopicPrefix = config.Mqtt.TopicPrefix.Length > 0 ? config.Mqtt.TopicPrefix : $"edgeshield/{Group}/{NodeName}";
+        _eventsTopic = Encoding.UTF8.GetBytes(TopicPrefix + "/events");
+        _log = new MessageLog(config.Buffer.Path, (long)config.Buffer.MaxMb * 1024 * 1024, n => Notice(new TelemetryNotice(n.Reason, n.Detail, n.Count)));
+        _publisher = new TelemetryPublisher(config.Mqtt with { ClientId = ClientId }, _log, this, Notice) { RebirthInterval = rebirthInterval ?? TimeSpan.FromMinutes(10) };
+        foreach (var poll in config.Poll)
+        {
+            _devices.Add(new Device(this, poll));
+        }
+    }
+
+    public string TopicPrefix { get; }
+    public string ClientId { get; }
+    /// <summary>Sparkplug edge node id (<c>gateway.name</c>).</summary>
+    public string NodeName { get; }
+    /// <summary>Sparkplug group id (<c>gateway.site</c>).</summary>
+    public string Group { get; }
+
+    /// <summary>Tag values read and written to the log (good, stale and bad).</summary>
+    public long ValuesPolled => Interlocked.Read(ref _values);
+    /// <summary>Read requests sent to PLCs.</summary>
+    public long ReadsSent => Interlocked.Read(ref _reads);
+    /// <summary>Messages the broker acknowledged.</summary>
+    public long Published => _publisher.Published;
+    /// <summary>Messages dropped because the disk buffer was full.</summary>
+    public long Dropped => _log.Dropped;
+    /// <summary>Events not queued for MQTT because 10 000 were already waiting.</summary>
+    public long EventsDropped => Interlocked.Read(ref _eventsDropped);
+    public bool BrokerConnected => _publisher.IsConnected;
+    /// <summary>Bytes in the disk buffer not yet acknowledged by the broker.</summary>
+    public long PendingBytes => _log.PendingBytes;
+
+    public void Start()
+    {
+        _publisher.Start();
+        foreach (var device in _devices)
+        {
+            _pollers.Add(Task.Run(() => device.RunAsync(_stopPolling.Token)));
+        }
+        _tasks.Add(Task.Run(() => PumpAsync(_stop.Token)));
+    }
+
+    /// <summary>
+    /// Queues one event (a JSON object) for <c>&lt;topic-prefix&gt;/events</c>. Never blocks: at most
+    /// 10 000 wait; beyond that they are counted in <see cref="EventsDropped"/>.
+    /// </summary>
+    public bool TryEnqueueEvent(ReadOnlySpan<byte> json)
+    {
+        if (Interlocked.Increment(ref _queuedEvents) > MaxQueuedEvents)
+        {
+            Interlocked.Decrement(ref _queuedEvents);
+            Interlocked.Increment(ref _eventsDropped);
+            return false;
+        }
+        _events.Enqueue(json.ToArray());
+        return true;
+    }
+
+    private void Notice(TelemetryNotice notice)
+    {
+        _notify(notice);
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            Span<byte> ts = stackalloc byte[32];
+            JsonTelemetryEncoder.WriteTimestamp(DateTime.UtcNow, ts, out int n);
+            json.WriteString("ts"u8, ts[..n]);
+            json.WriteString("kind"u8, "telemetry"u8);
+            json.WriteString("reason"u8, notice.Reason);
+            json.WriteString("detail"u8, notice.Detail);
+            json.WriteNumber("count"u8, notice.Count);
+            json.WriteEndObject();
+        }
+        TryEnqueueEvent(buffer.WrittenSpan);
+    }
+
+    private async Task PumpAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+        long ticks = 0;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                await FlushEventsAsync(ct);
+                if (++ticks % 10 == 0)
+                {
+                    // Bounds what a power loss can take to about one second.
+                    _log.FlushToDisk();
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task FlushEventsAsync(CancellationToken ct)
+    {
+        if (_events.IsEmpty)
+        {
+            return;
+        }
+        var batch = new ArrayBufferWriter<byte>(4096);
+        int count = 0;
+        while (_events.TryDequeue(out var payload))
+        {
+            Interlocked.Decrement(ref _queuedEvents);
+            int length = MessageLog.EncodedLength(_eventsTopic.Length, payload.Length);
+            count += 1;
+            batch.Advance(MessageLog.Encode(batch.GetSpan(length), _eventsTopic, payload, retain: false));
+        }
+        await AppendAsync(batch.WrittenSpan.ToArray(), count, ct);
+    }
+
+    private async Task AppendAsync(ReadOnlyMemory<byte> records, int count, CancellationToken ct)
+    {
+        await _appendGate.WaitAsync(ct);
+        try
+        {
+            _log.Append(records.Span, count);
+        }
+        finally
+        {
+            _appendGate.Release();
+        }
+        _publisher.Wake();
+    }
+
+    (string Topic, byte[] Payload, bool Retain) ISessionStart.NextWill()
+    {
+        if (_config.Format == TelemetryFormat.SparkplugB)
+        {
+            // bdSeq: one per MQTT session (Sparkplug 3.0, 7.2.1); NBIRTH repeats it.
+            if (_sparkplugStarted)
+            {
+                _bdSeq = (_bdSeq + 1) & 0xFF;
+            }
+            _sparkplugStarted = true;
+            return ($"spBv1.0/{Group}/NDEATH/{NodeName}", SparkplugEncoder.EncodeNodeDeath(NowMs(), _bdSeq), false);
+        }
+        return (TopicPrefix + "/status", "offline"u8.ToArray(), true);
+    }
+
+    IReadOnlyList<(string Topic, byte[] Payload, bool Retain)> ISessionStart.Births(out ulong nextSeq)
+    {
+        var births = new List<(string, byte[], bool)> { (TopicPrefix + "/status", "online"u8.ToArray(), true) };
+        nextSeq = 0;
+        if (_config.Format == TelemetryFormat.SparkplugB)
+        {
+            ulong now = NowMs();
+            births.Add(($"spBv1.0/{Group}/NBIRTH/{NodeName}", SparkplugEncoder.EncodeNodeBirth(now, _bdSeq), false));
+            ulong seq = 1;
+            foreach (var device in _devices)
+            {
+                births.Add(($"spBv1.0/{Group}/DBIRTH/{NodeName}/{device.Name}", device.Birth(now, seq), false));
+                seq = (seq + 1) & 0xFF;
+            }
+            nextSeq = seq;
+        }
+        return births;
+    }
+
+    internal static ulong NowMs() => (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>Stops reading PLCs (what was polled is still published); the reads counted are then final.</summary>
+    public async Task StopPollingAsync()
+    {
+        await _stopPolling.CancelAsync();
+        try
+        {
+            await Task.WhenAll(_pollers);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopPollingAsync();
+        await _stop.CancelAsync();
+        try
+        {
+            await Task.WhenAll(_tasks);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+        await FlushEventsAsync(CancellationToken.None);
+        await _publisher.StopAsync(TimeSpan.FromSeconds(2));
+        await _publisher.DisposeAsync();
+        foreach (var device in _devices)
+        {
+            await device.DisposeAsync();
+        }
+        _log.FlushToDisk();
+        _log.Dispose();
+        _stop.Dispose();
+        _stopPolling.Dispose();
+        _appendGate.Dispose();
+    }
+
+    /// <summary>One poll entry: its reads, its tags' last values, its seq.</summary>
+    private sealed class Device : IAsyncDisposable
+    {
+        private static readonly string[] ExceptionReasons = BuildExceptionReasons();
+        private readonly TelemetryService _service;
+        private readonly PollConfig _poll;
+        private readonly IReadOnlyList<ReadBlock> _blocks;
+        private readonly byte[][] _topics;
+        private readonly TagValue[] _last;
+        private readonly bool[] _hasGood;
+        private readonly JsonTelemetryEncoder _json = new();
+        private readonly SparkplugEncoder? _sparkplug;
+        private readonly byte[] _sparkplugTopic;
+        private readonly ArrayBufferWriter<byte> _batch = new(16 * 1024);
+        private readonly SafeFileHandle _seqHandle;
+        private readonly object _birthGate = new();
+        private ReadOnlyModbusClient? _client;
+        private long _seq;
+        private readonly byte[] _stateKey;
+
+        public Device(TelemetryService service, PollConfig poll)
+        {
+            _service = service;
+            _poll = poll;
+            _blocks = TagPlan.Build(poll);
+            _topics = new byte[poll.Tags.Count][];
+            for (int i = 0; i < poll.Tags.Count; i++)
+            {
+                _topics[i] = Encoding.UTF8.GetBytes($"{service.TopicPrefix}/{poll.Device}/{poll.Tags[i].Name}");
+            }
+            _last = new TagValue[poll.Tags.Count];
+            _hasGood = new bool[poll.Tags.Count];
+            if (service._config.Format == TelemetryFormat.SparkplugB)
+            {
+                _sparkplug = new SparkplugEncoder(poll.Tags);
+            }
+            _sparkplugTopic = Encoding.UTF8.GetBytes($"spBv1.0/{service.Group}/DDATA/{service.NodeName}/{poll.Device}");
+            // seq survives restarts: a consumer can prove continuity across a gateway restart too.
+            _seqHandle = File.OpenHandle(Path.Combine(service._config.Buffer.Path, "seq." + poll.Device), FileMode.OpenOrCreate, FileAccess.ReadWrite);
+            Span<byte> saved = stackalloc byte[8];
+            if (RandomAccess.Read(_seqHandle, saved, 0) == 8)
+            {
+                _seq = BinaryPrimitives.ReadInt64BigEndian(saved);
+            }
+            // The seq file is written just after each append; the log's own state record is written in
+            // the same write as the messages, so a kill between the two cannot make a seq be reused.
+            _stateKey = Encoding.UTF8.GetBytes("seq/" + poll.Device);
+            if (service._log.RecoveredState.TryGetValue("seq/" + poll.Device, out long logged) && logged > _seq)
+            {
+                _seq = logged;
+            }
+        }
+
+        public string Name => _poll.Device;
+
+        public byte[] Birth(ulong now, ulong seq)
+        {
+            lock (_birthGate)
+            {
+                return _sparkplug!.EncodeBirth(now, seq);
+            }
+        }
+
+        public async Task RunAsync(CancellationToken ct)
+        {
+            var upstream = _service._upstreams(_poll.Upstream);
+            if (upstream is null)
+            {
+                _service.Notice(new TelemetryNotice("poll-upstream-unavailable", $"device {_poll.Device}: no way to reach {_poll.Upstream} in this build; its tags are not polled", 1));
+                return;
+            }
+            _client = new ReadOnlyModbusClient(upstream, _service._responseTimeout);
+            var data = new byte[256];
+            using var timer = new PeriodicTimer(_poll.Every);
+            try
+            {
+                do
+                {
+                    await PollOnceAsync(_client, data, ct);
+                }
+                while (await timer.WaitForNextTickAsync(ct));
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping.
+            }
+        }
+
+        private async Task PollOnceAsync(ReadOnlyModbusClient client, byte[] data, CancellationToken ct)
+        {
+            var now = DateTime.UtcNow;
+            ulong nowMs = (ulong)new DateTimeOffset(now).ToUnixTimeMilliseconds();
+            _batch.ResetWrittenCount();
+            int count = 0;
+            foreach (var block in _blocks)
+            {
+                // Counted before it goes out, so a read cancelled while awaiting its answer is still counted.
+                Interlocked.Increment(ref _service._reads);
+                var result = await client.ReadAsync(_poll.Unit, block.Function, block.Start, block.Quantity, data, ct);
+                if (result.Status == ReadStatus.Unreachable)
+                {
+                    Interlocked.Decrement(ref _service._reads);
+                }
+                string? reason = result.Status switch
+                {
+                    ReadStatus.Ok => null,
+                    ReadStatus.Exception => ExceptionReasons[result.ExceptionCode],
+                    ReadStatus.Timeout => "timeout",
+                    ReadStatus.BadResponse => "bad-response",
+                    _ => "unreachable",
+                };
+                foreach (int i in block.TagIndexes)
+                {
+                    var tag = _poll.Tags[i];
+                    TagQuality quality;
+                    if (reason is null)
+                    {
+                        _last[i] = TagDecoder.Decode(tag, data.AsSpan(0, result.Length), block.Start);
+                        _hasGood[i] = true;
+                        quality = TagQuality.Good;
+                    }
+                    else
+                    {
+                        quality = _hasGood[i] ? TagQuality.Stale : TagQuality.Bad;
+                    }
+                    var value = quality == TagQuality.Bad ? default : _last[i];
+                    if (_sparkplug is not null)
+                    {
+                        lock (_birthGate)
+                        {
+                            _sparkplug.Set(i, nowMs, value, quality);
+                        }
+                    }
+                    else
+                    {
+                        var payload = _json.Encode(now, value, quality, reason, tag.Unit, _seq++);
+                        int length = MessageLog.EncodedLength(_topics[i].Length, payload.Length);
+                        _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _topics[i], payload, retain: false));
+                        count++;
+                    }
+                }
+            }
+            if (_sparkplug is not null)
+            {
+                ReadOnlySpan<byte> payload;
+                lock (_birthGate)
+                {
+                    payload = _sparkplug.EncodeData(nowMs);
+                    int length = MessageLog.EncodedLength(_sparkplugTopic.Length, payload.Length);
+                    _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _sparkplugTopic, payload, retain: false));
+                }
+                count++;
+            }
+            if (_sparkplug is null)
+            {
+                Span<byte> next = stackalloc byte[8];
+                BinaryPrimitives.WriteInt64BigEndian(next, _seq);
+                int length = MessageLog.EncodedLength(_stateKey.Length, 8);
+                _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _stateKey, next, retain: false, state: true));
+                count++;
+            }
+            Interlocked.Add(ref _service._values, _poll.Tags.Count);
+            await _service._appendGate.WaitAsync(ct);
+            try
+            {
+                _service._log.Append(_batch.WrittenSpan, count);
+                Span<byte> saved = stackalloc byte[8];
+                BinaryPrimitives.WriteInt64BigEndian(saved, _seq);
+                RandomAccess.Write(_seqHandle, saved, 0);
+            }
+            finally
+            {
+                _service._appendGate.Release();
+            }
+            _service._publisher.Wake();
+        }
+
+        private static string[] BuildExceptionReasons()
+        {
+            var reasons = new string[256];
+            for (int i = 0; i < 256; i++)
+            {
+                reasons[i] = string.Create(CultureInfo.InvariantCulture, $"exception-{i:X2}");
+            }
+            return reasons;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_client is not null)
+            {
+                await _client.DisposeAsync();
+            }
+            _json.Dispose();
+            _seqHandle.Dispose();
+        }
+    }
+}

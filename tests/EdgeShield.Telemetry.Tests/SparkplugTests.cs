@@ -1,0 +1,107 @@
+using System.Net;
+using EdgeShield.Simulators;
+using EdgeShield.Telemetry.Sparkplug;
+
+namespace EdgeShield.Telemetry.Tests;
+
+public class SparkplugTests
+{
+    [Fact]
+    public async Task Births_Data_AndDeathCertificate_FollowSparkplugSeqAndBdSeq()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions { Units = [1], TableSize = 1000 }, CancellationToken.None);
+        plc.SetHoldingRegister(1, 0, 250);
+        plc.SetCoil(1, 3, true);
+        await using var broker = await EmbeddedBroker.StartAsync();
+        var yaml = $$"""
+            gateway: { name: gw1, site: site1 }
+            telemetry:
+              mqtt: { broker: mqtt://127.0.0.1:{{broker.Port}}, client-id: t1, topic-prefix: es/t }
+              format: sparkplug-b
+              buffer: { path: {{TestConfig.TempDir()}}, max-mb: 4 }
+              poll:
+                - device: plc1
+                  upstream: tcp://127.0.0.1:{{plc.Port}}
+                  every: 100ms
+                  tags:
+                    - { name: level, table: holding, address: 0, scale: 0.1, unit: "%" }
+                    - { name: pump, table: coil, address: 3 }
+                    - { name: missing, table: input, address: 9000, type: int16 }
+            """;
+        var service = TestConfig.Service(TestConfig.Load(yaml));
+        await using (service)
+        {
+            service.Start();
+            await TestConfig.Until(() => broker.Received.Count(m => m.Topic == "spBv1.0/site1/DDATA/gw1/plc1") >= 3);
+        }
+        var messages = broker.Received.ToArray();
+        var nbirth = Payload.Parser.ParseFrom(messages.First(m => m.Topic == "spBv1.0/site1/NBIRTH/gw1").Payload);
+        Assert.Equal(0UL, nbirth.Seq);
+        var bdSeq = nbirth.Metrics.Single(m => m.Name == "bdSeq").LongValue;
+        Assert.Contains(nbirth.Metrics, m => m.Name == "Node Control/Rebirth" && !m.BooleanValue);
+        var dbirth = Payload.Parser.ParseFrom(messages.First(m => m.Topic == "spBv1.0/site1/DBIRTH/gw1/plc1").Payload);
+        Assert.Equal(1UL, dbirth.Seq);
+        Assert.Equal(["level", "pump", "missing"], dbirth.Metrics.Select(m => m.Name));
+        Assert.Equal("%", dbirth.Metrics[0].Properties.Values[0].StringValue);
+        Assert.Equal(10U, dbirth.Metrics[0].Datatype);
+        var data = messages.Where(m => m.Topic == "spBv1.0/site1/DDATA/gw1/plc1").Select(m => Payload.Parser.ParseFrom(m.Payload)).ToList();
+        Assert.Equal(Enumerable.Range(2, data.Count).Select(i => (ulong)(i & 0xFF)), data.Select(d => d.Seq));
+        Assert.Equal(25.0, data[0].Metrics[0].DoubleValue, 6);
+        Assert.True(data[0].Metrics[1].BooleanValue);
+        Assert.True(data[0].Metrics[2].IsNull);
+        // The order the broker saw: births before data.
+        var order = messages.Select(m => m.Topic).ToList();
+        Assert.True(order.IndexOf("spBv1.0/site1/NBIRTH/gw1") < order.IndexOf("spBv1.0/site1/DBIRTH/gw1/plc1"));
+        Assert.True(order.IndexOf("spBv1.0/site1/DBIRTH/gw1/plc1") < order.IndexOf("spBv1.0/site1/DDATA/gw1/plc1"));
+
+        // The will registered for this session is the NDEATH with the same bdSeq.
+        var death = SparkplugEncoder.EncodeNodeDeath(0, bdSeq);
+        var parsed = Payload.Parser.ParseFrom(death);
+        Assert.Equal(bdSeq, parsed.Metrics.Single(m => m.Name == "bdSeq").LongValue);
+        Assert.False(parsed.HasSeq);
+    }
+
+    [Fact]
+    public async Task Rebirth_IsPeriodic_SeqRestartsAtZero_SameBdSeq()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions { Units = [1] }, CancellationToken.None);
+        await using var broker = await EmbeddedBroker.StartAsync();
+        var config = TestConfig.Load($$"""
+            gateway: { name: gw1, site: site1 }
+            telemetry:
+              mqtt: { broker: mqtt://127.0.0.1:{{broker.Port}} }
+              format: sparkplug-b
+              buffer: { path: {{TestConfig.TempDir()}}, max-mb: 4 }
+              poll:
+                - { device: plc1, upstream: "tcp://127.0.0.1:{{plc.Port}}", every: 100ms, tags: [ { name: a, table: holding, address: 0 } ] }
+            """);
+        await using (var service = new TelemetryService(config, "gw1", "site1", a => new Transport.TcpUpstream(a.Host, a.Port, TimeSpan.FromSeconds(1)), _ => { }, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(400)))
+        {
+            service.Start();
+            await TestConfig.Until(() => broker.Received.Count(m => m.Topic == "spBv1.0/site1/NBIRTH/gw1") >= 3);
+        }
+        Assert.Single(broker.Connections);
+        var births = broker.Received.Where(m => m.Topic == "spBv1.0/site1/NBIRTH/gw1").Select(m => Payload.Parser.ParseFrom(m.Payload)).ToList();
+        Assert.All(births, b => Assert.Equal(0UL, b.Seq));
+        Assert.Single(births.Select(b => b.Metrics.Single(m => m.Name == "bdSeq").LongValue).Distinct());
+        // After each rebirth, the data continues at seq 2 (NBIRTH 0, DBIRTH 1).
+        var order = broker.Received.Where(m => m.Topic.StartsWith("spBv1.0/", StringComparison.Ordinal)).ToList();
+        int secondBirth = order.FindIndex(1, m => m.Topic.EndsWith("/NBIRTH/gw1", StringComparison.Ordinal));
+        var next = order.Skip(secondBirth).First(m => m.Topic.Contains("/DDATA/", StringComparison.Ordinal));
+        Assert.Equal(2UL, Payload.Parser.ParseFrom(next.Payload).Seq);
+    }
+
+    [Fact]
+    public void AppendSeq_IsReadAsTheSeqField()
+    {
+        var encoder = new SparkplugEncoder([new Policy.TagConfig { Name = "a", Table = Policy.TagTable.Holding, Address = 0, Type = Policy.TagType.UInt16 }]);
+        encoder.Set(0, 5, TagValue.FromInteger(7), TagQuality.Good);
+        var payload = encoder.EncodeData(5).ToArray();
+        var withSeq = new byte[payload.Length + 11];
+        payload.CopyTo(withSeq, 0);
+        int n = SparkplugEncoder.AppendSeq(withSeq.AsSpan(payload.Length), 200);
+        var parsed = Payload.Parser.ParseFrom(withSeq, 0, payload.Length + n);
+        Assert.Equal(200UL, parsed.Seq);
+        Assert.Equal(7U, parsed.Metrics[0].IntValue);
+    }
+}
