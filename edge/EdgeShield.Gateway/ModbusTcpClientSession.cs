@@ -460,68 +460,42 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private void AuditMalformed(FramingError error, short unit, short functionCode)
     {
         _listener.Counters.CountMalformed();
-        _listener.Audit.Write(new AuditEvent
-        {
-            Time = DateTime.UtcNow,
-            Kind = AuditEventKind.Malformed,
-            Listener = _listener.Config.Name,
-            Source = _source,
-            SourcePort = _sourcePort,
-            Unit = unit,
-            FunctionCode = functionCode,
-            Reason = AuditEvents.Reason(error),
-            Count = 1,
-        });
+        _listener.Audit.Write(Event(AuditEventKind.Malformed, unit, functionCode, AuditEvents.Reason(error)));
     }
 
     private void Audit(AuditEventKind kind, byte unit, in ModbusRequest request, string? rule, string reason, byte exceptionCode) =>
-        _listener.Audit.Write(new AuditEvent
+        _listener.Audit.Write(Event(kind, unit, request.FunctionCode, reason) with
         {
-            Time = DateTime.UtcNow,
-            Kind = kind,
-            Listener = _listener.Config.Name,
-            Source = _source,
-            SourcePort = _sourcePort,
-            Unit = unit,
-            FunctionCode = request.FunctionCode,
             MeiType = request.MeiType,
             ReadSpan = request.ReadSpan,
             WriteSpan = request.WriteSpan,
             Rule = rule,
-            Reason = reason,
             ExceptionCode = exceptionCode,
-            Count = 1,
         });
 
     private void AuditSlot(AuditEventKind kind, in PendingTable.Slot slot, string reason, byte exceptionCode) =>
-        _listener.Audit.Write(new AuditEvent
+        _listener.Audit.Write(Event(kind, slot.Unit, slot.Expectation.FunctionCode, reason) with
         {
-            Time = DateTime.UtcNow,
-            Kind = kind,
-            Listener = _listener.Config.Name,
-            Source = _source,
-            SourcePort = _sourcePort,
-            Unit = slot.Unit,
-            FunctionCode = slot.Expectation.FunctionCode,
             MeiType = slot.MeiType,
             ReadSpan = slot.ReadSpan,
             WriteSpan = slot.WriteSpan,
-            Reason = reason,
             ExceptionCode = exceptionCode,
-            Count = 1,
         });
 
     private void Audit(AuditEventKind kind, short unit, short functionCode, string reason) =>
-        _listener.Audit.Write(new AuditEvent
-        {
-            Time = DateTime.UtcNow,
-            Kind = kind,
-            Listener = _listener.Config.Name,
-            Source = _source,
-            SourcePort = _sourcePort,
-            Unit = unit,
-            FunctionCode = functionCode,
-            Reason = reason,
-            Count = 1,
-        });
+        _listener.Audit.Write(Event(kind, unit, functionCode, reason));
+
+    /// <summary>The fields every event of this connection carries.</summary>
+    private AuditEvent Event(AuditEventKind kind, short unit, short functionCode, string reason) => new()
+    {
+        Time = DateTime.UtcNow,
+        Kind = kind,
+        Listener = _listener.Config.Name,
+        Source = _source,
+        SourcePort = _sourcePort,
+        Unit = unit,
+        FunctionCode = functionCode,
+        Reason = reason,
+        Count = 1,
+    };
 }
