@@ -79,19 +79,7 @@ public class UpstreamFaultTests
         Assert.Single(h.Audit.OfKind(AuditEventKind.UpstreamUnreachable));
 
         await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, port), new PlcOptions(), CancellationToken.None);
-        byte[]? answered = null;
-        for (int attempt = 0; attempt < 50 && answered is null; attempt++)
-        {
-            var response = await client.RoundTripAsync(ModbusClient.ReadHolding((ushort)(2 + attempt), 1, 0, 1));
-            if (response[7] == 3)
-            {
-                answered = response;
-            }
-            else
-            {
-                await Task.Delay(100);
-            }
-        }
+        var answered = await ReadUntilAnsweredAsync(client);
 
         Assert.NotNull(answered);
         Assert.Equal(1, plc.RequestsReceived(3));
@@ -107,22 +95,25 @@ public class UpstreamFaultTests
 
         await h.Plc.DisposeAsync();
         await using var restarted = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, port), new PlcOptions(), CancellationToken.None);
-        byte[]? answered = null;
-        for (int attempt = 0; attempt < 50 && answered is null; attempt++)
+        var answered = await ReadUntilAnsweredAsync(client);
+
+        Assert.NotNull(answered);
+        Assert.True(restarted.RequestsReceived(3) >= 1);
+    }
+
+    /// <summary>Reads every 100 ms (bounded: 50 tries) until the PLC answers normally, as an HMI would poll through a reconnect.</summary>
+    private static async Task<byte[]?> ReadUntilAnsweredAsync(ModbusClient client)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
         {
             var response = await client.RoundTripAsync(ModbusClient.ReadHolding((ushort)(2 + attempt), 1, 0, 1));
             if (response[7] == 3)
             {
-                answered = response;
+                return response;
             }
-            else
-            {
-                await Task.Delay(100);
-            }
+            await Task.Delay(100);
         }
-
-        Assert.NotNull(answered);
-        Assert.True(restarted.RequestsReceived(3) >= 1);
+        return null;
     }
 
     private static int FreePort()
