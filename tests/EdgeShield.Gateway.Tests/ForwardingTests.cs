@@ -67,7 +67,8 @@ public class ForwardingTests
     [Fact]
     public async Task Pipelining_SixteenOutstanding_AllAnsweredWithTheirOwnIds()
     {
-        await using var h = await GatewayHarness.StartAsync(plcOptions: new PlcOptions { ResponseDelayMs = 100 });
+        // Up to sixteen batches of 100 ms at the simulator: the response timeout must outlast them.
+        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 5s }", plcOptions: new PlcOptions { ResponseDelayMs = 100 });
         using var client = await h.ConnectAsync();
 
         var burst = Enumerable.Range(0, 16).SelectMany(i => ModbusClient.ReadHolding((ushort)(1000 + i), 1, (ushort)i, 1)).ToArray();
@@ -87,7 +88,9 @@ public class ForwardingTests
     [Fact]
     public async Task Pipelining_BeyondPendingLimit_IsAnsweredBusy()
     {
-        await using var h = await GatewayHarness.StartAsync(limits: "{ pending-per-connection: 4 }", plcOptions: new PlcOptions { ResponseDelayMs = 300 });
+        // The simulator waits before each batch it reads; the four forwarded requests may reach it as
+        // four batches (4 x 300 ms), so the response timeout must outlast all of them.
+        await using var h = await GatewayHarness.StartAsync(limits: "{ pending-per-connection: 4, response-timeout: 5s }", plcOptions: new PlcOptions { ResponseDelayMs = 300 });
         using var client = await h.ConnectAsync();
 
         var burst = Enumerable.Range(0, 6).SelectMany(i => ModbusClient.ReadHolding((ushort)i, 1, 0, 1)).ToArray();
@@ -95,7 +98,7 @@ public class ForwardingTests
         var responses = new List<byte[]>();
         for (int i = 0; i < 6; i++)
         {
-            responses.Add((await client.ReceiveAsync())!);
+            responses.Add((await client.ReceiveAsync(timeoutMs: 5000))!);
         }
 
         var busy = responses.Where(r => r[7] == 0x83).ToArray();
