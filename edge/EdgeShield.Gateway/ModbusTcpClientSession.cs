@@ -27,6 +27,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
 
     private readonly ModbusListener _listener;
     private readonly Socket _client;
+    private readonly EpollSocketReader _clientReader;
     private readonly SourceAddress _source;
     private readonly ushort _sourcePort;
     private readonly IUpstreamSession _upstream;
@@ -61,6 +62,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             _rtuResponse = new byte[RtuFramer.MaxAduLength];
         }
         _upstream = upstream.OpenSession(this, _source.ToString());
+        _clientReader = new EpollSocketReader(client);
         _receiveBuffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
         _lastActivity = Stopwatch.GetTimestamp();
     }
@@ -82,7 +84,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             while (!_closed.IsCancellationRequested)
             {
-                int read = await _client.ReceiveAsync(_receiveBuffer.AsMemory(filled), SocketFlags.None, _closed.Token);
+                int read = await _clientReader.ReceiveAsync(_receiveBuffer.AsMemory(filled));
                 if (read == 0)
                 {
                     return;
@@ -445,6 +447,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             return;
         }
         _closed.Cancel();
+        _clientReader.Dispose();
         try
         {
             _client.Shutdown(SocketShutdown.Both);

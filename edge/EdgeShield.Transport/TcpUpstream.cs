@@ -144,6 +144,9 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
 
     private async ValueTask<(Socket?, int)> ConnectAsync(CancellationToken cancellationToken)
     {
+        // The client's request that needs this connection is running on the client's epoll loop:
+        // the PLC socket is read on the same one.
+        var loop = EpollLoop.Current ?? EpollLoop.Next();
         await _connectGate.WaitAsync(cancellationToken);
         try
         {
@@ -162,7 +165,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
             }
             int generation = ++_generation;
             Volatile.Write(ref _socket, socket);
-            _ = Task.Run(() => ReceiveLoopAsync(socket, generation), CancellationToken.None);
+            _ = Task.Run(() => ReceiveLoopAsync(socket, generation, loop), CancellationToken.None);
             return (socket, generation);
         }
         finally
@@ -171,9 +174,11 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
         }
     }
 
-    private async Task ReceiveLoopAsync(Socket socket, int generation)
+    private async Task ReceiveLoopAsync(Socket socket, int generation, EpollLoop loop)
     {
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
+        var reader = new EpollSocketReader(socket, loop);
+        using var stop = _disposed.Token.UnsafeRegister(static r => ((EpollSocketReader)r!).Dispose(), reader);
         int filled = 0;
         var loss = UpstreamLoss.Closed;
         var framingError = FramingError.None;
@@ -181,7 +186,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
         {
             while (true)
             {
-                int read = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, _disposed.Token);
+                int read = await reader.ReceiveAsync(buffer.AsMemory(filled));
                 if (read == 0)
                 {
                     break;
@@ -218,6 +223,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
         {
             // Forget the socket before reporting, so the next send opens a new connection.
             Interlocked.CompareExchange(ref _socket, null, socket);
+            reader.Dispose();
             socket.Dispose();
             ArrayPool<byte>.Shared.Return(buffer);
             if (!_disposed.IsCancellationRequested)
