@@ -48,6 +48,17 @@ internal static partial class Processes
         return start;
     }
 
+    public static ProcessStartInfo EdgeShieldSim(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(EdgeShieldSimDll);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        return start;
+    }
+
     public static ProcessStartInfo Tool(string path, params string[] args)
     {
         Assert.True(File.Exists(path), $"{path} is missing: install it (apt-get install mbpoll python3-pymodbus; .ci/run does)");
