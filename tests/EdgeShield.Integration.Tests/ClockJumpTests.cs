@@ -101,10 +101,12 @@ public partial class ClockJumpTests(ITestOutputHelper output)
                 await Task.Delay(300);
             }
             Assert.Equal(5, pacedAllowed);
+            // A timer on the wall clock would now wait an hour; the poller must go on (30 per 3 s on a quiet
+            // machine; a loaded one skips ticks, which are not queued, so the bar is only "clearly running").
             int telemetryBefore = Telemetry(sub).Count;
-            await Task.Delay(2000);
-            int telemetryIn2s = Telemetry(sub).Count - telemetryBefore;
-            Assert.True(telemetryIn2s >= 8, $"{telemetryIn2s} telemetry messages in 2 s after the backward jump (period 100 ms)");
+            await Task.Delay(3000);
+            int telemetryIn3s = Telemetry(sub).Count - telemetryBefore;
+            Assert.True(telemetryIn3s >= 5, $"{telemetryIn3s} telemetry messages in 3 s after the backward jump (period 100 ms)");
 
             // Forward one day.
             await JumpAsync(offsetFile, "+1d", TimeSpan.FromDays(1), client, gateway, sub, output);
@@ -112,7 +114,7 @@ public partial class ClockJumpTests(ITestOutputHelper output)
             await Task.Delay(1200);
             int burstAfter = await BurstAsync(20);
             Assert.True(burstAfter <= burstBefore + 1, $"after a day's jump the bucket allowed a burst of {burstAfter} (before: {burstBefore}): it counted wall time");
-            output.WriteLine($"burst of 20 writes: {burstBefore} allowed before, {burstAfter} after +1d; 5 paced writes after -1h: {pacedAllowed} allowed; telemetry in 2 s after -1h: {telemetryIn2s}");
+            output.WriteLine($"burst of 20 writes: {burstBefore} allowed before, {burstAfter} after +1d; 5 paced writes after -1h: {pacedAllowed} allowed; telemetry in 3 s after -1h: {telemetryIn3s}");
             Assert.False(gateway.Process.HasExited);
             Assert.DoesNotContain("\"reason\":\"response-timeout\"", gateway.Stdout, StringComparison.Ordinal);
         }

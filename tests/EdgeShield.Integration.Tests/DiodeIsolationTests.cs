@@ -102,8 +102,8 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             // Control: no ruleset and forwarding on. The site reaches the plant's PLC, decoys and UDP echo,
             // and the counter sees it: the probes below can see a leak when there is one.
             await SetForwardingAsync(gw, on: true);
-            var controlTcp = await NetnsLab.TcpSweepAsync(site, PlantPlc, "22,502,20000");
-            var controlUdp = await NetnsLab.UdpSweepAsync(site, PlantPlc, "502");
+            var controlTcp = await NetnsLab.TcpSweepAsync(site, PlantPlc, "22,502,20000", timeoutSeconds: 5);
+            var controlUdp = await NetnsLab.UdpSweepAsync(site, PlantPlc, "502", timeoutSeconds: 5);
             Assert.True(controlTcp.Open.SequenceEqual([22, 502, 20000]), "control sweep: " + controlTcp);
             Assert.True(controlUdp.Answered.SequenceEqual([502]), "control UDP: " + controlUdp);
             var (controlPackets, _) = await CounterAsync(plant, "inet probe", "from-site");
@@ -125,6 +125,8 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             AssertNothingAnswers(forwardedUdp, "site -> plant UDP, forwarding on, ruleset loaded");
             var (forwardDropped, _) = await CounterAsync(gw, "inet edgeshield", "routed packets");
             Assert.True(forwardDropped >= 1000, $"the forward chain counted {forwardDropped} routed packets; the sweep sent over 1000");
+            output.WriteLine($"control (no ruleset, forwarding on): {controlTcp}, UDP {controlUdp}, {controlPackets} packets counted in the plant");
+            output.WriteLine($"ruleset, forwarding on: TCP {forwardedTcp}; UDP {forwardedUdp}; forward chain dropped {forwardDropped} packets");
 
             // Phase 2, as shipped: forwarding off, the ruleset loaded, EdgeShield running.
             await SetForwardingAsync(gw, on: false);
@@ -144,6 +146,7 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
                 NetnsLab.UdpSweepAsync(site, GatewaySite, UdpProbePorts));
             AssertNothingAnswers(udpSweeps[0], "site -> plant UDP");
             AssertNothingAnswers(udpSweeps[1], "site -> gateway UDP");
+            output.WriteLine($"as shipped: site -> PLC {sweeps[0]}; -> gateway site address {sweeps[1]}; -> gateway plant address {sweeps[2]}; UDP -> PLC {udpSweeps[0]}; UDP -> gateway {udpSweeps[1]}");
 
             // Commands from the site: every command-like topic, retained and not, JSON and Modbus bytes.
             string modbusWrite = Path.Combine(dir, "fc6.bin");
@@ -175,9 +178,10 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             await Task.Delay(2000);
 
             // The plant side: the listener and nothing else (decoys listen on 22, 80, 1883, 5020, 8080 in the gateway).
-            var fromPlant = await NetnsLab.TcpSweepAsync(plant, GatewayPlant, SweepPorts);
+            var fromPlant = await NetnsLab.TcpSweepAsync(plant, GatewayPlant, SweepPorts, timeoutSeconds: 5);
             Assert.True(fromPlant.Open.SequenceEqual([502]) && fromPlant.Refused.Length == 0, "plant -> gateway: " + fromPlant);
-            var insideGateway = await NetnsLab.TcpSweepAsync(gw, "127.0.0.1", GatewayDecoysTcp + ",502");
+            output.WriteLine($"plant -> gateway: {fromPlant}");
+            var insideGateway = await NetnsLab.TcpSweepAsync(gw, "127.0.0.1", GatewayDecoysTcp + ",502", timeoutSeconds: 5);
             Assert.True(insideGateway.Open.SequenceEqual([22, 80, 502, 1883, 5020, 8080]), "the decoys must listen for the sweep to mean anything: " + insideGateway);
             var read = await Processes.RunAsync(NetnsLab.Exec(plant, "/usr/bin/mbpoll", "-m", "tcp", "-p", "502", "-a", "1", "-r", "1", "-c", "2", "-t", "4", "-1", "-o", "5", GatewayPlant), 60_000);
             Assert.True(read.ExitCode == 0, "plant HMI read through the listener: " + read.Stdout + read.Stderr);
