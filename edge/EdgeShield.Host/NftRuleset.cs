@@ -83,6 +83,7 @@ internal static class NftRuleset
         text.AppendLine("    chain forward {");
         text.AppendLine("        type filter hook forward priority filter; policy drop;");
         text.AppendLine("        # nothing is routed between the plant and the site: the only path is through EdgeShield");
+        text.AppendLine("        counter comment \"routed packets, every one dropped by the policy\"");
         text.AppendLine("    }");
 
         text.AppendLine("    chain output {");

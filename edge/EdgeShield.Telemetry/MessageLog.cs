@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -52,6 +53,9 @@ public sealed class MessageLog : IDisposable
     private byte[] _readBuffer = new byte[64 * 1024];
     private readonly SafeFileHandle _cursorHandle;
     private long _dropped;
+    private static readonly TimeSpan RefusalNoticeInterval = TimeSpan.FromSeconds(10);
+    private long _refusalNoticeAt;
+    private long _refusedSinceNotice;
     private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _topics =
         new Dictionary<string, string>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
 
@@ -72,6 +76,22 @@ public sealed class MessageLog : IDisposable
         Directory.CreateDirectory(directory);
         _cursorHandle = File.OpenHandle(Path.Combine(directory, "cursor"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         Recover();
+        if (RandomAccess.GetLength(_cursorHandle) < 16)
+        {
+            // Claim the cursor's space now, while there is some: later writes overwrite it in place, so a file
+            // system that fills up with segments can still record what the broker acknowledged.
+            Span<byte> cursor = stackalloc byte[16];
+            BinaryPrimitives.WriteInt64BigEndian(cursor, _acked.Segment);
+            BinaryPrimitives.WriteInt64BigEndian(cursor[8..], _acked.Offset);
+            try
+            {
+                RandomAccess.Write(_cursorHandle, cursor, 0);
+            }
+            catch (IOException)
+            {
+                // Already full: Acknowledge tries again each time.
+            }
+        }
     }
 
     /// <summary>The last state record per key found when the log was opened (e.g. a device's next seq).</summary>
@@ -79,7 +99,7 @@ public sealed class MessageLog : IDisposable
 
     private readonly Dictionary<string, long> _recovered = new(StringComparer.Ordinal);
 
-    /// <summary>Records dropped because the log was full (oldest first), since start.</summary>
+    /// <summary>Records dropped because the log was full (oldest first), or refused because its file system was, since start.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
     /// <summary>Bytes held (acknowledged records included until their segment is deleted).</summary>
@@ -171,20 +191,90 @@ public sealed class MessageLog : IDisposable
             {
                 droppedNow += DropOldest();
             }
-            RandomAccess.Write(_writeHandle!, records, current.Length);
-            current.Length += records.Length;
-            current.Records += count;
-            _totalBytes += records.Length;
+            if (TryWriteReclaiming(records, ref droppedNow, out var error))
+            {
+                current = _segments[_writeSegment];
+                current.Length += records.Length;
+                current.Records += count;
+                _totalBytes += records.Length;
+            }
+            else
+            {
+                notice = Refused(count, error!);
+            }
             if (droppedNow > 0)
             {
                 Interlocked.Add(ref _dropped, droppedNow);
-                notice = new LogNotice("buffer-full", string.Create(CultureInfo.InvariantCulture, $"store-and-forward buffer {_directory} reached {_maxBytes / (1024 * 1024)} MB; dropped the oldest {droppedNow} messages"), droppedNow);
+                notice ??= new LogNotice("buffer-full", string.Create(CultureInfo.InvariantCulture, $"store-and-forward buffer {_directory} reached {_maxBytes / (1024 * 1024)} MB; dropped the oldest {droppedNow} messages"), droppedNow);
             }
         }
         if (notice is { } n)
         {
             _notify(n);
         }
+    }
+
+    /// <summary>
+    /// Writes at the end of the write segment. When the file system refuses (full disk below <c>max-mb</c>, quota,
+    /// I/O error), it frees space the way the bound does — the oldest segment first, or the write segment itself
+    /// when the broker has acknowledged all of it — and tries again; false when nothing can be freed.
+    /// </summary>
+    private bool TryWriteReclaiming(ReadOnlySpan<byte> records, ref long droppedNow, out IOException? error)
+    {
+        error = null;
+        while (true)
+        {
+            var current = _segments[_writeSegment];
+            try
+            {
+                RandomAccess.Write(_writeHandle!, records, current.Length);
+                return true;
+            }
+            catch (IOException e)
+            {
+                error = e;
+            }
+            try
+            {
+                // A partial write must not stay behind the last whole record: a later, shorter record would
+                // leave its tail there, and a restart would read it as damage.
+                RandomAccess.SetLength(_writeHandle!, current.Length);
+                if (_segments.Count > 1)
+                {
+                    droppedNow += DropOldest();
+                    continue;
+                }
+                if (current.Length > 0 && _acked.Segment == _writeSegment && _acked.Offset >= current.Length)
+                {
+                    long old = _writeSegment;
+                    OpenWriteSegment(old + 1);
+                    DeleteSegment(old);
+                    _acked = _read = new LogPosition(_writeSegment, 0);
+                    continue;
+                }
+            }
+            catch (IOException e)
+            {
+                error = e;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>Counts records the file system would not take; announces the first refusal and then at most one notice per 10 s.</summary>
+    private LogNotice? Refused(int count, IOException error)
+    {
+        _refusedSinceNotice += count;
+        Interlocked.Add(ref _dropped, count);
+        // By time only: on a nearly full disk small writes (events) still fit between refused ones.
+        if (_refusalNoticeAt != 0 && Stopwatch.GetElapsedTime(_refusalNoticeAt) < RefusalNoticeInterval)
+        {
+            return null;
+        }
+        _refusalNoticeAt = Stopwatch.GetTimestamp();
+        long refused = _refusedSinceNotice;
+        _refusedSinceNotice = 0;
+        return new LogNotice("buffer-full", string.Create(CultureInfo.InvariantCulture, $"store-and-forward buffer {_directory}: the file system refused the write ({error.Message}) and nothing unacknowledged can be freed; refused {refused} new messages (their seqs will be missing), more are counted until it has space"), refused);
     }
 
     /// <summary>Forces the written records to the device (a power loss then loses nothing before this call).</summary>
@@ -269,7 +359,15 @@ public sealed class MessageLog : IDisposable
             Span<byte> cursor = stackalloc byte[16];
             BinaryPrimitives.WriteInt64BigEndian(cursor, position.Segment);
             BinaryPrimitives.WriteInt64BigEndian(cursor[8..], position.Offset);
-            RandomAccess.Write(_cursorHandle, cursor, 0);
+            try
+            {
+                RandomAccess.Write(_cursorHandle, cursor, 0);
+            }
+            catch (IOException)
+            {
+                // The file system refuses even 16 bytes (full). The position holds in memory; a restart before the
+                // next successful write sends the records since the last one again (at least once, as documented).
+            }
             while (_segments.Count > 1)
             {
                 long oldest = FirstSegment();

@@ -352,8 +352,9 @@ public sealed class TelemetryPublisher : IAsyncDisposable
     /// <summary>Publishes what is left (up to <paramref name="drain"/>), then disconnects cleanly (the broker then does not send the will).</summary>
     public async Task StopAsync(TimeSpan drain)
     {
-        var deadline = DateTime.UtcNow + drain;
-        while (_client.IsConnected && !_log.IsDrained && DateTime.UtcNow < deadline)
+        // Monotonic: a wall-clock step during shutdown must neither cut the drain short nor stretch it.
+        long started = Stopwatch.GetTimestamp();
+        while (_client.IsConnected && !_log.IsDrained && Stopwatch.GetElapsedTime(started) < drain)
         {
             Wake();
             await Task.Delay(20);

@@ -424,7 +424,14 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 _service._log.Append(_batch.WrittenSpan, count);
                 Span<byte> saved = stackalloc byte[8];
                 BinaryPrimitives.WriteInt64BigEndian(saved, _seq);
-                RandomAccess.Write(_seqHandle, saved, 0);
+                try
+                {
+                    RandomAccess.Write(_seqHandle, saved, 0);
+                }
+                catch (IOException)
+                {
+                    // A full disk (the log announces it): the seq is also in the state record of the log.
+                }
             }
             finally
             {

@@ -35,6 +35,8 @@ public class NftTests
         // The forward chain holds no accept: nothing crosses between plant and site.
         var forward = ruleset[ruleset.IndexOf("chain forward", StringComparison.Ordinal)..ruleset.IndexOf("chain output", StringComparison.Ordinal)];
         Assert.DoesNotContain("accept", forward, StringComparison.Ordinal);
+        // ...and counts what it drops, so an operator (and DiodeIsolationTests) can see routing attempts.
+        Assert.Contains("counter comment \"routed packets, every one dropped by the policy\"", forward, StringComparison.Ordinal);
         // The example's listeners bind loopback (a desk setup): no interface rule opens them.
         Assert.Contains("binds loopback 127.0.0.1:5020: reachable only from this host", ruleset, StringComparison.Ordinal);
         Assert.DoesNotContain("iifname \"eth", ruleset, StringComparison.Ordinal);

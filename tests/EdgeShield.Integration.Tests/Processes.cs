@@ -25,10 +25,33 @@ internal static partial class Processes
         }
     }
 
+    /// <summary>The edgeshield-sim.dll built beside this test assembly's configuration.</summary>
+    public static string EdgeShieldSimDll
+    {
+        get
+        {
+            string configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+            string dll = Path.Combine(RepoRoot, "simulators", "edgeshield-sim", "bin", configuration, "net10.0", "edgeshield-sim.dll");
+            Assert.True(File.Exists(dll), $"{dll} is not built");
+            return dll;
+        }
+    }
+
     public static ProcessStartInfo EdgeShield(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(EdgeShieldDll);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        return start;
+    }
+
+    public static ProcessStartInfo EdgeShieldSim(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(EdgeShieldSimDll);
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
