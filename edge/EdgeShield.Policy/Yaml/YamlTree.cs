@@ -68,6 +68,15 @@ internal static class YamlTreeReader
             diagnostics.Error(Line(e.Start), Column(e.Start), "YAML syntax: " + StripMark(e.Message));
             return null;
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet 18.1's scanner throws this instead of a YamlException on some broken flow
+            // collections, e.g. ": {" then a line "0" (found by the config fuzz target, tests/fuzz).
+            // It is still the file's syntax error: report it after the last event that was read.
+            var at = parser.Current?.End ?? Mark.Empty;
+            diagnostics.Error(Line(at), Column(at), "YAML syntax: cannot read the text that follows here (an unclosed '{' or '[' ?)");
+            return null;
+        }
     }
 
     private static YamlNode ReadNode(IParser parser, Dictionary<string, YamlNode> anchors, DiagnosticBag diagnostics)
