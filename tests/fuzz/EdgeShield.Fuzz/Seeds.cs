@@ -22,6 +22,14 @@ internal static class Seeds
         var captures = Directory.GetFiles(modbus).Where(f => f.EndsWith(".pcap", StringComparison.Ordinal) || f.EndsWith(".pcapng", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
         var sets = FuzzTargets.Names.Where(n => n != "config").ToDictionary(n => n, _ => new SeedSet(), StringComparer.Ordinal);
 
+        // RTU over TCP first: real RTU frames before the ones converted from Modbus TCP.
+        foreach (string file in captures)
+        {
+            if (CaptureReader.TryOpen(File.ReadAllBytes(file), out var rtuReader, out _) && rtuReader is not null)
+            {
+                CollectRtuOverTcp(rtuReader, sets["rtu"]);
+            }
+        }
         foreach (string file in captures)
         {
             var bytes = File.ReadAllBytes(file);
@@ -31,8 +39,6 @@ internal static class Seeds
             }
             var collector = new Collector(sets);
             new ModbusCaptureScanner(collector, 502).Scan(reader);
-            reader.Reset();
-            CollectRtuOverTcp(reader, sets["rtu"]);
             if (bytes.Length <= MaxCaptureSeedBytes)
             {
                 sets["capture"].Add(Path.GetFileNameWithoutExtension(file), bytes);
@@ -89,9 +95,14 @@ internal static class Seeds
     {
         private readonly Dictionary<(UInt128, ushort, ushort), byte[]> _requests = [];
 
+        /// <summary>One seed per function code and length; exception responses are one kind whatever their function.</summary>
+        private static string Kind(in ModbusTcpFrame frame) => frame.FunctionCode >= ModbusExceptionCode.ExceptionFlag
+            ? $"exception-len{frame.Pdu.Length:D3}"
+            : $"fc{frame.FunctionCode:D3}-len{frame.Pdu.Length:D3}";
+
         public bool OnRequest(in CaptureContext context, in ModbusTcpFrame frame, in ModbusRequest request)
         {
-            string kind = $"fc{frame.FunctionCode:D3}-len{frame.Pdu.Length:D3}";
+            string kind = Kind(frame);
             sets["mbap"].Add(kind, frame.Adu.ToArray());
             sets["pdu-request"].Add(kind, frame.Pdu.ToArray());
             _requests[(context.Client, context.ClientPort, frame.TransactionId)] = frame.Pdu.ToArray();
@@ -103,7 +114,7 @@ internal static class Seeds
 
         public void OnResponse(in CaptureContext context, in ModbusTcpFrame frame)
         {
-            string kind = $"fc{frame.FunctionCode:D3}-len{frame.Pdu.Length:D3}";
+            string kind = Kind(frame);
             sets["mbap"].Add("resp-" + kind, frame.Adu.ToArray());
             var rtu = new byte[RtuFramer.MaxAduLength];
             int length = RtuFramer.FromMbap(frame.Adu, rtu);
