@@ -37,7 +37,7 @@ internal static class RtuTarget
             if (status == OperationStatus.NeedMoreData)
             {
                 Invariant.That(consumed == 0 && error == FramingError.None, "NeedMoreData consumed bytes or named an error");
-                Invariant.That(rest.Length < RtuFramer.MaxAduLength, "NeedMoreData with more than an ADU's worth of bytes");
+                Invariant.That(rest.Length <= RtuFramer.MaxAduLength, "NeedMoreData with more than an ADU's worth of bytes");
                 AtSilence(rest, direction, encoded, mbap);
                 return;
             }
