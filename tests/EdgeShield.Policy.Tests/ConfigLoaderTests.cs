@@ -46,6 +46,24 @@ public class ConfigLoaderTests
             "test.yaml:4:4: error: YAML syntax: While parsing a block mapping, did not find expected key.");
     }
 
+    // Found by the config fuzz target (tests/fuzz): YamlDotNet threw InvalidOperationException (broken
+    // flow collections) or ArgumentException (a verbatim tag that is not a URI) out of the loader, so
+    // `check` crashed and a hot reload threw instead of keeping the old policy.
+    [Theory]
+    [InlineData(": {\n0")]
+    [InlineData("listeners:\n  - { name: a, bind: 0.0.0.0:502\n0")]
+    [InlineData("a: !<:> x")]
+    [InlineData("policies:\n  p: { mode: !<:> enforce }\n")]
+    public void Load_TextYamlDotNetThrowsOn_IsASyntaxError(string yaml)
+    {
+        var result = Load(yaml);
+        Assert.True(result.HasErrors);
+        Assert.Null(result.Config);
+        var error = Assert.Single(result.Diagnostics);
+        Assert.StartsWith("YAML syntax: ", error.Message, StringComparison.Ordinal);
+        Assert.True(error.Line >= 1 && error.Column >= 1);
+    }
+
     [Fact]
     public void Load_TwoDocuments_IsError()
     {

@@ -73,6 +73,26 @@ public class RtuFramerTests
         Assert.Equal(0x5A, f.FunctionCode);
     }
 
+    // Found by the mbap fuzz target (tests/fuzz): a diagnostics request the TCP side accepts as valid
+    // — return query data with other than one word, or a sub-function without its data word — was
+    // cut at 8 bytes by the RTU length rules, so the bus (and the RTU-over-TCP listener) refused it,
+    // or the PLC's echo of it, as a CRC mismatch or a truncated frame.
+    [Theory]
+    [InlineData(RtuDirection.Request, new byte[] { 0x08, 0x00, 0x00, 0xA5, 0x37, 0x12, 0x34 })]
+    [InlineData(RtuDirection.Response, new byte[] { 0x08, 0x00, 0x00, 0xA5, 0x37, 0x12, 0x34 })]
+    [InlineData(RtuDirection.Request, new byte[] { 0x08, 0x00, 0x04 })]
+    [InlineData(RtuDirection.Response, new byte[] { 0x08, 0x00, 0x01 })]
+    [InlineData(RtuDirection.Request, new byte[] { 0x08, 0x00, 0x00, 0xA5, 0x37 })]
+    public void TryReadFrame_Diagnostics_EndsAtSilenceWhateverItsDataLength(RtuDirection direction, byte[] pdu)
+    {
+        var frame = Frame(1, pdu);
+        Assert.Equal(OperationStatus.NeedMoreData, RtuFramer.TryReadFrame(frame, direction, false, out _, out int pending, out _));
+        Assert.Equal(0, pending);
+        Assert.Equal(OperationStatus.Done, RtuFramer.TryReadFrame(frame, direction, true, out var f, out int consumed, out _));
+        Assert.Equal(frame.Length, consumed);
+        Assert.Equal(pdu, f.Pdu.ToArray());
+    }
+
     [Fact]
     public void TryReadFrame_TruncatedAtSilence_IsInvalid()
     {

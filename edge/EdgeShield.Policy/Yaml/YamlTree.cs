@@ -68,6 +68,18 @@ internal static class YamlTreeReader
             diagnostics.Error(Line(e.Start), Column(e.Start), "YAML syntax: " + StripMark(e.Message));
             return null;
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet 18.1 throws these instead of a YamlException on some malformed text: an
+            // InvalidOperationException from its scanner for a broken flow collection (": {" then a
+            // line "0"), an ArgumentException for a verbatim tag that is not a URI ("a: !<:> x").
+            // Both found by the config fuzz target (tests/fuzz). They are still the file's syntax
+            // errors: reported after the last event that was read, never thrown out of the loader.
+            var at = parser.Current?.End ?? Mark.Empty;
+            string what = e is ArgumentException ? "a tag that is not a valid URI" : "an unclosed '{' or '['";
+            diagnostics.Error(Line(at), Column(at), $"YAML syntax: cannot read the text that follows here ({what}?)");
+            return null;
+        }
     }
 
     private static YamlNode ReadNode(IParser parser, Dictionary<string, YamlNode> anchors, DiagnosticBag diagnostics)

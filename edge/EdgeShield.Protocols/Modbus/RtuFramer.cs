@@ -40,8 +40,9 @@ public readonly ref struct RtuFrame
 
 /// <summary>
 /// Frames Modbus RTU. The frame's end comes from the function's length rules first (every
-/// public function of a request, and every response but 43/14, says its own length); for the
-/// others the caller's silent interval (t3.5 on a line, the end of what arrived on TCP) ends it.
+/// public function of a request, and every response but 43/14, says its own length, except
+/// diagnostics, 8); for the others the caller's silent interval (t3.5 on a line, the end of what
+/// arrived on TCP) ends it.
 /// The CRC must check. Never allocates, never reads past its input.
 /// </summary>
 public static class RtuFramer
@@ -142,7 +143,10 @@ public static class RtuFramer
         {
             return fc switch
             {
-                1 or 2 or 3 or 4 or 5 or 6 or 8 => 8,
+                // Diagnostics (8) is absent on purpose: "return query data" (sub-function 0) carries
+                // any number of words, and a sub-function may come without its data word; both are
+                // valid over TCP (ModbusPdu.ParseRequest), so only silence can end them here.
+                1 or 2 or 3 or 4 or 5 or 6 => 8,
                 7 or 11 or 12 or 17 => 4,
                 15 or 16 => Counted(input, 6, 9),
                 20 or 21 => Counted(input, 2, 5),
@@ -161,7 +165,7 @@ public static class RtuFramer
         return fc switch
         {
             1 or 2 or 3 or 4 or 12 or 17 or 20 or 21 or 23 => Counted(input, 2, 5),
-            5 or 6 or 8 or 11 or 15 or 16 => 8,
+            5 or 6 or 11 or 15 or 16 => 8, // 8 echoes its request: ended by silence, as above
             7 => 5,
             22 => 10,
             24 => input.Length < 4 ? NeedHeader : 6 + BinaryPrimitives.ReadUInt16BigEndian(input[2..]),
