@@ -22,6 +22,26 @@ public class LoadAndAttackTests
     }
 
     [Fact]
+    public async Task HmiLoad_WithInterval_ReportsEveryIntervalOnce_SummingToTheRun()
+    {
+        await using var plc = await Plc.StartAsync();
+        var reported = new List<HmiInterval>();
+        var result = await HmiLoad.RunAsync(plc.EndPoint, new HmiOptions
+        {
+            Connections = 3,
+            Duration = TimeSpan.FromMilliseconds(1500),
+            Interval = TimeSpan.FromMilliseconds(500),
+            OnInterval = i => { lock (reported) { reported.Add(i); } },
+        }, CancellationToken.None);
+
+        Assert.Equal([0, 1, 2], reported.Select(i => i.Index));
+        Assert.Equal(reported, result.Intervals);
+        Assert.Equal(result.ResponsesOk, reported.Sum(i => i.Answered));
+        Assert.All(reported, i => Assert.True(i.Errors == 0 && i.P50Us <= i.P99Us && i.P99Us <= i.MaxUs, i.ToString()));
+        Assert.Equal(0.5, reported[1].StartSeconds, 3);
+    }
+
+    [Fact]
     public async Task HmiLoad_SilentPlc_CountsTimeouts()
     {
         await using var plc = await Plc.StartAsync();
