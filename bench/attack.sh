@@ -9,7 +9,8 @@
 #
 # Environment: GATEWAY=aot|jit (as bench/soak.sh), GW_CMD / SIM_DLL (given builds), NOBUILD=1,
 # HMI_CONNS=4, QUIET_SECS=20 (the unattacked HMI run), HALF_OPEN=10000, SOURCES=40 (attacker addresses
-# 127.0.1.1.., each under connections-per-source 256), ATTACK_ARGS (more `attack` options).
+# 127.0.1.1.., each under connections-per-source 256), ATTACK_ARGS (more `attack` options),
+# GW_NOFILE (the gateway's descriptor limit, e.g. 8192 as in the systemd unit; default: the hard limit).
 # Exit 1 when anything refused reached the PLC or the HMI saw an error. Loopback only, ports chosen by the system.
 set -euo pipefail
 
@@ -87,8 +88,9 @@ policies:
         address: 100-119
         value: 0-1500
 YAML
+# GW_NOFILE=8192 runs the gateway under the systemd unit's LimitNOFILE (firmware-config/systemd).
 # shellcheck disable=SC2086 # GW_CMD may be "dotnet path.dll"
-$GW_CMD run --config "$WORK/gw.yaml" >"$WORK/audit.jsonl" 2>"$WORK/gw.log" &
+( if [[ -n "${GW_NOFILE:-}" ]]; then ulimit -n "$GW_NOFILE"; fi; exec $GW_CMD run --config "$WORK/gw.yaml" ) >"$WORK/audit.jsonl" 2>"$WORK/gw.log" &
 GW_PID=$!; PIDS+=($GW_PID)
 GW=$(wait_for "$WORK/gw.log" 'listener hmi-plc1 on 127\.0\.0\.1:[0-9]+' | sed 's/listener hmi-plc1 on //')
 echo "attack: gateway $GW_CMD (pid $GW_PID) on $GW, PLC on $PLC" >&2
@@ -123,6 +125,7 @@ attack_secs=$(awk "BEGIN { print $EPOCHREALTIME - $start }")
 kill -TERM $HMI_PID; wait $HMI_PID || true
 peak=$(kb $GW_PID VmHWM)
 sleep 2
+hmi --seconds 3 >"$WORK/after.json" || true   # new connections once the attackers are gone
 rss_after=$(kb $GW_PID VmRSS)
 fds_after=$(find "/proc/$GW_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
 kill -TERM $GW_PID; wait $GW_PID || true
@@ -134,6 +137,7 @@ work, attack_secs = sys.argv[1], float(sys.argv[2])
 rss_before, peak, rss_after, fds_before, fds_after = (int(x) for x in sys.argv[3:8])
 quiet = json.load(open(f"{work}/quiet.json"))
 attacked = json.load(open(f"{work}/attacked.json"))
+after = json.load(open(f"{work}/after.json"))
 import glob
 runs = [json.load(open(f)) for f in [f"{work}/attack-slow.json"] + sorted(glob.glob(f"{work}/attack-fast-*.json"))]
 fast_rounds = len(runs) - 1
@@ -187,7 +191,7 @@ for k, v in bad.items():
 print(f'\nPLC saw: {counts["requests"]} requests (FC 1/3/4/6/16: allowed HMI traffic, in-range reads of the sweeps, tid-collision, flood and slowloris reads), values written {values}')
 print()
 print("| HMI | req/s | p50 µs | p99 µs | errors | exceptions |\n|---|---:|---:|---:|---:|---:|")
-for name, r in (("unattacked", quiet), ("attacked", attacked)):
+for name, r in (("unattacked", quiet), ("attacked", attacked), ("after the attack, new connections", after)):
     print(f'| {name} ({r["seconds"]:.0f} s) | {r["requests_per_second"]:,.0f} | {r["p50_us"]} | {r["p99_us"]} | {r["errors"]} | {r["exceptions"]} |')
 print()
 print("| audit event | lines written | suppressed (counted in `suppressed` events) |\n|---|---:|---:|")
@@ -196,7 +200,7 @@ for kind in sorted(set(written) | set(suppressed)):
 print(f"| **total** | **{sum(written.values())}** | **{sum(suppressed.values())}** |")
 print(f"\ngateway RSS: before the attack {rss_before/1024:.0f} MB, peak {peak/1024:.0f} MB, after {rss_after/1024:.0f} MB; "
       f"open fds before {fds_before}, after {fds_after}")
-failed = sum(bad.values()) + quiet["errors"] + attacked["errors"] + attacked["exceptions"]
+failed = sum(bad.values()) + quiet["errors"] + attacked["errors"] + attacked["exceptions"] + after["errors"] + after["exceptions"]
 print("attack: " + ("FAILED" if failed else "passed: nothing refused reached the PLC, the HMI saw no error"))
 sys.exit(1 if failed else 0)
 PY

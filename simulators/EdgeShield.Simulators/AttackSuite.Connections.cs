@@ -310,7 +310,7 @@ public static partial class AttackSuite
                         await Task.Delay(options.SlowlorisByteIntervalMs, ct);
                     }
                     // Give the last whole read its answer before hanging up mid-frame.
-                    await Task.Delay(Math.Min(options.AnswerTimeoutMs, 1000), ct);
+                    await Task.Delay(options.AnswerTimeoutMs, ct);
                 }
                 catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
                 {
