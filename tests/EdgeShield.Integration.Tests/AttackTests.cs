@@ -13,6 +13,7 @@ namespace EdgeShield.Integration.Tests;
 /// the PLC simulator, while legitimate HMI traffic runs. The PLC's own counters are the judge of what
 /// got through; bench/attack.sh produces the figures with the same suite at full scale.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed partial class AttackTests(ITestOutputHelper output)
 {
     // Reads in 0-999 from anywhere on loopback; setpoints 100-119 with values 0-1500. Everything

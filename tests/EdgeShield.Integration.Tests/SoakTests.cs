@@ -8,6 +8,7 @@ namespace EdgeShield.Integration.Tests;
 /// configuration's builds. The script's own bounds decide (RSS slope after warm-up ≤ 16 MB/min for a
 /// run this short (≈ 19 bytes per request at 14 000 requests/s: a per-request leak fails it), descriptor growth ≤ 8, no HMI errors); the 10-minute figures are in bench/RESULTS.md.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed class SoakTests(ITestOutputHelper output)
 {
     [Fact]
