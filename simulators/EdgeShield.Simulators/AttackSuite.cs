@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -6,33 +7,67 @@ using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Simulators;
 
-/// <summary>Bounds of an <see cref="AttackSuite"/> run.</summary>
+/// <summary>Bounds of an <see cref="AttackSuite"/> run. Every count and duration is a hard bound.</summary>
 public sealed class AttackOptions
 {
     public byte Unit { get; init; } = 1;
     /// <summary>How long to wait for an answer before calling it <see cref="ProbeOutcome.NoAnswer"/>.</summary>
     public int AnswerTimeoutMs { get; init; } = 1000;
     public int ConnectTimeoutMs { get; init; } = 2000;
+    /// <summary>
+    /// Local addresses the attack connects from, round robin (any 127.x.y.z works on Linux loopback).
+    /// Several let one attacker look like many sources to a per-source connection limit; null: the system chooses.
+    /// </summary>
+    public IReadOnlyList<IPAddress>? SourceAddresses { get; init; }
     /// <summary>FC 3 scan: registers per request and the most requests sent.</summary>
     public int ScanBlock { get; init; } = 125;
     public int ScanMaxRequests { get; init; } = 525;
+    /// <summary>Most requests of each of the other address sweeps (FC 1, FC 4, FC 6, FC 16 across the whole table).</summary>
+    public int SweepMaxRequests { get; init; } = 512;
+    /// <summary>A register address the writes of the forbidden-function cases aim at (outside a typical setpoint window).</summary>
+    public ushort ForbiddenWriteAddress { get; init; } = 4000;
+    /// <summary>The value sweeps write to ValueSweepStart..+ValueSweepCount-1 (a window the policy may allow) …</summary>
+    public ushort ValueSweepStart { get; init; } = 100;
+    public int ValueSweepCount { get; init; } = 20;
+    /// <summary>… values from this one up to 65535 (above the window's allowed bound).</summary>
+    public ushort ValueSweepFrom { get; init; } = 1501;
+    /// <summary>Most requests of each value sweep.</summary>
+    public int ValueSweepMaxRequests { get; init; } = 256;
     /// <summary>Maximal FC 16 frames written at once by the burst case.</summary>
     public int BurstFrames { get; init; } = 256;
     /// <summary>Connections opened by the flood case.</summary>
     public int FloodConnections { get; init; } = 300;
-    /// <summary>Wall-clock bound of any one case.</summary>
+    /// <summary>Connections opened and then left silent (every tenth sends 4 bytes of a header) by the half-open case.</summary>
+    public int HalfOpenConnections { get; init; } = 10_000;
+    /// <summary>How long the half-open connections are held before they are counted and closed.</summary>
+    public int HalfOpenHoldMs { get; init; } = 5000;
+    /// <summary>Slowloris: connections, the pause between bytes, and how long they drip.</summary>
+    public int SlowlorisConnections { get; init; } = 20;
+    public int SlowlorisByteIntervalMs { get; init; } = 1000;
+    public TimeSpan SlowlorisDuration { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>Rounds of the transaction-id collision case (8 pipelined reads with one id per round).</summary>
+    public int TidCollisionRounds { get; init; } = 64;
+    /// <summary>Wall-clock bound of any one case (slowloris and half-open add their own duration to it).</summary>
     public TimeSpan CaseTimeLimit { get; init; } = TimeSpan.FromSeconds(15);
+
+    internal IPAddress? Source(int connection) =>
+        SourceAddresses is { Count: > 0 } sources ? sources[connection % sources.Count] : null;
 }
 
 /// <summary>What happened to one attack case. Multi-request cases fill the counts; <see cref="Outcome"/> is then the most frequent answer.</summary>
 public sealed record AttackCaseResult(string Name, ProbeOutcome Outcome, byte ExceptionCode)
 {
+    /// <summary>Frames (or, for half-open, partial headers) sent.</summary>
     public int Sent { get; init; } = 1;
+    /// <summary>TCP connections the case opened.</summary>
+    public int Connections { get; init; } = 1;
     public int Normal { get; init; }
     public int Exceptions { get; init; }
     public int Closed { get; init; }
     public int NoAnswer { get; init; }
     public int ConnectFailed { get; init; }
+    /// <summary>Normal answers that did not fit the request they answer (transaction id, byte count).</summary>
+    public int Mismatched { get; init; }
     /// <summary>Whether the case stopped at its time or count bound before finishing.</summary>
     public bool Truncated { get; init; }
 
@@ -47,48 +82,96 @@ public sealed record AttackCaseResult(string Name, ProbeOutcome Outcome, byte Ex
             ProbeOutcome.Garbage => "non-Modbus answer",
             _ => "connect failed",
         };
-        return Sent == 1
+        return Sent == 1 && Connections == 1
             ? $"{Name}: {outcome}"
             : string.Create(CultureInfo.InvariantCulture,
-                $"{Name}: {outcome} (sent {Sent}: normal {Normal} exception {Exceptions} closed {Closed} no-answer {NoAnswer} connect-failed {ConnectFailed}{(Truncated ? ", stopped at bound" : "")})");
+                $"{Name}: {outcome} (sent {Sent} on {Connections} connections: normal {Normal} exception {Exceptions} closed {Closed} no-answer {NoAnswer} connect-failed {ConnectFailed}{(Mismatched > 0 ? $" mismatched {Mismatched}" : "")}{(Truncated ? ", stopped at bound" : "")})");
     }
 }
 
-/// <summary>
-/// Named attacks against a Modbus TCP target: malformed framing, non-Modbus bytes, forbidden
-/// functions, an address scan, an oversize burst and a connection flood. Every loop is bounded
-/// in count (<see cref="AttackOptions"/>) and in time (<see cref="AttackOptions.CaseTimeLimit"/>).
-/// </summary>
-public static class AttackSuite
+/// <summary>One scenario: its cases' results and their totals.</summary>
+public sealed record AttackScenarioResult(string Name, IReadOnlyList<AttackCaseResult> Cases, TimeSpan Elapsed)
 {
-    private static readonly string[] Names =
+    public int FramesSent => Sum(static c => c.Sent);
+    public int Connections => Sum(static c => c.Connections);
+    public int Normal => Sum(static c => c.Normal);
+    public int Exceptions => Sum(static c => c.Exceptions);
+    public int Closed => Sum(static c => c.Closed);
+    public int NoAnswer => Sum(static c => c.NoAnswer);
+    public int ConnectFailed => Sum(static c => c.ConnectFailed);
+    public int Mismatched => Sum(static c => c.Mismatched);
+
+    private int Sum(Func<AttackCaseResult, int> field)
+    {
+        int sum = 0;
+        foreach (var c in Cases)
+        {
+            sum += field(c);
+        }
+        return sum;
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"scenario {Name}: frames sent {FramesSent} on {Connections} connections in {Elapsed.TotalSeconds:F1} s: normal {Normal} exception {Exceptions} closed {Closed} no-answer {NoAnswer} connect-failed {ConnectFailed} mismatched {Mismatched}");
+}
+
+/// <summary>
+/// Named attacks against a Modbus TCP target, grouped into scenarios: malformed framing, forbidden
+/// functions, address and value sweeps, transaction-id collisions, response injection, slowloris,
+/// connection floods, half-open connections and oversize bursts. Every loop is bounded in count
+/// (<see cref="AttackOptions"/>) and in time (<see cref="AttackOptions.CaseTimeLimit"/>).
+/// </summary>
+/// <remarks>
+/// Half-open connections are TCP connections that complete the handshake and then send nothing
+/// (every tenth sends the first 4 bytes of an MBAP header and stops): a SYN-only flood needs raw
+/// sockets, and what it would test (the kernel's SYN backlog and syncookies) is not EdgeShield's code.
+/// </remarks>
+public static partial class AttackSuite
+{
+    private static readonly (string Name, string[] Cases)[] ScenarioTable =
     [
-        "protocol-id-nonzero",
-        "mbap-length-0",
-        "mbap-length-1",
-        "mbap-length-255",
-        "mbap-length-65535",
-        "length-longer-than-pdu",
-        "length-shorter-than-pdu",
-        "truncated-header",
-        "http-get",
-        "tls-client-hello",
-        "fc5-write-coil",
-        "fc6-write-register",
-        "fc15-write-coils",
-        "fc16-write-registers",
-        "fc8-force-listen-only",
-        "fc90-umas",
-        "fc65-user-defined",
-        "fc100-user-defined",
-        "fc43-13-canopen",
-        "scan-fc3",
-        "oversize-burst",
-        "conn-flood",
+        ("malformed",
+        [
+            "protocol-id-nonzero", "mbap-length-0", "mbap-length-1", "mbap-length-255", "mbap-length-65535",
+            "length-longer-than-pdu", "length-shorter-than-pdu", "fc16-byte-count-beyond-pdu", "fc15-byte-count-beyond-pdu",
+            "truncated-header", "truncated-pdu", "http-get", "tls-client-hello", "garbage",
+        ]),
+        ("forbidden-functions",
+        [
+            "fc5-write-coil", "fc6-write-register", "fc15-write-coils", "fc16-write-registers", "fc8-force-listen-only",
+            "fc90-umas", "fc65-user-defined", "fc100-user-defined", "fc43-13-canopen", "forbidden-sweep",
+        ]),
+        ("address-sweep", ["scan-fc3", "sweep-fc1", "sweep-fc4", "sweep-fc6", "sweep-fc16"]),
+        ("value-sweep", ["value-sweep-fc6", "value-sweep-fc16", "value-sweep-fc23", "value-sweep-fc5"]),
+        ("tid-collision", ["tid-collision"]),
+        ("response-injection", ["inject-fc3-response", "inject-fc1-response", "inject-fc16-response", "inject-exception-response", "inject-after-request"]),
+        ("slowloris", ["slowloris"]),
+        ("conn-flood", ["conn-flood"]),
+        ("half-open", ["half-open"]),
+        ("oversize-burst", ["oversize-burst"]),
     ];
+
+    private static readonly string[] Names = ScenarioTable.SelectMany(static s => s.Cases).ToArray();
+    private static readonly string[] Scenarios = ScenarioTable.Select(static s => s.Name).ToArray();
 
     public static IReadOnlyList<string> CaseNames => Names;
 
+    public static IReadOnlyList<string> ScenarioNames => Scenarios;
+
+    /// <exception cref="ArgumentException">When <paramref name="scenario"/> is not one of <see cref="ScenarioNames"/>.</exception>
+    public static IReadOnlyList<string> CasesOf(string scenario)
+    {
+        foreach (var (name, cases) in ScenarioTable)
+        {
+            if (name == scenario)
+            {
+                return cases;
+            }
+        }
+        throw new ArgumentException($"no attack scenario '{scenario}'", nameof(scenario));
+    }
+
+    /// <summary>Every case of every scenario, in order.</summary>
     public static async Task<IReadOnlyList<AttackCaseResult>> RunAllAsync(IPEndPoint target, AttackOptions options, CancellationToken ct)
     {
         var results = new List<AttackCaseResult>(Names.Length);
@@ -99,47 +182,97 @@ public static class AttackSuite
         return results;
     }
 
+    /// <summary>The cases of one scenario, one after another.</summary>
+    public static async Task<AttackScenarioResult> RunScenarioAsync(IPEndPoint target, string scenario, AttackOptions options, CancellationToken ct)
+    {
+        var cases = CasesOf(scenario);
+        var watch = Stopwatch.StartNew();
+        var results = new List<AttackCaseResult>(cases.Count);
+        foreach (string name in cases)
+        {
+            results.Add(await RunCaseAsync(target, name, options, ct));
+        }
+        return new AttackScenarioResult(scenario, results, watch.Elapsed);
+    }
+
     /// <exception cref="ArgumentException">When <paramref name="name"/> is not one of <see cref="CaseNames"/>.</exception>
     public static async Task<AttackCaseResult> RunCaseAsync(IPEndPoint target, string name, AttackOptions options, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(options);
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        bound.CancelAfter(options.CaseTimeLimit);
+        bound.CancelAfter(name switch
+        {
+            "slowloris" => options.CaseTimeLimit + options.SlowlorisDuration,
+            "half-open" => options.CaseTimeLimit + TimeSpan.FromMilliseconds(options.HalfOpenHoldMs),
+            _ => options.CaseTimeLimit,
+        });
+        var bt = bound.Token;
         byte u = options.Unit;
+        byte wh = (byte)(options.ForbiddenWriteAddress >> 8), wl = (byte)options.ForbiddenWriteAddress;
         return name switch
         {
-            "protocol-id-nonzero" => await OneShotAsync(target, name, [0, 1, 0, 1, 0, 6, u, 3, 0, 0, 0, 1], options, bound.Token),
-            "mbap-length-0" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 0], options, bound.Token),
-            "mbap-length-1" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 1, u], options, bound.Token),
-            "mbap-length-255" => await OneShotAsync(target, name, WithLength(255, 255), options, bound.Token),
-            "mbap-length-65535" => await OneShotAsync(target, name, WithLength(65535, 64), options, bound.Token),
+            // ---- malformed framing: each must be dropped and its connection closed, never forwarded ----
+            "protocol-id-nonzero" => await OneShotAsync(target, name, [0, 1, 0, 1, 0, 6, u, 3, 0, 0, 0, 1], options, bt),
+            "mbap-length-0" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 0], options, bt),
+            "mbap-length-1" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 1, u], options, bt),
+            "mbap-length-255" => await OneShotAsync(target, name, WithLength(255, 255), options, bt),
+            "mbap-length-65535" => await OneShotAsync(target, name, WithLength(65535, 64), options, bt),
             // FC 3 with one byte more than its PDU has, and with its quantity cut off.
-            "length-longer-than-pdu" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 7, u, 3, 0, 0, 0, 1, 0], options, bound.Token),
-            "length-shorter-than-pdu" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 4, u, 3, 0, 0], options, bound.Token),
-            "truncated-header" => await OneShotAsync(target, name, [0, 1, 0, 0], options, bound.Token, shutdownAfterSend: true),
-            "http-get" => await OneShotAsync(target, name, Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: plc\r\nUser-Agent: edgeshield-sim\r\n\r\n"), options, bound.Token),
-            "tls-client-hello" => await OneShotAsync(target, name, TlsClientHelloPrefix(), options, bound.Token),
-            "fc5-write-coil" => await OneShotAsync(target, name, Adu(u, 5, 0x00, 0x10, 0xFF, 0x00), options, bound.Token),
-            "fc6-write-register" => await OneShotAsync(target, name, Adu(u, 6, 0x0F, 0xA0, 0x00, 0x2A), options, bound.Token),
-            "fc15-write-coils" => await OneShotAsync(target, name, Adu(u, 15, 0x00, 0x00, 0x00, 0x08, 0x01, 0xFF), options, bound.Token),
-            "fc16-write-registers" => await OneShotAsync(target, name, Adu(u, 16, 0x0F, 0xA0, 0x00, 0x02, 0x04, 0x00, 0x01, 0x00, 0x02), options, bound.Token),
-            "fc8-force-listen-only" => await OneShotAsync(target, name, Adu(u, 8, 0x00, 0x04, 0x00, 0x00), options, bound.Token),
-            "fc90-umas" => await OneShotAsync(target, name, Adu(u, 0x5A, 0x00, 0x02), options, bound.Token),
-            "fc65-user-defined" => await OneShotAsync(target, name, Adu(u, 65, 0x00, 0x00), options, bound.Token),
-            "fc100-user-defined" => await OneShotAsync(target, name, Adu(u, 100, 0x00, 0x00), options, bound.Token),
-            "fc43-13-canopen" => await OneShotAsync(target, name, Adu(u, 43, 13, 0x00, 0x00, 0x00, 0x00), options, bound.Token),
-            "scan-fc3" => await ScanAsync(target, name, options, bound.Token),
-            "oversize-burst" => await BurstAsync(target, name, options, bound.Token),
-            "conn-flood" => await FloodAsync(target, name, options, bound.Token),
+            "length-longer-than-pdu" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 7, u, 3, 0, 0, 0, 1, 0], options, bt),
+            "length-shorter-than-pdu" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 4, u, 3, 0, 0], options, bt),
+            // Byte counts that promise more data than the MBAP length carries.
+            "fc16-byte-count-beyond-pdu" => await OneShotAsync(target, name, Adu(u, 16, 0, 100, 0, 4, 8, 0, 1, 0, 2), options, bt),
+            "fc15-byte-count-beyond-pdu" => await OneShotAsync(target, name, Adu(u, 15, 0, 0, 0, 16, 2, 0xFF), options, bt),
+            "truncated-header" => await OneShotAsync(target, name, [0, 1, 0, 0], options, bt, shutdownAfterSend: true),
+            // A header that announces 6 bytes, then 3 of them, then the close.
+            "truncated-pdu" => await OneShotAsync(target, name, [0, 1, 0, 0, 0, 6, u, 3, 0], options, bt, shutdownAfterSend: true),
+            "http-get" => await OneShotAsync(target, name, Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: plc\r\nUser-Agent: edgeshield-sim\r\n\r\n"), options, bt),
+            "tls-client-hello" => await OneShotAsync(target, name, TlsClientHelloPrefix(), options, bt),
+            "garbage" => await GarbageAsync(target, name, options, bt),
+            // ---- functions a typical policy denies ----
+            "fc5-write-coil" => await OneShotAsync(target, name, Adu(u, 5, 0x00, 0x10, 0xFF, 0x00), options, bt),
+            "fc6-write-register" => await OneShotAsync(target, name, Adu(u, 6, wh, wl, 0x00, 0x2A), options, bt),
+            "fc15-write-coils" => await OneShotAsync(target, name, Adu(u, 15, 0x00, 0x00, 0x00, 0x08, 0x01, 0xFF), options, bt),
+            "fc16-write-registers" => await OneShotAsync(target, name, Adu(u, 16, wh, wl, 0x00, 0x02, 0x04, 0x00, 0x01, 0x00, 0x02), options, bt),
+            "fc8-force-listen-only" => await OneShotAsync(target, name, Adu(u, 8, 0x00, 0x04, 0x00, 0x00), options, bt),
+            "fc90-umas" => await OneShotAsync(target, name, Adu(u, 0x5A, 0x00, 0x02), options, bt),
+            "fc65-user-defined" => await OneShotAsync(target, name, Adu(u, 65, 0x00, 0x00), options, bt),
+            "fc100-user-defined" => await OneShotAsync(target, name, Adu(u, 100, 0x00, 0x00), options, bt),
+            "fc43-13-canopen" => await OneShotAsync(target, name, Adu(u, 43, 13, 0x00, 0x00, 0x00, 0x00), options, bt),
+            "forbidden-sweep" => await SequenceAsync(target, name, ForbiddenFrames(options), options, bt),
+            // ---- sweeps ----
+            "scan-fc3" => await SequenceAsync(target, name, Sweep(options, 3, Math.Clamp(options.ScanBlock, 1, ModbusLimits.MaxReadRegisters), options.ScanBlock, options.ScanMaxRequests), options, bt),
+            "sweep-fc1" => await SequenceAsync(target, name, Sweep(options, 1, ModbusLimits.MaxReadBits, ModbusLimits.MaxReadBits, options.SweepMaxRequests), options, bt),
+            "sweep-fc4" => await SequenceAsync(target, name, Sweep(options, 4, ModbusLimits.MaxReadRegisters, ModbusLimits.MaxReadRegisters, options.SweepMaxRequests), options, bt),
+            "sweep-fc6" => await SequenceAsync(target, name, Sweep(options, 6, 1, 128, options.SweepMaxRequests), options, bt),
+            "sweep-fc16" => await SequenceAsync(target, name, Sweep(options, 16, 4, 256, options.SweepMaxRequests), options, bt),
+            "value-sweep-fc6" => await SequenceAsync(target, name, ValueSweep(options, 6), options, bt),
+            "value-sweep-fc16" => await SequenceAsync(target, name, ValueSweep(options, 16), options, bt),
+            "value-sweep-fc23" => await SequenceAsync(target, name, ValueSweep(options, 23), options, bt),
+            "value-sweep-fc5" => await SequenceAsync(target, name, ValueSweep(options, 5), options, bt),
+            // ---- transaction ids and responses sent as requests ----
+            "tid-collision" => await TidCollisionAsync(target, name, options, bt),
+            "inject-fc3-response" => await OneShotAsync(target, name, Adu(u, 3, 2, 0x00, 0x2A), options, bt),
+            "inject-fc1-response" => await OneShotAsync(target, name, Adu(u, 1, 1, 0x05), options, bt),
+            "inject-fc16-response" => await OneShotAsync(target, name, Adu(u, 16, 0x00, 0x64, 0x00, 0x02), options, bt),
+            "inject-exception-response" => await OneShotAsync(target, name, Adu(u, 0x83, 0x02), options, bt),
+            "inject-after-request" => await InjectAfterRequestAsync(target, name, options, bt),
+            // ---- connections ----
+            "slowloris" => await SlowlorisAsync(target, name, options, bt),
+            "conn-flood" => await FloodAsync(target, name, options, bt),
+            "half-open" => await HalfOpenAsync(target, name, options, bt),
+            "oversize-burst" => await BurstAsync(target, name, options, bt),
             _ => throw new ArgumentException($"no attack case '{name}'", nameof(name)),
         };
     }
 
-    private static byte[] Adu(byte unit, params byte[] pdu)
+    private static byte[] Adu(byte unit, params byte[] pdu) => AduWithTid(1, unit, pdu);
+
+    private static byte[] AduWithTid(ushort transactionId, byte unit, params byte[] pdu)
     {
         var adu = new byte[ModbusLimits.MbapHeaderLength + pdu.Length];
-        MbapFramer.WriteHeader(adu, 1, unit, pdu.Length);
+        MbapFramer.WriteHeader(adu, transactionId, unit, pdu.Length);
         pdu.CopyTo(adu, ModbusLimits.MbapHeaderLength);
         return adu;
     }
@@ -168,220 +301,119 @@ public static class AttackSuite
         return hello;
     }
 
-    private static async Task<AttackCaseResult> OneShotAsync(IPEndPoint target, string name, byte[] bytes, AttackOptions options, CancellationToken ct, bool shutdownAfterSend = false)
+    /// <summary>
+    /// Well-framed requests for every function a read-and-setpoint policy denies: writes to
+    /// <see cref="AttackOptions.ForbiddenWriteAddress"/>, diagnostics (FC 8 sub-functions 00, 01, 04, 0A),
+    /// serial-line functions, file writes, mask write, read/write, CANopen (43/13), the user-defined
+    /// ranges 65–72 and 100–110 with Schneider UMAS (90 = 0x5A) sub-codes, every unassigned public
+    /// code, and function 0.
+    /// </summary>
+    private static List<byte[]> ForbiddenFrames(AttackOptions options)
     {
-        using var probe = await Probe.ConnectAsync(target, options.ConnectTimeoutMs, ct);
-        if (probe is null)
+        byte u = options.Unit;
+        byte wh = (byte)(options.ForbiddenWriteAddress >> 8), wl = (byte)options.ForbiddenWriteAddress;
+        var frames = new List<byte[]>
         {
-            return new AttackCaseResult(name, ProbeOutcome.ConnectFailed, 0) { ConnectFailed = 1 };
-        }
-        await probe.SendAsync(bytes, ct);
-        if (shutdownAfterSend)
+            Adu(u, 5, wh, wl, 0xFF, 0x00),
+            Adu(u, 6, wh, wl, 0x00, 0x01),
+            Adu(u, 7),
+            Adu(u, 8, 0x00, 0x00, 0x12, 0x34),
+            Adu(u, 8, 0x00, 0x01, 0x00, 0x00),
+            Adu(u, 8, 0x00, 0x04, 0x00, 0x00),
+            Adu(u, 8, 0x00, 0x0A, 0x00, 0x00),
+            Adu(u, 11),
+            Adu(u, 12),
+            Adu(u, 15, wh, wl, 0x00, 0x08, 0x01, 0xFF),
+            Adu(u, 16, wh, wl, 0x00, 0x01, 0x02, 0x00, 0x01),
+            Adu(u, 17),
+            // Write file record: file 1, record 0, one word.
+            Adu(u, 21, 9, 6, 0, 1, 0, 0, 0, 1, 0x12, 0x34),
+            Adu(u, 22, wh, wl, 0x00, 0xF2, 0x00, 0x25),
+            // Read/write: read 1 at 0, write 1 at the setpoint window (a policy that allows 6/16 there may still deny 23).
+            Adu(u, 23, 0, 0, 0, 1, (byte)(options.ValueSweepStart >> 8), (byte)options.ValueSweepStart, 0, 1, 2, 0, 1),
+            Adu(u, 43, 13, 0, 0, 0, 0),
+        };
+        // UMAS: read id, take reservation, start/stop PLC, download block, init download.
+        foreach (byte umas in (ReadOnlySpan<byte>)[0x02, 0x10, 0x40, 0x41, 0x28, 0x30, 0x31, 0x58])
         {
-            probe.ShutdownSend();
+            frames.Add(Adu(u, 0x5A, 0x00, umas));
         }
-        var (outcome, code) = await probe.ReadAnswerAsync(options.AnswerTimeoutMs, ct);
-        return Tally(new AttackCaseResult(name, outcome, code), outcome);
+        for (int fc = 0; fc < 128; fc++)
+        {
+            bool publicAssigned = fc is (>= 1 and <= 8) or 11 or 12 or (>= 15 and <= 17) or (>= 20 and <= 24) or 43;
+            if (!publicAssigned && fc != 90)
+            {
+                frames.Add(Adu(u, (byte)fc, 0x00, 0x00, 0x00, 0x01));
+            }
+        }
+        return frames;
     }
 
-    private static AttackCaseResult Tally(AttackCaseResult result, ProbeOutcome outcome) => outcome switch
+    /// <summary>
+    /// Requests of function <paramref name="fc"/> across the whole table, <paramref name="step"/>
+    /// addresses apart, <paramref name="quantity"/> items each (writes write the value 1).
+    /// </summary>
+    private static List<byte[]> Sweep(AttackOptions options, byte fc, int quantity, int step, int maxRequests)
     {
-        ProbeOutcome.Normal => result with { Normal = result.Normal + 1 },
-        ProbeOutcome.Exception => result with { Exceptions = result.Exceptions + 1 },
-        ProbeOutcome.ConnectionClosed or ProbeOutcome.Garbage => result with { Closed = result.Closed + 1 },
-        ProbeOutcome.NoAnswer => result with { NoAnswer = result.NoAnswer + 1 },
-        _ => result with { ConnectFailed = result.ConnectFailed + 1 },
-    };
-
-    /// <summary>Reads every block of the holding registers with FC 3, reconnecting when the target hangs up.</summary>
-    private static async Task<AttackCaseResult> ScanAsync(IPEndPoint target, string name, AttackOptions options, CancellationToken ct)
-    {
-        var counts = new Counts();
-        int block = Math.Clamp(options.ScanBlock, 1, ModbusLimits.MaxReadRegisters);
-        Probe? probe = null;
-        bool truncated = false;
-        try
+        var frames = new List<byte[]>();
+        step = Math.Max(1, step);
+        for (int start = 0; start < 65536 && frames.Count < maxRequests; start += step)
         {
-            for (int start = 0; start < 65536; start += block)
+            int q = Math.Min(quantity, 65536 - start);
+            byte sh = (byte)(start >> 8), sl = (byte)start;
+            frames.Add(fc switch
             {
-                if (counts.Sent >= options.ScanMaxRequests || ct.IsCancellationRequested || counts.ConnectFailed > 3)
-                {
-                    truncated = true;
-                    break;
-                }
-                probe ??= await Probe.ConnectAsync(target, options.ConnectTimeoutMs, ct);
-                if (probe is null)
-                {
-                    counts.Add(ProbeOutcome.ConnectFailed, 0);
-                    continue;
-                }
-                int quantity = Math.Min(block, 65536 - start);
-                await probe.SendAsync(Adu(options.Unit, 3, (byte)(start >> 8), (byte)start, (byte)(quantity >> 8), (byte)quantity), ct);
-                counts.Sent++;
-                var (outcome, code) = await probe.ReadAnswerAsync(options.AnswerTimeoutMs, ct);
-                counts.Add(outcome, code);
-                if (outcome is not (ProbeOutcome.Normal or ProbeOutcome.Exception))
-                {
-                    probe.Dispose();
-                    probe = null;
-                }
-            }
+                6 => Adu(options.Unit, 6, sh, sl, 0, 1),
+                16 => Adu(options.Unit, RegisterWrite(16, start, Enumerable.Repeat((ushort)1, q).ToArray())),
+                _ => Adu(options.Unit, fc, sh, sl, (byte)(q >> 8), (byte)q),
+            });
         }
-        catch (OperationCanceledException)
-        {
-            truncated = true;
-        }
-        finally
-        {
-            probe?.Dispose();
-        }
-        return counts.Result(name, truncated);
+        return frames;
     }
 
-    /// <summary>Writes <see cref="AttackOptions.BurstFrames"/> maximal FC 16 requests in one go, then reads what comes back.</summary>
-    private static async Task<AttackCaseResult> BurstAsync(IPEndPoint target, string name, AttackOptions options, CancellationToken ct)
+    /// <summary>
+    /// Writes into the setpoint window with values from <see cref="AttackOptions.ValueSweepFrom"/> to
+    /// 65535; for FC 5, coil values that are neither 0x0000 nor 0xFF00 (out of spec).
+    /// </summary>
+    private static List<byte[]> ValueSweep(AttackOptions options, byte fc)
     {
-        var counts = new Counts();
-        bool truncated = false;
-        using var probe = await Probe.ConnectAsync(target, options.ConnectTimeoutMs, ct);
-        if (probe is null)
+        var frames = new List<byte[]>();
+        int count = Math.Max(1, options.ValueSweepCount);
+        int max = Math.Max(1, options.ValueSweepMaxRequests);
+        int from = options.ValueSweepFrom;
+        int step = Math.Max(1, (65535 - from) / Math.Max(1, max - 1));
+        for (int i = 0; i < max; i++)
         {
-            counts.Add(ProbeOutcome.ConnectFailed, 0);
-            return counts.Result(name, false);
-        }
-        int frames = Math.Max(1, options.BurstFrames);
-        int pduLength = 6 + (ModbusLimits.MaxWriteRegisters * 2);
-        int aduLength = ModbusLimits.MbapHeaderLength + pduLength;
-        var burst = new byte[frames * aduLength];
-        for (int i = 0; i < frames; i++)
-        {
-            var adu = burst.AsSpan(i * aduLength, aduLength);
-            MbapFramer.WriteHeader(adu, (ushort)(i + 1), options.Unit, pduLength);
-            adu[7] = 16;
-            BinaryPrimitives.WriteUInt16BigEndian(adu[8..], 0);
-            BinaryPrimitives.WriteUInt16BigEndian(adu[10..], ModbusLimits.MaxWriteRegisters);
-            adu[12] = ModbusLimits.MaxWriteRegisters * 2;
-        }
-        counts.Sent = frames;
-        try
-        {
-            var send = probe.SendAsync(burst, ct);
-            for (int i = 0; i < frames; i++)
+            int address = options.ValueSweepStart + (i % count);
+            ushort value = (ushort)Math.Min(65535, from + (i * step));
+            if (i == max - 1)
             {
-                var (outcome, code) = await probe.ReadAnswerAsync(options.AnswerTimeoutMs, ct);
-                counts.Add(outcome, code);
-                if (outcome is not (ProbeOutcome.Normal or ProbeOutcome.Exception))
-                {
-                    break;
-                }
+                value = 65535;
             }
-            probe.Dispose();
-            await send;
+            byte ah = (byte)(address >> 8), al = (byte)address;
+            frames.Add(fc switch
+            {
+                6 => Adu(options.Unit, 6, ah, al, (byte)(value >> 8), (byte)value),
+                // One allowed value beside the bad one: a policy must judge every value written, not the first.
+                16 => Adu(options.Unit, RegisterWrite(16, Math.Min(address, 65534), [1, value])),
+                23 => Adu(options.Unit, [23, 0, 0, 0, 1, ah, al, 0, 1, 2, (byte)(value >> 8), (byte)value]),
+                _ => Adu(options.Unit, 5, ah, al, (byte)(value >> 8), (byte)value),
+            });
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
-        {
-            truncated = e is OperationCanceledException;
-        }
-        return counts.Result(name, truncated);
+        return frames;
     }
 
-    /// <summary>Opens <see cref="AttackOptions.FloodConnections"/> connections at once, sends one FC 3 on each, then closes them all.</summary>
-    private static async Task<AttackCaseResult> FloodAsync(IPEndPoint target, string name, AttackOptions options, CancellationToken ct)
+    private static byte[] RegisterWrite(byte fc, int start, ushort[] values)
     {
-        int total = Math.Max(1, options.FloodConnections);
-        var probes = new Probe?[total];
-        var counts = new Counts { Sent = total };
-        bool truncated = false;
-        try
+        var pdu = new byte[6 + (values.Length * 2)];
+        pdu[0] = fc;
+        BinaryPrimitives.WriteUInt16BigEndian(pdu.AsSpan(1), (ushort)start);
+        BinaryPrimitives.WriteUInt16BigEndian(pdu.AsSpan(3), (ushort)values.Length);
+        pdu[5] = (byte)(values.Length * 2);
+        for (int i = 0; i < values.Length; i++)
         {
-            const int Batch = 50;
-            for (int first = 0; first < total; first += Batch)
-            {
-                var connects = new Task<Probe?>[Math.Min(Batch, total - first)];
-                for (int i = 0; i < connects.Length; i++)
-                {
-                    connects[i] = Probe.ConnectAsync(target, options.ConnectTimeoutMs, ct);
-                }
-                var opened = await Task.WhenAll(connects);
-                opened.CopyTo(probes, first);
-            }
-            byte[] read = Adu(options.Unit, 3, 0, 0, 0, 1);
-            var answers = new Task<(ProbeOutcome, byte)>[total];
-            for (int i = 0; i < total; i++)
-            {
-                answers[i] = probes[i] is { } p ? AskAsync(p, read, options.AnswerTimeoutMs, ct) : Task.FromResult((ProbeOutcome.ConnectFailed, (byte)0));
-            }
-            foreach (var (outcome, code) in await Task.WhenAll(answers))
-            {
-                counts.Add(outcome, code);
-            }
+            BinaryPrimitives.WriteUInt16BigEndian(pdu.AsSpan(6 + (i * 2)), values[i]);
         }
-        catch (OperationCanceledException)
-        {
-            truncated = true;
-        }
-        finally
-        {
-            foreach (var probe in probes)
-            {
-                probe?.Dispose();
-            }
-        }
-        return counts.Result(name, truncated);
-
-        static async Task<(ProbeOutcome, byte)> AskAsync(Probe probe, byte[] request, int timeoutMs, CancellationToken ct)
-        {
-            await probe.SendAsync(request, ct);
-            return await probe.ReadAnswerAsync(timeoutMs, ct);
-        }
-    }
-
-    private sealed class Counts
-    {
-        public int Sent;
-        private readonly int[] _byOutcome = new int[6];
-        private readonly int[] _byCode = new int[256];
-
-        public int ConnectFailed => _byOutcome[(int)ProbeOutcome.ConnectFailed];
-
-        public void Add(ProbeOutcome outcome, byte code)
-        {
-            _byOutcome[(int)outcome]++;
-            if (outcome == ProbeOutcome.Exception)
-            {
-                _byCode[code]++;
-            }
-        }
-
-        public AttackCaseResult Result(string name, bool truncated)
-        {
-            int best = 0;
-            for (int i = 1; i < _byOutcome.Length; i++)
-            {
-                if (_byOutcome[i] > _byOutcome[best])
-                {
-                    best = i;
-                }
-            }
-            int code = 0;
-            for (int i = 1; i < 256; i++)
-            {
-                if (_byCode[i] > _byCode[code])
-                {
-                    code = i;
-                }
-            }
-            var outcome = (ProbeOutcome)best;
-            return new AttackCaseResult(name, outcome, outcome == ProbeOutcome.Exception ? (byte)code : (byte)0)
-            {
-                Sent = Sent,
-                Normal = _byOutcome[(int)ProbeOutcome.Normal],
-                Exceptions = _byOutcome[(int)ProbeOutcome.Exception],
-                Closed = _byOutcome[(int)ProbeOutcome.ConnectionClosed] + _byOutcome[(int)ProbeOutcome.Garbage],
-                NoAnswer = _byOutcome[(int)ProbeOutcome.NoAnswer],
-                ConnectFailed = _byOutcome[(int)ProbeOutcome.ConnectFailed],
-                Truncated = truncated,
-            };
-        }
+        return pdu;
     }
 }

@@ -30,6 +30,10 @@ public sealed class HmiOptions
     public int WriteQuantity { get; init; } = 4;
     /// <summary>A response later than this counts as a timeout; the connection is then reopened.</summary>
     public int TimeoutMs { get; init; } = 2000;
+    /// <summary>When set, answers, errors and latency are also kept per interval of this length (by completion time) …</summary>
+    public TimeSpan? Interval { get; init; }
+    /// <summary>… and each interval is handed here shortly after it ends (the last one, possibly partial, at the end).</summary>
+    public Action<HmiInterval>? OnInterval { get; init; }
 
     /// <summary>Options with reads split FC3:FC4:FC1 as 2:1:1 and writes FC6:FC16 as 1:1.</summary>
     public static HmiOptions WithMix(int readPercent, int writePercent, HmiOptions template)
@@ -53,7 +57,46 @@ public sealed class HmiOptions
             WriteRange = template.WriteRange,
             WriteQuantity = template.WriteQuantity,
             TimeoutMs = template.TimeoutMs,
+            Interval = template.Interval,
+            OnInterval = template.OnInterval,
         };
+    }
+}
+
+/// <summary>One interval of an <see cref="HmiLoad"/> run with <see cref="HmiOptions.Interval"/> set.</summary>
+public sealed record HmiInterval(int Index, double StartSeconds, double Seconds, long Answered, long Errors, long P50Us, long P99Us, long MaxUs)
+{
+    public double AnsweredPerSecond => Seconds > 0 ? Answered / Seconds : 0;
+}
+
+/// <summary>Per-interval answers, errors and latency, shared by all connections (a lock per interval; one record per response).</summary>
+internal sealed class IntervalRecorder(long startTimestamp, long intervalTicks, int count)
+{
+    private readonly LatencyHistogram[] _latency = Enumerable.Range(0, count).Select(static _ => new LatencyHistogram()).ToArray();
+    private readonly long[] _errors = new long[count];
+
+    public int Count => count;
+
+    public int IndexAt(long timestamp) => (int)Math.Clamp((timestamp - startTimestamp) / intervalTicks, 0, count - 1);
+
+    public void Answered(long timestamp, long micros)
+    {
+        var h = _latency[IndexAt(timestamp)];
+        lock (h)
+        {
+            h.Record(micros);
+        }
+    }
+
+    public void Errors(long timestamp, long n) => Interlocked.Add(ref _errors[IndexAt(timestamp)], n);
+
+    public HmiInterval Snapshot(int index, double seconds)
+    {
+        var h = _latency[index];
+        lock (h)
+        {
+            return new HmiInterval(index, index * (double)intervalTicks / Stopwatch.Frequency, seconds, h.Count, Interlocked.Read(ref _errors[index]), h.Percentile(50), h.Percentile(99), h.MaxMicroseconds);
+        }
     }
 }
 
@@ -74,6 +117,8 @@ public sealed class HmiResult
     public long ConnectFailures { get; init; }
     public TimeSpan Elapsed { get; init; }
     public LatencyHistogram Latency { get; }
+    /// <summary>Per-interval figures when <see cref="HmiOptions.Interval"/> was set; empty otherwise.</summary>
+    public IReadOnlyList<HmiInterval> Intervals { get; init; } = [];
 
     public long Exceptions(byte code) => _exceptions[code];
 
@@ -128,13 +173,48 @@ public static class HmiLoad
         var tasks = new Task[workers.Length];
         long start = Stopwatch.GetTimestamp();
         long deadline = start + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
+        IntervalRecorder? recorder = null;
+        if (options.Interval is { } interval)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(interval, TimeSpan.FromMilliseconds(100), nameof(options));
+            long ticks = (long)(interval.TotalSeconds * Stopwatch.Frequency);
+            recorder = new IntervalRecorder(start, ticks, (int)Math.Max(1, Math.Ceiling(options.Duration.TotalSeconds / interval.TotalSeconds)));
+        }
         for (int i = 0; i < workers.Length; i++)
         {
-            workers[i] = new Worker(target, options, (uint)(i + 1) * 2654435761u);
+            workers[i] = new Worker(target, options, (uint)(i + 1) * 2654435761u, recorder);
             var worker = workers[i];
             tasks[i] = Task.Run(() => worker.RunAsync(deadline, ct), CancellationToken.None);
         }
-        await Task.WhenAll(tasks);
+        var all = Task.WhenAll(tasks);
+        var intervals = new List<HmiInterval>();
+        if (recorder is not null)
+        {
+            // Report each interval a little after it ends, so the answers completing at its edge are in.
+            double length = options.Interval!.Value.TotalSeconds;
+            for (int i = 0; i < recorder.Count; i++)
+            {
+                long due = start + (long)((((i + 1) * length) + 0.2) * Stopwatch.Frequency);
+                if (i == recorder.Count - 1)
+                {
+                    // The last interval also holds the answers that complete after the deadline.
+                    await all;
+                }
+                while (!all.IsCompleted && Stopwatch.GetTimestamp() < due)
+                {
+                    await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(Math.Max(0.001, (due - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency)), CancellationToken.None));
+                }
+                double seconds = Math.Min(length, Math.Max(0, Stopwatch.GetElapsedTime(start).TotalSeconds - (i * length)));
+                var snapshot = recorder.Snapshot(i, seconds);
+                intervals.Add(snapshot);
+                options.OnInterval?.Invoke(snapshot);
+                if (all.IsCompleted && (i + 1) * length >= Stopwatch.GetElapsedTime(start).TotalSeconds)
+                {
+                    break; // stopped within this interval: the later ones saw nothing
+                }
+            }
+        }
+        await all;
         var elapsed = Stopwatch.GetElapsedTime(start);
 
         var exceptions = new long[256];
@@ -163,10 +243,11 @@ public static class HmiLoad
             Disconnects = disconnects,
             ConnectFailures = connectFailures,
             Elapsed = elapsed,
+            Intervals = intervals,
         };
     }
 
-    private sealed class Worker(IPEndPoint target, HmiOptions options, uint seed)
+    private sealed class Worker(IPEndPoint target, HmiOptions options, uint seed, IntervalRecorder? recorder)
     {
         private readonly byte[] _tx = new byte[ModbusLimits.MaxTcpAduLength * options.Pipeline];
         private readonly byte[] _rx = new byte[Math.Max(4096, ModbusLimits.MaxTcpAduLength * (options.Pipeline + 1))];
@@ -204,6 +285,7 @@ public static class HmiLoad
                         if (socket is null)
                         {
                             ConnectFailures++;
+                            recorder?.Errors(Stopwatch.GetTimestamp(), 1);
                             await Task.Delay(50, ct);
                             continue;
                         }
@@ -234,6 +316,7 @@ public static class HmiLoad
                         if (n == 0)
                         {
                             Disconnects++;
+                            recorder?.Errors(Stopwatch.GetTimestamp(), 1);
                             alive = false;
                         }
                         else
@@ -245,6 +328,7 @@ public static class HmiLoad
                     catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                     {
                         Timeouts += _inFlight;
+                        recorder?.Errors(Stopwatch.GetTimestamp(), _inFlight);
                         timeout.Dispose();
                         timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                         alive = false;
@@ -252,6 +336,7 @@ public static class HmiLoad
                     catch (SocketException)
                     {
                         Disconnects++;
+                        recorder?.Errors(Stopwatch.GetTimestamp(), 1);
                         alive = false;
                     }
                     if (!alive)
@@ -315,12 +400,15 @@ public static class HmiLoad
                 {
                     // Responses come back in order on one connection; a stranger means the stream is lost.
                     Mismatched += _inFlight;
+                    recorder?.Errors(Stopwatch.GetTimestamp(), _inFlight);
                     _inFlight = 0;
                     alive = false;
                     break;
                 }
-                long micros = (Stopwatch.GetTimestamp() - _sentAt[_head]) * 1_000_000 / Stopwatch.Frequency;
+                long now = Stopwatch.GetTimestamp();
+                long micros = (now - _sentAt[_head]) * 1_000_000 / Stopwatch.Frequency;
                 Latency.Record(micros);
+                recorder?.Answered(now, micros);
                 switch (ModbusPdu.CheckResponse(frame.Pdu, _expected[_head], out _))
                 {
                     case ResponseStatus.Normal:
@@ -331,6 +419,7 @@ public static class HmiLoad
                         break;
                     default:
                         Mismatched++;
+                        recorder?.Errors(now, 1);
                         break;
                 }
                 offset += used;

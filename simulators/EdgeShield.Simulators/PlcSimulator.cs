@@ -132,7 +132,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
         }
     }
 
-    /// <summary>Zeroes every counter above (not the diagnostics counters of FC 8).</summary>
+    /// <summary>Zeroes every counter above and the touched ranges (not the diagnostics counters of FC 8).</summary>
     public void ResetCounters()
     {
         for (int i = 0; i < _requestsByFunction.Length; i++)
@@ -145,6 +145,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
         Interlocked.Exchange(ref _connectionsAccepted, 0);
         Interlocked.Exchange(ref _responsesSent, 0);
         Interlocked.Exchange(ref _exceptionsSent, 0);
+        ResetWatch();
     }
 
     public bool GetCoil(byte unit, ushort address) => Read(unit, address, static (u, a) => u.GetCoil(a));
@@ -396,6 +397,7 @@ public sealed partial class PlcSimulator : IAsyncDisposable
                 return BatchOutcome.Close;
             }
             Interlocked.Increment(ref _requestsByFunction[frame.FunctionCode]);
+            Watch(request);
             if (faults.Silent)
             {
                 continue;

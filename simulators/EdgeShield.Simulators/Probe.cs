@@ -33,13 +33,24 @@ internal sealed class Probe : IDisposable
 
     public bool Closed { get; private set; }
 
-    public static async Task<Probe?> ConnectAsync(IPEndPoint target, int timeoutMs, CancellationToken ct)
+    /// <summary>Transaction id of the last answer <see cref="ReadAnswerAsync"/> framed.</summary>
+    public ushort LastTransactionId { get; private set; }
+
+    /// <summary>Second PDU byte of the last answer (the byte count of a read response); -1 when it had none.</summary>
+    public int LastSecondByte { get; private set; } = -1;
+
+    /// <param name="source">The local address to connect from (any loopback address works on Linux); null lets the system choose.</param>
+    public static async Task<Probe?> ConnectAsync(IPEndPoint target, int timeoutMs, CancellationToken ct, IPAddress? source = null)
     {
         var socket = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(timeoutMs);
         try
         {
+            if (source is not null)
+            {
+                socket.Bind(new IPEndPoint(source, 0));
+            }
             await socket.ConnectAsync(target, timeout.Token);
             return new Probe(socket);
         }
@@ -93,6 +104,8 @@ internal sealed class Probe : IDisposable
             {
                 bool exception = frame.Pdu.Length == 2 && (frame.FunctionCode & ModbusExceptionCode.ExceptionFlag) != 0;
                 byte code = exception ? frame.Pdu[1] : (byte)0;
+                LastTransactionId = frame.TransactionId;
+                LastSecondByte = frame.Pdu.Length > 1 ? frame.Pdu[1] : -1;
                 Buffer.BlockCopy(_rx, used, _rx, 0, _buffered - used);
                 _buffered -= used;
                 return (exception ? ProbeOutcome.Exception : ProbeOutcome.Normal, code);
@@ -127,6 +140,24 @@ internal sealed class Probe : IDisposable
                 return (ProbeOutcome.NoAnswer, 0);
             }
         }
+    }
+
+    /// <summary>Without waiting: whether the target has closed or reset the connection (unread answers count as open).</summary>
+    public bool PeerClosed()
+    {
+        if (Closed)
+        {
+            return true;
+        }
+        try
+        {
+            Closed = _socket.Poll(0, SelectMode.SelectRead) && _socket.Available == 0;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            Closed = true;
+        }
+        return Closed;
     }
 
     public void Dispose() => _socket.Dispose();

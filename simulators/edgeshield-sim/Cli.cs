@@ -6,7 +6,7 @@ internal static class Cli
         usage: edgeshield-sim <command> [options]   (--help on each command)
           plc     --listen HOST:PORT [--units 1,2] [--delay-ms N]   a Modbus TCP PLC
           hmi     --target HOST:PORT --conns N --seconds S [...]   HMI load; requests/s and latency
-          attack  --target HOST:PORT [--case NAME]                 malformed frames, forbidden functions, scans, floods
+          attack  --target HOST:PORT [--scenario NAME[,NAME]]      malformed frames, forbidden functions, sweeps, floods, slowloris, half-open
         """;
 
     public static async Task<int> RunAsync(string[] args)

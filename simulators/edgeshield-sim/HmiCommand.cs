@@ -18,6 +18,8 @@ internal static class HmiCommand
           --write-range A,N    writes within addresses A..A+N-1, values 0..1000 (default 100,20)
           --pipeline N         requests in flight per connection (default 1)
           --timeout-ms N       response timeout (default 2000)
+          --interval S         also report every S seconds: answers, errors, p50/p99/max of that interval
+                               (a line as it ends; with --json one object per interval before the summary)
           --json               print one JSON object instead of text
         Exit 0 when every request was answered, 1 when there were errors.
         """;
@@ -29,6 +31,7 @@ internal static class HmiCommand
         int read = 80, write = 20;
         (ushort Start, int Count) readRange = (0, 1000), writeRange = (100, 20);
         bool json = false;
+        int intervalSeconds = 0;
         for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
             switch (option)
@@ -66,6 +69,9 @@ internal static class HmiCommand
                 case "--json":
                     json = true;
                     break;
+                case "--interval":
+                    intervalSeconds = args.Int(option, 1, 86_400);
+                    break;
                 default:
                     throw new UsageException($"hmi: unknown argument '{option}' (see hmi --help)");
             }
@@ -86,6 +92,8 @@ internal static class HmiCommand
             ReadRange = readRange.Count,
             WriteStart = writeRange.Start,
             WriteRange = writeRange.Count,
+            Interval = intervalSeconds > 0 ? TimeSpan.FromSeconds(intervalSeconds) : null,
+            OnInterval = intervalSeconds > 0 ? (json ? WriteIntervalJson : WriteIntervalText) : null,
         });
         using var stop = Cli.StopOnSignal(out var signals);
         using (signals)
@@ -111,6 +119,28 @@ internal static class HmiCommand
             }
             return result.Errors == 0 ? 0 : 1;
         }
+    }
+
+    private static void WriteIntervalText(HmiInterval i) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"interval {i.Index} at {i.StartSeconds:F0} s: answered {i.Answered} ({i.AnsweredPerSecond:F0}/s) errors {i.Errors} p50 {i.P50Us} us p99 {i.P99Us} us max {i.MaxUs} us"));
+
+    private static void WriteIntervalJson(HmiInterval i)
+    {
+        using var stdout = Console.OpenStandardOutput();
+        using (var writer = new Utf8JsonWriter(stdout))
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("interval", i.Index);
+            writer.WriteNumber("start_s", Math.Round(i.StartSeconds, 3));
+            writer.WriteNumber("seconds", Math.Round(i.Seconds, 3));
+            writer.WriteNumber("answered", i.Answered);
+            writer.WriteNumber("errors", i.Errors);
+            writer.WriteNumber("p50_us", i.P50Us);
+            writer.WriteNumber("p99_us", i.P99Us);
+            writer.WriteNumber("max_us", i.MaxUs);
+            writer.WriteEndObject();
+        }
+        stdout.WriteByte((byte)'\n');
     }
 
     private static void WriteJson(HmiResult result)

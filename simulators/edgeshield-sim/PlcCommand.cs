@@ -132,6 +132,11 @@ internal static class PlcCommand
             }
             await plc.DisposeAsync();
             Console.WriteLine($"frames {plc.FramesReceived} requests {plc.TotalRequests} malformed {plc.MalformedFrames} truncated {plc.TruncatedFrames} responses {plc.ResponsesSent} exceptions {plc.ExceptionsSent} connections {plc.ConnectionsAccepted}");
+            Console.WriteLine($"out-of-spec {plc.OutOfSpecRequests} values-written {plc.RegisterValuesWritten}");
+            foreach (var table in (ReadOnlySpan<EdgeShield.Protocols.Modbus.ModbusTable>)[EdgeShield.Protocols.Modbus.ModbusTable.Coils, EdgeShield.Protocols.Modbus.ModbusTable.DiscreteInputs, EdgeShield.Protocols.Modbus.ModbusTable.HoldingRegisters, EdgeShield.Protocols.Modbus.ModbusTable.InputRegisters])
+            {
+                Console.WriteLine($"  {table}: read {plc.ReadRange(table)} write {plc.WriteRange(table)}");
+            }
             for (int fc = 0; fc < 256; fc++)
             {
                 long count = plc.RequestsReceived((byte)fc);
