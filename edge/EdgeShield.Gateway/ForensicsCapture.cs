@@ -232,9 +232,13 @@ public sealed class ForensicsCapture : IDisposable
     {
         _stopping = true;
         _wake.Release();
-        _thread.Join(TimeSpan.FromSeconds(5));
-        _writer.Dispose();
-        _wake.Dispose();
+        // A writer stuck in the file system (a hung mount) is left to the process's exit rather than
+        // having its file closed under it, which would throw on its thread.
+        if (_thread.Join(TimeSpan.FromSeconds(5)))
+        {
+            _writer.Dispose();
+            _wake.Dispose();
+        }
     }
 
     private sealed class Slot

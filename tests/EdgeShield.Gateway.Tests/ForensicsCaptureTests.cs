@@ -278,6 +278,31 @@ public sealed class ForensicsCaptureTests(ITestOutputHelper output) : IAsyncDisp
         Assert.True(allocated < Requests, $"{allocated} bytes allocated in the process for {Requests} denied requests, pcap {(pcap ? "on" : "off")}");
     }
 
+    [Fact]
+    public async Task Record_FasterThanTheWriter_CountsEveryDropAndAuditsIt()
+    {
+        var counters = new GatewayCounters();
+        var audit = new MemoryAuditSink();
+        var refused = new AuditEvent { Time = DateTime.UtcNow, Kind = AuditEventKind.Denied, Listener = "l", Reason = "function not allowed", ExceptionCode = 1, Count = 1 };
+        var frame = ModbusClient.WriteRegister(1, 1, 900, 1);
+        const int Frames = 10_000;
+        using (var capture = ForensicsCapture.Start(new PcapAuditConfig { Path = PcapPath }, counters, audit, ringSlots: 1))
+        {
+            for (int i = 0; i < Frames; i++)
+            {
+                capture.Record(frame, refused, 0, 502, (uint)(1 + (12 * i)));
+            }
+            // A one-slot ring cannot keep up with a tight loop: most frames are dropped, and every one is counted.
+            await WaitUntilAsync(() => counters.Captured + counters.CapturesDropped == Frames, "every frame written or counted");
+            Assert.True(counters.CapturesDropped > 0);
+            await WaitUntilAsync(() => audit.Events.Any(e => e.Reason == "pcap-dropped"), "a pcap-dropped event");
+        }
+        var dropped = audit.Events.First(e => e.Reason == "pcap-dropped");
+        Assert.Matches(@"^\d+ denied or malformed frames not written to .*denied\.pcapng \(capture queue full or write failed\); \d+ in all$", dropped.Detail);
+        var rows = await TsharkAsync(PcapPath, 502, "tcp", "mbtcp.trans_id");
+        Assert.Equal(counters.Captured, rows.Length);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_gateway is not null)
