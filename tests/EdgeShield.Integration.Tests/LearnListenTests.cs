@@ -129,6 +129,19 @@ public sealed partial class LearnListenTests : IAsyncDisposable
         Assert.Single(Regex.Matches(run.Stdout, "\"denied\""));
     }
 
+    [Theory]
+    [InlineData("learn", "--listen", "--seconds", "5", "--out", "d.yaml")]
+    [InlineData("learn", "--listen", "--config", "c.yaml", "--out", "d.yaml")]
+    [InlineData("learn", "--listen", "--config", "c.yaml", "--seconds", "0", "--out", "d.yaml")]
+    [InlineData("learn", "--listen", "--config", "c.yaml", "--seconds", "5", "--out", "d.yaml", "--pcap", "x.pcap")]
+    public async Task LearnListen_MissingOrWrongOptions_ExitTwoAndSayWhat(params string[] args)
+    {
+        var result = await Processes.RunAsync(Processes.EdgeShield(args));
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith("edgeshield learn: ", result.Stderr, StringComparison.Ordinal);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_plc is not null)
