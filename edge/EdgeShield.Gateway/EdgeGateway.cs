@@ -9,8 +9,11 @@ public sealed class EdgeGateway : IAsyncDisposable
     private readonly List<ModbusListener> _listeners;
     private readonly Dictionary<string, SerialBus> _buses;
 
-    private EdgeGateway(List<ModbusListener> listeners, Dictionary<string, SerialBus> buses, GatewayCounters counters)
+    private readonly ForensicsCapture? _capture;
+
+    private EdgeGateway(List<ModbusListener> listeners, Dictionary<string, SerialBus> buses, GatewayCounters counters, ForensicsCapture? capture)
     {
+        _capture = capture;
         _listeners = listeners;
         _buses = buses;
         Counters = counters;
@@ -26,15 +29,18 @@ public sealed class EdgeGateway : IAsyncDisposable
 
     /// <summary>
     /// Binds every listener of <paramref name="config"/>. If one cannot start, those already started
-    /// are stopped and the error is thrown: the gateway runs whole or not at all.
+    /// are stopped and the error is thrown: the gateway runs whole or not at all. So is an
+    /// <c>audit.pcap</c> file that cannot be created (<see cref="IOException"/>, <see cref="UnauthorizedAccessException"/>).
+    /// <paramref name="observer"/> sees every parsed request of every listener (<c>learn --listen</c>).
     /// </summary>
-    public static async Task<EdgeGateway> StartAsync(EdgeShieldConfig config, IAuditSink audit)
+    public static async Task<EdgeGateway> StartAsync(EdgeShieldConfig config, IAuditSink audit, IRequestObserver? observer = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         PreferInlineSocketCompletions();
         var counters = new GatewayCounters();
         var started = new List<ModbusListener>();
         var buses = new Dictionary<string, SerialBus>(StringComparer.Ordinal);
+        var capture = config.AuditPcap is { } pcap ? ForensicsCapture.Start(pcap, counters, audit) : null;
         try
         {
             foreach (var bus in config.SerialBuses)
@@ -45,7 +51,7 @@ public sealed class EdgeGateway : IAsyncDisposable
             {
                 var upstream = CreateUpstream(listener, buses);
                 var policy = new PolicySlot(config.Policies[listener.PolicyName]);
-                started.Add(ModbusListener.Start(listener, policy, upstream, audit, counters));
+                started.Add(ModbusListener.Start(listener, policy, upstream, audit, counters, capture, observer));
             }
         }
         catch
@@ -58,9 +64,10 @@ public sealed class EdgeGateway : IAsyncDisposable
             {
                 await bus.DisposeAsync();
             }
+            capture?.Dispose();
             throw;
         }
-        return new EdgeGateway(started, buses, counters);
+        return new EdgeGateway(started, buses, counters, capture);
     }
 
     /// <summary>The runtime's switch for running socket continuations on its epoll threads.</summary>
@@ -163,5 +170,6 @@ public sealed class EdgeGateway : IAsyncDisposable
         {
             await bus.DisposeAsync();
         }
+        _capture?.Dispose();
     }
 }

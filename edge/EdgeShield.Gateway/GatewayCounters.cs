@@ -11,6 +11,8 @@ public sealed class GatewayCounters
     private long _responseMismatches;
     private long _connections;
     private long _connectionsRejected;
+    private long _captured;
+    private long _capturesDropped;
 
     /// <summary>Requests forwarded to the PLC (in monitor mode: all well-framed requests).</summary>
     public long Allowed => Interlocked.Read(ref _allowed);
@@ -29,6 +31,11 @@ public sealed class GatewayCounters
     /// <summary>Client connections refused by <c>connections-per-source</c>.</summary>
     public long ConnectionsRejected => Interlocked.Read(ref _connectionsRejected);
 
+    /// <summary>Refused and malformed frames written to the <c>audit.pcap</c> file.</summary>
+    public long Captured => Interlocked.Read(ref _captured);
+    /// <summary>Refused and malformed frames not written to the <c>audit.pcap</c> file: its queue was full or a write failed.</summary>
+    public long CapturesDropped => Interlocked.Read(ref _capturesDropped);
+
     internal void CountAllowed() => Interlocked.Increment(ref _allowed);
     internal void CountDenied() => Interlocked.Increment(ref _denied);
     internal void CountMalformed() => Interlocked.Increment(ref _malformed);
@@ -37,4 +44,6 @@ public sealed class GatewayCounters
     internal void CountResponseMismatch() => Interlocked.Increment(ref _responseMismatches);
     internal void CountConnection() => Interlocked.Increment(ref _connections);
     internal void CountConnectionRejected() => Interlocked.Increment(ref _connectionsRejected);
+    internal void CountCaptured() => Interlocked.Increment(ref _captured);
+    internal void CountCaptureDropped() => Interlocked.Increment(ref _capturesDropped);
 }

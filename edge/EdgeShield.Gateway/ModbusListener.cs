@@ -23,8 +23,10 @@ public sealed class ModbusListener : IAsyncDisposable
     private readonly Task _sweepLoop;
     private long _lastSweep = Stopwatch.GetTimestamp();
 
-    private ModbusListener(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, Socket socket)
+    private ModbusListener(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, Socket socket, ForensicsCapture? capture, IRequestObserver? observer)
     {
+        Capture = capture;
+        Observer = observer;
         Config = config;
         Policy = policy;
         _upstream = upstream;
@@ -42,6 +44,10 @@ public sealed class ModbusListener : IAsyncDisposable
     public PolicySlot Policy { get; }
     public IAuditSink Audit { get; }
     public GatewayCounters Counters { get; }
+    /// <summary>Where refused and malformed frames are captured (<c>audit.pcap</c>); null when they are not.</summary>
+    public ForensicsCapture? Capture { get; }
+    /// <summary>Sees every parsed request (<c>learn --listen</c>); null in normal runs, so the frame path pays one null check.</summary>
+    public IRequestObserver? Observer { get; }
     /// <summary>Where it listens; with port 0 in the config, the port the system chose.</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
     internal long ResponseTimeoutTicks { get; }
@@ -67,7 +73,7 @@ public sealed class ModbusListener : IAsyncDisposable
     }
 
     /// <summary>Binds and starts accepting. Throws <see cref="SocketException"/> when the address cannot be bound.</summary>
-    public static ModbusListener Start(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters)
+    public static ModbusListener Start(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, ForensicsCapture? capture = null, IRequestObserver? observer = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var socket = new Socket(config.Bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -86,7 +92,7 @@ public sealed class ModbusListener : IAsyncDisposable
             socket.Dispose();
             throw;
         }
-        return new ModbusListener(config, policy, upstream, audit, counters, socket);
+        return new ModbusListener(config, policy, upstream, audit, counters, socket, capture, observer);
     }
 
     private async Task AcceptLoopAsync()

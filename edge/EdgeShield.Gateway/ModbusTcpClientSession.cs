@@ -44,6 +44,9 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private readonly byte[]? _forwardBuffer;
     private readonly byte[]? _rtuResponse;
     private int _forwardLength;
+    // audit.pcap: null when off. The stream offset of the frame being inspected gives its TCP sequence number there.
+    private readonly ForensicsTap? _tap;
+    private long _streamOffset;
     private long _lastActivity;
     private int _sweeping;
     private int _closing;
@@ -61,6 +64,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             _forwardBuffer = new byte[ModbusLimits.MaxTcpAduLength];
             _rtuResponse = new byte[RtuFramer.MaxAduLength];
         }
+        _tap = ForensicsTap.For(listener, client);
         _upstream = upstream.OpenSession(this, _source.ToString());
         _clientReader = new EpollSocketReader(client);
         _receiveBuffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
@@ -111,6 +115,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                             break;
                     }
                     offset += consumed;
+                    _streamOffset += consumed;
                 }
                 if (offset > 0)
                 {
@@ -147,22 +152,24 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         if (status == OperationStatus.InvalidData)
         {
             int unitAt = _rtu ? 0 : 6;
-            AuditMalformed(framingError, input.Length > unitAt ? input[unitAt] : (short)-1, input.Length > unitAt + 1 ? input[unitAt + 1] : (short)-1);
+            AuditMalformed(input, framingError, input.Length > unitAt ? input[unitAt] : (short)-1, input.Length > unitAt + 1 ? input[unitAt + 1] : (short)-1);
             return RequestAction.Close;
         }
 
         var request = ModbusPdu.ParseRequest(pdu);
         if (request.Status == RequestStatus.Malformed)
         {
-            AuditMalformed(request.Error, unit, request.FunctionCode);
+            AuditMalformed(input[..consumed], request.Error, unit, request.FunctionCode);
             return RequestAction.Close;
         }
+        _listener.Observer?.OnRequest(_listener, _source, _sourcePort, unit, request);
+        var frame = input[..consumed];
 
         var policy = _listener.Policy.Current;
         bool monitor = policy.Mode == PolicyMode.Monitor;
         if (request.Status == RequestStatus.OutOfSpec)
         {
-            Audit(monitor ? AuditEventKind.WouldDeny : AuditEventKind.OutOfSpec, unit, request, null, AuditEvents.Reason(request.Violation), monitor ? (byte)0 : request.SpecExceptionCode);
+            Audit(frame, monitor ? AuditEventKind.WouldDeny : AuditEventKind.OutOfSpec, unit, request, null, AuditEvents.Reason(request.Violation), monitor ? (byte)0 : request.SpecExceptionCode);
             if (!monitor)
             {
                 _listener.Counters.CountDenied();
@@ -178,7 +185,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 string? rule = verdict.RuleIndex >= 0 && verdict.RuleIndex < policy.RuleNames.Count ? policy.RuleNames[verdict.RuleIndex] : null;
                 if (monitor)
                 {
-                    Audit(AuditEventKind.WouldDeny, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
+                    Audit(frame, AuditEventKind.WouldDeny, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
                 }
                 else
                 {
@@ -186,13 +193,13 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                     switch (policy.OnDeny)
                     {
                         case OnDeny.Drop:
-                            Audit(AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
+                            Audit(frame, AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
                             return RequestAction.Nothing;
                         case OnDeny.Close:
-                            Audit(AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
+                            Audit(frame, AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
                             return RequestAction.Close;
                         default:
-                            Audit(AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode);
+                            Audit(frame, AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode);
                             replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, verdict.ExceptionCode);
                             return RequestAction.Reply;
                     }
@@ -208,7 +215,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         if (!added)
         {
             _listener.Counters.CountDenied();
-            Audit(AuditEventKind.PendingLimit, unit, request, null, "too many outstanding requests on this connection", ModbusExceptionCode.ServerDeviceBusy);
+            Audit(frame, AuditEventKind.PendingLimit, unit, request, null, "too many outstanding requests on this connection", ModbusExceptionCode.ServerDeviceBusy);
             replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, ModbusExceptionCode.ServerDeviceBusy);
             return RequestAction.Reply;
         }
@@ -460,21 +467,29 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         _listener.SessionClosed(this);
     }
 
-    private void AuditMalformed(FramingError error, short unit, short functionCode)
+    private void AuditMalformed(ReadOnlySpan<byte> frame, FramingError error, short unit, short functionCode)
     {
         _listener.Counters.CountMalformed();
-        _listener.Audit.Write(Event(AuditEventKind.Malformed, unit, functionCode, AuditEvents.Reason(error)));
+        _listener.Observer?.OnMalformed(_listener, _source, _sourcePort, error, unit, functionCode);
+        var malformed = Event(AuditEventKind.Malformed, unit, functionCode, AuditEvents.Reason(error));
+        _listener.Audit.Write(malformed);
+        _tap?.Record(frame, malformed, _streamOffset);
     }
 
-    private void Audit(AuditEventKind kind, byte unit, in ModbusRequest request, string? rule, string reason, byte exceptionCode) =>
-        _listener.Audit.Write(Event(kind, unit, request.FunctionCode, reason) with
+    /// <summary>Audits a refused (or, in monitor mode, would-be refused) request and captures its frame.</summary>
+    private void Audit(ReadOnlySpan<byte> frame, AuditEventKind kind, byte unit, in ModbusRequest request, string? rule, string reason, byte exceptionCode)
+    {
+        var refused = Event(kind, unit, request.FunctionCode, reason) with
         {
             MeiType = request.MeiType,
             ReadSpan = request.ReadSpan,
             WriteSpan = request.WriteSpan,
             Rule = rule,
             ExceptionCode = exceptionCode,
-        });
+        };
+        _listener.Audit.Write(refused);
+        _tap?.Record(frame, refused, _streamOffset);
+    }
 
     private void AuditSlot(AuditEventKind kind, in PendingTable.Slot slot, string reason, byte exceptionCode) =>
         _listener.Audit.Write(Event(kind, slot.Unit, slot.Expectation.FunctionCode, reason) with

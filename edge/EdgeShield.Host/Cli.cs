@@ -17,6 +17,7 @@ internal static class Cli
           check --config FILE    validate a configuration; errors as FILE:LINE:COL: error: …
           replay --config FILE --pcap CAPTURE   a capture through a listener's policy, offline (--json)
           learn --pcap CAPTURE… --out FILE      a draft allow-list from captures, for review
+          learn --listen --config FILE --seconds N --out FILE   … or from live traffic (monitor mode)
           nft --config FILE      print the nftables ruleset for the config's network, listeners and broker
           demo [--seconds N]     simulated PLC, the firewall with the bundled demo policy, and HMI
                                  traffic with forbidden writes and a malformed frame, in one process
@@ -43,7 +44,7 @@ internal static class Cli
             "check" => CheckCommand.Execute(rest),
             "demo" => await DemoCommand.ExecuteAsync(rest),
             "replay" => ReplayCommand.Execute(rest),
-            "learn" => LearnCommand.Execute(rest),
+            "learn" => await LearnCommand.ExecuteAsync(rest),
             "nft" => NftCommand.Execute(rest),
             _ => UnknownCommand(args[0]),
         };

@@ -1,14 +1,19 @@
 using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using EdgeShield.Gateway;
+using EdgeShield.Policy;
 using EdgeShield.Policy.Learn;
 using EdgeShield.Protocols.Capture;
 
 namespace EdgeShield.Host;
 
-/// <summary><c>edgeshield learn</c>: a draft allow-list from captures.</summary>
+/// <summary><c>edgeshield learn</c>: a draft allow-list from captures, or from live traffic in monitor mode.</summary>
 internal static class LearnCommand
 {
     private const string Help = """
         usage: edgeshield learn --pcap CAPTURE [--pcap CAPTURE …] --out FILE [--port N]
+               edgeshield learn --listen --config FILE --seconds N --out FILE
 
         Drafts the smallest allow-list that allows every Modbus request in the captures: per source,
         unit and function, with the touched addresses merged into ranges and written register values
@@ -19,10 +24,15 @@ internal static class LearnCommand
           --port N   the server port of the Modbus streams (default 502)
           --out FILE where to write the draft YAML ('-' for stdout)
 
-        Exit 0; 2 when a capture cannot be read.
+        --listen runs the listeners of --config FILE for N seconds (or until SIGINT/SIGTERM) with every
+        policy in monitor mode: everything is forwarded, what the policy would refuse is audited (JSON
+        lines on stdout, or stderr with --out -), and every request is learned. The draft keeps the
+        config's listeners, all with the learned policy.
+
+        Exit 0; 2 when a capture or the config cannot be read; 1 when a listener cannot be bound.
         """;
 
-    public static int Execute(string[] args)
+    public static async Task<int> ExecuteAsync(string[] args)
     {
         var captures = new List<string>();
         var rest = new List<string>();
@@ -37,7 +47,7 @@ internal static class LearnCommand
                 rest.Add(args[i]);
             }
         }
-        var options = Options.Parse("learn", [.. rest], ["--out", "--port"], []);
+        var options = Options.Parse("learn", [.. rest], ["--out", "--port", "--config", "--seconds"], ["--listen"]);
         if (options is null)
         {
             return Cli.ExitUsage;
@@ -48,6 +58,12 @@ internal static class LearnCommand
             return Cli.ExitOk;
         }
         string? output = options.Get("--out");
+        if (options.Has("--listen"))
+        {
+            return captures.Count > 0
+                ? Usage("--listen and --pcap exclude each other")
+                : await ListenAsync(options, output);
+        }
         if (captures.Count == 0 || output is null)
         {
             Console.Error.WriteLine("edgeshield learn: at least one --pcap CAPTURE and --out FILE are required");
@@ -83,6 +99,96 @@ internal static class LearnCommand
             using var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false));
             learner.WriteYaml(writer, captures, port);
             Console.Error.WriteLine($"edgeshield learn: {learner.Requests} requests → {output}");
+        }
+        return Cli.ExitOk;
+    }
+
+    private static int Usage(string message)
+    {
+        Console.Error.WriteLine($"edgeshield learn: {message}");
+        return Cli.ExitUsage;
+    }
+
+    private static async Task<int> ListenAsync(Options options, string? output)
+    {
+        string? path = options.Get("--config");
+        string? secondsText = options.Get("--seconds");
+        if (path is null || secondsText is null || output is null)
+        {
+            return Usage("--listen needs --config FILE, --seconds N and --out FILE");
+        }
+        if (!int.TryParse(secondsText, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) || seconds < 1)
+        {
+            return Usage($"--seconds {secondsText}: expected a whole number of seconds, 1 or more");
+        }
+        var loaded = ConfigLoader.Load(path, new MaintenanceState());
+        foreach (var diagnostic in loaded.Diagnostics)
+        {
+            Console.Error.WriteLine(diagnostic.ToString());
+        }
+        if (loaded.HasErrors || loaded.Config is null)
+        {
+            return Usage($"{path} is invalid; nothing started");
+        }
+        if (loaded.Config.Listeners.Count == 0)
+        {
+            return Usage($"{path} has no listeners to learn on");
+        }
+        var config = loaded.Config.InMonitorMode();
+
+        // Would-deny events are audited as in `run`; stdout is the draft's when --out is '-'.
+        await using var audit = new AuditLog(output == "-" ? Console.OpenStandardError() : Console.OpenStandardOutput());
+        var learner = new LiveLearner();
+        EdgeGateway gateway;
+        try
+        {
+            gateway = await EdgeGateway.StartAsync(config, audit, learner);
+        }
+        catch (SocketException e)
+        {
+            Console.Error.WriteLine($"edgeshield learn: cannot listen: {e.Message}");
+            return Cli.ExitFault;
+        }
+        catch (Exception e) when (e is NotSupportedException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"edgeshield learn: {e.Message}");
+            return Cli.ExitFault;
+        }
+        var started = DateTime.UtcNow;
+        await using (gateway)
+        {
+            learner.Attach(gateway.Listeners);
+            foreach (var listener in gateway.Listeners)
+            {
+                Console.Error.WriteLine($"edgeshield learn: listener {listener.Config.Name} on {listener.LocalEndPoint} -> {listener.Config.Upstream} (policy {listener.Config.PolicyName} in monitor mode), learning for {seconds} s");
+            }
+            audit.Write(RunCommand.ServiceEvent("learning", $"config {path} sha256 {config.Hash}, every policy in monitor mode, for {seconds} s"));
+            var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stop.TrySetResult();
+            });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+            {
+                context.Cancel = true;
+                stop.TrySetResult();
+            });
+            await Task.WhenAny(stop.Task, Task.Delay(TimeSpan.FromSeconds(seconds)));
+            audit.Write(RunCommand.ServiceEvent("stopping", "learning done; closing listeners and connections"));
+        }
+
+        string description = string.Create(CultureInfo.InvariantCulture,
+            $"live traffic on the listeners of {path}, {started:yyyy-MM-dd'T'HH:mm:ss'Z'} for {(DateTime.UtcNow - started).TotalSeconds:0} s");
+        if (output == "-")
+        {
+            learner.WriteYaml(Console.Out, description, config);
+        }
+        else
+        {
+            using var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false));
+            learner.WriteYaml(writer, description, config);
+            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests} requests → {output}");
         }
         return Cli.ExitOk;
     }

@@ -76,6 +76,13 @@ internal static class RunCommand
             systemd?.Notify($"STATUS={e.Message}\nERRNO=95");
             return Cli.ExitUsage;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // audit.pcap cannot be created: a fault of the device (path, permissions), like an address that cannot be bound.
+            Console.Error.WriteLine($"edgeshield run: audit pcap {config.AuditPcap?.Path}: {e.Message}");
+            systemd?.Notify($"STATUS=cannot write audit pcap: {e.Message}\nERRNO=5");
+            return Cli.ExitFault;
+        }
 
         await using (gateway)
         {
@@ -83,6 +90,10 @@ internal static class RunCommand
             foreach (var listener in gateway.Listeners)
             {
                 Console.Error.WriteLine($"edgeshield: listener {listener.Config.Name} on {listener.LocalEndPoint} -> {listener.Config.Upstream} (policy {listener.Config.PolicyName}, {listener.Policy.Current.Mode.ToString().ToLowerInvariant()})");
+            }
+            if (config.AuditPcap is { } pcap)
+            {
+                Console.Error.WriteLine($"edgeshield: refused and malformed frames to {pcap.Path} (rotates to {pcap.Path}.1 at {pcap.MaxMb.ToString(System.Globalization.CultureInfo.InvariantCulture)} MiB)");
             }
             telemetry?.Start();
             if (telemetry is not null)

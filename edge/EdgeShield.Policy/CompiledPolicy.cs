@@ -25,6 +25,12 @@ public sealed class CompiledPolicy
         RuleNames = names;
     }
 
+    /// <summary>
+    /// The same rules in <see cref="PolicyMode.Monitor"/> (<c>learn --listen</c>): everything is
+    /// forwarded, would-be refusals are audited. Shares the rules (and their rate buckets) with this one.
+    /// </summary>
+    public CompiledPolicy AsMonitor() => Mode == PolicyMode.Monitor ? this : new CompiledPolicy(Name, PolicyMode.Monitor, OnDeny, _rules, Maintenance);
+
     /// <summary>The key under <c>policies:</c>.</summary>
     public string Name { get; }
 

@@ -58,3 +58,34 @@ public sealed record ListenerConfig
     public required string PolicyName { get; init; }
     public ListenerLimits Limits { get; init; } = new();
 }
+
+public sealed partial class EdgeShieldConfig
+{
+    /// <summary>
+    /// This configuration with every policy in <c>mode: monitor</c> (<c>edgeshield learn --listen</c>):
+    /// the same listeners, buses and capture, forwarding everything and auditing what would be refused.
+    /// </summary>
+    public EdgeShieldConfig InMonitorMode()
+    {
+        var policies = new Dictionary<string, CompiledPolicy>(StringComparer.Ordinal);
+        foreach (var (name, policy) in Policies)
+        {
+            policies[name] = policy.AsMonitor();
+        }
+        // Every property of the class, with the policies swapped.
+        return new EdgeShieldConfig
+        {
+            Path = Path,
+            Hash = Hash,
+            GatewayName = GatewayName,
+            Site = Site,
+            Listeners = Listeners,
+            Policies = policies,
+            Telemetry = Telemetry,
+            SerialBuses = SerialBuses,
+            Hardware = Hardware,
+            Network = Network,
+            AuditPcap = AuditPcap,
+        };
+    }
+}

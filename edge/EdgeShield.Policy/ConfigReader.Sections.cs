@@ -495,14 +495,26 @@ internal sealed partial class ConfigReader
         return mqttConfig is null ? null : new TelemetryConfig { Mqtt = mqttConfig, Format = format, Buffer = bufferConfig, Poll = polls };
     }
 
-    private void ReadAudit(KeyMap root)
+    private PcapAuditConfig? ReadAudit(KeyMap root)
     {
         if (root.TryGet("audit", out var node) && Map(node, "audit", AuditKeys) is { } audit
             && audit.TryGet("pcap", out var pcapNode) && Map(pcapNode, "pcap", PcapKeys) is { } pcap)
         {
-            RequiredText(pcap, "path", "pcap", "the pcapng file to write denied and malformed frames to");
-            OptionalInteger(pcap, "max-mb", 1, 1_048_576);
+            var path = RequiredText(pcap, "path", "pcap", "the pcapng file to write denied and malformed frames to");
+            var maxMb = OptionalNumber(pcap, "max-mb");
+            if (maxMb is < PcapAuditConfig.MinMaxMb or > 1_048_576)
+            {
+                pcap.TryGet("max-mb", out var maxNode);
+                _diagnostics.Error(maxNode, $"'max-mb' must be a number of MiB from {PcapAuditConfig.MinMaxMb.ToString(CultureInfo.InvariantCulture)} to 1048576 (fractions such as 0.5 allowed), not {maxNode.Describe()}");
+                return null;
+            }
+            if (path is not null)
+            {
+                var config = new PcapAuditConfig { Path = path };
+                return maxMb is { } mb ? config with { MaxMb = mb } : config;
+            }
         }
+        return null;
     }
 
     private HardwareConfig? ReadHardware(KeyMap root)

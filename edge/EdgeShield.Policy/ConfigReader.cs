@@ -66,7 +66,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
         var (policies, declaredPolicies) = ReadPolicies(map);
         var listeners = ReadListeners(map, serialNames, declaredPolicies);
         var telemetry = ReadTelemetry(map, serialNames);
-        ReadAudit(map);
+        var auditPcap = ReadAudit(map);
         var hardware = ReadHardware(map);
         var network = ReadNetwork(map);
 
@@ -82,6 +82,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             Hardware = hardware,
             Network = network,
             Telemetry = telemetry,
+            AuditPcap = auditPcap,
         };
     }
 

@@ -13,10 +13,10 @@ internal sealed class RawClient(Socket socket) : IDisposable
         return new RawClient(socket);
     }
 
-    public async Task<byte[]> RoundTripAsync(byte[] request)
+    public async Task<byte[]> RoundTripAsync(byte[] request, int timeoutMs = 5000)
     {
         await socket.SendAsync(request, SocketFlags.None);
-        using var cts = new CancellationTokenSource(5000);
+        using var cts = new CancellationTokenSource(timeoutMs);
         var header = new byte[6];
         await ReadExactlyAsync(header, cts.Token);
         var adu = new byte[6 + ((header[4] << 8) | header[5])];

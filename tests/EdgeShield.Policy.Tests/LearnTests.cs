@@ -60,3 +60,44 @@ public class LearnTests
         Assert.Equal("monitor", yaml.Contains("mode: monitor", StringComparison.Ordinal) ? "monitor" : "enforce");
     }
 }
+
+/// <summary><c>learn --listen</c> feeds the learner from the frame path: recording a request must not allocate.</summary>
+public class LiveLearnAllocationTests
+{
+    [Fact]
+    public void Observe_AfterEachSourceUnitFunctionWasSeen_AllocatesNothing()
+    {
+        var learner = new PolicyLearner { SequenceLabel = "request" };
+        byte[][] pdus =
+        [
+            Read(3, 0, 10), Read(3, 100, 10), Read(4, 20, 4), WriteSingle(100, 5), WriteSingle(101, 1500),
+            WriteMultiple(200, 7, 9), WriteCoil(7), [90, 0, 0], [8, 0, 0, 0x12, 0x34], Read(3, 40, 0),
+        ];
+        UInt128[] clients = [Ip("10.20.0.5").Value, Ip("fd00:20::1").Value];
+        var server = Ip("10.10.0.11").Value;
+        int sequence = 0;
+
+        void Run(int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var request = Protocols.Modbus.ModbusPdu.ParseRequest(pdus[i % pdus.Length]);
+                var context = new CaptureContext(++sequence, 1_700_000_000_000_000_000 + i, clients[i % clients.Length], 40000, server, 502);
+                learner.Observe(context, (byte)(1 + ((i / pdus.Length) & 1)), request);
+            }
+        }
+
+        Run(5_000); // every key's address list has grown to its compacting size
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Run(10_000);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+        Assert.Equal(15_000, learner.Requests);
+        var yaml = new StringWriter();
+        learner.WriteYaml(yaml, ["live"], 502);
+        // Out-of-spec requests (quantity 0) are listed up to the cap, then counted.
+        Assert.Contains($"# not allowed: {15_000 / pdus.Length - PolicyLearner.MaxListedUnlearnable} more such requests, not listed", yaml.ToString(), StringComparison.Ordinal);
+        Assert.Contains("(request 1)", yaml.ToString(), StringComparison.Ordinal);
+    }
+}

@@ -14,10 +14,20 @@ namespace EdgeShield.Policy.Learn;
 /// comment with counts and first/last seen. What no rule can allow (out-of-spec, malformed, 43 with
 /// a MEI type other than 13/14) is listed in comments instead.
 /// </summary>
-/// <remarks>Runs offline over captures; it allocates freely (not a frame path).</remarks>
+/// <remarks>
+/// Fed from captures (<see cref="IModbusCaptureObserver"/>) or, by <c>learn --listen</c>, from a live
+/// gateway's frame path (<see cref="Observe"/>): after the first request of a source, unit and
+/// function, recording one allocates nothing (counts, first/last seen, address ranges merged in
+/// place, value bounds). Not thread-safe: a live caller serialises calls. Writing the draft allocates freely.
+/// </remarks>
 public sealed class PolicyLearner : IModbusCaptureObserver
 {
-    private readonly SortedDictionary<(UInt128 Server, ushort Port), ServerTraffic> _servers = [];
+    /// <summary>Requests no rule can allow that are listed one by one per server; the rest are counted.</summary>
+    public const int MaxListedUnlearnable = 100;
+
+    // Hash maps, not sorted ones: a SortedDictionary lookup with a tuple key allocated 48 B per request.
+    // The draft is written in sorted order all the same (deterministic output).
+    private readonly Dictionary<(UInt128 Server, ushort Port), ServerTraffic> _servers = [];
 
     /// <summary>Requests seen, learnable or not.</summary>
     public long Requests { get; private set; }
@@ -25,23 +35,39 @@ public sealed class PolicyLearner : IModbusCaptureObserver
     /// <summary>Malformed ADUs seen (never allowed).</summary>
     public long Malformed { get; private set; }
 
+    /// <summary>What <see cref="CaptureContext.FrameNumber"/> counts, in the comments: <c>frame</c> (a capture's) or <c>request</c> (live).</summary>
+    public string SequenceLabel { get; init; } = "frame";
+
     /// <inheritdoc/>
     public bool OnRequest(in CaptureContext context, in ModbusTcpFrame frame, in ModbusRequest request)
+    {
+        Observe(context, frame.UnitId, request);
+        return true;
+    }
+
+    /// <summary>Records one request to <paramref name="unitId"/>, seen at <paramref name="context"/>; <see cref="CaptureContext.FrameNumber"/> orders the comments.</summary>
+    public void Observe(in CaptureContext context, byte unitId, in ModbusRequest request)
     {
         Requests++;
         var server = Server(context);
         if (request.Status != RequestStatus.Valid)
         {
-            server.Unlearnable.Add($"frame {context.FrameNumber}: out-of-spec {request.Violation} (FC{request.FunctionCode}) from {Format(context.Client)}: the gateway refuses it whatever the policy");
-            return true;
+            if (!server.CountedUnlisted())
+            {
+                server.AddUnlearnable(this, context, $"out-of-spec {request.Violation} (FC{request.FunctionCode}) from {Format(context.Client)}: the gateway refuses it whatever the policy");
+            }
+            return;
         }
         string? function = FunctionKey(request.FunctionCode, request.MeiType);
         if (function is null)
         {
-            server.Unlearnable.Add($"frame {context.FrameNumber}: FC43 MEI type {request.MeiType} from {Format(context.Client)}: only a rule without 'function:' allows it");
-            return true;
+            if (!server.CountedUnlisted())
+            {
+                server.AddUnlearnable(this, context, $"FC43 MEI type {request.MeiType} from {Format(context.Client)}: only a rule without 'function:' allows it");
+            }
+            return;
         }
-        var key = (context.Client, frame.UnitId, function);
+        var key = (context.Client, unitId, function);
         if (!server.Seen.TryGetValue(key, out var seen))
         {
             server.Seen[key] = seen = new Observation { FirstNs = context.TimestampNs, FirstFrame = context.FrameNumber };
@@ -70,7 +96,6 @@ public sealed class PolicyLearner : IModbusCaptureObserver
                 seen.MaxValue = Math.Max(seen.MaxValue, v);
             }
         }
-        return true;
     }
 
     /// <inheritdoc/>
@@ -82,11 +107,22 @@ public sealed class PolicyLearner : IModbusCaptureObserver
     public void OnMalformed(in CaptureContext context, bool isRequest, FramingError reason, short unitId, short functionCode)
     {
         Malformed++;
-        Server(context).Unlearnable.Add($"frame {context.FrameNumber}: malformed {(isRequest ? "request" : "response")} ({reason}); the rest of that direction was not read");
+        var server = Server(context);
+        if (server.CountedUnlisted())
+        {
+            return;
+        }
+        server.AddUnlearnable(this, context, $"malformed {(isRequest ? "request" : "response")} ({reason}); the rest of that direction was not read");
     }
 
     /// <summary>Writes the draft configuration: a listener and a policy per server seen.</summary>
-    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port)
+    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port) => WriteYaml(output, sources, port, null);
+
+    /// <summary>
+    /// Writes the draft configuration. With <paramref name="listeners"/> (<c>learn --listen</c>) those
+    /// listeners are written, all with the learned policy, instead of one per server seen.
+    /// </summary>
+    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port, EdgeShieldConfig? listeners)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(sources);
@@ -95,7 +131,9 @@ public sealed class PolicyLearner : IModbusCaptureObserver
         {
             output.WriteLine($"#   {source}");
         }
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {Requests} requests, {Malformed} malformed ADUs, {_servers.Count} server(s) on port {port}."));
+        output.WriteLine(listeners is null
+            ? string.Create(CultureInfo.InvariantCulture, $"# {Requests} requests, {Malformed} malformed ADUs, {_servers.Count} server(s) on port {port}.")
+            : string.Create(CultureInfo.InvariantCulture, $"# {Requests} requests, {Malformed} malformed frames, on {listeners.Listeners.Count} listener(s)."));
         output.WriteLine("# It allows exactly what was seen (addresses merged into ranges, written values bounded by what");
         output.WriteLine("# was written). Review every rule, widen or narrow it, then switch mode to enforce.");
         output.WriteLine("# Check: edgeshield check --config FILE; replay: edgeshield replay --config FILE --pcap CAPTURE");
@@ -105,9 +143,25 @@ public sealed class PolicyLearner : IModbusCaptureObserver
             return;
         }
         output.WriteLine();
+        if (listeners is not null)
+        {
+            WriteListeners(output, listeners);
+        }
+        else
+        {
+            WriteListeners(output);
+        }
+        output.WriteLine();
+        output.WriteLine("policies:");
+        WriteRules(output);
+    }
+
+    /// <summary>One listener per server seen, bound where clients would connect (to adjust).</summary>
+    private void WriteListeners(TextWriter output)
+    {
         output.WriteLine("listeners:                     # one per server seen; all share the learned policy");
         int n = 0;
-        foreach (var ((server, serverPort), _) in _servers)
+        foreach (var ((server, serverPort), _) in _servers.OrderBy(p => p.Key))
         {
             n++;
             var address = ToIp(server);
@@ -117,15 +171,18 @@ public sealed class PolicyLearner : IModbusCaptureObserver
             output.WriteLine($"    upstream: tcp://{upstream}:{serverPort.ToString(CultureInfo.InvariantCulture)}");
             output.WriteLine("    policy: learned");
         }
-        output.WriteLine();
-        output.WriteLine("policies:");
+    }
+
+    /// <summary>Writes the rules of the learned policy.</summary>
+    private void WriteRules(TextWriter output)
+    {
         output.WriteLine("  learned:");
         output.WriteLine("    mode: monitor              # logs what it would deny; enforce once reviewed");
         output.WriteLine("    on-deny: exception");
         var all = new ServerTraffic();
-        foreach (var (_, traffic) in _servers)
+        foreach (var (_, traffic) in _servers.OrderBy(p => p.Key))
         {
-            foreach (var (key, seen) in traffic.Seen)
+            foreach (var (key, seen) in traffic.Seen.OrderBy(p => p.Key))
             {
                 if (!all.Seen.TryGetValue(key, out var combined))
                 {
@@ -134,6 +191,7 @@ public sealed class PolicyLearner : IModbusCaptureObserver
                 combined.Join(seen);
             }
             all.Unlearnable.AddRange(traffic.Unlearnable);
+            all.Unlisted += traffic.Unlisted;
         }
         var rules = Merge(all);
         if (rules.Count == 0)
@@ -145,12 +203,45 @@ public sealed class PolicyLearner : IModbusCaptureObserver
             output.WriteLine("    rules:");
             foreach (var rule in rules)
             {
-                rule.Write(output);
+                rule.Write(output, SequenceLabel);
             }
         }
         foreach (var line in all.Unlearnable)
         {
             output.WriteLine($"    # not allowed: {line}");
+        }
+        if (all.Unlisted > 0)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    # not allowed: {all.Unlisted} more such requests, not listed"));
+        }
+    }
+
+    /// <summary>The listeners (and the serial buses they name) of the configuration the gateway ran, each with the learned policy.</summary>
+    private static void WriteListeners(TextWriter output, EdgeShieldConfig config)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (config.SerialBuses.Count > 0)
+        {
+            output.WriteLine($"serial:                        # as in {config.Path} (optional keys left at their defaults)");
+            foreach (var bus in config.SerialBuses)
+            {
+                output.WriteLine($"  - name: {bus.Name}");
+                output.WriteLine($"    device: {bus.Device}");
+                output.WriteLine(string.Create(inv, $"    baud: {bus.Baud}"));
+                output.WriteLine($"    parity: {bus.Parity.ToString().ToLowerInvariant()}");
+                output.WriteLine(string.Create(inv, $"    stop-bits: {bus.StopBits}"));
+                output.WriteLine(string.Create(inv, $"    response-timeout-ms: {bus.ResponseTimeoutMs}"));
+            }
+            output.WriteLine();
+        }
+        output.WriteLine($"listeners:                     # those of {config.Path}; all share the learned policy");
+        foreach (var listener in config.Listeners)
+        {
+            output.WriteLine($"  - name: \"{listener.Name}\"");
+            output.WriteLine($"    bind: \"{listener.Bind}\"");
+            output.WriteLine($"    protocol: {(listener.Protocol == ListenerProtocol.ModbusRtuOverTcp ? "modbus-rtu-over-tcp" : "modbus-tcp")}");
+            output.WriteLine($"    upstream: {listener.Upstream}");
+            output.WriteLine("    policy: learned");
         }
     }
 
@@ -176,14 +267,17 @@ public sealed class PolicyLearner : IModbusCaptureObserver
                 _ => null,
             };
         }
-        return ModbusFunctions.Name(ModbusFunctions.Classify(functionCode, 0)) ?? functionCode.ToString(CultureInfo.InvariantCulture);
+        return ModbusFunctions.Name(ModbusFunctions.Classify(functionCode, 0)) ?? FunctionNumbers[functionCode];
     }
+
+    // Codes without a name are keyed by their number: made once, so a live learner allocates no text per request.
+    private static readonly string[] FunctionNumbers = Enumerable.Range(0, 256).Select(n => n.ToString(CultureInfo.InvariantCulture)).ToArray();
 
     private static List<LearnedRule> Merge(ServerTraffic traffic)
     {
         // 1. per source and unit: functions with the same addresses and values share a rule.
         var bySourceUnit = new SortedDictionary<string, LearnedRule>(StringComparer.Ordinal);
-        foreach (var ((source, unit, function), seen) in traffic.Seen)
+        foreach (var ((source, unit, function), seen) in traffic.Seen.OrderBy(p => p.Key))
         {
             string shape = seen.Shape;
             string key = $"{source:X32}|{unit:D3}|{shape}";
@@ -239,8 +333,27 @@ public sealed class PolicyLearner : IModbusCaptureObserver
 
     private sealed class ServerTraffic
     {
-        public SortedDictionary<(UInt128 Source, byte Unit, string Function), Observation> Seen { get; } = [];
+        public Dictionary<(UInt128 Source, byte Unit, string Function), Observation> Seen { get; } = [];
         public List<string> Unlearnable { get; } = [];
+        public long Unlisted { get; set; }
+
+        /// <summary>
+        /// Beyond <see cref="MaxListedUnlearnable"/> listed requests that no rule can allow, counts one
+        /// more and returns true (a flood must not grow memory, nor cost text per request).
+        /// </summary>
+        public bool CountedUnlisted()
+        {
+            if (Unlearnable.Count < MaxListedUnlearnable)
+            {
+                return false;
+            }
+            Unlisted++;
+            return true;
+        }
+
+        /// <summary>Lists a request no rule can allow.</summary>
+        public void AddUnlearnable(PolicyLearner learner, in CaptureContext context, string what) =>
+            Unlearnable.Add(string.Create(CultureInfo.InvariantCulture, $"{learner.SequenceLabel} {context.FrameNumber}: {what}"));
     }
 
     private sealed class Observation
@@ -310,23 +423,24 @@ public sealed class PolicyLearner : IModbusCaptureObserver
                 : string.Create(CultureInfo.InvariantCulture, $"{r.Low}-{r.High}")));
         }
 
+        /// <summary>Sorts and merges in place: no allocation once the list has grown (a live learner calls this on the frame path).</summary>
         private void Compact()
         {
             _ranges.Sort();
-            var merged = new List<(int Low, int High)>(_ranges.Count);
-            foreach (var r in _ranges)
+            int kept = 0;
+            for (int i = 0; i < _ranges.Count; i++)
             {
-                if (merged.Count > 0 && r.Low <= merged[^1].High + 1)
+                var r = _ranges[i];
+                if (kept > 0 && r.Low <= _ranges[kept - 1].High + 1)
                 {
-                    merged[^1] = (merged[^1].Low, Math.Max(merged[^1].High, r.High));
+                    _ranges[kept - 1] = (_ranges[kept - 1].Low, Math.Max(_ranges[kept - 1].High, r.High));
                 }
                 else
                 {
-                    merged.Add(r);
+                    _ranges[kept++] = r;
                 }
             }
-            _ranges.Clear();
-            _ranges.AddRange(merged);
+            _ranges.RemoveRange(kept, _ranges.Count - kept);
         }
     }
 
@@ -369,12 +483,12 @@ public sealed class PolicyLearner : IModbusCaptureObserver
             LastFrame = Math.Max(LastFrame, other.LastFrame);
         }
 
-        public void Write(TextWriter output)
+        public void Write(TextWriter output, string label)
         {
             var inv = CultureInfo.InvariantCulture;
             var parts = Shape.Split('|');
             string counts = string.Join(", ", CountByFunction.Select(p => $"{p.Key} {p.Value.ToString(inv)}"));
-            output.WriteLine(string.Create(inv, $"      # {Count} requests ({counts}); first seen {Time(FirstNs)} (frame {FirstFrame}), last {Time(LastNs)} (frame {LastFrame})"));
+            output.WriteLine(string.Create(inv, $"      # {Count} requests ({counts}); first seen {Time(FirstNs)} ({label} {FirstFrame}), last {Time(LastNs)} ({label} {LastFrame})"));
             string sources = string.Join(", ", Sources.Select(s => $"\"{Format(s)}\""));
             string name = Sources.Count == 1 ? Format(Sources.Min) : $"{Sources.Count} sources";
             output.WriteLine(string.Create(inv, $"      - name: \"{name} unit {string.Join(",", Units)} {string.Join(" ", Functions)}\""));

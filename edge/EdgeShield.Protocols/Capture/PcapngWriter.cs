@@ -17,6 +17,7 @@ public sealed class PcapngWriter : IDisposable
 {
     private const int LinkTypeRaw = 101;
     private const int MaxPacket = 40 + 20 + ModbusLimits.MaxTcpAduLength;
+    private const int MaxCommentBytes = 256;
     private readonly string _path;
     private readonly long _maxBytes;
     private readonly byte[] _block = new byte[32 + MaxPacket + 4 + 512];
@@ -42,6 +43,21 @@ public sealed class PcapngWriter : IDisposable
     public void Write(long timestampNs, UInt128 source, ushort sourcePort, UInt128 destination, ushort destinationPort, uint sequence, ReadOnlySpan<byte> adu, string comment)
     {
         ArgumentNullException.ThrowIfNull(comment);
+        if (comment.Length > MaxCommentBytes)
+        {
+            comment = comment[..MaxCommentBytes];
+        }
+        Span<byte> text = stackalloc byte[Encoding.UTF8.GetMaxByteCount(comment.Length)];
+        int length = Encoding.UTF8.GetBytes(comment, text);
+        Write(timestampNs, source, sourcePort, destination, destinationPort, sequence, adu, text[..length]);
+    }
+
+    /// <summary>
+    /// As <see cref="Write(long, UInt128, ushort, UInt128, ushort, uint, ReadOnlySpan{byte}, string)"/>, with the
+    /// comment already in UTF-8 (cut at 256 bytes); allocates nothing.
+    /// </summary>
+    public void Write(long timestampNs, UInt128 source, ushort sourcePort, UInt128 destination, ushort destinationPort, uint sequence, ReadOnlySpan<byte> adu, ReadOnlySpan<byte> commentUtf8)
+    {
         adu = adu[..Math.Min(adu.Length, ModbusLimits.MaxTcpAduLength)];
         var block = _block.AsSpan();
         bool v4 = IsMapped(source) && IsMapped(destination);
@@ -81,15 +97,10 @@ public sealed class PcapngWriter : IDisposable
         int offset = 28 + padded;
         block[(28 + packetLength)..offset].Clear();
         // opt_comment (1), then opt_endofopt.
-        if (comment.Length > 256)
-        {
-            comment = comment[..256];
-        }
-        Span<byte> text = stackalloc byte[Encoding.UTF8.GetMaxByteCount(comment.Length)];
-        int commentLength = Math.Min(Encoding.UTF8.GetBytes(comment, text), 256);
+        int commentLength = Math.Min(commentUtf8.Length, MaxCommentBytes);
         BinaryPrimitives.WriteUInt16LittleEndian(block[offset..], 1);
         BinaryPrimitives.WriteUInt16LittleEndian(block[(offset + 2)..], (ushort)commentLength);
-        text[..commentLength].CopyTo(block[(offset + 4)..]);
+        commentUtf8[..commentLength].CopyTo(block[(offset + 4)..]);
         int commentPadded = (commentLength + 3) & ~3;
         block.Slice(offset + 4 + commentLength, commentPadded - commentLength).Clear();
         offset += 4 + commentPadded;

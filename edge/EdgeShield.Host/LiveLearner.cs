@@ -1,0 +1,71 @@
+using EdgeShield.Gateway;
+using EdgeShield.Policy;
+using EdgeShield.Policy.Learn;
+using EdgeShield.Protocols.Capture;
+using EdgeShield.Protocols.Modbus;
+
+namespace EdgeShield.Host;
+
+/// <summary>
+/// <c>learn --listen</c>: the gateway's request observer, feeding every parsed request into the same
+/// <see cref="PolicyLearner"/> that <c>learn --pcap</c> uses. Connections call it concurrently, so
+/// calls are serialised by one lock; after a source, unit and function's first request a call
+/// allocates nothing (the learner's own structures). Only this command installs an observer: a
+/// normal run's frame path pays one null check.
+/// </summary>
+internal sealed class LiveLearner : IRequestObserver
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<ModbusListener, (UInt128 Address, ushort Port)> _listeners = [];
+    private int _sequence;
+
+    public PolicyLearner Learner { get; } = new() { SequenceLabel = "request" };
+
+    /// <summary>Registers the listeners before traffic flows; the draft groups what it saw by the listener's own address.</summary>
+    public void Attach(IReadOnlyList<ModbusListener> listeners)
+    {
+        lock (_lock)
+        {
+            foreach (var listener in listeners)
+            {
+                var local = listener.LocalEndPoint;
+                _listeners[listener] = (SourceAddress.From(local.Address).Value, (ushort)local.Port);
+            }
+        }
+    }
+
+    public void OnRequest(ModbusListener listener, SourceAddress source, ushort sourcePort, byte unit, in ModbusRequest request)
+    {
+        long now = UnixNanoseconds();
+        lock (_lock)
+        {
+            Learner.Observe(Context(listener, source, sourcePort, now), unit, request);
+        }
+    }
+
+    public void OnMalformed(ModbusListener listener, SourceAddress source, ushort sourcePort, FramingError reason, short unit, short functionCode)
+    {
+        long now = UnixNanoseconds();
+        lock (_lock)
+        {
+            Learner.OnMalformed(Context(listener, source, sourcePort, now), isRequest: true, reason, unit, functionCode);
+        }
+    }
+
+    /// <summary>Writes the draft under the lock, so a late request cannot change it mid-write.</summary>
+    public void WriteYaml(TextWriter output, string description, EdgeShieldConfig config)
+    {
+        lock (_lock)
+        {
+            Learner.WriteYaml(output, [description], 0, config);
+        }
+    }
+
+    private CaptureContext Context(ModbusListener listener, SourceAddress source, ushort sourcePort, long now)
+    {
+        _listeners.TryGetValue(listener, out var local);
+        return new CaptureContext(++_sequence, now, source.Value, sourcePort, local.Address, local.Port);
+    }
+
+    private static long UnixNanoseconds() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+}
