@@ -91,7 +91,8 @@ public class SharedUpstreamTests
                 device: {{pty.Master}}
                 baud: 115200
                 parity: even
-                response-timeout-ms: 200
+                # Generous: on a loaded 2-core machine a starved simulator must not turn into a 0B.
+                response-timeout-ms: 1000
             listeners:
               - name: hmi
                 bind: 127.0.0.1:0
