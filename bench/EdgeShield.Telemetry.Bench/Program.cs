@@ -9,7 +9,13 @@ using EdgeShield.Telemetry;
 using EdgeShield.Transport;
 
 // usage: dotnet run -c Release --project bench/EdgeShield.Telemetry.Bench -- [--seconds N] [--tags N] [--replay N]
+//        dotnet run -c Release --project bench/EdgeShield.Telemetry.Bench -- --outage SECONDS [--tags N] [--every-ms N] [--warm N]
+//        (the second form is what bench/telemetry-outage.sh runs: a real broker outage, see Outage.cs)
 // Starts its own Mosquitto (Debian package) on a free loopback port.
+if (Array.IndexOf(args, "--outage") >= 0)
+{
+    return await Outage.RunAsync(Arg("--outage", 60), Arg("--tags", 500), Arg("--every-ms", 100), Arg("--warm", 10));
+}
 int seconds = Arg("--seconds", 10);
 int tagCount = Arg("--tags", 1000);
 int replayCount = Arg("--replay", 200_000);
@@ -86,6 +92,7 @@ finally
     mosquitto.WaitForExit();
     Directory.Delete(dir, recursive: true);
 }
+return 0;
 
 int Arg(string name, int fallback)
 {

@@ -7,51 +7,73 @@ namespace EdgeShield.Gateway;
 public sealed class EdgeGateway : IAsyncDisposable
 {
     private readonly List<ModbusListener> _listeners;
-    private readonly Dictionary<string, SerialBus> _buses;
-
+    private readonly UpstreamRegistry? _ownedUpstreams;
     private readonly ForensicsCapture? _capture;
 
-    private EdgeGateway(List<ModbusListener> listeners, Dictionary<string, SerialBus> buses, GatewayCounters counters, ForensicsCapture? capture)
+    private EdgeGateway(List<ModbusListener> listeners, UpstreamRegistry upstreams, UpstreamRegistry? ownedUpstreams, GatewayCounters counters, ForensicsCapture? capture)
     {
         _capture = capture;
         _listeners = listeners;
-        _buses = buses;
+        Upstreams = upstreams;
+        _ownedUpstreams = ownedUpstreams;
         Counters = counters;
     }
 
     public IReadOnlyList<ModbusListener> Listeners => _listeners;
 
+    /// <summary>The PLCs and serial buses this gateway forwards to, with their counters (shared with the poller when the host passed them in).</summary>
+    public UpstreamRegistry Upstreams { get; }
+
     /// <summary>The <c>serial:</c> buses by name, shared by every listener (and the poller) that names them.</summary>
-    public IReadOnlyDictionary<string, SerialBus> SerialBuses => _buses;
+    public IReadOnlyDictionary<string, SerialBus> SerialBuses => Upstreams.SerialBuses;
 
     /// <summary>Counts over all listeners.</summary>
     public GatewayCounters Counters { get; }
 
     /// <summary>
-    /// Binds every listener of <paramref name="config"/>. If one cannot start, those already started
-    /// are stopped and the error is thrown: the gateway runs whole or not at all. So is an
-    /// <c>audit.pcap</c> file that cannot be created (<see cref="IOException"/>, <see cref="UnauthorizedAccessException"/>).
+    /// Binds every listener of <paramref name="config"/> on upstreams of its own (disposed with the gateway).
     /// <paramref name="observer"/> sees every parsed request of every listener (<c>learn --listen</c>).
     /// </summary>
     public static async Task<EdgeGateway> StartAsync(EdgeShieldConfig config, IAuditSink audit, IRequestObserver? observer = null)
     {
+        var upstreams = await UpstreamRegistry.StartAsync(config);
+        try
+        {
+            return await StartAsync(config, audit, upstreams, owned: true, observer);
+        }
+        catch
+        {
+            await upstreams.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Binds every listener of <paramref name="config"/> on <paramref name="upstreams"/>, which the caller
+    /// shares with the telemetry poller and disposes after both. If one listener cannot start, those
+    /// already started are stopped and the error is thrown: the gateway runs whole or not at all. So is an
+    /// <c>audit.pcap</c> file that cannot be created (<see cref="IOException"/>, <see cref="UnauthorizedAccessException"/>).
+    /// <paramref name="observer"/> sees every parsed request of every listener (<c>learn --listen</c>).
+    /// </summary>
+    public static Task<EdgeGateway> StartAsync(EdgeShieldConfig config, IAuditSink audit, UpstreamRegistry upstreams, IRequestObserver? observer = null) =>
+        StartAsync(config, audit, upstreams, owned: false, observer);
+
+    private static async Task<EdgeGateway> StartAsync(EdgeShieldConfig config, IAuditSink audit, UpstreamRegistry upstreams, bool owned, IRequestObserver? observer)
+    {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(upstreams);
         PreferInlineSocketCompletions();
         var counters = new GatewayCounters();
         var started = new List<ModbusListener>();
-        var buses = new Dictionary<string, SerialBus>(StringComparer.Ordinal);
         var capture = config.AuditPcap is { } pcap ? ForensicsCapture.Start(pcap, counters, audit) : null;
         try
         {
-            foreach (var bus in config.SerialBuses)
-            {
-                buses.Add(bus.Name, SerialBus.Start(ToOptions(bus)));
-            }
             foreach (var listener in config.Listeners)
             {
-                var upstream = CreateUpstream(listener, buses);
+                var upstream = upstreams.Find(listener.Upstream)
+                    ?? throw new NotSupportedException($"listener '{listener.Name}': upstream {listener.Upstream} names no configured serial bus");
                 var policy = new PolicySlot(config.Policies[listener.PolicyName]);
-                started.Add(ModbusListener.Start(listener, policy, upstream, audit, counters, capture, observer));
+                started.Add(ModbusListener.Start(listener, policy, new SharedUpstream(upstream), audit, counters, capture, observer));
             }
         }
         catch
@@ -60,14 +82,10 @@ public sealed class EdgeGateway : IAsyncDisposable
             {
                 await listener.DisposeAsync();
             }
-            foreach (var bus in buses.Values)
-            {
-                await bus.DisposeAsync();
-            }
             capture?.Dispose();
             throw;
         }
-        return new EdgeGateway(started, buses, counters, capture);
+        return new EdgeGateway(started, upstreams, owned ? upstreams : null, counters, capture);
     }
 
     /// <summary>The runtime's switch for running socket continuations on its epoll threads.</summary>
@@ -89,13 +107,6 @@ public sealed class EdgeGateway : IAsyncDisposable
             Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
         }
     }
-
-    private static IUpstream CreateUpstream(ListenerConfig listener, Dictionary<string, SerialBus> buses) => listener.Upstream.Scheme switch
-    {
-        "tcp" => new TcpUpstream(listener.Upstream.Host, listener.Upstream.Port, listener.Limits.ConnectTimeout),
-        "serial" when buses.TryGetValue(listener.Upstream.Host, out var bus) => new SharedUpstream(bus),
-        _ => throw new NotSupportedException($"listener '{listener.Name}': upstream {listener.Upstream} names no configured serial bus"),
-    };
 
     /// <summary>The transport's view of a <c>serial:</c> entry.</summary>
     public static SerialBusOptions ToOptions(SerialBusConfig bus)
@@ -123,8 +134,8 @@ public sealed class EdgeGateway : IAsyncDisposable
         };
     }
 
-    /// <summary>A bus shared by several listeners: a listener's dispose must not close it under the others; the gateway does.</summary>
-    private sealed class SharedUpstream(SerialBus bus) : IUpstream
+    /// <summary>An upstream shared by several listeners and the poller: a listener's dispose must not close it under the others; its registry does.</summary>
+    private sealed class SharedUpstream(IUpstream bus) : IUpstream
     {
         public string Description => bus.Description;
         public TimeSpan ResponseWindow => bus.ResponseWindow;
@@ -166,9 +177,9 @@ public sealed class EdgeGateway : IAsyncDisposable
         {
             await listener.DisposeAsync();
         }
-        foreach (var bus in _buses.Values)
+        if (_ownedUpstreams is not null)
         {
-            await bus.DisposeAsync();
+            await _ownedUpstreams.DisposeAsync();
         }
         _capture?.Dispose();
     }

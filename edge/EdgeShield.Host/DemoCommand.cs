@@ -128,14 +128,15 @@ internal static class DemoCommand
         }
 
         await using var audit = new AuditLog(Console.OpenStandardError(), eventsPerSecond: 5);
-        var telemetry = TelemetryWiring.Create(loaded.Config, loaded.Config.Telemetry!, audit);
+        await using var upstreams = await UpstreamRegistry.StartAsync(loaded.Config);
+        var telemetry = TelemetryWiring.Create(loaded.Config, loaded.Config.Telemetry!, audit, upstreams);
         await using var eventsTopic = new AuditLog(new EventsTopicStream(telemetry), eventsPerSecond: 5);
         long published;
         bool behaved;
         await using (telemetry)
         {
             var sink = new FanOutAuditSink(audit, eventsTopic);
-            await using var gateway = await EdgeGateway.StartAsync(loaded.Config, sink);
+            await using var gateway = await EdgeGateway.StartAsync(loaded.Config, sink, upstreams);
             using var hardware = HardwareRuntime.Start(loaded.Config.Hardware, maintenance, gateway.Counters, sink);
             DemoKey.Start(hardware, loaded.Config.Hardware);
             telemetry.Start();
@@ -171,9 +172,11 @@ internal static class DemoCommand
             long plcWrites = plc.RequestsReceived(6) + plc.RequestsReceived(16) + plc.RequestsReceived(5);
             Console.Out.WriteLine($"demo: HMI saw {traffic.Responses} responses and {traffic.TotalExceptions} exceptions (01: {traffic.Exceptions(1)}, 02: {traffic.Exceptions(2)}, 03: {traffic.Exceptions(3)}, 0B: {traffic.Exceptions(0x0B)}); {traffic.ClosedConnections} connection closed by the firewall");
             Console.Out.WriteLine($"demo: PLC received {plc.TotalRequests} requests ({plcWrites} allowed writes, {plc.RequestsReceived(90)} FC 90, {reachedPlcMalformed} malformed)");
-            // The poller's reads reach the PLC on their own connection, outside the firewall's counts.
+            // The poller reads through the same upstream as the listener (its own connection, outside
+            // the policy's counts), so the PLC's upstream counter holds the HMI's forwarded requests and the polls.
             long pollReads = telemetry.ReadsSent;
-            Console.Out.WriteLine($"demo: telemetry: {telemetry.ValuesPolled} tag values polled in {pollReads} reads, {published} messages acknowledged by the broker, {telemetry.Dropped} dropped");
+            long upstreamRequests = upstreams.TcpUpstreams.Values.Sum(u => u.Counters.RequestsSent);
+            Console.Out.WriteLine($"demo: telemetry: {telemetry.ValuesPolled} tag values polled in {pollReads} reads, {published} messages acknowledged by the broker, {telemetry.Dropped} dropped; upstream tcp://127.0.0.1:{plc.Port}: {upstreamRequests} requests sent (HMI and poller)");
             // What was refused must not have reached the PLC: its state is the proof (the forbidden
             // register and coil keep their initial values), not request counts, which a request cut
             // off at the end of the run can make differ by one on either side.

@@ -55,14 +55,17 @@ internal static class RunCommand
         var config = loaded.Config;
 
         await using var audit = new AuditLog(Console.OpenStandardOutput());
+        // The PLCs and serial buses, first: the listeners and the poller share them, and they are
+        // disposed last (declared first), after both.
+        await using var upstreams = await UpstreamRegistry.StartAsync(config);
         // With telemetry: the diode's pollers and publisher, and a copy of every audit event on the events topic.
-        await using var telemetry = config.Telemetry is { } telemetryConfig ? TelemetryWiring.Create(config, telemetryConfig, audit) : null;
+        await using var telemetry = config.Telemetry is { } telemetryConfig ? TelemetryWiring.Create(config, telemetryConfig, audit, upstreams) : null;
         await using var eventsTopic = telemetry is null ? null : new AuditLog(new EventsTopicStream(telemetry));
         IAuditSink sink = eventsTopic is null ? audit : new FanOutAuditSink(audit, eventsTopic);
         EdgeGateway gateway;
         try
         {
-            gateway = await EdgeGateway.StartAsync(config, sink);
+            gateway = await EdgeGateway.StartAsync(config, sink, upstreams);
         }
         catch (SocketException e)
         {

@@ -64,34 +64,15 @@ internal sealed class EventsTopicStream(TelemetryService telemetry) : Stream
 internal static class TelemetryWiring
 {
     /// <summary>
-    /// The poller's way to each PLC: TCP upstreams here; serial buses plug in as another
-    /// <see cref="IUpstream"/> when the RTU transport lands (until then such a poll entry is reported, not polled).
+    /// The diode on the gateway's own upstreams: a poll entry reads through the very
+    /// <see cref="TcpUpstream"/> or <see cref="SerialBus"/> the listeners use (one registry, built
+    /// before either starts), so its reads share the per-PLC backoff, the bus's fair queue and counters.
     /// </summary>
-    public static TelemetryService Create(EdgeShieldConfig config, TelemetryConfig telemetry, AuditLog journal)
-    {
-        var upstreams = new Dictionary<string, IUpstream>(StringComparer.Ordinal);
-        return new TelemetryService(
-            telemetry,
+    public static TelemetryService Create(EdgeShieldConfig config, TelemetryConfig telemetry, AuditLog journal, UpstreamRegistry upstreams) =>
+        new(telemetry,
             config.GatewayName,
             config.Site,
-            address =>
-            {
-                if (address.Scheme != "tcp")
-                {
-                    return null;
-                }
-                lock (upstreams)
-                {
-                    string key = address.ToString();
-                    if (!upstreams.TryGetValue(key, out var upstream))
-                    {
-                        upstream = new TcpUpstream(address.Host, address.Port, TimeSpan.FromSeconds(3));
-                        upstreams.Add(key, upstream);
-                    }
-                    return upstream;
-                }
-            },
+            upstreams.Find,
             notice => journal.Write(RunCommand.ServiceEvent(notice.Reason, notice.Detail)),
             TimeSpan.FromSeconds(1));
-    }
 }

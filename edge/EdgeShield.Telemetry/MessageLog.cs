@@ -50,7 +50,15 @@ public sealed class MessageLog : IDisposable
     private LogPosition _read;
     private SafeFileHandle? _readHandle;
     private long _readHandleSegment = -1;
-    private byte[] _readBuffer = new byte[64 * 1024];
+    // Read-ahead window: bytes [_aheadOffset, _aheadOffset + _aheadLength) of segment _aheadSegment.
+    // Replay reads a segment front to back, so one pread fills the window with hundreds of records
+    // instead of two preads per record. Written bytes of a segment never change (append only), so the
+    // window stays valid until its segment is deleted, moved aside or cut (then it is dropped).
+    private byte[] _readBuffer = new byte[ReadAheadBytes];
+    private long _aheadSegment = -1;
+    private long _aheadOffset;
+    private int _aheadLength;
+    private const int ReadAheadBytes = 256 * 1024;
     private readonly SafeFileHandle _cursorHandle;
     private long _dropped;
     private static readonly TimeSpan RefusalNoticeInterval = TimeSpan.FromSeconds(10);
@@ -316,27 +324,24 @@ public sealed class MessageLog : IDisposable
                     }
                     continue;
                 }
-                var handle = ReadHandle(_read.Segment);
                 int bodyLength = -1;
-                if (RandomAccess.Read(handle, header, _read.Offset) == HeaderLength)
+                uint crc = 0;
+                if (TryReadAhead(_read.Segment, _read.Offset, HeaderLength, info.Length, out int at))
                 {
-                    bodyLength = (int)BinaryPrimitives.ReadUInt32BigEndian(header);
+                    bodyLength = (int)BinaryPrimitives.ReadUInt32BigEndian(_readBuffer.AsSpan(at));
+                    crc = BinaryPrimitives.ReadUInt32BigEndian(_readBuffer.AsSpan(at + 4));
                 }
-                if (bodyLength is >= 3 and <= MaxRecordLength && _read.Offset + HeaderLength + bodyLength <= info.Length)
+                if (bodyLength is >= 3 and <= MaxRecordLength && _read.Offset + HeaderLength + bodyLength <= info.Length
+                    && TryReadAhead(_read.Segment, _read.Offset + HeaderLength, bodyLength, info.Length, out at))
                 {
-                    if (_readBuffer.Length < bodyLength)
-                    {
-                        _readBuffer = new byte[Math.Max(bodyLength, _readBuffer.Length * 2)];
-                    }
-                    var body = _readBuffer.AsSpan(0, bodyLength);
-                    if (RandomAccess.Read(handle, body, _read.Offset + HeaderLength) == bodyLength
-                        && Crc32.Compute(body) == BinaryPrimitives.ReadUInt32BigEndian(header[4..]))
+                    var body = _readBuffer.AsSpan(at, bodyLength);
+                    if (Crc32.Compute(body) == crc)
                     {
                         int topicLength = BinaryPrimitives.ReadUInt16BigEndian(body[1..]);
                         if (3 + topicLength <= bodyLength)
                         {
                             _read = new LogPosition(_read.Segment, _read.Offset + HeaderLength + bodyLength);
-                            record = new LogRecord(Topic(body.Slice(3, topicLength)), _readBuffer.AsMemory(3 + topicLength, bodyLength - 3 - topicLength), (body[0] & 1) != 0, _read, (body[0] & 2) != 0);
+                            record = new LogRecord(Topic(body.Slice(3, topicLength)), _readBuffer.AsMemory(at + 3 + topicLength, bodyLength - 3 - topicLength), (body[0] & 1) != 0, _read, (body[0] & 2) != 0);
                             return true;
                         }
                     }
@@ -513,6 +518,7 @@ public sealed class MessageLog : IDisposable
 
     private LogNotice MoveAside(long number, string why)
     {
+        DropReadAhead(number);
         if (_readHandleSegment == number)
         {
             _readHandle?.Dispose();
@@ -586,6 +592,7 @@ public sealed class MessageLog : IDisposable
 
     private void DeleteSegment(long number)
     {
+        DropReadAhead(number);
         if (_readHandleSegment == number)
         {
             _readHandle?.Dispose();
@@ -605,6 +612,50 @@ public sealed class MessageLog : IDisposable
         if (!_segments.ContainsKey(number))
         {
             _segments[number] = new SegmentInfo();
+        }
+    }
+
+    /// <summary>
+    /// Makes bytes [<paramref name="offset"/>, +<paramref name="length"/>) of segment <paramref name="number"/>
+    /// available at <c>_readBuffer[start..]</c>, refilling the window from <paramref name="offset"/> (up to
+    /// <paramref name="limit"/>, the segment's written length) when they are not in it. False on a short read.
+    /// </summary>
+    private bool TryReadAhead(long number, long offset, int length, long limit, out int start)
+    {
+        if (_aheadSegment == number && offset >= _aheadOffset && offset + length <= _aheadOffset + _aheadLength)
+        {
+            start = (int)(offset - _aheadOffset);
+            return true;
+        }
+        start = 0;
+        if (_readBuffer.Length < length)
+        {
+            _readBuffer = new byte[Math.Max(length, _readBuffer.Length * 2)];
+        }
+        int want = (int)Math.Min(_readBuffer.Length, limit - offset);
+        var handle = ReadHandle(number);
+        int got = 0;
+        while (got < want)
+        {
+            int n = RandomAccess.Read(handle, _readBuffer.AsSpan(got, want - got), offset + got);
+            if (n == 0)
+            {
+                break;
+            }
+            got += n;
+        }
+        _aheadSegment = number;
+        _aheadOffset = offset;
+        _aheadLength = got;
+        return got >= length;
+    }
+
+    private void DropReadAhead(long number)
+    {
+        if (_aheadSegment == number)
+        {
+            _aheadSegment = -1;
+            _aheadLength = 0;
         }
     }
 

@@ -19,6 +19,9 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 {
     private const int MaxQueuedEvents = 10_000;
 
+    /// <summary>The poller's client source on a shared upstream: a serial bus gives it one fair-queue turn like any client address.</summary>
+    public const string PollerSource = "telemetry";
+
     private readonly TelemetryConfig _config;
     private readonly Func<UpstreamAddress, IUpstream?> _upstreams;
     private readonly Action<TelemetryNotice> _notify;
@@ -324,10 +327,10 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             var upstream = _service._upstreams(_poll.Upstream);
             if (upstream is null)
             {
-                _service.Notice(new TelemetryNotice("poll-upstream-unavailable", $"device {_poll.Device}: no way to reach {_poll.Upstream} in this build; its tags are not polled", 1));
+                _service.Notice(new TelemetryNotice("poll-upstream-unavailable", $"device {_poll.Device}: no upstream {_poll.Upstream} is configured; its tags are not polled", 1));
                 return;
             }
-            _client = new ReadOnlyModbusClient(upstream, _service._responseTimeout);
+            _client = new ReadOnlyModbusClient(upstream, PollerSource, _service._responseTimeout);
             var data = new byte[256];
             using var timer = new PeriodicTimer(_poll.Every);
             try

@@ -56,11 +56,18 @@ public sealed class ReadOnlyModbusClient : IUpstreamReceiver, IAsyncDisposable
         public int Generation { get; set; } = -1;
     }
 
-    public ReadOnlyModbusClient(IUpstream upstream, TimeSpan responseTimeout)
+    /// <summary>
+    /// Opens a session on <paramref name="upstream"/> as client source <paramref name="source"/> (a serial
+    /// bus queues each source fairly against the others). The response timeout is at least the
+    /// upstream's own <see cref="IUpstream.ResponseWindow"/>, so a bus that answers a silent device
+    /// itself (0B, after its retries) is waited for rather than abandoned.
+    /// </summary>
+    public ReadOnlyModbusClient(IUpstream upstream, string source, TimeSpan responseTimeout)
     {
         ArgumentNullException.ThrowIfNull(upstream);
-        _responseTimeout = responseTimeout;
-        _session = upstream.OpenSession(this);
+        ArgumentNullException.ThrowIfNull(source);
+        _responseTimeout = upstream.ResponseWindow > responseTimeout ? upstream.ResponseWindow : responseTimeout;
+        _session = upstream.OpenSession(this, source);
     }
 
     /// <summary>Largest quantity one read may ask for: 2000 bits or 125 registers (Modbus Application Protocol v1.1b3, 6.1–6.4).</summary>

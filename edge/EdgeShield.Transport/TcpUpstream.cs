@@ -33,6 +33,9 @@ public sealed class TcpUpstream : IUpstream
     public TimeSpan ConnectTimeout { get; }
     public string Description => $"tcp://{Host}:{Port}";
 
+    /// <summary>Counts over every session on this PLC: the gateway's clients and the telemetry poller.</summary>
+    public TcpUpstreamCounters Counters { get; } = new();
+
     public IUpstreamSession OpenSession(IUpstreamReceiver receiver) => new TcpUpstreamSession(this, receiver);
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
@@ -84,12 +87,14 @@ public sealed class TcpUpstream : IUpstream
                 await socket.ConnectAsync(Host, Port, timeout.Token);
             }
             ConnectSucceeded();
+            Counters.CountConnect();
             return socket;
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             socket.Dispose();
             ConnectFailed();
+            Counters.CountConnectFailure();
             return null;
         }
     }
@@ -123,6 +128,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
             (socket, generation) = await ConnectAsync(cancellationToken);
             if (socket is null)
             {
+                _upstream.Counters.CountUnreachable();
                 return -1;
             }
         }
@@ -133,6 +139,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
                 int sent = await socket.SendAsync(adu, SocketFlags.None, cancellationToken);
                 adu = adu[sent..];
             }
+            _upstream.Counters.CountRequestSent();
             return generation;
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)

@@ -137,6 +137,70 @@ public class TelemetryProcessTests
         Directory.Delete(dir, recursive: true);
     }
 
+    /// <summary>
+    /// `edgeshield run` with one serial bus used by a modbus-tcp listener and a telemetry poll entry: the
+    /// poller reads through the listener's bus (before the shared upstreams it was reported, not polled),
+    /// its values are published, and a client's reads through the listener are answered meanwhile.
+    /// </summary>
+    [Fact]
+    public async Task Run_SerialPollEntry_OnTheListenersBus_ValuesPublished_ClientServedMeanwhile()
+    {
+        using var pty = new EdgeShield.Transport.Tests.PtyPair();
+        using var rtu = RtuPlcSimulator.Start(new RtuPlcOptions { Device = pty.Device, Baud = 38400, Unit = 3 });
+        rtu.SetHoldingRegister(3, 5, 4321);
+        rtu.SetHoldingRegister(3, 1, 32);
+        int brokerPort = Processes.FreePort();
+        string config = Path.Combine(pty.Directory, "edgeshield.yaml");
+        await File.WriteAllTextAsync(config, $$"""
+            gateway: { name: it-gw, site: lab }
+            serial:
+              - name: rs485-1
+                device: {{pty.Master}}
+                baud: 38400
+                response-timeout-ms: 300
+            listeners:
+              - name: hmi-rtu
+                bind: 127.0.0.1:0
+                upstream: serial://rs485-1
+                policy: plc
+            policies:
+              plc:
+                mode: enforce
+                rules:
+                  - name: reads
+                    unit: 3
+                    function: [read]
+                    address: 0-99
+            telemetry:
+              mqtt: { broker: mqtt://127.0.0.1:{{brokerPort}}, topic-prefix: it/gw }
+              buffer: { path: {{pty.Directory}}/buffer }
+              poll:
+                - device: rtu1
+                  upstream: serial://rs485-1
+                  unit: 3
+                  every: 100ms
+                  tags:
+                    - { name: level, table: holding, address: 5 }
+            """);
+        var received = new ConcurrentQueue<(string, byte[])>();
+        await using var broker = await Broker.StartAsync(brokerPort, received);
+        await using var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config));
+        Assert.True(await gateway.WaitForStderrAsync("listener hmi-rtu on "), gateway.Stderr);
+        string port = System.Text.RegularExpressions.Regex.Match(gateway.Stderr, @"listener hmi-rtu on 127\.0\.0\.1:(\d+)").Groups[1].Value;
+        List<string> Levels() => [.. received.Where(m => m.Item1 == "it/gw/rtu1/level").Select(m => System.Text.Encoding.UTF8.GetString(m.Item2))];
+        int reads = 0;
+        while (Levels().Count < 10)
+        {
+            var read = await Processes.RunAsync(Processes.Tool("/usr/bin/mbpoll", "-m", "tcp", "-p", port, "-a", "3", "-r", "2", "-c", "1", "-t", "4", "-1", "-o", "5", "127.0.0.1"));
+            Assert.True(read.ExitCode == 0, read.Stdout + read.Stderr + gateway.Stderr);
+            Assert.Contains("[2]: \t32", read.Stdout, StringComparison.Ordinal);
+            Assert.True(++reads < 200, "no telemetry from the serial poll entry:\n" + gateway.Stderr + gateway.Stdout);
+        }
+        Assert.All(Levels(), l => Assert.Contains("\"v\":4321,\"q\":\"good\"", l, StringComparison.Ordinal));
+        Assert.DoesNotContain("poll-upstream-unavailable", gateway.Stdout, StringComparison.Ordinal);
+        Assert.True(rtu.RequestsReceived(3) >= reads + 10, $"the RTU PLC saw {rtu.RequestsReceived(3)} reads for {reads} client reads and {Levels().Count} polls");
+    }
+
     private static async Task Until(Func<bool> condition, Processes.Running gateway)
     {
         for (int i = 0; i < 600 && !condition(); i++)

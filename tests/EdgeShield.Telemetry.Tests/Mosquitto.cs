@@ -88,15 +88,17 @@ internal sealed class MosquittoSub : IAsyncDisposable
         Lines = lines;
     }
 
-    public static MosquittoSub Start(int port, string topic, string clientId, ConcurrentQueue<(string, string)>? into = null)
+    /// <param name="extra">More mosquitto_sub arguments (e.g. <c>--cafile</c>, <c>--cert</c>, <c>--key</c> for a TLS listener).</param>
+    public static MosquittoSub Start(int port, string topic, string clientId, ConcurrentQueue<(string, string)>? into = null, params string[] extra)
     {
         var lines = into ?? new ConcurrentQueue<(string, string)>();
         // stdbuf: line-buffered stdout, so a line the consumer acknowledged is never lost in a pipe buffer when it stops.
-        var process = Process.Start(new ProcessStartInfo("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", topic, "-q", "1", "-c", "-i", clientId, "-v"])
+        var info = new ProcessStartInfo("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", topic, "-q", "1", "-c", "-i", clientId, "-v", .. extra])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-        })!;
+        };
+        var process = Process.Start(info)!;
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is { } line && line.IndexOf(' ', StringComparison.Ordinal) is int space and > 0)
