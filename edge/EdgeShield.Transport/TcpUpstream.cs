@@ -67,32 +67,29 @@ public sealed class TcpUpstream : IUpstream
         }
     }
 
-    internal async ValueTask<Socket?> ConnectAsync(CancellationToken cancellationToken)
+    /// <summary>A connected socket and its reader on <paramref name="loop"/>, or null (in backoff, or the connect failed).</summary>
+    internal async ValueTask<(Socket Socket, EpollSocketReader Reader)?> ConnectAsync(EpollLoop loop, CancellationToken cancellationToken)
     {
         if (InBackoff())
         {
             return null;
         }
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(ConnectTimeout);
+        Socket? socket = null;
         try
         {
-            if (IPAddress.TryParse(Host, out var address))
-            {
-                await socket.ConnectAsync(new IPEndPoint(address, Port), timeout.Token);
-            }
-            else
-            {
-                await socket.ConnectAsync(Host, Port, timeout.Token);
-            }
+            var address = IPAddress.TryParse(Host, out var literal) ? literal
+                : (await Dns.GetHostAddressesAsync(Host, timeout.Token)).FirstOrDefault() ?? throw new SocketException((int)SocketError.HostNotFound);
+            socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            var reader = await EpollSocketReader.ConnectAsync(socket, new IPEndPoint(address, Port), loop, timeout.Token);
             ConnectSucceeded();
             Counters.CountConnect();
-            return socket;
+            return (socket, reader);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
-            socket.Dispose();
+            socket?.Dispose();
             ConnectFailed();
             Counters.CountConnectFailure();
             return null;
@@ -165,14 +162,13 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
             {
                 return (null, -1);
             }
-            var socket = await _upstream.ConnectAsync(cancellationToken);
-            if (socket is null)
+            if (await _upstream.ConnectAsync(loop, cancellationToken) is not var (socket, reader))
             {
                 return (null, -1);
             }
             int generation = ++_generation;
             Volatile.Write(ref _socket, socket);
-            _ = Task.Run(() => ReceiveLoopAsync(socket, generation, loop), CancellationToken.None);
+            _ = Task.Run(() => ReceiveLoopAsync(socket, reader, generation), CancellationToken.None);
             return (socket, generation);
         }
         finally
@@ -181,10 +177,9 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
         }
     }
 
-    private async Task ReceiveLoopAsync(Socket socket, int generation, EpollLoop loop)
+    private async Task ReceiveLoopAsync(Socket socket, EpollSocketReader reader, int generation)
     {
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
-        var reader = new EpollSocketReader(socket, loop);
         using var stop = _disposed.Token.UnsafeRegister(static r => ((EpollSocketReader)r!).Dispose(), reader);
         int filled = 0;
         var loss = UpstreamLoss.Closed;

@@ -189,4 +189,42 @@ public sealed class EpollSocketReaderTests
             }
         }
     }
+
+    [Fact]
+    public async Task ConnectWithoutTheRuntimeEngine_ThenReadsAndWrites()
+    {
+        using var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        var accept = listener.AcceptAsync();
+
+        using var reader = await EpollSocketReader.ConnectAsync(socket, listener.LocalEndPoint!, EpollLoop.Next(), CancellationToken.None).WaitAsync(Bound);
+        using var far = await accept;
+
+        Assert.True(socket.Connected);
+        await socket.SendAsync(new byte[] { 5, 6 });
+        var two = new byte[2];
+        Assert.Equal(2, await far.ReceiveAsync(two));
+        await far.SendAsync(new byte[] { 7 });
+        var one = new byte[8];
+        Assert.Equal(1, await reader.ReceiveAsync(one).AsTask().WaitAsync(Bound));
+        Assert.Equal(7, one[0]);
+    }
+
+    [Fact]
+    public async Task ConnectRefused_FailsWithConnectionRefused()
+    {
+        int port;
+        using (var probe = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            port = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+
+        var error = await Assert.ThrowsAsync<SocketException>(() =>
+            EpollSocketReader.ConnectAsync(socket, new IPEndPoint(IPAddress.Loopback, port), EpollLoop.Next(), CancellationToken.None).WaitAsync(Bound));
+        Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
+    }
 }
