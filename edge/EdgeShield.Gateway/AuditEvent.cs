@@ -30,6 +30,8 @@ public enum AuditEventKind : byte
     PendingLimit,
     /// <summary>A client connection was closed after <c>idle-timeout</c>.</summary>
     IdleTimeout,
+    /// <summary>A client connection was closed because a frame it began was not complete within <c>frame-timeout</c> (slowloris).</summary>
+    FrameTimeout,
     /// <summary>Events of one kind beyond the audit rate in the last interval, counted rather than written.</summary>
     Suppressed,
     /// <summary>The service started or stopped, or its configuration was loaded.</summary>
@@ -91,6 +93,7 @@ public static class AuditEvents
         AuditEventKind.ConnectionLimit => "connection-limit",
         AuditEventKind.PendingLimit => "pending-limit",
         AuditEventKind.IdleTimeout => "idle-timeout",
+        AuditEventKind.FrameTimeout => "frame-timeout",
         AuditEventKind.Suppressed => "suppressed",
         AuditEventKind.Service => "service",
         _ => "unknown",

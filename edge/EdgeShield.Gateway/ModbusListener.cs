@@ -185,6 +185,7 @@ public sealed class ModbusListener : IAsyncDisposable
         using var timer = new PeriodicTimer(SweepInterval);
         var snapshot = new List<ModbusTcpClientSession>();
         long idleTicks = (long)(Config.Limits.IdleTimeout.TotalSeconds * Stopwatch.Frequency);
+        long frameTicks = (long)(Config.Limits.FrameTimeout.TotalSeconds * Stopwatch.Frequency);
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token))
@@ -197,7 +198,7 @@ public sealed class ModbusListener : IAsyncDisposable
                 long now = Stopwatch.GetTimestamp();
                 foreach (var session in snapshot)
                 {
-                    session.Sweep(now, idleTicks);
+                    session.Sweep(now, idleTicks, frameTicks);
                 }
                 Volatile.Write(ref _lastSweep, Stopwatch.GetTimestamp());
             }

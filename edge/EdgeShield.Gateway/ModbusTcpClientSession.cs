@@ -48,6 +48,8 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private readonly ForensicsTap? _tap;
     private long _streamOffset;
     private long _lastActivity;
+    // When the first byte of a frame not yet complete arrived (0: none pending): frame-timeout.
+    private long _frameStarted;
     private int _sweeping;
     private int _closing;
 
@@ -93,7 +95,8 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 {
                     return;
                 }
-                Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
+                long readAt = Stopwatch.GetTimestamp();
+                Volatile.Write(ref _lastActivity, readAt);
                 filled += read;
                 int offset = 0;
                 while (offset < filled)
@@ -121,6 +124,15 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 {
                     _receiveBuffer.AsSpan(offset, filled - offset).CopyTo(_receiveBuffer);
                     filled -= offset;
+                }
+                // A remainder after a complete frame is a new frame, begun in this read.
+                if (filled == 0)
+                {
+                    Volatile.Write(ref _frameStarted, 0);
+                }
+                else if (offset > 0 || Volatile.Read(ref _frameStarted) == 0)
+                {
+                    Volatile.Write(ref _frameStarted, readAt);
                 }
             }
         }
@@ -365,9 +377,19 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         await AnswerExpiredAsync(long.MinValue, generation, _upstreamReply);
     }
 
-    /// <summary>Called by the listener's sweeper: answers timed-out requests with 0B and closes idle connections.</summary>
-    public void Sweep(long now, long idleTicks)
+    /// <summary>
+    /// Called by the listener's sweeper: answers timed-out requests with 0B, closes idle connections and
+    /// those that began a frame and did not finish it within frame-timeout.
+    /// </summary>
+    public void Sweep(long now, long idleTicks, long frameTicks)
     {
+        long frameStarted = Volatile.Read(ref _frameStarted);
+        if (frameStarted != 0 && now - frameStarted > frameTicks)
+        {
+            Audit(AuditEventKind.FrameTimeout, -1, -1, "frame not complete within frame-timeout");
+            _ = CloseAsync();
+            return;
+        }
         if (now - Volatile.Read(ref _lastActivity) > idleTicks)
         {
             Audit(AuditEventKind.IdleTimeout, -1, -1, "no traffic for idle-timeout");

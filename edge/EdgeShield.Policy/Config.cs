@@ -42,6 +42,11 @@ public sealed record ListenerLimits
     public int ConnectionsPerSource { get; init; } = 256;
     public int PendingPerConnection { get; init; } = 16;
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>
+    /// How long a client may take to complete a frame once its first byte arrived; then the connection is
+    /// closed. A real client writes a whole ADU at once; a slowloris drips one byte per idle-timeout.
+    /// </summary>
+    public TimeSpan FrameTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>How long the PLC has to answer before the client gets 0B. Keep it below the HMI's own timeout.</summary>
     public TimeSpan ResponseTimeout { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>How long a TCP connect to the PLC may take before requests are answered 0B.</summary>

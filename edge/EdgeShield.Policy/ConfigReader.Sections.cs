@@ -11,7 +11,7 @@ internal sealed partial class ConfigReader
     private static readonly string[] Parities = ["none", "even", "odd"];
     private static readonly string[] ListenerKeys = ["name", "bind", "protocol", "upstream", "policy", "limits"];
     private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp"];
-    private static readonly string[] LimitKeys = ["connections-per-source", "pending-per-connection", "idle-timeout", "response-timeout", "connect-timeout"];
+    private static readonly string[] LimitKeys = ["connections-per-source", "pending-per-connection", "idle-timeout", "frame-timeout", "response-timeout", "connect-timeout"];
     private static readonly string[] TelemetryKeys = ["mqtt", "format", "buffer", "poll"];
     private static readonly string[] MqttKeys = ["broker", "client-id", "topic-prefix", "tls", "username", "password-file"];
     private static readonly string[] TlsKeys = ["ca", "cert", "key"];
@@ -232,6 +232,10 @@ internal sealed partial class ConfigReader
         if (map.TryGet("idle-timeout", out var idle) && Duration(idle, "idle-timeout") is { } idleTimeout)
         {
             limits = limits with { IdleTimeout = idleTimeout };
+        }
+        if (map.TryGet("frame-timeout", out var frame) && Duration(frame, "frame-timeout") is { } frameTimeout)
+        {
+            limits = limits with { FrameTimeout = frameTimeout };
         }
         if (map.TryGet("response-timeout", out var response) && Duration(response, "response-timeout") is { } responseTimeout)
         {

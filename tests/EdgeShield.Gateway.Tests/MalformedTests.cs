@@ -58,6 +58,55 @@ public class MalformedTests
     }
 
     [Fact]
+    public async Task Slowloris_AFrameDrippedSlowerThanFrameTimeout_IsClosed_ThoughEveryByteIsWithinIdleTimeout()
+    {
+        await using var h = await GatewayHarness.StartAsync(limits: "{ idle-timeout: 5m, frame-timeout: 400ms }");
+        using var client = await h.ConnectAsync();
+        var request = ModbusClient.ReadHolding(1, 1, 0, 1);
+
+        bool closed = false;
+        for (int i = 0; i < request.Length && !closed; i++)
+        {
+            try
+            {
+                await client.SendAsync([request[i]]);
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                closed = true;
+                break;
+            }
+            closed = await client.IsClosedByPeerAsync(150);
+        }
+
+        Assert.True(closed || await client.IsClosedByPeerAsync(5000));
+        Assert.Single(h.Audit.OfKind(AuditEventKind.FrameTimeout));
+        Assert.Empty(h.Audit.OfKind(AuditEventKind.IdleTimeout));
+        Assert.Equal(0, h.Plc.RequestsReceived(3));
+    }
+
+    [Fact]
+    public async Task FrameSplitAcrossSegments_WithinFrameTimeout_IsAnswered_AndTheNextFrameGetsItsOwnDeadline()
+    {
+        await using var h = await GatewayHarness.StartAsync(limits: "{ frame-timeout: 2s }");
+        using var client = await h.ConnectAsync();
+
+        for (int round = 0; round < 3; round++)
+        {
+            var request = ModbusClient.ReadHolding((ushort)round, 1, 0, 1);
+            await client.SendAsync(request[..5]);
+            await Task.Delay(300);
+            await client.SendAsync(request[5..]);
+            var response = await client.ReceiveAsync(5000);
+            Assert.NotNull(response);
+            Assert.Equal(3, response[7]);
+            await Task.Delay(800); // three rounds outlast frame-timeout in total, each frame is well within it
+        }
+
+        Assert.Empty(h.Audit.OfKind(AuditEventKind.FrameTimeout));
+    }
+
+    [Fact]
     public async Task ConnectionsPerSource_BeyondTheLimit_AreClosedAtOnce()
     {
         await using var h = await GatewayHarness.StartAsync(limits: "{ connections-per-source: 2 }");

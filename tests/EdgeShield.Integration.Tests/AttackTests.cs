@@ -128,7 +128,8 @@ public sealed partial class AttackTests(ITestOutputHelper output)
                 Assert.True(byCase[name].Normal == 0 && byCase[name].Exceptions == byCase[name].Sent, byCase[name].ToString());
             }
             Assert.True(byCase["tid-collision"].Normal == byCase["tid-collision"].Sent && byCase["tid-collision"].Mismatched == 0, byCase["tid-collision"].ToString());
-            Assert.True(byCase["slowloris"].Sent >= 1 && byCase["slowloris"].Normal == byCase["slowloris"].Sent, byCase["slowloris"].ToString());
+            // A byte a second never completes a 12-byte frame within frame-timeout (10 s): the gateway closes every drip.
+            Assert.True(byCase["slowloris"].Normal == 0 && byCase["slowloris"].Closed == byCase["slowloris"].Connections, byCase["slowloris"].ToString());
             Assert.True(byCase["conn-flood"].Normal == byCase["conn-flood"].Sent, byCase["conn-flood"].ToString());
             // Held, not dropped: each of 40 sources stays within connections-per-source (256).
             Assert.True(byCase["half-open"].NoAnswer >= halfOpen * 95 / 100, byCase["half-open"].ToString());
