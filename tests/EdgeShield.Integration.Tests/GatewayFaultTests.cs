@@ -144,26 +144,7 @@ public partial class GatewayFaultTests(ITestOutputHelper output)
         using var pty = new PtyPair();
         var plc = RtuPlcSimulator.Start(new RtuPlcOptions { Device = pty.Device, Baud = 38400, Unit = 3 });
         string config = Path.Combine(pty.Directory, "serial.yaml");
-        await File.WriteAllTextAsync(config, $"""
-            serial:
-              - name: rs485-1
-                device: {pty.Master}
-                baud: 38400
-                response-timeout-ms: 300
-            listeners:
-              - name: hmi-rtu
-                bind: 127.0.0.1:0
-                upstream: serial://rs485-1
-                policy: plc
-            policies:
-              plc:
-                mode: enforce
-                rules:
-                  - name: reads
-                    unit: 3
-                    function: [read]
-                    address: 0-99
-            """);
+        await File.WriteAllTextAsync(config, SerialGatewayConfig.Yaml(pty.Master));
         try
         {
             await using var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config));

@@ -15,26 +15,7 @@ public partial class SerialProcessTests
         plc.SetHoldingRegister(3, 0, 31);
         plc.SetHoldingRegister(3, 1, 32);
         string config = Path.Combine(pty.Directory, "serial.yaml");
-        await File.WriteAllTextAsync(config, $"""
-            serial:
-              - name: rs485-1
-                device: {pty.Master}
-                baud: 38400
-                response-timeout-ms: 300
-            listeners:
-              - name: hmi-rtu
-                bind: 127.0.0.1:0
-                upstream: serial://rs485-1
-                policy: plc
-            policies:
-              plc:
-                mode: enforce
-                rules:
-                  - name: reads
-                    unit: 3
-                    function: [read]
-                    address: 0-99
-            """);
+        await File.WriteAllTextAsync(config, SerialGatewayConfig.Yaml(pty.Master));
         await using var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config));
         Assert.True(await gateway.WaitForStderrAsync("listener hmi-rtu on "), "gateway did not start:\n" + gateway.Stderr);
         var match = ListenLine().Match(gateway.Stderr);

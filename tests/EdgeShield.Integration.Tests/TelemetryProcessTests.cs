@@ -151,26 +151,7 @@ public class TelemetryProcessTests
         rtu.SetHoldingRegister(3, 1, 32);
         int brokerPort = Processes.FreePort();
         string config = Path.Combine(pty.Directory, "edgeshield.yaml");
-        await File.WriteAllTextAsync(config, $$"""
-            gateway: { name: it-gw, site: lab }
-            serial:
-              - name: rs485-1
-                device: {{pty.Master}}
-                baud: 38400
-                response-timeout-ms: 300
-            listeners:
-              - name: hmi-rtu
-                bind: 127.0.0.1:0
-                upstream: serial://rs485-1
-                policy: plc
-            policies:
-              plc:
-                mode: enforce
-                rules:
-                  - name: reads
-                    unit: 3
-                    function: [read]
-                    address: 0-99
+        await File.WriteAllTextAsync(config, "gateway: { name: it-gw, site: lab }\n" + SerialGatewayConfig.Yaml(pty.Master) + $$"""
             telemetry:
               mqtt: { broker: mqtt://127.0.0.1:{{brokerPort}}, topic-prefix: it/gw }
               buffer: { path: {{pty.Directory}}/buffer }
