@@ -43,9 +43,13 @@ public class TelemetryFaultTests(ITestOutputHelper output)
     /// broker is back; then the gateway itself killed with -9 while it drains that backlog — after its restart every
     /// seq the disk held (0 .. next-1, read from the buffer right after the kill) reaches the consumer, in one
     /// contiguous run. Allowed: repeats of messages whose PUBACK the kill cut off (at least once), each byte-identical.
-    /// Lost: nothing that the buffer held. (Mosquitto's own persistence is on with a 1 s autosave only so that the
-    /// consumer's subscription survives the broker's kill; what the broker had acknowledged and not yet delivered
-    /// when it died is Mosquitto's to lose, not EdgeShield's — not seen in practice, the consumer is online.)
+    /// Lost: nothing that the buffer held. One exception, which is the broker's and not EdgeShield's: messages that
+    /// Mosquitto had acknowledged (PUBACK, so the gateway rightly dropped them from its buffer) but not yet delivered
+    /// to the consumer when it was killed die with it — its persistence is an autosave (1 s here), never a write
+    /// per message. Seen once in CI: 38 messages (2 poll cycles). The test bounds that window exactly: a missing seq
+    /// is allowed only above the highest seq the consumer had seen by the broker's death and below the seq the
+    /// buffer had reached at that moment (nothing appended after the kill can have been acknowledged by the dead
+    /// broker). Every other seq must arrive.
     /// </summary>
     [Fact]
     public async Task BrokerKill9_ThenGatewayKill9WhileDraining_EverySeqOnDiskArrives()
@@ -59,6 +63,7 @@ public class TelemetryFaultTests(ITestOutputHelper output)
         string config = Path.Combine(dir, "edgeshield.yaml");
         await File.WriteAllTextAsync(config, Config(plc.Port, broker.Port, buffer, tags: 20, every: "20ms"));
         var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config));
+        long onDiskAtBrokerKill, seenByBrokerKill, onDisk;
         try
         {
             await Until(() => Telemetry(sub).Count >= 100, gateway, "telemetry before the broker kill");
@@ -66,8 +71,10 @@ public class TelemetryFaultTests(ITestOutputHelper output)
 
             // Fault 1: the broker dies without a word. The gateway keeps polling into its disk buffer.
             await broker.Kill9Async();
+            onDiskAtBrokerKill = SeqOnDisk(buffer);
             Assert.True(await gateway.WaitForStdoutAsync("broker-unavailable", 30_000), "no broker-unavailable event:\n" + gateway.Stdout);
             await Task.Delay(4000);
+            seenByBrokerKill = Telemetry(sub).Max(m => m.Seq); // delivered in order: every seq up to it had arrived
             await broker.StartAsync();
 
             // Fault 2: kill -9 of the gateway while it sends the backlog (the consumer has some of it, not all).
@@ -76,7 +83,7 @@ public class TelemetryFaultTests(ITestOutputHelper output)
             gateway.Process.Kill();
             await gateway.Process.WaitForExitAsync();
             int seenAtKill = Telemetry(sub).Count;
-            long onDisk = SeqOnDisk(buffer);
+            onDisk = SeqOnDisk(buffer);
             await gateway.DisposeAsync();
             output.WriteLine($"consumer had {seenAtKill} messages when the gateway was killed; the disk held seq 0..{onDisk - 1}");
             Assert.True(seenAtKill < onDisk, $"the kill came after the drain had finished ({seenAtKill} of {onDisk}): nothing was tested");
@@ -93,7 +100,12 @@ public class TelemetryFaultTests(ITestOutputHelper output)
         await Task.Delay(500);
         var messages = Telemetry(sub);
         var seqs = messages.Select(m => m.Seq).Distinct().Order().ToList();
-        Assert.Equal(Enumerable.Range(0, seqs.Count).Select(i => (long)i), seqs);
+        var missing = Enumerable.Range(0, (int)seqs[^1] + 1).Select(i => (long)i).Except(seqs).ToList();
+        output.WriteLine($"the broker's kill: consumer had seen up to seq {seenByBrokerKill}, the buffer had reached {onDiskAtBrokerKill}; "
+            + $"{missing.Count} seqs lost with the broker" + (missing.Count > 0 ? $" ({missing[0]}..{missing[^1]})" : ""));
+        // Only what the dead broker had acknowledged and not delivered may be missing; everything else, contiguous.
+        Assert.All(missing, seq => Assert.InRange(seq, seenByBrokerKill + 1, onDiskAtBrokerKill - 1));
+        Assert.True(seqs[^1] >= onDisk, $"the consumer never reached the last seq on disk ({seqs[^1]} < {onDisk})");
         foreach (var group in messages.GroupBy(m => m.Seq))
         {
             Assert.Single(group.Select(m => m.Line).Distinct());
