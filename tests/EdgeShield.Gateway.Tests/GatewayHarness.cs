@@ -48,6 +48,21 @@ internal sealed class GatewayHarness : IAsyncDisposable
     public EdgeGateway Gateway { get; }
     public MemoryAuditSink Audit { get; }
     public ModbusListener Listener => Gateway.Listeners[0];
+
+    /// <summary>
+    /// The listener's session count once it reaches <paramref name="expected"/>, or what it is after
+    /// <paramref name="timeoutMs"/>: a session leaves the listener just after it closed its socket, so a
+    /// client that saw the close may look a moment before the count drops.
+    /// </summary>
+    public async Task<int> SessionCountAsync(int expected, int timeoutMs = 5000)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (Listener.SessionCount != expected && clock.ElapsedMilliseconds < timeoutMs)
+        {
+            await Task.Delay(10);
+        }
+        return Listener.SessionCount;
+    }
     public IPEndPoint EndPoint => Listener.LocalEndPoint;
 
     public static async Task<GatewayHarness> StartAsync(string? policy = null, string limits = "", PlcOptions? plcOptions = null, int? upstreamPort = null, MaintenanceState? maintenance = null)
