@@ -275,10 +275,11 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
     private static async Task Until(Func<bool> condition, int timeoutMs, Func<string> why)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        while (!condition() && sw.ElapsedMilliseconds < timeoutMs)
+        bool reached;
+        while (!(reached = condition()) && sw.ElapsedMilliseconds < timeoutMs)
         {
             await Task.Delay(100);
         }
-        Assert.True(condition(), why());
+        Assert.True(reached, why());
     }
 }

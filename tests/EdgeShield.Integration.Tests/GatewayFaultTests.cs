@@ -199,11 +199,12 @@ public partial class GatewayFaultTests(ITestOutputHelper output)
     private static async Task Until(Func<bool> condition, string what)
     {
         var sw = Stopwatch.StartNew();
-        while (!condition() && sw.Elapsed < TimeSpan.FromSeconds(60))
+        bool reached;
+        while (!(reached = condition()) && sw.Elapsed < TimeSpan.FromSeconds(60))
         {
             await Task.Delay(50);
         }
-        Assert.True(condition(), "not reached in 60 s: " + what);
+        Assert.True(reached, "not reached in 60 s: " + what);
     }
 
     [GeneratedRegex(@"listener hmi-plc1 on 127\.0\.0\.1:(\d+)")]

@@ -169,11 +169,12 @@ public class TelemetryFaultTests(ITestOutputHelper output)
     private static async Task Until(Func<bool> condition, Processes.Running gateway, string what, int timeoutMs = 60_000, int pollMs = 50)
     {
         var sw = Stopwatch.StartNew();
-        while (!condition() && sw.ElapsedMilliseconds < timeoutMs && !gateway.Process.HasExited)
+        bool reached;
+        while (!(reached = condition()) && sw.ElapsedMilliseconds < timeoutMs && !gateway.Process.HasExited)
         {
             await Task.Delay(pollMs);
         }
-        Assert.True(condition(), $"not reached in {timeoutMs} ms: {what}; gateway stdout:\n{Tail(gateway.Stdout)}\nstderr:\n{gateway.Stderr}");
+        Assert.True(reached, $"not reached in {timeoutMs} ms: {what}; gateway stdout:\n{Tail(gateway.Stdout)}\nstderr:\n{gateway.Stderr}");
     }
 
     private static string Tail(string text) => text.Length > 4000 ? text[^4000..] : text;

@@ -93,11 +93,13 @@ internal static class TestConfig
 
     public static async Task Until(Func<bool> condition, int seconds = 20, Func<string>? state = null)
     {
-        for (int i = 0; i < seconds * 20 && !condition(); i++)
+        // The condition is judged once per round: a second look could see a state that has moved on since.
+        bool reached = false;
+        for (int i = 0; i < seconds * 20 && !(reached = condition()); i++)
         {
             await Task.Delay(50);
         }
-        Assert.True(condition(), "condition not reached in time" + (state is null ? "" : ": " + state()));
+        Assert.True(reached || condition(), "condition not reached in time" + (state is null ? "" : ": " + state()));
     }
 
     public static JsonElement Json(byte[] payload) => JsonDocument.Parse(payload).RootElement;
