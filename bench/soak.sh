@@ -83,7 +83,7 @@ listeners:
     upstream: tcp://$PLC
     policy: plc1
     # A loaded machine must slow the HMI down, not turn answers into 0B.
-    limits: { connections-per-source: $((CONNS + 64)), response-timeout: 10s }
+    limits: { connections-per-source: $((CONNS + 64)), max-connections: $((CONNS + 64)), response-timeout: 10s }
 policies:
   plc1:
     mode: enforce

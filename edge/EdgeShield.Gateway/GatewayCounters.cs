@@ -11,6 +11,7 @@ public sealed class GatewayCounters
     private long _responseMismatches;
     private long _connections;
     private long _connectionsRejected;
+    private long _connectionsEvicted;
     private long _captured;
     private long _capturesDropped;
 
@@ -28,8 +29,10 @@ public sealed class GatewayCounters
     public long ResponseMismatches => Interlocked.Read(ref _responseMismatches);
     /// <summary>Client connections accepted.</summary>
     public long Connections => Interlocked.Read(ref _connections);
-    /// <summary>Client connections refused by <c>connections-per-source</c>.</summary>
+    /// <summary>Client connections refused by <c>connections-per-source</c> or <c>max-connections</c>.</summary>
     public long ConnectionsRejected => Interlocked.Read(ref _connectionsRejected);
+    /// <summary>Silent client connections closed to make room for a new one when the listener was at <c>max-connections</c>.</summary>
+    public long ConnectionsEvicted => Interlocked.Read(ref _connectionsEvicted);
 
     /// <summary>Refused and malformed frames written to the <c>audit.pcap</c> file.</summary>
     public long Captured => Interlocked.Read(ref _captured);
@@ -44,6 +47,7 @@ public sealed class GatewayCounters
     internal void CountResponseMismatch() => Interlocked.Increment(ref _responseMismatches);
     internal void CountConnection() => Interlocked.Increment(ref _connections);
     internal void CountConnectionRejected() => Interlocked.Increment(ref _connectionsRejected);
+    internal void CountConnectionEvicted() => Interlocked.Increment(ref _connectionsEvicted);
     internal void CountCaptured() => Interlocked.Increment(ref _captured);
     internal void CountCaptureDropped() => Interlocked.Increment(ref _capturesDropped);
 }

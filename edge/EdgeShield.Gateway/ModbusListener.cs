@@ -7,8 +7,9 @@ using EdgeShield.Transport;
 namespace EdgeShield.Gateway;
 
 /// <summary>
-/// One <c>listeners:</c> entry: accepts clients, enforces <c>connections-per-source</c>, runs a
-/// session per connection, and sweeps sessions for response timeouts and idle timeouts.
+/// One <c>listeners:</c> entry: accepts clients, enforces <c>connections-per-source</c> and
+/// <c>max-connections</c>, runs a session per connection, and sweeps sessions for response timeouts
+/// and idle timeouts.
 /// </summary>
 public sealed class ModbusListener : IAsyncDisposable
 {
@@ -122,27 +123,25 @@ public sealed class ModbusListener : IAsyncDisposable
     {
         var remote = (IPEndPoint)client.RemoteEndPoint!;
         var source = SourceAddress.From(remote.Address);
+        // Only this loop adds connections, so a count read here can only fall before it is raised below.
+        int open;
         lock (_connectionsBySource)
         {
-            _connectionsBySource.TryGetValue(source, out int open);
-            if (open >= Config.Limits.ConnectionsPerSource)
-            {
-                Counters.CountConnectionRejected();
-                Audit.Write(new AuditEvent
-                {
-                    Time = DateTime.UtcNow,
-                    Kind = AuditEventKind.ConnectionLimit,
-                    Listener = Config.Name,
-                    Source = source,
-                    SourcePort = (ushort)remote.Port,
-                    Unit = -1,
-                    FunctionCode = -1,
-                    Reason = "connections-per-source exceeded",
-                    Count = 1,
-                });
-                client.Dispose();
-                return;
-            }
+            _connectionsBySource.TryGetValue(source, out open);
+        }
+        if (open >= Config.Limits.ConnectionsPerSource)
+        {
+            Refuse(client, remote, source, "connections-per-source exceeded");
+            return;
+        }
+        if (!MakeRoom(source))
+        {
+            Refuse(client, remote, source, "max-connections reached and every connection has spoken");
+            return;
+        }
+        lock (_connectionsBySource)
+        {
+            _connectionsBySource.TryGetValue(source, out open);
             _connectionsBySource[source] = open + 1;
         }
         Counters.CountConnection();
@@ -153,6 +152,65 @@ public sealed class ModbusListener : IAsyncDisposable
             _sessions.Add(session);
         }
         _ = Task.Run(session.RunAsync);
+    }
+
+    /// <summary>
+    /// True when the listener has room for one more connection, after closing, if it was full, the
+    /// oldest connection that has not completed a frame since it connected (a half-open connection
+    /// holds a descriptor and does nothing; a client that has spoken is never closed for a newcomer).
+    /// </summary>
+    private bool MakeRoom(SourceAddress newcomer)
+    {
+        ModbusTcpClientSession? oldestSilent = null;
+        lock (_sessions)
+        {
+            if (_sessions.Count < Config.Limits.MaxConnections)
+            {
+                return true;
+            }
+            int open = 0;
+            foreach (var session in _sessions)
+            {
+                if (session.IsClosing)
+                {
+                    continue; // on its way out: its descriptor is being released
+                }
+                open++;
+                if (session.IsSilent && (oldestSilent is null || session.AcceptedAt < oldestSilent.AcceptedAt))
+                {
+                    oldestSilent = session;
+                }
+            }
+            if (open < Config.Limits.MaxConnections)
+            {
+                return true;
+            }
+        }
+        if (oldestSilent is null)
+        {
+            return false;
+        }
+        Counters.CountConnectionEvicted();
+        oldestSilent.Evict(newcomer);
+        return true;
+    }
+
+    private void Refuse(Socket client, IPEndPoint remote, SourceAddress source, string reason)
+    {
+        Counters.CountConnectionRejected();
+        Audit.Write(new AuditEvent
+        {
+            Time = DateTime.UtcNow,
+            Kind = AuditEventKind.ConnectionLimit,
+            Listener = Config.Name,
+            Source = source,
+            SourcePort = (ushort)remote.Port,
+            Unit = -1,
+            FunctionCode = -1,
+            Reason = reason,
+            Count = 1,
+        });
+        client.Dispose();
     }
 
     internal void SessionClosed(ModbusTcpClientSession session)

@@ -47,6 +47,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     // audit.pcap: null when off. The stream offset of the frame being inspected gives its TCP sequence number there.
     private readonly ForensicsTap? _tap;
     private long _streamOffset;
+    private readonly long _acceptedAt = Stopwatch.GetTimestamp();
     private long _lastActivity;
     // When the first byte of a frame not yet complete arrived (0: none pending): frame-timeout.
     private long _frameStarted;
@@ -74,6 +75,26 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     }
 
     public SourceAddress Source => _source;
+
+    /// <summary>When the connection was accepted (<see cref="Stopwatch"/> ticks).</summary>
+    public long AcceptedAt => _acceptedAt;
+
+    /// <summary>
+    /// The client has not completed a single frame since it connected (allowed, refused and malformed
+    /// frames all count as spoken) and the connection is not already closing: what a listener at
+    /// <c>max-connections</c> may close to admit a new client.
+    /// </summary>
+    public bool IsSilent => Volatile.Read(ref _streamOffset) == 0 && !IsClosing;
+
+    /// <summary>Closing or closed: no longer counted against <c>max-connections</c>.</summary>
+    public bool IsClosing => Volatile.Read(ref _closing) != 0;
+
+    /// <summary>Closes this silent connection to make room for <paramref name="newcomer"/>, and audits it.</summary>
+    public void Evict(SourceAddress newcomer)
+    {
+        Audit(AuditEventKind.ConnectionLimit, -1, -1, $"max-connections reached: closed, silent since it connected, to admit {newcomer}");
+        _ = CloseAsync();
+    }
 
     private enum RequestAction : byte
     {

@@ -40,6 +40,13 @@ public sealed record UpstreamAddress(string Scheme, string Host, int Port)
 public sealed record ListenerLimits
 {
     public int ConnectionsPerSource { get; init; } = 256;
+    /// <summary>
+    /// Client connections the listener holds at once, from all sources. When full, a new connection
+    /// closes the oldest one that has not sent a complete frame since it connected (half-open); when
+    /// every one has spoken, the new connection is refused. Bounds the descriptors a many-source
+    /// attacker can take (each client holds one, and one more to the PLC once it sends).
+    /// </summary>
+    public int MaxConnections { get; init; } = 1024;
     public int PendingPerConnection { get; init; } = 16;
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
     /// <summary>

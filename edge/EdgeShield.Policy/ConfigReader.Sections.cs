@@ -11,7 +11,7 @@ internal sealed partial class ConfigReader
     private static readonly string[] Parities = ["none", "even", "odd"];
     private static readonly string[] ListenerKeys = ["name", "bind", "protocol", "upstream", "policy", "limits"];
     private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp"];
-    private static readonly string[] LimitKeys = ["connections-per-source", "pending-per-connection", "idle-timeout", "frame-timeout", "response-timeout", "connect-timeout"];
+    private static readonly string[] LimitKeys = ["connections-per-source", "max-connections", "pending-per-connection", "idle-timeout", "frame-timeout", "response-timeout", "connect-timeout"];
     private static readonly string[] TelemetryKeys = ["mqtt", "format", "buffer", "poll"];
     private static readonly string[] MqttKeys = ["broker", "client-id", "topic-prefix", "tls", "username", "password-file"];
     private static readonly string[] TlsKeys = ["ca", "cert", "key"];
@@ -223,6 +223,10 @@ internal sealed partial class ConfigReader
         if (OptionalInteger(map, "connections-per-source", 1, 65_535) is { } connections)
         {
             limits = limits with { ConnectionsPerSource = (int)connections };
+        }
+        if (OptionalInteger(map, "max-connections", 1, 65_535) is { } maxConnections)
+        {
+            limits = limits with { MaxConnections = (int)maxConnections };
         }
         // A Modbus TCP transaction id is 16 bits; more pending requests than that cannot be told apart.
         if (OptionalInteger(map, "pending-per-connection", 1, 65_535) is { } pending)

@@ -125,4 +125,50 @@ public class MalformedTests
         using var d = await h.ConnectAsync();
         Assert.Equal(3, (await d.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
     }
+
+    [Fact]
+    public async Task MaxConnections_Full_ClosesTheOldestSilentConnection_ToAdmitANewOne()
+    {
+        await using var h = await GatewayHarness.StartAsync(limits: "{ max-connections: 3 }");
+        using var spoke = await h.ConnectAsync();
+        Assert.Equal(3, (await spoke.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        using var silentOld = await h.ConnectAsync();
+        Assert.Equal(2, await h.SessionCountAsync(2));
+        using var silentNew = await h.ConnectAsync();
+        Assert.Equal(3, await h.SessionCountAsync(3));
+
+        using var newcomer = await h.ConnectAsync();
+
+        Assert.True(await silentOld.IsClosedByPeerAsync(), "the oldest silent connection was not closed");
+        Assert.Equal(3, (await newcomer.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        Assert.Equal(3, (await spoke.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        Assert.Equal(3, (await silentNew.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        Assert.Equal(1, h.Gateway.Counters.ConnectionsEvicted);
+        Assert.Equal(0, h.Gateway.Counters.ConnectionsRejected);
+        var evicted = Assert.Single(h.Audit.OfKind(AuditEventKind.ConnectionLimit));
+        Assert.StartsWith("max-connections reached: closed", evicted.Reason, StringComparison.Ordinal);
+        Assert.Equal(3, await h.SessionCountAsync(3));
+    }
+
+    [Fact]
+    public async Task MaxConnections_Full_EveryConnectionHasSpoken_NewOneIsRefused()
+    {
+        await using var h = await GatewayHarness.StartAsync(limits: "{ max-connections: 2 }");
+        using var a = await h.ConnectAsync();
+        using var b = await h.ConnectAsync();
+        Assert.Equal(3, (await a.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        Assert.Equal(3, (await b.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+
+        using var c = await h.ConnectAsync();
+
+        Assert.True(await c.IsClosedByPeerAsync());
+        Assert.Equal(1, h.Gateway.Counters.ConnectionsRejected);
+        Assert.Equal(0, h.Gateway.Counters.ConnectionsEvicted);
+        Assert.Equal("max-connections reached and every connection has spoken", Assert.Single(h.Audit.OfKind(AuditEventKind.ConnectionLimit)).Reason);
+        Assert.Equal(3, (await a.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        a.Dispose();
+        Assert.Equal(1, await h.SessionCountAsync(1));
+        using var d = await h.ConnectAsync();
+        Assert.Equal(3, (await d.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+    }
 }

@@ -167,7 +167,7 @@ public class ConfigLoaderTests
                 bind: 0.0.0.0:502
                 upstream: tcp://10.10.0.11:502
                 policy: p
-                limits: { connections-per-source: 8, pending-per-connection: 4, idle-timeout: 250ms, frame-timeout: 3s, response-timeout: 2s, connect-timeout: 1h }
+                limits: { connections-per-source: 8, max-connections: 100, pending-per-connection: 4, idle-timeout: 250ms, frame-timeout: 3s, response-timeout: 2s, connect-timeout: 1h }
               - name: b
                 bind: "[::1]:1502"
                 protocol: modbus-rtu-over-tcp
@@ -188,7 +188,7 @@ public class ConfigLoaderTests
         Assert.Equal(new IPEndPoint(IPAddress.Any, 502), listeners[0].Bind);
         Assert.Equal(ListenerProtocol.ModbusTcp, listeners[0].Protocol);
         Assert.Equal("tcp://10.10.0.11:502", listeners[0].Upstream.ToString());
-        Assert.Equal(new ListenerLimits { ConnectionsPerSource = 8, PendingPerConnection = 4, IdleTimeout = TimeSpan.FromMilliseconds(250), FrameTimeout = TimeSpan.FromSeconds(3), ResponseTimeout = TimeSpan.FromSeconds(2), ConnectTimeout = TimeSpan.FromHours(1) }, listeners[0].Limits);
+        Assert.Equal(new ListenerLimits { ConnectionsPerSource = 8, MaxConnections = 100, PendingPerConnection = 4, IdleTimeout = TimeSpan.FromMilliseconds(250), FrameTimeout = TimeSpan.FromSeconds(3), ResponseTimeout = TimeSpan.FromSeconds(2), ConnectTimeout = TimeSpan.FromHours(1) }, listeners[0].Limits);
         Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 1502), listeners[1].Bind);
         Assert.Equal(ListenerProtocol.ModbusRtuOverTcp, listeners[1].Protocol);
         Assert.Equal("serial://rs485-1", listeners[1].Upstream.ToString());
@@ -219,7 +219,7 @@ public class ConfigLoaderTests
             "test.yaml:9:13: error: policy 'q' is not defined under 'policies:' (defined: p)",
             "test.yaml:10:29: error: 'idle-timeout' must be a duration such as 250ms, 1s, 5m or 1h, not '5'",
             "test.yaml:10:56: error: 'connections-per-source' must be a whole number from 1 to 65535, not '0'",
-            "test.yaml:10:59: error: unknown key 'response-timout' in limits; did you mean 'response-timeout'? (valid keys: connections-per-source, pending-per-connection, idle-timeout, frame-timeout, response-timeout, connect-timeout)",
+            "test.yaml:10:59: error: unknown key 'response-timout' in limits; did you mean 'response-timeout'? (valid keys: connections-per-source, max-connections, pending-per-connection, idle-timeout, frame-timeout, response-timeout, connect-timeout)",
             "test.yaml:11:5: error: listener is missing required key 'policy' (the name of a policy under 'policies:'; no listener runs without one)",
             "test.yaml:11:11: error: duplicate listener name 'a' (first at line 6)",
             "test.yaml:12:11: error: bind 127.0.0.1:502 overlaps the listener at line 6 (0.0.0.0:502); each listener needs its own address and port",
