@@ -472,6 +472,8 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             await _sendLock.WaitAsync(_closed.Token);
             try
             {
+                // Whole at once in the common case; the runtime waits for the client's window otherwise.
+                data = data[NonBlockingSend.Send(_client, data.Span)..];
                 while (!data.IsEmpty)
                 {
                     int sent = await _client.SendAsync(data, SocketFlags.None, _closed.Token);

@@ -131,6 +131,8 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
         }
         try
         {
+            // Whole at once in the common case; the runtime waits for the PLC's window otherwise.
+            adu = adu[NonBlockingSend.Send(socket, adu.Span)..];
             while (!adu.IsEmpty)
             {
                 int sent = await socket.SendAsync(adu, SocketFlags.None, cancellationToken);

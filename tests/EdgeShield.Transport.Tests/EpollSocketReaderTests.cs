@@ -228,6 +228,21 @@ public sealed class EpollSocketReaderTests
         Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
     }
 
+    /// <summary>The Cpus_allowed_list of an epoll thread's /proc task directory; null for other threads and for threads that exited meanwhile.</summary>
+    private static string? EpollThreadCpus(string task)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(task, "comm")).StartsWith("edgeshield-epol", StringComparison.Ordinal)
+                ? File.ReadAllLines(Path.Combine(task, "status")).Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim()
+                : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null; // a thread pool thread that ended between the listing and the read
+        }
+    }
+
     [Fact]
     public async Task EpollThreads_EachPinnedToOneDistinctAllowedCpu()
     {
@@ -240,8 +255,8 @@ public sealed class EpollSocketReaderTests
             for (int attempt = 0; attempt < 50 && pinned.Count < Math.Min(Environment.ProcessorCount, 8); attempt++)
             {
                 pinned = Directory.GetDirectories("/proc/self/task")
-                    .Where(t => File.ReadAllText(Path.Combine(t, "comm")).StartsWith("edgeshield-epol", StringComparison.Ordinal))
-                    .Select(t => File.ReadAllLines(Path.Combine(t, "status")).Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim())
+                    .Select(EpollThreadCpus)
+                    .OfType<string>()
                     .ToList();
                 await Task.Delay(20);
             }
