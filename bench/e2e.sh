@@ -145,8 +145,11 @@ for t in $TARGETS; do hmi "${t#*:}" 8 2 >/dev/null; done
 
 echo -e "round\tconns\ttarget\trps\tp50_us\tp99_us\terrors\texceptions" >"$OUT"
 for round in $(seq 1 "$ROUNDS"); do
+  # Every other round runs the targets in reverse order, so that none always follows the same neighbour.
+  order=$TARGETS
+  (( round % 2 == 0 )) && order=$(tr ' ' '\n' <<<"$TARGETS" | tac | tr '\n' ' ')
   for conns in $CONNS; do
-    for t in $TARGETS; do
+    for t in $order; do
       name=${t%%:*}; port=${t#*:}
       line=$(hmi "$port" "$conns" "$SECS")
       jq -r --arg r "$round" --arg c "$conns" --arg n "$name" \
@@ -156,20 +159,4 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$OUT" <<'PY'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-med = {}
-for conns in dict.fromkeys(r["conns"] for r in rows):
-    for target in dict.fromkeys(r["target"] for r in rows):
-        sel = [r for r in rows if r["conns"] == conns and r["target"] == target]
-        med[conns, target] = (statistics.median(float(r["rps"]) for r in sel),
-                              statistics.median(float(r["p50_us"]) for r in sel),
-                              statistics.median(float(r["p99_us"]) for r in sel),
-                              sum(int(r["errors"]) + int(r["exceptions"]) for r in sel), len(sel))
-print("| conns | target | req/s (median) | p50 µs | p99 µs | × direct | × HAProxy | p99 vs HAProxy | errors+exceptions | runs |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for (conns, target), (rps, p50, p99, bad, n) in med.items():
-    d = med[conns, "direct"][0]; h = med[conns, "haproxy"]
-    print(f"| {conns} | {target} | {rps:,.0f} | {p50:.0f} | {p99:.0f} | {rps/d:.2f} | {rps/h[0]:.2f} | {p99/h[2]:.2f} | {bad} | {n} |")
-PY
+python3 "$ROOT/bench/e2e-summary.py" "$OUT"
