@@ -8,11 +8,14 @@ namespace EdgeShield.Integration.Tests;
 /// The diode with real network parts (issue 7, item 4): three namespaces joined by veth pairs,
 /// <code>
 ///  plant 10.10.0.11 ──eth0══plant0── gateway 10.10.0.1 | 10.30.0.1 ──site0══eth0── site 10.30.0.2
+///        fd00:10::11                         fd00:10::1 | fd00:30::1                     fd00:30::2
 ///  edgeshield-sim plc :502           edgeshield run, nft -f (generated)          mosquitto :1883, attacker
 ///  decoys tcp 22,80,102,…            decoys tcp 22,80,1883,…
 /// </code>
 /// Both outer namespaces route everything through the gateway, so only the gateway keeps them apart.
-/// Decoy listeners make every blocked port a port that would answer if a packet got through.
+/// Decoy listeners (IPv4 and IPv6) make every blocked port a port that would answer if a packet got
+/// through. Every probe from the site is made over IPv4 and over IPv6: a dual-stack plant network must
+/// not have a second, unguarded path.
 /// </summary>
 public partial class DiodeIsolationTests(ITestOutputHelper output)
 {
@@ -21,6 +24,11 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
     private const string GatewaySite = "10.30.0.1";
     private const string Broker = "10.30.0.2";
     private const string SiteSubnet = "10.30.0.0/24";
+    private const string PlantPlc6 = "fd00:10::11";
+    private const string GatewayPlant6 = "fd00:10::1";
+    private const string GatewaySite6 = "fd00:30::1";
+    private const string Broker6 = "fd00:30::2";
+    private const string SiteSubnet6 = "fd00:30::/64";
     /// <summary>Every privileged port plus the industrial, broker and proxy ports above 1024.</summary>
     private const string SweepPorts = "1-1024,1502,1883,2222,2404,4840,5020,5683,8080,8883,20000,44818,47808";
     /// <summary>SSH, HTTP, S7, IEC 60870-5-104, DNP3, EtherNet/IP (the PLC itself is on 502).</summary>
@@ -70,6 +78,12 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             await NetnsLab.LinkAsync(gw, "site0", GatewaySite + "/24", site, "eth0", Broker + "/24");
             await NetnsLab.RunCheckedAsync("ip", "-n", plant, "route", "add", "default", "via", GatewayPlant);
             await NetnsLab.RunCheckedAsync("ip", "-n", site, "route", "add", "default", "via", GatewaySite);
+            await NetnsLab.AddAddressAsync(gw, "plant0", GatewayPlant6 + "/64");
+            await NetnsLab.AddAddressAsync(plant, "eth0", PlantPlc6 + "/64");
+            await NetnsLab.AddAddressAsync(gw, "site0", GatewaySite6 + "/64");
+            await NetnsLab.AddAddressAsync(site, "eth0", Broker6 + "/64");
+            await NetnsLab.RunCheckedAsync("ip", "-n", plant, "-6", "route", "add", "default", "via", GatewayPlant6);
+            await NetnsLab.RunCheckedAsync("ip", "-n", site, "-6", "route", "add", "default", "via", GatewaySite6);
 
             // The measuring point: every packet entering the plant namespace from the site subnet, counted by the kernel.
             string probeRules = Path.Combine(dir, "plant-probe.nft");
@@ -80,6 +94,7 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
                     chain ingress {
                         type filter hook prerouting priority raw; policy accept;
                         ip saddr {{SiteSubnet}} counter comment "from-site"
+                        ip6 saddr {{SiteSubnet6}} counter comment "v6-from-site"
                         ip saddr {{GatewayPlant}} counter comment "from-gateway"
                     }
                 }
@@ -108,6 +123,12 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             Assert.True(controlUdp.Answered.SequenceEqual([502]), "control UDP: " + controlUdp);
             var (controlPackets, _) = await CounterAsync(plant, "inet probe", "from-site");
             Assert.True(controlPackets > 0, "the plant counter saw no packet from the site while forwarding was open");
+            var controlTcp6 = await NetnsLab.TcpSweepAsync(site, PlantPlc6, "22,20000", timeoutSeconds: 5);
+            var controlUdp6 = await NetnsLab.UdpSweepAsync(site, PlantPlc6, "502", timeoutSeconds: 5);
+            Assert.True(controlTcp6.Open.SequenceEqual([22, 20000]), "IPv6 control sweep: " + controlTcp6);
+            Assert.True(controlUdp6.Answered.SequenceEqual([502]), "IPv6 control UDP: " + controlUdp6);
+            var (controlPackets6, _) = await CounterAsync(plant, "inet probe", "v6-from-site");
+            Assert.True(controlPackets6 > 0, "the plant counter saw no IPv6 packet from the site while forwarding was open");
 
             // The generated ruleset, loaded in the gateway namespace; the plant counter starts again from 0.
             var nft = await Processes.RunAsync(Processes.EdgeShield("nft", "--config", config));
@@ -123,10 +144,15 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             var forwardedUdp = await NetnsLab.UdpSweepAsync(site, PlantPlc, UdpProbePorts);
             AssertNothingAnswers(forwardedTcp, "site -> plant, forwarding on, ruleset loaded");
             AssertNothingAnswers(forwardedUdp, "site -> plant UDP, forwarding on, ruleset loaded");
+            var forwardedTcp6 = await NetnsLab.TcpSweepAsync(site, PlantPlc6, SweepPorts);
+            var forwardedUdp6 = await NetnsLab.UdpSweepAsync(site, PlantPlc6, UdpProbePorts);
+            AssertNothingAnswers(forwardedTcp6, "site -> plant over IPv6, forwarding on, ruleset loaded");
+            AssertNothingAnswers(forwardedUdp6, "site -> plant UDP over IPv6, forwarding on, ruleset loaded");
             var (forwardDropped, _) = await CounterAsync(gw, "inet edgeshield", "routed packets");
             Assert.True(forwardDropped >= 1000, $"the forward chain counted {forwardDropped} routed packets; the sweep sent over 1000");
             output.WriteLine($"control (no ruleset, forwarding on): {controlTcp}, UDP {controlUdp}, {controlPackets} packets counted in the plant");
-            output.WriteLine($"ruleset, forwarding on: TCP {forwardedTcp}; UDP {forwardedUdp}; forward chain dropped {forwardDropped} packets");
+            output.WriteLine($"IPv6 control: {controlTcp6}, UDP {controlUdp6}, {controlPackets6} packets counted in the plant");
+            output.WriteLine($"ruleset, forwarding on: TCP {forwardedTcp}; UDP {forwardedUdp}; IPv6 TCP {forwardedTcp6}; IPv6 UDP {forwardedUdp6}; forward chain dropped {forwardDropped} packets");
 
             // Phase 2, as shipped: forwarding off, the ruleset loaded, EdgeShield running.
             await SetForwardingAsync(gw, on: false);
@@ -147,6 +173,19 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             AssertNothingAnswers(udpSweeps[0], "site -> plant UDP");
             AssertNothingAnswers(udpSweeps[1], "site -> gateway UDP");
             output.WriteLine($"as shipped: site -> PLC {sweeps[0]}; -> gateway site address {sweeps[1]}; -> gateway plant address {sweeps[2]}; UDP -> PLC {udpSweeps[0]}; UDP -> gateway {udpSweeps[1]}");
+            var sweeps6 = await Task.WhenAll(
+                NetnsLab.TcpSweepAsync(site, PlantPlc6, SweepPorts),
+                NetnsLab.TcpSweepAsync(site, GatewaySite6, SweepPorts),
+                NetnsLab.TcpSweepAsync(site, GatewayPlant6, SweepPorts));
+            AssertNothingAnswers(sweeps6[0], "site -> plant over IPv6");
+            AssertNothingAnswers(sweeps6[1], "site -> gateway site address over IPv6");
+            AssertNothingAnswers(sweeps6[2], "site -> gateway plant address over IPv6");
+            var udpSweeps6 = await Task.WhenAll(
+                NetnsLab.UdpSweepAsync(site, PlantPlc6, UdpProbePorts),
+                NetnsLab.UdpSweepAsync(site, GatewaySite6, UdpProbePorts));
+            AssertNothingAnswers(udpSweeps6[0], "site -> plant UDP over IPv6");
+            AssertNothingAnswers(udpSweeps6[1], "site -> gateway UDP over IPv6");
+            output.WriteLine($"as shipped, IPv6: site -> PLC {sweeps6[0]}; -> gateway site address {sweeps6[1]}; -> gateway plant address {sweeps6[2]}; UDP -> PLC {udpSweeps6[0]}; UDP -> gateway {udpSweeps6[1]}");
 
             // Commands from the site: every command-like topic, retained and not, JSON and Modbus bytes.
             string modbusWrite = Path.Combine(dir, "fc6.bin");
@@ -190,14 +229,17 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             Assert.True(direct.ExitCode == 0, "control write: " + direct.Stdout + direct.Stderr);
 
             var (sitePackets, siteBytes) = await CounterAsync(plant, "inet probe", "from-site");
+            var (sitePackets6, siteBytes6) = await CounterAsync(plant, "inet probe", "v6-from-site");
             var (gatewayPackets, _) = await CounterAsync(plant, "inet probe", "from-gateway");
             plc.Signal(Processes.SIGTERM);
             Assert.Equal(0, await plc.WaitForExitAsync(30_000));
             var functions = FunctionCounts(plc.Stdout);
-            output.WriteLine($"bytes from site to plant: {siteBytes} ({sitePackets} packets); from the gateway: {gatewayPackets} packets; PLC: {plc.Stdout}");
+            output.WriteLine($"bytes from site to plant: {siteBytes} ({sitePackets} packets), over IPv6 {siteBytes6} ({sitePackets6} packets); from the gateway: {gatewayPackets} packets; PLC: {plc.Stdout}");
 
             Assert.Equal(0, sitePackets);
             Assert.Equal(0, siteBytes);
+            Assert.Equal(0, sitePackets6);
+            Assert.Equal(0, siteBytes6);
             Assert.True(gatewayPackets > 0, "the plant counter saw nothing from the gateway either: it does not count");
             Assert.Equal(1, functions.GetValueOrDefault(6));
             foreach (byte write in (byte[])[5, 15, 16, 21, 22, 23, 8])

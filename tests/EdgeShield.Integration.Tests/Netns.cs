@@ -40,6 +40,12 @@ internal sealed class NetnsLab : IAsyncDisposable
         await RunCheckedAsync("ip", "-n", nsB, "link", "set", ifB, "up");
     }
 
+    /// <summary>A further address on <paramref name="dev"/> (an IPv6 one without duplicate address detection, so it is usable at once).</summary>
+    public static Task AddAddressAsync(string ns, string dev, string cidr) =>
+        cidr.Contains(':', StringComparison.Ordinal)
+            ? RunCheckedAsync("ip", "-n", ns, "addr", "add", cidr, "dev", dev, "nodad")
+            : RunCheckedAsync("ip", "-n", ns, "addr", "add", cidr, "dev", dev);
+
     public static ProcessStartInfo Exec(string ns, string file, params string[] args)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

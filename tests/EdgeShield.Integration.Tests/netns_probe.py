@@ -5,8 +5,10 @@
                              {"open": [...], "refused": [...], "timeout": [...], "error": {...}}
   udp HOST PORTS TIMEOUT_S   send a datagram to every port, collect answers until the timeout;
                              {"answered": [...], "refused": [...], "silent": [...]}
-  decoy TCP_PORTS UDP_PORTS  listen on 0.0.0.0 on every port (TCP: accept, write "decoy\n",
+  decoy TCP_PORTS UDP_PORTS  listen on every port, IPv4 and IPv6 (TCP: accept, write "decoy\n",
                              close; UDP: echo); prints "decoys up" once all are bound
+
+HOST is an IPv4 or an IPv6 address.
 
 PORTS is a comma list of ports and ranges: "1-1024,1883,5020".
 Plain sockets and poll(2) only, so it runs on Debian's python3 without packages.
@@ -32,6 +34,10 @@ def ports(text):
     return sorted(set(out))
 
 
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def tcp(host, plist, timeout):
     result = {"open": [], "refused": [], "timeout": [], "error": {}}
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -42,7 +48,7 @@ def tcp(host, plist, timeout):
         pending = {}
         poller = select.poll()
         for port in batch:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(family(host), socket.SOCK_STREAM)
             s.setblocking(False)
             code = s.connect_ex((host, port))
             if code in (0, errno.EINPROGRESS):
@@ -79,7 +85,7 @@ def udp(host, plist, timeout):
     # A Modbus read request as the payload: what a UDP Modbus device would answer.
     payload = bytes([0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1])
     for port in plist:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family(host), socket.SOCK_DGRAM)
         s.setblocking(False)
         s.connect((host, port))
         try:
@@ -124,15 +130,20 @@ def decoy(tcp_ports, udp_ports):
             sock.sendto(data, peer)
 
     threads = []
+    def dual_stack(kind):
+        s = socket.socket(socket.AF_INET6, kind)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        return s
+
     for port in tcp_ports:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = dual_stack(socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
+        s.bind(("::", port))
         s.listen(64)
         threads.append(threading.Thread(target=serve_tcp, args=(s,), daemon=True))
     for port in udp_ports:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port))
+        s = dual_stack(socket.SOCK_DGRAM)
+        s.bind(("::", port))
         threads.append(threading.Thread(target=serve_udp, args=(s,), daemon=True))
     for t in threads:
         t.start()
