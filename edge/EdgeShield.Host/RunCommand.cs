@@ -124,7 +124,7 @@ internal static class RunCommand
                 lock (reloading)
                 {
                     systemd?.Notify("RELOADING=1");
-                    current = Reload(path, current, gateway, sink, maintenance, "SIGHUP");
+                    current = Reload(path, config, current, gateway, sink, maintenance, "SIGHUP");
                     systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
                 }
             });
@@ -133,7 +133,7 @@ internal static class RunCommand
                 lock (reloading)
                 {
                     systemd?.Notify("RELOADING=1");
-                    current = Reload(path, current, gateway, sink, maintenance, "file changed");
+                    current = Reload(path, config, current, gateway, sink, maintenance, "file changed");
                     systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
                 }
             });
@@ -158,8 +158,11 @@ internal static class RunCommand
         return Cli.ExitOk;
     }
 
-    /// <summary>Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.</summary>
-    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit, MaintenanceState maintenance, string trigger)
+    /// <summary>
+    /// Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.
+    /// Every other section runs as <paramref name="started"/> had it until a restart, and the event says which differ.
+    /// </summary>
+    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig started, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit, MaintenanceState maintenance, string trigger)
     {
         var loaded = ConfigLoader.Load(path, maintenance);
         if (loaded.HasErrors || loaded.Config is null)
@@ -173,7 +176,17 @@ internal static class RunCommand
             return current;
         }
         gateway.UpdatePolicies(loaded.Config);
-        audit.Write(ServiceEvent("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash}"));
+        // Only policies are swapped. Say so when other sections changed, so that nobody believes a new
+        // listener, limit, bus, telemetry or audit setting is in force after a reload.
+        var notApplied = EdgeShieldConfig.ChangedSections(started, loaded.Config).Where(s => s != "policies").ToList();
+        string notice = notApplied.Count == 0 ? ""
+            : $"; not applied until a restart: {string.Join(", ", notApplied)}"
+              + (notApplied.Contains("network") ? " (network: regenerate and load the ruleset with `edgeshield nft`)" : "");
+        audit.Write(ServiceEvent("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash}{notice}"));
+        if (notice.Length > 0)
+        {
+            Console.Error.WriteLine($"{path}: warning: reloaded the policies only{notice}");
+        }
         return loaded.Config;
     }
 

@@ -21,6 +21,23 @@ public sealed partial class EdgeShieldConfig
     public TelemetryConfig? Telemetry { get; init; }
     /// <summary>SHA-256 of the file's bytes, hex, for audit events of reloads.</summary>
     public string Hash { get; init; } = "";
+    /// <summary>
+    /// SHA-256 (hex) of each top-level section present, over its content only (comments and layout do
+    /// not count): a reload compares them to tell which sections changed.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> SectionHashes { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The top-level sections whose content differs between <paramref name="before"/> and <paramref name="after"/> (added and removed ones included), in file order of <see cref="SectionNames"/>.</summary>
+    public static IReadOnlyList<string> ChangedSections(EdgeShieldConfig before, EdgeShieldConfig after)
+    {
+        ArgumentNullException.ThrowIfNull(before);
+        ArgumentNullException.ThrowIfNull(after);
+        return [.. SectionNames.Where(name =>
+            before.SectionHashes.GetValueOrDefault(name) != after.SectionHashes.GetValueOrDefault(name))];
+    }
+
+    /// <summary>The top-level keys of a configuration file.</summary>
+    public static IReadOnlyList<string> SectionNames { get; } = ["gateway", "serial", "listeners", "policies", "telemetry", "audit", "hardware", "network"];
 }
 
 /// <summary>The framing a listener speaks to its clients.</summary>

@@ -35,7 +35,7 @@ internal sealed class KeyMap
 /// </summary>
 internal sealed partial class ConfigReader(DiagnosticBag diagnostics, MaintenanceState maintenance)
 {
-    private static readonly string[] RootKeys = ["gateway", "serial", "listeners", "policies", "telemetry", "audit", "hardware", "network"];
+    private static readonly string[] RootKeys = [.. EdgeShieldConfig.SectionNames];
     private static readonly string[] GatewayKeys = ["name", "site"];
 
     private readonly DiagnosticBag _diagnostics = diagnostics;
@@ -83,7 +83,24 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             Network = network,
             Telemetry = telemetry,
             AuditPcap = auditPcap,
+            SectionHashes = SectionHashes(map),
         };
+    }
+
+    private static Dictionary<string, string> SectionHashes(KeyMap map)
+    {
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        var text = new System.Text.StringBuilder();
+        foreach (string name in RootKeys)
+        {
+            if (map.TryGet(name, out var section))
+            {
+                text.Clear();
+                section.AppendCanonical(text);
+                hashes[name] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
+            }
+        }
+        return hashes;
     }
 
     // ---- structure -------------------------------------------------------------------------

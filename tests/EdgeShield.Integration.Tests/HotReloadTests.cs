@@ -38,6 +38,15 @@ public class HotReloadTests
         Assert.StartsWith("file changed: kept policy sha256 ", Assert.Single(Reloads(gw.Gateway.Stdout, "reload-failed")), StringComparison.Ordinal);
         Assert.Equal(6, (await client.RoundTripAsync([0, 3, 0, 0, 0, 6, 1, 6, 1, 0xF5, 0, 2]))[7]);
         Assert.Equal(2, gw.Plc.GetHoldingRegister(1, 501));
+
+        // A listener change beside a policy change: the policy applies, and the event says the listener does not.
+        string withLimits = GatewayProcess.Config(gw.Plc.Port, GatewayProcess.Policy.Replace("address: 100-119", "address: 100-699", StringComparison.Ordinal))
+            .Replace("bind: 127.0.0.1:0", "bind: 127.0.0.1:0\n    limits: { idle-timeout: 1m }", StringComparison.Ordinal);
+        await File.WriteAllTextAsync(gw.ConfigPath, withLimits);
+        Assert.True(await gw.Gateway.WaitForStdoutAsync("not applied until a restart"), gw.Gateway.Stdout + gw.Gateway.Stderr);
+        Assert.Matches("^file changed: policy sha256 [0-9a-f]{64} -> [0-9a-f]{64}; not applied until a restart: listeners$", Reloads(gw.Gateway.Stdout, "reloaded")[^1]);
+        Assert.Contains("warning: reloaded the policies only; not applied until a restart: listeners", gw.Gateway.Stderr, StringComparison.Ordinal);
+        Assert.Equal(6, (await client.RoundTripAsync([0, 4, 0, 0, 0, 6, 1, 6, 2, 0x58, 0, 3]))[7]); // 600: the new policy
     }
 
     [Fact]

@@ -30,6 +30,37 @@ internal sealed class YamlNode
     /// <summary>An empty plain scalar, or <c>~</c> / <c>null</c>.</summary>
     public bool IsNull => Kind == YamlNodeKind.Scalar && IsPlain && Value is "" or "~" or "null" or "Null" or "NULL";
 
+    /// <summary>
+    /// Appends a canonical form of this node: kinds, scalar texts and quoting, in order; positions,
+    /// comments and layout left out. Two nodes with the same form mean the same configuration.
+    /// </summary>
+    public void AppendCanonical(System.Text.StringBuilder text)
+    {
+        switch (Kind)
+        {
+            case YamlNodeKind.Scalar:
+                text.Append(IsPlain ? 'p' : 'q').Append(Value.Length).Append(':').Append(Value);
+                break;
+            case YamlNodeKind.Sequence:
+                text.Append('[');
+                foreach (var item in Items)
+                {
+                    item.AppendCanonical(text);
+                }
+                text.Append(']');
+                break;
+            default:
+                text.Append('{');
+                foreach (var (key, value) in Entries)
+                {
+                    key.AppendCanonical(text);
+                    value.AppendCanonical(text);
+                }
+                text.Append('}');
+                break;
+        }
+    }
+
     public string Describe() => Kind switch
     {
         YamlNodeKind.Sequence => "a list",
