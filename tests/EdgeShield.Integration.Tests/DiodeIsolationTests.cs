@@ -160,32 +160,23 @@ public partial class DiodeIsolationTests(ITestOutputHelper output)
             Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on ", 60_000), "gateway did not start:\n" + gateway.Stderr);
             await Until(() => Telemetry(sub.Stdout).Count >= 5, 60_000, () => "no telemetry at the site broker:\n" + sub.Stdout + "\ngateway:\n" + gateway.Stderr);
 
-            var sweeps = await Task.WhenAll(
-                NetnsLab.TcpSweepAsync(site, PlantPlc, SweepPorts),
-                NetnsLab.TcpSweepAsync(site, GatewaySite, SweepPorts),
-                NetnsLab.TcpSweepAsync(site, GatewayPlant, SweepPorts));
-            AssertNothingAnswers(sweeps[0], "site -> plant PLC address");
-            AssertNothingAnswers(sweeps[1], "site -> gateway site address");
-            AssertNothingAnswers(sweeps[2], "site -> gateway plant address");
-            var udpSweeps = await Task.WhenAll(
-                NetnsLab.UdpSweepAsync(site, PlantPlc, UdpProbePorts),
-                NetnsLab.UdpSweepAsync(site, GatewaySite, UdpProbePorts));
-            AssertNothingAnswers(udpSweeps[0], "site -> plant UDP");
-            AssertNothingAnswers(udpSweeps[1], "site -> gateway UDP");
-            output.WriteLine($"as shipped: site -> PLC {sweeps[0]}; -> gateway site address {sweeps[1]}; -> gateway plant address {sweeps[2]}; UDP -> PLC {udpSweeps[0]}; UDP -> gateway {udpSweeps[1]}");
-            var sweeps6 = await Task.WhenAll(
-                NetnsLab.TcpSweepAsync(site, PlantPlc6, SweepPorts),
-                NetnsLab.TcpSweepAsync(site, GatewaySite6, SweepPorts),
-                NetnsLab.TcpSweepAsync(site, GatewayPlant6, SweepPorts));
-            AssertNothingAnswers(sweeps6[0], "site -> plant over IPv6");
-            AssertNothingAnswers(sweeps6[1], "site -> gateway site address over IPv6");
-            AssertNothingAnswers(sweeps6[2], "site -> gateway plant address over IPv6");
-            var udpSweeps6 = await Task.WhenAll(
-                NetnsLab.UdpSweepAsync(site, PlantPlc6, UdpProbePorts),
-                NetnsLab.UdpSweepAsync(site, GatewaySite6, UdpProbePorts));
-            AssertNothingAnswers(udpSweeps6[0], "site -> plant UDP over IPv6");
-            AssertNothingAnswers(udpSweeps6[1], "site -> gateway UDP over IPv6");
-            output.WriteLine($"as shipped, IPv6: site -> PLC {sweeps6[0]}; -> gateway site address {sweeps6[1]}; -> gateway plant address {sweeps6[2]}; UDP -> PLC {udpSweeps6[0]}; UDP -> gateway {udpSweeps6[1]}");
+            foreach (var (plcAddress, gatewaySite, gatewayPlant, family) in ((string, string, string, string)[])[
+                (PlantPlc, GatewaySite, GatewayPlant, "IPv4"), (PlantPlc6, GatewaySite6, GatewayPlant6, "IPv6")])
+            {
+                var sweeps = await Task.WhenAll(
+                    NetnsLab.TcpSweepAsync(site, plcAddress, SweepPorts),
+                    NetnsLab.TcpSweepAsync(site, gatewaySite, SweepPorts),
+                    NetnsLab.TcpSweepAsync(site, gatewayPlant, SweepPorts));
+                AssertNothingAnswers(sweeps[0], $"site -> plant PLC address over {family}");
+                AssertNothingAnswers(sweeps[1], $"site -> gateway site address over {family}");
+                AssertNothingAnswers(sweeps[2], $"site -> gateway plant address over {family}");
+                var udpSweeps = await Task.WhenAll(
+                    NetnsLab.UdpSweepAsync(site, plcAddress, UdpProbePorts),
+                    NetnsLab.UdpSweepAsync(site, gatewaySite, UdpProbePorts));
+                AssertNothingAnswers(udpSweeps[0], $"site -> plant UDP over {family}");
+                AssertNothingAnswers(udpSweeps[1], $"site -> gateway UDP over {family}");
+                output.WriteLine($"as shipped, {family}: site -> PLC {sweeps[0]}; -> gateway site address {sweeps[1]}; -> gateway plant address {sweeps[2]}; UDP -> PLC {udpSweeps[0]}; UDP -> gateway {udpSweeps[1]}");
+            }
 
             // Commands from the site: every command-like topic, retained and not, JSON and Modbus bytes.
             string modbusWrite = Path.Combine(dir, "fc6.bin");
