@@ -49,12 +49,18 @@ public sealed class ForensicsCaptureTests(ITestOutputHelper output) : IAsyncDisp
                 value: 0-1500
         """;
 
-    private async Task<EdgeGateway> StartAsync(IAuditSink audit, string maxMb = "32", bool ipv6 = false, bool pcap = true)
+    private async Task<EdgeGateway> StartAsync(IAuditSink audit, string maxMb = "32", bool ipv6 = false, bool pcap = true, bool rtu = false)
     {
         _plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
         string second = ipv6 ? $"""
               - name: hmi-v6
                 bind: "[::1]:0"
+                upstream: tcp://127.0.0.1:{_plc.Port}
+                policy: plc1
+            """ : rtu ? $"""
+              - name: hmi-rtu
+                bind: 127.0.0.1:0
+                protocol: modbus-rtu-over-tcp
                 upstream: tcp://127.0.0.1:{_plc.Port}
                 policy: plc1
             """ : "";
@@ -92,7 +98,12 @@ public sealed class ForensicsCaptureTests(ITestOutputHelper output) : IAsyncDisp
     private static async Task<string[]> TsharkAsync(string path, int modbusPort, string filter, params string[] fields)
     {
         var start = new ProcessStartInfo("tshark") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in (string[])["-r", path, "-o", $"mbtcp.tcp.port:{modbusPort}", "-Y", filter, "-T", "fields", "-E", "separator=;", "-E", "occurrence=f"])
+        // RTU frames inside TCP (a modbus-rtu-over-tcp listener): Wireshark's mbrtu on that port, as an integrator
+        // would set it, with its CRC check on (off by default; then every CRC shows as unverified).
+        string[] protocol = filter.Contains("mbrtu", StringComparison.Ordinal)
+            ? ["-o", $"mbrtu.tcp.port:{modbusPort}", "-o", "mbrtu.crc_verification:TRUE"]
+            : ["-o", $"mbtcp.tcp.port:{modbusPort}"];
+        foreach (var arg in (string[])["-r", path, .. protocol, "-Y", filter, "-T", "fields", "-E", "separator=;", "-E", "occurrence=f"])
         {
             start.ArgumentList.Add(arg);
         }
@@ -176,6 +187,43 @@ public sealed class ForensicsCaptureTests(ITestOutputHelper output) : IAsyncDisp
         {
             want.Add($";::1;{v6Local.Port};;::1;{v6ListenerPort};1;9;6;110;denied 01: function not allowed; rule hmi reads; listener hmi-v6");
         }
+        Assert.True(want.SequenceEqual(rows), "tshark rows:\n" + string.Join("\n", rows));
+    }
+
+    [Fact]
+    public async Task RtuOverTcpListener_RefusedAndMalformedFrames_AreInThePcapngAsTsharksMbrtuDecodesThem()
+    {
+        var audit = new MemoryAuditSink();
+        var gateway = await StartAsync(audit, rtu: true);
+        var listener = gateway.Listeners[1].LocalEndPoint;
+        using var client = await ConnectAsync(listener);
+        var local = (IPEndPoint)client.Socket.LocalEndPoint!;
+
+        // allowed read (8 bytes), denied write at 500 (02), denied value 2000 (03), then a frame with a bad CRC (malformed, closed).
+        await client.SendAsync(SerialGatewayTests.Rtu(1, [3, 0, 0, 0, 10]));
+        Assert.Equal(3 + 20 + 2, (await SerialGatewayTests.ReceiveRtuAsync(client, 25)).Length);
+        await client.SendAsync(SerialGatewayTests.Rtu(1, [6, 0x01, 0xF4, 0, 7]));
+        Assert.Equal(SerialGatewayTests.Rtu(1, [0x86, 0x02]), await SerialGatewayTests.ReceiveRtuAsync(client, 5));
+        await client.SendAsync(SerialGatewayTests.Rtu(1, [6, 0, 102, 0x07, 0xD0]));
+        Assert.Equal(SerialGatewayTests.Rtu(1, [0x86, 0x03]), await SerialGatewayTests.ReceiveRtuAsync(client, 5));
+        var badCrc = SerialGatewayTests.Rtu(1, [6, 0, 103, 0, 1]);
+        badCrc[^1] ^= 0xFF;
+        await client.SendAsync(badCrc);
+        Assert.True(await client.IsClosedByPeerAsync());
+        await WaitUntilAsync(() => gateway.Counters.Captured == 3, $"3 captures (have {gateway.Counters.Captured})");
+        await gateway.DisposeAsync();
+        _gateway = null;
+
+        var rows = await TsharkAsync(PcapPath, listener.Port, "mbrtu", "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "mbrtu.unit_id", "modbus.func_code", "modbus.reference_num", "mbrtu.crc16.status", "frame.comment");
+        string ports = $"{local.Port};{listener.Port}";
+        // Sequence numbers: 1 + the frame's offset in the client's RTU byte stream (8 bytes per frame here);
+        // CRC status as Wireshark's checksum check reports it (1 good, 0 bad): tshark confirms the CRC the gateway refused.
+        string[] want =
+        [
+            $"{ports};9;1;6;500;1;denied 02: address span not allowed; rule setpoints; listener hmi-rtu",
+            $"{ports};17;1;6;102;1;denied 03: value or quantity not allowed; rule setpoints; listener hmi-rtu",
+            $"{ports};25;1;6;103;0;malformed: CRC mismatch; listener hmi-rtu",
+        ];
         Assert.True(want.SequenceEqual(rows), "tshark rows:\n" + string.Join("\n", rows));
     }
 

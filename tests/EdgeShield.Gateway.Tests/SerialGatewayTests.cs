@@ -283,7 +283,7 @@ public class SerialGatewayTests
         return frame;
     }
 
-    private static async Task<byte[]> ReceiveRtuAsync(ModbusClient client, int length)
+    internal static async Task<byte[]> ReceiveRtuAsync(ModbusClient client, int length)
     {
         var buffer = new byte[length];
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
