@@ -20,22 +20,7 @@ HMI_CONNS=${HMI_CONNS:-4}
 QUIET_SECS=${QUIET_SECS:-20}
 HALF_OPEN=${HALF_OPEN:-10000}
 SOURCES=${SOURCES:-40}
-SIM_DLL=${SIM_DLL:-$ROOT/simulators/edgeshield-sim/bin/Release/net10.0/edgeshield-sim.dll}
-if [[ -z "${GW_CMD:-}" ]]; then
-  case $GATEWAY in
-    aot) GW_CMD=$ROOT/edge/EdgeShield.Host/bin/Release/net10.0/linux-x64/publish/edgeshield ;;
-    jit) GW_CMD="dotnet $ROOT/edge/EdgeShield.Host/bin/Release/net10.0/edgeshield.dll" ;;
-    *) echo "attack: GATEWAY is aot or jit" >&2; exit 2 ;;
-  esac
-  if [[ -z "${NOBUILD:-}" ]]; then
-    dotnet build -c Release -v q -nologo "$ROOT/simulators/edgeshield-sim" >/dev/null
-    if [[ $GATEWAY == aot ]]; then
-      dotnet publish -c Release -r linux-x64 -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
-    else
-      dotnet build -c Release -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
-    fi
-  fi
-fi
+source "$ROOT/bench/gateway-build.sh" attack
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if (( $(ulimit -n) < HALF_OPEN + 2048 )); then
   HALF_OPEN=$(( $(ulimit -n) - 2048 ))

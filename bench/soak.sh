@@ -36,22 +36,7 @@ GATEWAY=${GATEWAY:-aot}
 if (( DURATION > 7200 )); then echo "soak: at most 2 hours" >&2; exit 2; fi
 if (( CONNS > 8000 )); then echo "soak: at most 8000 connections" >&2; exit 2; fi
 
-SIM_DLL=${SIM_DLL:-$ROOT/simulators/edgeshield-sim/bin/Release/net10.0/edgeshield-sim.dll}
-if [[ -z "${GW_CMD:-}" ]]; then
-  case $GATEWAY in
-    aot) GW_CMD=$ROOT/edge/EdgeShield.Host/bin/Release/net10.0/linux-x64/publish/edgeshield ;;
-    jit) GW_CMD="dotnet $ROOT/edge/EdgeShield.Host/bin/Release/net10.0/edgeshield.dll" ;;
-    *) echo "soak: GATEWAY is aot or jit" >&2; exit 2 ;;
-  esac
-  if [[ -z "${NOBUILD:-}" ]]; then
-    dotnet build -c Release -v q -nologo "$ROOT/simulators/edgeshield-sim" >/dev/null
-    if [[ $GATEWAY == aot ]]; then
-      dotnet publish -c Release -r linux-x64 -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
-    else
-      dotnet build -c Release -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
-    fi
-  fi
-fi
+source "$ROOT/bench/gateway-build.sh" soak
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK=$(mktemp -d /tmp/edgeshield-soak.XXXXXX)
