@@ -19,8 +19,9 @@ internal static class Cli
           learn --pcap CAPTURE… --out FILE      a draft allow-list from captures, for review
           learn --listen --config FILE --seconds N --out FILE   … or from live traffic (monitor mode)
           nft --config FILE      print the nftables ruleset for the config's network, listeners and broker
-          demo [--seconds N]     simulated PLC, the firewall with the bundled demo policy, and HMI
-                                 traffic with forbidden writes and a malformed frame, in one process
+
+        The demo (simulated PLCs, HMI traffic, a broker) is 'edgeshield-sim demo': this firmware
+        binary carries only the gateway.
 
         Run 'edgeshield COMMAND --help' for a command's options.
         """;
@@ -42,7 +43,6 @@ internal static class Cli
         {
             "run" => await RunCommand.ExecuteAsync(rest),
             "check" => CheckCommand.Execute(rest),
-            "demo" => await DemoCommand.ExecuteAsync(rest),
             "replay" => ReplayCommand.Execute(rest),
             "learn" => await LearnCommand.ExecuteAsync(rest),
             "nft" => NftCommand.Execute(rest),
@@ -52,7 +52,7 @@ internal static class Cli
 
     private static int UnknownCommand(string command)
     {
-        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, nft, demo (see 'edgeshield --help')");
+        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, replay, learn, nft (see 'edgeshield --help')");
         return ExitUsage;
     }
 }

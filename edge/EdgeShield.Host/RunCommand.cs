@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using EdgeShield.Gateway;
 using EdgeShield.Hardware.Systemd;
 using EdgeShield.Policy;
+using EdgeShield.Service;
 
 namespace EdgeShield.Host;
 
@@ -193,15 +194,5 @@ internal static class RunCommand
     private static string FirstError(ConfigLoadResult loaded) =>
         loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
 
-    internal static AuditEvent ServiceEvent(string reason, string detail) => new()
-    {
-        Time = DateTime.UtcNow,
-        Kind = AuditEventKind.Service,
-        Listener = "",
-        Unit = -1,
-        FunctionCode = -1,
-        Reason = reason,
-        Detail = detail,
-        Count = 1,
-    };
+    internal static AuditEvent ServiceEvent(string reason, string detail) => ServiceEvents.Create(reason, detail);
 }

@@ -7,6 +7,7 @@ internal static class Cli
           plc     --listen HOST:PORT [--units 1,2] [--delay-ms N]   a Modbus TCP PLC
           hmi     --target HOST:PORT --conns N --seconds S [...]   HMI load; requests/s and latency
           attack  --target HOST:PORT [--scenario NAME[,NAME]]      malformed frames, forbidden functions, sweeps, floods, slowloris, half-open
+          demo    [--seconds N] [--broker URL]                    a PLC, the gateway with the demo policy, HMI traffic and an MQTT broker, in one process
         """;
 
     public static async Task<int> RunAsync(string[] args)
@@ -23,7 +24,8 @@ internal static class Cli
                 "plc" => await PlcCommand.RunAsync(new Args(args, 1)),
                 "hmi" => await HmiCommand.RunAsync(new Args(args, 1)),
                 "attack" => await AttackCommand.RunAsync(new Args(args, 1)),
-                _ => throw new UsageException($"unknown command '{args[0]}' (valid: plc, hmi, attack)"),
+                "demo" => await DemoCommand.RunAsync(new Args(args, 1)),
+                _ => throw new UsageException($"unknown command '{args[0]}' (valid: plc, hmi, attack, demo)"),
             };
         }
         catch (UsageException e)

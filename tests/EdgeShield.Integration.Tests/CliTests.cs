@@ -9,7 +9,6 @@ public class CliTests
     [InlineData("--help")]
     [InlineData("run", "--help")]
     [InlineData("check", "--help")]
-    [InlineData("demo", "--help")]
     [InlineData("replay", "--help")]
     [InlineData("learn", "--help")]
     public async Task Help_IsPrinted_ExitZero(params string[] args)
@@ -143,9 +142,9 @@ public class CliTests
     }
 
     [Fact]
-    public async Task Demo_RunsAndBehaves_ExitZero()
+    public async Task Demo_InTheSimulator_RunsAndBehaves_ExitZero()
     {
-        var result = await Processes.RunAsync(Processes.EdgeShield("demo", "--seconds", "2"));
+        var result = await Processes.RunAsync(Processes.EdgeShieldSim("demo", "--seconds", "2"));
 
         Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
         Assert.Matches(@"allowed [1-9]\d* denied [1-9]\d* malformed 1", result.Stdout);

@@ -6,7 +6,7 @@ public class DemoKeyTests
     [Fact]
     public async Task Demo_KeyOnStdin_ArmsThenDisarms_AndAuditsBoth()
     {
-        var start = Processes.EdgeShield("demo", "--seconds", "5");
+        var start = Processes.EdgeShieldSim("demo", "--seconds", "5");
         start.RedirectStandardInput = true;
         await using var demo = new Processes.Running(start);
         Assert.True(await demo.WaitForStdoutAsync("type 'key'"), demo.Stdout + demo.Stderr);

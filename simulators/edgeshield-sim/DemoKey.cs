@@ -1,7 +1,8 @@
 using System.Device.Gpio;
 using EdgeShield.Policy;
+using EdgeShield.Service;
 
-namespace EdgeShield.Host;
+namespace EdgeShield.Simulators.Cli;
 
 /// <summary>
 /// Turns the demo's simulated maintenance key from the keyboard: each line "key" (or "k") on

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using MQTTnet.Server;
 
-namespace EdgeShield.Host;
+namespace EdgeShield.Simulators.Cli;
 
 /// <summary>The demo's MQTT broker: MQTTnet.Server bound to 127.0.0.1 on a port that was free a moment ago.</summary>
 internal sealed class DemoBroker : IAsyncDisposable

@@ -3,10 +3,10 @@ using EdgeShield.Policy;
 using EdgeShield.Telemetry;
 using EdgeShield.Transport;
 
-namespace EdgeShield.Host;
+namespace EdgeShield.Service;
 
 /// <summary>Sends every audit event to several sinks (the journal and the MQTT events topic).</summary>
-internal sealed class FanOutAuditSink(params IAuditSink[] sinks) : IAuditSink
+public sealed class FanOutAuditSink(params IAuditSink[] sinks) : IAuditSink
 {
     public void Write(in AuditEvent auditEvent)
     {
@@ -22,7 +22,7 @@ internal sealed class FanOutAuditSink(params IAuditSink[] sinks) : IAuditSink
 /// AuditLog in front of it gives the MQTT copy the journal's flood control and exact JSON, off the
 /// frame path; this stream only splits lines and queues them (never blocking) for the publisher.
 /// </summary>
-internal sealed class EventsTopicStream(TelemetryService telemetry) : Stream
+public sealed class EventsTopicStream(TelemetryService telemetry) : Stream
 {
     public override bool CanRead => false;
     public override bool CanSeek => false;
@@ -61,7 +61,7 @@ internal sealed class EventsTopicStream(TelemetryService telemetry) : Stream
     public override void SetLength(long value) => throw new NotSupportedException();
 }
 
-internal static class TelemetryWiring
+public static class TelemetryWiring
 {
     /// <summary>
     /// The diode on the gateway's own upstreams: a poll entry reads through the very
@@ -73,6 +73,6 @@ internal static class TelemetryWiring
             config.GatewayName,
             config.Site,
             upstreams.Find,
-            notice => journal.Write(RunCommand.ServiceEvent(notice.Reason, notice.Detail)),
+            notice => journal.Write(ServiceEvents.Create(notice.Reason, notice.Detail)),
             TimeSpan.FromSeconds(1));
 }

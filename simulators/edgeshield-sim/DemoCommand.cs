@@ -2,20 +2,25 @@ using System.Globalization;
 using System.Net;
 using EdgeShield.Gateway;
 using EdgeShield.Policy;
-using EdgeShield.Simulators;
+using EdgeShield.Service;
 using EdgeShield.Telemetry;
 
-namespace EdgeShield.Host;
+namespace EdgeShield.Simulators.Cli;
 
 /// <summary>
-/// <c>edgeshield demo</c>: a simulated PLC, the firewall with the bundled demo policy in front of
-/// it, and HMI traffic that includes forbidden writes, a vendor programming request and one
-/// malformed frame — all in this process, on loopback, with nothing to set up.
+/// <c>edgeshield-sim demo</c>: a simulated PLC, the EdgeShield gateway library with the bundled
+/// demo policy in front of it, an embedded MQTT broker, and HMI traffic that includes forbidden
+/// writes, a vendor programming request and one malformed frame — all in this process, on
+/// loopback, with nothing to set up. The gateway is composed through EdgeShield.Service, as
+/// <c>edgeshield run</c> composes it; the firmware binary carries none of the simulators.
 /// </summary>
 internal static class DemoCommand
 {
+    private const int ExitOk = 0;
+    private const int ExitFault = 1;
+
     private const string Help = """
-        usage: edgeshield demo [--seconds N] [--broker mqtt://HOST:PORT]
+        usage: edgeshield-sim demo [--seconds N] [--broker mqtt://HOST:PORT]
 
         Starts, on 127.0.0.1, a simulated PLC, the EdgeShield firewall with the bundled demo
         policy, and HMI clients that read, write setpoints, and now and then try forbidden writes,
@@ -32,7 +37,7 @@ internal static class DemoCommand
 
     /// <summary>The bundled demo policy; <c>{PLC_PORT}</c> is the simulated PLC's port.</summary>
     internal const string DemoConfig = """
-        # The policy `edgeshield demo` enforces (see docs/POLICY.md).
+        # The policy `edgeshield-sim demo` enforces (see docs/POLICY.md).
         gateway: { name: demo-gw, site: demo }
         listeners:
           - name: hmi-plc1
@@ -81,29 +86,30 @@ internal static class DemoCommand
                 - { name: pump, table: coil, address: 0 }
         """;
 
-    public static async Task<int> ExecuteAsync(string[] args)
+    public static async Task<int> RunAsync(Args args)
     {
-        var options = Options.Parse("demo", args, ["--seconds", "--broker"], []);
-        if (options is null)
-        {
-            return Cli.ExitUsage;
-        }
-        if (options.Help)
-        {
-            Console.Out.Write(Help);
-            return Cli.ExitOk;
-        }
-        string? brokerUrl = options.Get("--broker");
-        if (brokerUrl is not null && !(Uri.TryCreate(brokerUrl, UriKind.Absolute, out var brokerUri) && brokerUri.Scheme is "mqtt" or "mqtts" && brokerUri.Host.Length > 0))
-        {
-            Console.Error.WriteLine($"edgeshield demo: --broker must be mqtt://HOST:PORT (got '{brokerUrl}')");
-            return Cli.ExitUsage;
-        }
+        string? brokerUrl = null;
         int seconds = 10;
-        if (options.Get("--seconds") is { } text && (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out seconds) || seconds < 1 || seconds > 86_400))
+        for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
-            Console.Error.WriteLine($"edgeshield demo: --seconds must be a whole number of seconds, 1..86400 (got '{text}')");
-            return Cli.ExitUsage;
+            switch (option)
+            {
+                case "--help" or "-h":
+                    Console.Out.Write(Help);
+                    return ExitOk;
+                case "--seconds":
+                    seconds = args.Int(option, 1, 86_400);
+                    break;
+                case "--broker":
+                    brokerUrl = args.Value(option);
+                    if (!(Uri.TryCreate(brokerUrl, UriKind.Absolute, out var brokerUri) && brokerUri.Scheme is "mqtt" or "mqtts" && brokerUri.Host.Length > 0))
+                    {
+                        throw new UsageException($"demo: --broker must be mqtt://HOST:PORT (got '{brokerUrl}')");
+                    }
+                    break;
+                default:
+                    throw new UsageException($"demo: unknown option '{option}' (valid: --seconds, --broker, --help)");
+            }
         }
 
         await using var plc = await PlcSimulator.StartAsync(
@@ -124,7 +130,7 @@ internal static class DemoCommand
             {
                 Console.Error.WriteLine(diagnostic.ToString());
             }
-            return Cli.ExitFault;
+            return ExitFault;
         }
 
         await using var audit = new AuditLog(Console.OpenStandardError(), eventsPerSecond: 5);
@@ -194,7 +200,7 @@ internal static class DemoCommand
         {
             // A leftover temporary directory is harmless.
         }
-        return behaved ? Cli.ExitOk : Cli.ExitFault;
+        return behaved ? ExitOk : ExitFault;
     }
 
     private static void PrintCounts(GatewayCounters counters, TelemetryService telemetry) =>

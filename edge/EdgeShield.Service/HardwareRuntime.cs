@@ -4,13 +4,13 @@ using EdgeShield.Gateway;
 using EdgeShield.Hardware;
 using EdgeShield.Policy;
 
-namespace EdgeShield.Host;
+namespace EdgeShield.Service;
 
 /// <summary>
 /// The gateway's front panel for one run: the GPIO chip of the configured profile, the maintenance
 /// key wired to <see cref="MaintenanceState"/> with audit events, and the status LEDs.
 /// </summary>
-internal sealed class HardwareRuntime : IDisposable
+public sealed class HardwareRuntime : IDisposable
 {
     private readonly GpioController? _controller;
     private readonly IMaintenanceKey? _key;
@@ -68,7 +68,7 @@ internal sealed class HardwareRuntime : IDisposable
         }
         catch (Exception e) when (e is PlatformNotSupportedException or IOException or UnauthorizedAccessException or InvalidOperationException or DllNotFoundException)
         {
-            audit.Write(RunCommand.ServiceEvent("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
+            audit.Write(ServiceEvents.Create("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
             return new HardwareRuntime(null, null, null, null, null, null);
         }
 
@@ -82,14 +82,14 @@ internal sealed class HardwareRuntime : IDisposable
             {
                 key = new GpioMaintenanceKey(controller, keyConfig.Gpio, keyConfig.ActiveLow, GpioMaintenanceKey.DefaultDebounce);
                 maintenanceSwitch = new MaintenanceSwitch(key, maintenance, keyConfig.ArmDuration, change =>
-                    audit.Write(RunCommand.ServiceEvent(change.Reason, change.Detail)));
+                    audit.Write(ServiceEvents.Create(change.Reason, change.Detail)));
             }
             leds = new GpioStatusLeds(controller, config.Leds.Run, config.Leds.Alarm, config.Leds.Maintenance);
             ledController = new StatusLedController(leds, () => counters.Allowed, () => counters.Denied + counters.Malformed + counters.Timeouts + counters.ResponseMismatches, maintenance);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or PlatformNotSupportedException)
         {
-            audit.Write(RunCommand.ServiceEvent("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
+            audit.Write(ServiceEvents.Create("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
             ledController?.Dispose();
             leds?.Dispose();
             maintenanceSwitch?.Dispose();
