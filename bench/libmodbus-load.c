@@ -23,7 +23,11 @@
 #include <modbus.h>
 
 #define MAX_CONNS 4096
-#define BUCKETS 100000 /* 1 µs each up to 100 ms; slower answers land in the last one */
+/* Latency histogram: 1 µs buckets below 10 ms, 100 µs buckets from 10 ms to 10 s (the last one
+ * holds anything slower). */
+#define FINE_US 10000
+#define COARSE_US 100
+#define BUCKETS (FINE_US + (10000000 - FINE_US) / COARSE_US)
 #define MAX_RECONNECTS 1000
 
 struct worker {
@@ -126,13 +130,19 @@ static void *run(void *arg)
             w->ok++;
         }
         int64_t us = ns_between(&start, &now) / 1000;
-        w->latency_us[us < BUCKETS ? us : BUCKETS - 1]++;
+        int64_t bucket = us < FINE_US ? us : FINE_US + (us - FINE_US) / COARSE_US;
+        w->latency_us[bucket < BUCKETS ? bucket : BUCKETS - 1]++;
     }
     if (ctx != NULL) {
         modbus_close(ctx);
         modbus_free(ctx);
     }
     return NULL;
+}
+
+static int bucket_us(int bucket)
+{
+    return bucket < FINE_US ? bucket : FINE_US + (bucket - FINE_US) * COARSE_US;
 }
 
 static int percentile(const uint64_t *hist, uint64_t total, double p)
@@ -148,10 +158,10 @@ static int percentile(const uint64_t *hist, uint64_t total, double p)
     for (int i = 0; i < BUCKETS; i++) {
         seen += hist[i];
         if (seen > rank) {
-            return i;
+            return bucket_us(i);
         }
     }
-    return BUCKETS - 1;
+    return bucket_us(BUCKETS - 1);
 }
 
 int main(int argc, char **argv)
@@ -204,7 +214,7 @@ int main(int argc, char **argv)
     int max = 0;
     for (int b = BUCKETS - 1; b >= 0; b--) {
         if (hist[b]) {
-            max = b;
+            max = bucket_us(b);
             break;
         }
     }
