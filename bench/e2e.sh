@@ -14,6 +14,8 @@
 # bench/libmodbus-plc (libmodbus, one select() loop over all connections) instead of `edgeshield-sim plc`;
 # PLC=sim|libmodbus chooses the PLC on its own. Both are built by bench/libmodbus-build.sh.
 #   LOAD=libmodbus ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS=aot bench/e2e.sh
+# HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
+# epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
 set -euo pipefail
 
@@ -86,6 +88,7 @@ cat >"$WORK/haproxy.cfg" <<CFG
 global
   maxconn 4096
   nbthread 2
+${HAPROXY_PIN:+  cpu-map auto:1/1-2 0-1}
 defaults
   mode tcp
   timeout connect 2s
@@ -163,7 +166,7 @@ hmi() { # port conns seconds -> one JSON line
 # Warm-up: JIT tiers, connection pools, page cache.
 for t in $TARGETS; do hmi "${t#*:}" 8 2 >/dev/null; done
 
-echo "e2e: load $LOAD, plc $PLC, $ROUNDS rounds x ${SECS}s, conns $CONNS, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "e2e: load $LOAD, plc $PLC, haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, conns $CONNS, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo -e "round\tconns\ttarget\trps\tp50_us\tp90_us\tp99_us\terrors\texceptions" >"$OUT"
 for round in $(seq 1 "$ROUNDS"); do
   # Every other round runs the targets in reverse order, so that none always follows the same neighbour.
@@ -180,5 +183,5 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-echo "load $LOAD, plc $PLC, $ROUNDS rounds x ${SECS}s, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load $LOAD, plc $PLC, haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$ROOT/bench/e2e-summary.py" "$OUT"
