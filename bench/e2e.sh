@@ -9,6 +9,13 @@
 # a -inline / -tp suffix runs it with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 / 0. Gateways listen on
 # GW_PORT, GW_PORT+1, ...
 # GW_ENV="VAR=value ..." runs the gateway(s) with extra environment (runtime knobs for experiments).
+# LOAD=libmodbus runs bench/libmodbus-load (C, against libmodbus: FC 3/4 reads and FC 6/16 writes, one
+# request outstanding per connection) instead of `edgeshield-sim hmi`, and then the PLC is by default
+# bench/libmodbus-plc (libmodbus, one select() loop over all connections) instead of `edgeshield-sim plc`;
+# PLC=sim|libmodbus chooses the PLC on its own. Both are built by bench/libmodbus-build.sh.
+#   LOAD=libmodbus ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS=aot bench/e2e.sh
+# HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
+# epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
 set -euo pipefail
 
@@ -21,6 +28,10 @@ PLC_PORT=${PLC_PORT:-25020}
 HAPROXY_PORT=${HAPROXY_PORT:-25021}
 GW_PORT=${GW_PORT:-25022}
 OUT=${OUT:-$ROOT/bench/e2e-results.tsv}
+LOAD=${LOAD:-sim}
+case $LOAD in sim) PLC=${PLC:-sim} ;; libmodbus) PLC=${PLC:-libmodbus} ;; *) echo "e2e: LOAD is sim or libmodbus" >&2; exit 2 ;; esac
+case $PLC in sim|libmodbus) ;; *) echo "e2e: PLC is sim or libmodbus" >&2; exit 2 ;; esac
+LMB_BIN=$ROOT/artifacts/bench
 HOST=127.0.0.1   # loopback only, always
 
 SIM_DLL=$ROOT/simulators/edgeshield-sim/bin/Release/net10.0/edgeshield-sim.dll
@@ -33,6 +44,9 @@ if (( runs * (SECS + 1) > 600 )); then
   echo "e2e: $runs runs of ${SECS}s exceed the 10 minute budget" >&2; exit 2
 fi
 
+if [[ $LOAD == libmodbus || $PLC == libmodbus ]]; then
+  "$ROOT/bench/libmodbus-build.sh" "$LMB_BIN"
+fi
 if [[ -z "${NOBUILD:-}" ]]; then
   dotnet build -c Release -v q -nologo "$ROOT/simulators/edgeshield-sim" >/dev/null
   dotnet build -c Release -v q -nologo "$ROOT/edge/EdgeShield.Host" >/dev/null
@@ -62,7 +76,11 @@ for port in $PLC_PORT $HAPROXY_PORT; do
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
 done
 
-dotnet "$SIM_DLL" plc --listen $HOST:$PLC_PORT >"$WORK/plc.log" 2>&1 &
+if [[ $PLC == libmodbus ]]; then
+  "$LMB_BIN/libmodbus-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
+else
+  dotnet "$SIM_DLL" plc --listen $HOST:$PLC_PORT >"$WORK/plc.log" 2>&1 &
+fi
 PIDS+=($!)
 wait_port $PLC_PORT plc
 
@@ -70,6 +88,7 @@ cat >"$WORK/haproxy.cfg" <<CFG
 global
   maxconn 4096
   nbthread 2
+${HAPROXY_PIN:+  cpu-map auto:1/1-2 0-1}
 defaults
   mode tcp
   timeout connect 2s
@@ -137,13 +156,18 @@ for gw in $GATEWAYS; do
 done
 
 hmi() { # port conns seconds -> one JSON line
-  timeout $(( $3 + 20 )) dotnet "$SIM_DLL" hmi --target $HOST:$1 --conns $2 --seconds $3 --json || true
+  if [[ $LOAD == libmodbus ]]; then
+    timeout $(( $3 + 20 )) "$LMB_BIN/libmodbus-load" $HOST $1 $2 $3 || true
+  else
+    timeout $(( $3 + 20 )) dotnet "$SIM_DLL" hmi --target $HOST:$1 --conns $2 --seconds $3 --json || true
+  fi
 }
 
 # Warm-up: JIT tiers, connection pools, page cache.
 for t in $TARGETS; do hmi "${t#*:}" 8 2 >/dev/null; done
 
-echo -e "round\tconns\ttarget\trps\tp50_us\tp99_us\terrors\texceptions" >"$OUT"
+echo "e2e: load $LOAD, plc $PLC, haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, conns $CONNS, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo -e "round\tconns\ttarget\trps\tp50_us\tp90_us\tp99_us\terrors\texceptions" >"$OUT"
 for round in $(seq 1 "$ROUNDS"); do
   # Every other round runs the targets in reverse order, so that none always follows the same neighbour.
   order=$TARGETS
@@ -153,10 +177,11 @@ for round in $(seq 1 "$ROUNDS"); do
       name=${t%%:*}; port=${t#*:}
       line=$(hmi "$port" "$conns" "$SECS")
       jq -r --arg r "$round" --arg c "$conns" --arg n "$name" \
-        '[$r, $c, $n, .requests_per_second, .p50_us, .p99_us, .errors, .exceptions] | @tsv' <<<"$line" >>"$OUT"
+        '[$r, $c, $n, .requests_per_second, .p50_us, (.p90_us // ""), .p99_us, .errors, .exceptions] | @tsv' <<<"$line" >>"$OUT"
       tail -1 "$OUT" >&2
     done
   done
 done
 
+echo "load $LOAD, plc $PLC, haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$ROOT/bench/e2e-summary.py" "$OUT"
