@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 # What each package is for:
-#   mbpoll python3-pymodbus            independent Modbus clients and servers (judges, not our code)
+#   mbpoll python3-pymodbus python3-serial-asyncio   independent Modbus clients and servers (judges, not our code)
 #   autoconf automake libtool make gcc libc6-dev   build libmodbus's test programs (tests/peers)
 #   socat                              pseudo-terminal pairs: a real serial line for RTU
 #   tshark                             the decoding oracle for captures and forensics pcapng
@@ -22,7 +22,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 #   systemd nftables                   systemd-analyze for the unit, nft for the generated ruleset
 #   mosquitto mosquitto-clients openssl   the MQTT broker of the telemetry tests and a test CA
 #   iproute2 faketime                  network namespaces (diode isolation), the clock-jump test
-packages=(mbpoll python3-pymodbus autoconf automake libtool make gcc libc6-dev socat tshark
+packages=(mbpoll python3-pymodbus python3-serial-asyncio autoconf automake libtool make gcc libc6-dev socat tshark
   clang zlib1g-dev lld llvm binutils file qemu-user-static systemd nftables mosquitto
   mosquitto-clients openssl iproute2 faketime)
 

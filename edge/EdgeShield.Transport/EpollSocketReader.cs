@@ -278,6 +278,9 @@ internal sealed unsafe partial class EpollLoop
 
     private readonly int _index;
 
+    /// <summary>False when the environment says <c>EDGESHIELD_EPOLL_PIN=0</c> (a bench and diagnosis switch).</summary>
+    internal static readonly bool PinLoops = Environment.GetEnvironmentVariable("EDGESHIELD_EPOLL_PIN") != "0";
+
     /// <summary>Pins the calling thread to the index-th CPU it is allowed on (best effort).</summary>
     private static void PinToAllowedCpu(int index)
     {
@@ -432,7 +435,11 @@ internal sealed unsafe partial class EpollLoop
         t_current = this;
         // One loop per allowed CPU, each staying on its own (as HAProxy's cpu-map): on 2 cores shared
         // with other processes this took 64-connection throughput from 0.86-0.93x to 0.95-1.0x HAProxy's.
-        PinToAllowedCpu(_index);
+        // EDGESHIELD_EPOLL_PIN=0 leaves the loops to the scheduler (bench/RESULTS.md §13 compares both).
+        if (PinLoops)
+        {
+            PinToAllowedCpu(_index);
+        }
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * EventSize));
         while (true)
         {
