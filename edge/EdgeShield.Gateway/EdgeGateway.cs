@@ -126,6 +126,7 @@ public sealed class EdgeGateway : IAsyncDisposable
             StopBits = bus.StopBits,
             ResponseTimeout = TimeSpan.FromMilliseconds(bus.ResponseTimeoutMs),
             TurnaroundDelay = TimeSpan.FromMilliseconds(bus.TurnaroundMs),
+            LateReplyGuard = bus.LateReplyGuardMs is int guard ? TimeSpan.FromMilliseconds(guard) : null,
             ReadRetries = bus.ReadRetries,
             QueueDepth = bus.QueueDepth,
             QueueTimeout = TimeSpan.FromMilliseconds(bus.QueueTimeoutMs),

@@ -43,6 +43,8 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private readonly bool _rtu;
     private readonly byte[]? _forwardBuffer;
     private readonly byte[]? _rtuResponse;
+    // RTU over TCP has no transaction id: answers leave in request order (RtuReplyOrder).
+    private readonly RtuReplyOrder? _order;
     private int _forwardLength;
     // audit.pcap: null when off. The stream offset of the frame being inspected gives its TCP sequence number there.
     private readonly ForensicsTap? _tap;
@@ -66,6 +68,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             _forwardBuffer = new byte[ModbusLimits.MaxTcpAduLength];
             _rtuResponse = new byte[RtuFramer.MaxAduLength];
+            _order = new RtuReplyOrder(2 * listener.Config.Limits.PendingPerConnection, SendToClientAsync);
         }
         _tap = ForensicsTap.For(listener, client);
         _upstream = upstream.OpenSession(this, _source.ToString());
@@ -132,9 +135,13 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                         case RequestAction.Close:
                             return;
                         case RequestAction.Reply:
-                            await SendToClientAsync(_requestReply.AsMemory(0, replyLength));
+                            await (_order is null ? SendToClientAsync(_requestReply.AsMemory(0, replyLength)) : _order.ReplyAsync(_requestReply.AsMemory(0, replyLength), _closed.Token));
                             break;
                         case RequestAction.Forward:
+                            if (_order is not null)
+                            {
+                                await _order.ReserveAsync(gatewayTid, _closed.Token);
+                            }
                             await ForwardAsync(_rtu ? _forwardBuffer.AsMemory(0, _forwardLength) : _receiveBuffer.AsMemory(offset, consumed), gatewayTid);
                             break;
                     }
@@ -321,24 +328,30 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 return;
             }
             failed = _pending.TryTake(gatewayTid, out slot);
-            if (generation == 0)
-            {
-                // Sent, and no answer will ever come (an RTU broadcast): nothing to tell the client.
-                return;
-            }
+        }
+        if (generation == 0)
+        {
+            // Sent, and no answer will ever come (an RTU broadcast): nothing to tell the client.
+            await AnswerForwardedAsync(gatewayTid, ReadOnlyMemory<byte>.Empty);
+            return;
         }
         if (failed)
         {
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable", ModbusExceptionCode.GatewayTargetFailedToRespond);
             int length = WriteRefusal(_requestReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
-            await SendToClientAsync(_requestReply.AsMemory(0, length));
+            await AnswerForwardedAsync(slot.GatewayTid, _requestReply.AsMemory(0, length));
         }
     }
+
+    /// <summary>The answer to a forwarded request; on RTU over TCP it waits for the answers of earlier requests.</summary>
+    private ValueTask AnswerForwardedAsync(ushort gatewayTid, ReadOnlyMemory<byte> reply) =>
+        _order is null ? SendToClientAsync(reply) : _order.CompleteAsync(gatewayTid, reply.Span);
 
     /// <summary>A response from the PLC: matched, checked, given back the client's transaction id, delivered.</summary>
     public async ValueTask OnResponseAsync(Memory<byte> adu, int generation)
     {
+        ushort gatewayTid = BinaryPrimitives.ReadUInt16BigEndian(adu.Span);
         var result = MatchResponse(adu.Span, out int replyLength);
         if (result == RequestAction.Forward)
         {
@@ -347,14 +360,14 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             {
                 var span = adu.Span;
                 int length = RtuFramer.WriteFrame(_rtuResponse, span[6], span[ModbusLimits.MbapHeaderLength..]);
-                await SendToClientAsync(_rtuResponse.AsMemory(0, length));
+                await AnswerForwardedAsync(gatewayTid, _rtuResponse.AsMemory(0, length));
                 return;
             }
             await SendToClientAsync(adu);
         }
         else if (result == RequestAction.Reply)
         {
-            await SendToClientAsync(_upstreamReply.AsMemory(0, replyLength));
+            await AnswerForwardedAsync(gatewayTid, _upstreamReply.AsMemory(0, replyLength));
         }
     }
 
@@ -457,7 +470,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 lostGeneration > 0 ? "PLC connection lost with the request outstanding" : "PLC did not answer within response-timeout",
                 ModbusExceptionCode.GatewayTargetFailedToRespond);
             int length = WriteRefusal(reply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
-            await SendToClientAsync(reply.AsMemory(0, length));
+            await AnswerForwardedAsync(slot.GatewayTid, reply.AsMemory(0, length));
         }
     }
 

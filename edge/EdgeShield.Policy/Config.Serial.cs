@@ -27,6 +27,8 @@ public sealed record SerialBusConfig
     public int ResponseTimeoutMs { get; init; } = 300;
     /// <summary><c>turnaround-ms</c>: silence after a broadcast so every device has executed it (spec: 100–200 ms).</summary>
     public int TurnaroundMs { get; init; } = 100;
+    /// <summary><c>late-reply-guard-ms</c>: silence kept after an attempt with no valid reply, so a late reply cannot answer the next request; null = the response timeout.</summary>
+    public int? LateReplyGuardMs { get; init; }
     /// <summary><c>read-retries</c>: extra attempts for reads without a valid reply; writes never retry.</summary>
     public int ReadRetries { get; init; }
     /// <summary><c>queue-depth</c>: requests waiting for the line over all clients; beyond it, exception 06.</summary>

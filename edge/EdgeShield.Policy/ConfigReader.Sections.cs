@@ -7,7 +7,7 @@ namespace EdgeShield.Policy;
 
 internal sealed partial class ConfigReader
 {
-    private static readonly string[] SerialKeys = ["name", "device", "baud", "parity", "stop-bits", "response-timeout-ms", "turnaround-ms", "read-retries", "queue-depth", "queue-timeout-ms", "breaker-failures", "breaker-open-ms"];
+    private static readonly string[] SerialKeys = ["name", "device", "baud", "parity", "stop-bits", "response-timeout-ms", "turnaround-ms", "late-reply-guard-ms", "read-retries", "queue-depth", "queue-timeout-ms", "breaker-failures", "breaker-open-ms"];
     private static readonly string[] Parities = ["none", "even", "odd"];
     private static readonly string[] ListenerKeys = ["name", "bind", "protocol", "upstream", "policy", "limits"];
     private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp"];
@@ -77,6 +77,7 @@ internal sealed partial class ConfigReader
             }
             var responseTimeout = OptionalInteger(map, "response-timeout-ms", 1, 60_000);
             var turnaround = OptionalInteger(map, "turnaround-ms", 0, 10_000);
+            var lateReplyGuard = OptionalInteger(map, "late-reply-guard-ms", 1, 60_000);
             var retries = OptionalInteger(map, "read-retries", 0, 5);
             var queueDepth = OptionalInteger(map, "queue-depth", 1, 4096);
             var queueTimeout = OptionalInteger(map, "queue-timeout-ms", 1, 600_000);
@@ -93,6 +94,7 @@ internal sealed partial class ConfigReader
                     StopBits = stopBits,
                     ResponseTimeoutMs = (int)(responseTimeout ?? 300),
                     TurnaroundMs = (int)(turnaround ?? 100),
+                    LateReplyGuardMs = (int?)lateReplyGuard,
                     ReadRetries = (int)(retries ?? 0),
                     QueueDepth = (int)(queueDepth ?? 64),
                     QueueTimeoutMs = (int)(queueTimeout ?? 1000),

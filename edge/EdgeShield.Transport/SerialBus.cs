@@ -38,6 +38,8 @@ public sealed partial class SerialBus : IUpstream
     private int _queuedCount;
     private int _generation;
     private long _lineFreeAt;
+    // The last attempt ended without a valid reply: bytes before the next write are a late reply.
+    private bool _guarding;
     private volatile bool _available;
 
     public SerialBus(SerialBusOptions options)
@@ -59,7 +61,7 @@ public sealed partial class SerialBus : IUpstream
 
     public TimeSpan ResponseWindow =>
         (Options.ResponseTimeout + TimeSpan.FromMicroseconds(_timing.FrameMicros(2 * RtuFramer.MaxAduLength) + (2 * _timing.InterFrameMicros)))
-        * (1 + Options.ReadRetries) + TimeSpan.FromMilliseconds(200);
+        * (1 + Options.ReadRetries) + (Options.EffectiveLateReplyGuard * Options.ReadRetries) + TimeSpan.FromMilliseconds(200);
 
     /// <summary>Starts the bus: opens the device (retrying in the background until it can) and serves the queue.</summary>
     public static SerialBus Start(SerialBusOptions options)
@@ -382,12 +384,7 @@ public sealed partial class SerialBus : IUpstream
                 }
                 Counters.CountRetry();
             }
-            long quietAt = await WaitForSilenceAsync(line);
-            int stray = line.Clear();
-            if (stray > 0)
-            {
-                Counters.CountUnexpectedBytes(stray);
-            }
+            long quietAt = await AcquireSilentLineAsync(line);
             try
             {
                 line.Write(request.Rtu.AsSpan(0, request.RtuLength));
@@ -399,6 +396,7 @@ public sealed partial class SerialBus : IUpstream
                 return;
             }
             long written = Stopwatch.GetTimestamp();
+            _guarding = false;
             // The line sat idle beyond what the spec requires, by our doing (wake-ups, scheduling).
             Counters.CountIdleBeyondSilence(written - Math.Max(quietAt, request.Enqueued));
             long onWire = written + MicrosToTicks(_timing.FrameMicros(request.RtuLength));
@@ -428,10 +426,53 @@ public sealed partial class SerialBus : IUpstream
                 await AnswerAsync(request, ModbusExceptionCode.GatewayPathUnavailable);
                 return;
             }
+            // No valid reply in time. RTU has no transaction id: a late reply to this attempt would
+            // answer the next request (a retry or another client's read of the same shape). The line
+            // must fall silent for the late-reply guard first; what arrives in it is discarded.
+            _guarding = true;
+            long guardEnd = Stopwatch.GetTimestamp() + ToTicks(Options.EffectiveLateReplyGuard);
+            if (guardEnd > Volatile.Read(ref _lineFreeAt))
+            {
+                Volatile.Write(ref _lineFreeAt, guardEnd);
+            }
         }
         Counters.CountTimeout();
         BreakerResult(request.Unit, success: false, Stopwatch.GetTimestamp());
         await AnswerAsync(request, ModbusExceptionCode.GatewayTargetFailedToRespond);
+    }
+
+    /// <summary>
+    /// Waits for a silent line and empties the receive buffer, so that the request about to be
+    /// written follows t3.5 (or the broadcast turnaround, or the late-reply guard) of silence. Bytes
+    /// found or arriving in the meantime (a device answering twice, a reply after its timeout) are
+    /// discarded and restart the wait: the check that the line is silent is the last thing done
+    /// before the write, not the first.
+    /// </summary>
+    /// <returns>When the line became free.</returns>
+    private async ValueTask<long> AcquireSilentLineAsync(SerialLine line)
+    {
+        long quietAt = 0;
+        for (int guard = 0; guard < 1_000; guard++)
+        {
+            quietAt = await WaitForSilenceAsync(line);
+            int stray = line.Clear();
+            if (stray > 0)
+            {
+                Counters.CountUnexpectedBytes(stray);
+                if (_guarding)
+                {
+                    Counters.CountLateReply();
+                    _guarding = false;
+                }
+            }
+            // A byte that came after the wait ended (the clear took it, or it is on its way) means
+            // the line was not silent when we looked: wait again from that byte.
+            if (Stopwatch.GetTimestamp() - line.LastByteTimestamp >= _interFrameTicks)
+            {
+                return quietAt;
+            }
+        }
+        return quietAt;
     }
 
     /// <summary>

@@ -13,6 +13,7 @@ public sealed class SerialBusCounters
     private long _wrongUnit;
     private long _droppedBytes;
     private long _unexpectedBytes;
+    private long _lateReplies;
     private long _interCharacterViolations;
     private long _queueFull;
     private long _queueTimeouts;
@@ -42,6 +43,8 @@ public sealed class SerialBusCounters
     public long DroppedBytes => Interlocked.Read(ref _droppedBytes);
     /// <summary>Bytes that arrived with no transaction waiting for them (a device answering twice, late replies).</summary>
     public long UnexpectedBytes => Interlocked.Read(ref _unexpectedBytes);
+    /// <summary>Times bytes arrived during the late-reply guard after a timeout (a device answering late); they were discarded.</summary>
+    public long LateReplies => Interlocked.Read(ref _lateReplies);
     /// <summary>Frames broken by a gap above t1.5.</summary>
     public long InterCharacterViolations => Interlocked.Read(ref _interCharacterViolations);
     public long QueueFull => Interlocked.Read(ref _queueFull);
@@ -78,6 +81,7 @@ public sealed class SerialBusCounters
     internal void CountWrongUnit() => Interlocked.Increment(ref _wrongUnit);
     internal void CountDroppedBytes(int count) => Interlocked.Add(ref _droppedBytes, count);
     internal void CountUnexpectedBytes(int count) => Interlocked.Add(ref _unexpectedBytes, count);
+    internal void CountLateReply() => Interlocked.Increment(ref _lateReplies);
     internal void CountInterCharacterViolation() => Interlocked.Increment(ref _interCharacterViolations);
     internal void CountQueueFull() => Interlocked.Increment(ref _queueFull);
     internal void CountQueueTimeout() => Interlocked.Increment(ref _queueTimeouts);

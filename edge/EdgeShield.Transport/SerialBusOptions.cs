@@ -35,6 +35,17 @@ public sealed record SerialBusOptions
     /// <summary>How long a unit's breaker first stays open; doubles on each failed probe, up to 30 s.</summary>
     public TimeSpan BreakerOpen { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// After an attempt that got no valid reply, how long the line must stay quiet before the next
+    /// request; bytes arriving in it are a late reply and are discarded. RTU has no transaction id,
+    /// so a late reply let through would answer the next request. Null: the response timeout, so a
+    /// reply that starts up to twice the response timeout after its request is never taken for another.
+    /// </summary>
+    public TimeSpan? LateReplyGuard { get; init; }
+
+    /// <summary><see cref="LateReplyGuard"/>, or the response timeout when it is not set.</summary>
+    public TimeSpan EffectiveLateReplyGuard => LateReplyGuard ?? ResponseTimeout;
+
     /// <summary>Bits per character: start, 8 data, parity, stop.</summary>
     public int BitsPerCharacter => 1 + 8 + (Parity == SerialParity.None ? 0 : 1) + StopBits;
 }

@@ -86,6 +86,14 @@ public sealed class RtuPlcSimulator : IDisposable
     private long _repliesSent;
     private long _broadcasts;
     private long _latenessTicks;
+    // The line as this device sees it: a pty delivers a write at once, so the reply is on the line
+    // until the moment it is written (stamped just before the write: a lower bound), and a request
+    // begins when it arrives (stamped after the read returns: an upper bound). Both bounds favour
+    // the master, so a gap below t3.5 here is a gap below t3.5 on the line.
+    private long _lastReplyAt;
+    private long _gapsMeasured;
+    private long _gapViolations;
+    private long _minGapTicks = long.MaxValue;
     private volatile bool _stopping;
 
     private RtuPlcSimulator(RtuPlcOptions options, SerialPort port, FileStream stream)
@@ -133,6 +141,20 @@ public sealed class RtuPlcSimulator : IDisposable
     public long Broadcasts => Interlocked.Read(ref _broadcasts);
     /// <summary>Mean time by which replies went out after the moment the line allowed (scheduling on this machine), in µs.</summary>
     public double MeanReplyLatenessMicros => Interlocked.Read(ref _latenessTicks) * 1e6 / Stopwatch.Frequency / Math.Max(1, RepliesSent);
+    /// <summary>Requests that followed one of this device's replies (their gap was measured).</summary>
+    public long InterFrameGapsMeasured => Interlocked.Read(ref _gapsMeasured);
+    /// <summary>Requests that began less than t3.5 after this device's last reply ended.</summary>
+    public long InterFrameGapViolations => Interlocked.Read(ref _gapViolations);
+    /// <summary>Shortest silence measured between a reply of this device and the next request, in µs (∞ before any).</summary>
+    public double MinInterFrameGapMicros
+    {
+        get
+        {
+            long min = Interlocked.Read(ref _minGapTicks);
+            return min == long.MaxValue ? double.PositiveInfinity : min * 1e6 / Stopwatch.Frequency;
+        }
+    }
+
     /// <summary>Requests of <paramref name="functionCode"/> executed.</summary>
     public long RequestsReceived(byte functionCode) => _engine.RequestsReceived(functionCode);
 
@@ -156,6 +178,10 @@ public sealed class RtuPlcSimulator : IDisposable
                     return;
                 }
                 long arrived = Stopwatch.GetTimestamp();
+                if (filled == 0)
+                {
+                    MeasureGap(arrived);
+                }
                 filled += read;
                 int offset = 0;
                 while (offset < filled)
@@ -193,6 +219,27 @@ public sealed class RtuPlcSimulator : IDisposable
         catch (Exception e) when (e is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {
             // The line went away.
+        }
+    }
+
+    /// <summary>The silence between this device's last reply and the request beginning at <paramref name="arrived"/>.</summary>
+    private void MeasureGap(long arrived)
+    {
+        long replyAt = _lastReplyAt;
+        if (replyAt == 0)
+        {
+            return;
+        }
+        _lastReplyAt = 0;
+        long gap = arrived - replyAt;
+        Interlocked.Increment(ref _gapsMeasured);
+        if (gap < (long)(_timing.InterFrameMicros * Stopwatch.Frequency / 1_000_000))
+        {
+            Interlocked.Increment(ref _gapViolations);
+        }
+        if (gap < Interlocked.Read(ref _minGapTicks))
+        {
+            Interlocked.Exchange(ref _minGapTicks, gap);
         }
     }
 
@@ -272,12 +319,15 @@ public sealed class RtuPlcSimulator : IDisposable
             WaitUntil(due - (long)(_timing.FrameMicros(total - split) * Stopwatch.Frequency / 1_000_000));
             _stream.Write(tx, 0, split);
             WaitUntil(Stopwatch.GetTimestamp() + ((long)faults.SplitGapMs * Stopwatch.Frequency / 1000));
+            _lastReplyAt = Stopwatch.GetTimestamp();
             _stream.Write(tx, split, total - split);
         }
         else
         {
             WaitUntil(due);
-            Interlocked.Add(ref _latenessTicks, Stopwatch.GetTimestamp() - due);
+            long writing = Stopwatch.GetTimestamp();
+            Interlocked.Add(ref _latenessTicks, writing - due);
+            _lastReplyAt = writing;
             _stream.Write(tx, 0, total);
         }
         Interlocked.Increment(ref _repliesSent);

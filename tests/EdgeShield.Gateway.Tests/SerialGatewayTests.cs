@@ -225,6 +225,48 @@ public class SerialGatewayTests
         Assert.Equal(9, h.Plc.GetHoldingRegister(1, 110));
     }
 
+    // Issue 10, item 6: RTU has no transaction id, so the client pairs each answer with its oldest
+    // request. A refusal made at once for the second request overtook the PLC's (slower) answer
+    // to the first; now it waits for it.
+    [Fact]
+    public async Task RtuOverTcp_RefusalBehindAForwardedRequest_LeavesAfterItsAnswer()
+    {
+        await using var h = await SerialGatewayHarness.StartAsync();
+        h.Plc.SetHoldingRegister(1, 5, 0x0A0B);
+        h.Plc.Faults.LateMs = 80; // within the bus's 200 ms
+        using var client = await SerialGatewayHarness.ConnectAsync(h.RtuOverTcp);
+        var read = Rtu(1, [3, 0, 5, 0, 1]);
+        var refused = Rtu(1, [6, 0, 110, 0x07, 0xD0]); // 2000 > 1500: answered 03 by the gateway
+        var alsoRead = Rtu(1, [3, 0, 5, 0, 1]);
+        await client.SendAsync([.. read, .. refused, .. alsoRead]);
+        Assert.Equal(Rtu(1, [3, 2, 0x0A, 0x0B]), await ReceiveRtuAsync(client, 7));
+        Assert.Equal(Rtu(1, [0x86, 0x03]), await ReceiveRtuAsync(client, 5));
+        Assert.Equal(Rtu(1, [3, 2, 0x0A, 0x0B]), await ReceiveRtuAsync(client, 7));
+        Assert.Equal(0, h.Plc.RequestsReceived(6));
+    }
+
+    // Issue 10, item 6: two diagnostics frames in one segment were neither framed (the CRC over
+    // both never checks) and the connection died at frame-timeout. Standard sub-functions are 8 bytes.
+    [Fact]
+    public async Task RtuOverTcp_TwoDiagnosticsFramesInOneSegment_BothAnswered()
+    {
+        const string rule = """
+                  - name: diagnostics
+                    function: [diagnostics]
+            """;
+        await using var h = await SerialGatewayHarness.StartAsync(rule);
+        using var client = await SerialGatewayHarness.ConnectAsync(h.RtuOverTcp);
+        var clear = Rtu(1, [8, 0, 0x0A, 0, 0]);
+        var count = Rtu(1, [8, 0, 0x0B, 0, 0]);
+        await client.SendAsync([.. clear, .. count]);
+        Assert.Equal(clear, await ReceiveRtuAsync(client, 8));
+        var second = await ReceiveRtuAsync(client, 8);
+        Assert.Equal(new byte[] { 1, 8, 0, 0x0B }, second[..4]);
+        Assert.True(Crc16Modbus.Check(second));
+        Assert.Empty(h.Audit.OfKind(AuditEventKind.FrameTimeout));
+        Assert.Empty(h.Audit.OfKind(AuditEventKind.Malformed));
+    }
+
     [Fact]
     public async Task RtuOverTcp_BadCrc_IsMalformed_ClosedNeverForwarded()
     {

@@ -16,6 +16,7 @@ public class SerialConfigTests
                 stop-bits: 2
                 response-timeout-ms: 250
                 turnaround-ms: 150
+                late-reply-guard-ms: 600
                 read-retries: 2
                 queue-depth: 8
                 queue-timeout-ms: 700
@@ -36,6 +37,7 @@ public class SerialConfigTests
             StopBits = 2,
             ResponseTimeoutMs = 250,
             TurnaroundMs = 150,
+            LateReplyGuardMs = 600,
             ReadRetries = 2,
             QueueDepth = 8,
             QueueTimeoutMs = 700,
@@ -51,6 +53,7 @@ public class SerialConfigTests
     [InlineData("read-retries: 9", "read-retries")]
     [InlineData("queue-depth: 0", "queue-depth")]
     [InlineData("turnaround-ms: -1", "turnaround-ms")]
+    [InlineData("late-reply-guard-ms: 0", "late-reply-guard-ms")]
     [InlineData("breaker-failures: 0", "breaker-failures")]
     [InlineData("retries: 1", "retries")]
     public void SerialSection_BadValue_IsAnErrorNamingTheKey(string line, string key)

@@ -93,6 +93,28 @@ public class RtuFramerTests
         Assert.Equal(pdu, f.Pdu.ToArray());
     }
 
+    // Issue 10, item 6: two FC 8 frames in one TCP segment were neither framed (the CRC over both
+    // never checks), and the RTU-over-TCP connection died at frame-timeout. Every standard
+    // sub-function but 00 carries one data word: 8 bytes, framed by length, both ways.
+    [Theory]
+    [InlineData(RtuDirection.Request, 0x01)]
+    [InlineData(RtuDirection.Request, 0x04)]
+    [InlineData(RtuDirection.Request, 0x0B)]
+    [InlineData(RtuDirection.Response, 0x02)]
+    [InlineData(RtuDirection.Response, 0x14)]
+    public void TryReadFrame_DiagnosticsStandardSubFunction_IsEightBytes_TwoInARowBothFramed(RtuDirection direction, byte subFunction)
+    {
+        var first = Frame(1, [0x08, 0x00, subFunction, 0x00, 0x00]);
+        var second = Frame(1, [0x08, 0x00, subFunction, 0xFF, 0x00]);
+        var both = first.Concat(second).ToArray();
+        Assert.Equal(OperationStatus.Done, RtuFramer.TryReadFrame(both, direction, false, out var f, out int consumed, out _));
+        Assert.Equal(8, consumed);
+        Assert.Equal(first, f.Adu.ToArray());
+        Assert.Equal(OperationStatus.Done, RtuFramer.TryReadFrame(both.AsSpan(consumed), direction, false, out f, out consumed, out _));
+        Assert.Equal(second, f.Adu.ToArray());
+        Assert.Equal(OperationStatus.NeedMoreData, RtuFramer.TryReadFrame(first.AsSpan(0, 7), direction, false, out _, out _, out _));
+    }
+
     [Fact]
     public void TryReadFrame_TruncatedAtSilence_IsInvalid()
     {

@@ -309,4 +309,117 @@ public class SerialBusTests
         Assert.Equal(0, ExceptionCode(reply));
         Assert.True(h.Bus.Counters.LineLost >= 1);
     }
+
+    [Fact]
+    public async Task LateReply_AfterTheTimeout_IsDiscarded_TheNextRequestGetsItsOwnValues()
+    {
+        // The device answers 420 ms after the request, against a 300 ms timeout: the first read is
+        // answered 0B; its reply, identical in shape to the next read's, must not answer that one.
+        await using var h = await BusHarness.StartAsync(configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(300) });
+        h.Plc.SetHoldingRegister(1, 0, 11);
+        h.Plc.SetHoldingRegister(1, 1, 12);
+        h.Plc.SetHoldingRegister(1, 500, 51);
+        h.Plc.SetHoldingRegister(1, 501, 52);
+        h.Plc.Faults.LateMs = 420;
+        h.Plc.Faults.Remaining = 1;
+        using var receiver = new Receiver();
+        await using var session = h.Bus.OpenSession(receiver, "10.0.0.1");
+        await session.SendAsync(ReadHolding(1, 1, 0, 2), CancellationToken.None);
+        var first = await receiver.NextAsync();
+        Assert.Equal(1, Tid(first));
+        Assert.Equal(ModbusExceptionCode.GatewayTargetFailedToRespond, ExceptionCode(first));
+        await session.SendAsync(ReadHolding(2, 1, 500, 2), CancellationToken.None);
+        var second = await receiver.NextAsync();
+        Assert.Equal(2, Tid(second));
+        Assert.Equal(0, ExceptionCode(second));
+        Assert.Equal(new byte[] { 3, 4, 0, 51, 0, 52 }, second[7..]);
+        // The late reply was seen and thrown away, not lost in a buffer.
+        Assert.Equal(2, h.Plc.RepliesSent);
+        Assert.Equal(1, h.Bus.Counters.LateReplies);
+        Assert.True(h.Bus.Counters.UnexpectedBytes >= 9, $"unexpected bytes {h.Bus.Counters.UnexpectedBytes}");
+    }
+
+    [Theory]
+    [InlineData(115200, 1100, 0)]
+    [InlineData(19200, 300, 0)]
+    // Every 50th reply comes just after the bus's timeout, as from a device that is sometimes slow.
+    [InlineData(115200, 400, 50)]
+    public async Task InterFrameGap_SeenFromTheDevice_IsNeverBelowT35(int baud, int transactions, int lateEvery)
+    {
+        // Four sources keep the queue full, so each request is written as soon as the bus allows:
+        // the device (the simulator, stamping its reply just before writing it and the request
+        // when it arrives) measures every silence between its reply and the next request. Every
+        // read is checked against its own registers: a late reply must never answer another read.
+        // The breaker stays out of it: on a loaded machine a slow reply more may time out in a row.
+        var timeout = TimeSpan.FromMilliseconds(lateEvery > 0 ? 150 : 1000);
+        await using var h = await BusHarness.StartAsync(baud: baud, configure: o => o with { ResponseTimeout = timeout, BreakerFailures = 1000 });
+        for (ushort a = 0; a < 40; a++)
+        {
+            h.Plc.SetHoldingRegister(1, a, (ushort)((a * 7) + 1));
+        }
+        var clients = Enumerable.Range(0, 4).Select(i =>
+        {
+            var r = new Receiver();
+            return (Receiver: r, Session: h.Bus.OpenSession(r, $"10.0.0.{i + 1}"));
+        }).ToList();
+        int each = transactions / clients.Count;
+        int failed = 0;
+        int wrong = 0;
+        int done = 0;
+        await Task.WhenAll(clients.Select(async (c, i) =>
+        {
+            for (int n = 0; n < each; n++)
+            {
+                if (lateEvery > 0 && Interlocked.Increment(ref done) % lateEvery == 0)
+                {
+                    h.Plc.Faults.Remaining = 1;
+                    h.Plc.Faults.LateMs = (int)timeout.TotalMilliseconds;
+                }
+                ushort start = (ushort)(i * 10);
+                ushort count = (ushort)(1 + (n % 8));
+                var request = n % 4 == 3 ? WriteRegister((ushort)n, 1, (ushort)(100 + i), (ushort)n) : ReadHolding((ushort)n, 1, start, count);
+                await c.Session.SendAsync(request, CancellationToken.None);
+                var reply = await c.Receiver.NextAsync();
+                if (ExceptionCode(reply) != 0)
+                {
+                    Interlocked.Increment(ref failed);
+                }
+                else if (Tid(reply) != n || (n % 4 != 3 && !RegistersAre(reply, start, count)))
+                {
+                    Interlocked.Increment(ref wrong);
+                }
+            }
+        }));
+        foreach (var c in clients)
+        {
+            await c.Session.DisposeAsync();
+            c.Receiver.Dispose();
+        }
+        string seen = $"{h.Plc.InterFrameGapViolations} of {h.Plc.InterFrameGapsMeasured} requests began less than t3.5 ({h.Plc.Timing.InterFrameMicros} µs) after the device's reply; shortest gap {h.Plc.MinInterFrameGapMicros:F0} µs; "
+            + $"{failed} answered with an exception, {wrong} with another request's values; late replies discarded: {h.Bus.Counters.LateReplies}";
+        Assert.True(wrong == 0, seen);
+        Assert.True(h.Plc.InterFrameGapViolations == 0, seen);
+        Assert.True(h.Plc.InterFrameGapsMeasured >= transactions / 2, seen);
+        // Without late replies every request is answered; with them, the late ones (and on a loaded
+        // machine a few more) are 0B, and each late reply is discarded.
+        Assert.True(lateEvery == 0 ? failed == 0 : failed <= transactions / 4, seen);
+        Assert.True(lateEvery == 0 || h.Bus.Counters.LateReplies >= 1, seen);
+    }
+
+    private static bool RegistersAre(byte[] reply, ushort start, ushort count)
+    {
+        if (reply.Length != 9 + (2 * count) || reply[7] != 3 || reply[8] != 2 * count)
+        {
+            return false;
+        }
+        for (int k = 0; k < count; k++)
+        {
+            int value = (reply[9 + (2 * k)] << 8) | reply[10 + (2 * k)];
+            if (value != ((start + k) * 7) + 1)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
 }

@@ -41,8 +41,8 @@ public readonly ref struct RtuFrame
 /// <summary>
 /// Frames Modbus RTU. The frame's end comes from the function's length rules first (every
 /// public function of a request, and every response but 43/14, says its own length, except
-/// diagnostics, 8); for the others the caller's silent interval (t3.5 on a line, the end of what
-/// arrived on TCP) ends it.
+/// diagnostics 8/00 "return query data" and reserved sub-functions of 8); for the others the
+/// caller's silent interval (t3.5 on a line, the end of what arrived on TCP) ends it.
 /// The CRC must check. Never allocates, never reads past its input.
 /// </summary>
 public static class RtuFramer
@@ -107,6 +107,14 @@ public static class RtuFramer
         }
         if (input.Length < length)
         {
+            if (atSilence && input[1] == 8 && input.Length >= MinAduLength && Crc16Modbus.Check(input))
+            {
+                // A diagnostics sub-function sent without its data word: valid over TCP
+                // (ModbusPdu.ParseRequest), so a frame that silence ends and whose CRC checks.
+                consumed = input.Length;
+                frame = new RtuFrame(input);
+                return OperationStatus.Done;
+            }
             if (atSilence)
             {
                 error = FramingError.PduTruncated;
@@ -143,10 +151,8 @@ public static class RtuFramer
         {
             return fc switch
             {
-                // Diagnostics (8) is absent on purpose: "return query data" (sub-function 0) carries
-                // any number of words, and a sub-function may come without its data word; both are
-                // valid over TCP (ModbusPdu.ParseRequest), so only silence can end them here.
                 1 or 2 or 3 or 4 or 5 or 6 => 8,
+                8 => Diagnostics(input),
                 7 or 11 or 12 or 17 => 4,
                 15 or 16 => Counted(input, 6, 9),
                 20 or 21 => Counted(input, 2, 5),
@@ -165,12 +171,29 @@ public static class RtuFramer
         return fc switch
         {
             1 or 2 or 3 or 4 or 12 or 17 or 20 or 21 or 23 => Counted(input, 2, 5),
-            5 or 6 or 11 or 15 or 16 => 8, // 8 echoes its request: ended by silence, as above
+            5 or 6 or 11 or 15 or 16 => 8,
+            8 => Diagnostics(input), // echoes its request, or returns one data word
             7 => 5,
             22 => 10,
             24 => input.Length < 4 ? NeedHeader : 6 + BinaryPrimitives.ReadUInt16BigEndian(input[2..]),
             _ => Unknown,
         };
+    }
+
+    /// <summary>
+    /// Diagnostics (8): every standard sub-function but 00 carries exactly one data word, in the
+    /// request and in the response (6.8.1: 01-04, 0A-12, 14), so its ADU is 8 bytes. "Return query
+    /// data" (00) echoes any number of words and reserved sub-functions say nothing: those end only at
+    /// silence (on RTU over TCP, when a CRC checks over everything received). A standard
+    /// sub-function sent without its data word is only told apart at silence (see TryReadFrame).
+    /// </summary>
+    private static int Diagnostics(ReadOnlySpan<byte> input)
+    {
+        if (input.Length < 4)
+        {
+            return NeedHeader;
+        }
+        return BinaryPrimitives.ReadUInt16BigEndian(input[2..]) is 1 or 2 or 3 or 4 or (>= 10 and <= 18) or 20 ? 8 : Unknown;
     }
 
     /// <summary>A frame whose byte at <paramref name="countOffset"/> counts the data bytes: fixed part plus that count.</summary>
