@@ -80,16 +80,31 @@ public partial class ShortTimeoutClientTests
         await socket.SendAsync(new byte[] { 0, 1, 0, 0, 0, 6, 1, 3, 0, 230, 0, 1 }, System.Net.Sockets.SocketFlags.None);
         await Task.Delay(200);
         await socket.SendAsync(new byte[] { 0, 2, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1 }, System.Net.Sockets.SocketFlags.None);
-        var reply = new byte[11];
+        // Replies until the one of the read of address 0 (an unfixed gateway sends the given-up request's 0B too).
         using var timeout = new CancellationTokenSource(10_000);
-        int got = 0;
-        while (got < reply.Length)
+        var header = new byte[6];
+        for (int replies = 0; replies < 3; replies++)
         {
-            int n = await socket.ReceiveAsync(reply.AsMemory(got), System.Net.Sockets.SocketFlags.None, timeout.Token);
-            Assert.True(n > 0, "the gateway closed the warm-up connection");
-            got += n;
+            await ReadExactlyAsync(socket, header, timeout.Token);
+            var rest = new byte[(header[4] << 8) | header[5]];
+            await ReadExactlyAsync(socket, rest, timeout.Token);
+            if (header[1] == 2)
+            {
+                Assert.Equal(3, rest[1]);
+                return;
+            }
         }
-        Assert.Equal(new byte[] { 0, 2, 0, 0, 0, 5, 1, 3 }, reply[..8]);
+        Assert.Fail("no answer to the warm-up read of address 0");
+    }
+
+    private static async Task ReadExactlyAsync(System.Net.Sockets.Socket socket, Memory<byte> buffer, CancellationToken ct)
+    {
+        while (!buffer.IsEmpty)
+        {
+            int n = await socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, ct);
+            Assert.True(n > 0, "the gateway closed the warm-up connection");
+            buffer = buffer[n..];
+        }
     }
 
     private static async Task<string[]> ClientAsync(int port)
