@@ -46,7 +46,8 @@ public readonly record struct AuditEvent
 {
     public DateTime Time { get; init; }
     public AuditEventKind Kind { get; init; }
-    public string Listener { get; init; }
+    /// <summary>The listener's name; null or empty for events of no listener (service events), then left out of the JSON.</summary>
+    public string? Listener { get; init; }
     public SourceAddress Source { get; init; }
     public ushort SourcePort { get; init; }
     /// <summary>Unit id, or -1 when the event concerns no frame.</summary>
@@ -54,6 +55,14 @@ public readonly record struct AuditEvent
     /// <summary>Function byte as sent, or -1.</summary>
     public short FunctionCode { get; init; }
     public byte MeiType { get; init; }
+    /// <summary>FC 8's sub-function, or null for other functions.</summary>
+    public ushort? SubFunction { get; init; }
+    /// <summary>The client's transaction id of the request (Modbus TCP), or null.</summary>
+    public ushort? ClientTid { get; init; }
+    /// <summary>The gateway's transaction id the request went to the PLC with, or null: ties a timeout to a later unmatched response.</summary>
+    public ushort? GatewayTid { get; init; }
+    /// <summary>The gateway closed the client's connection because of this event.</summary>
+    public bool ConnectionClosed { get; init; }
     public AddressSpan ReadSpan { get; init; }
     public AddressSpan WriteSpan { get; init; }
     /// <summary>The rule that allowed it, or that came closest to; null for none.</summary>
@@ -62,7 +71,7 @@ public readonly record struct AuditEvent
     public string Reason { get; init; }
     /// <summary>The Modbus exception code sent to the client, or 0 for none.</summary>
     public byte ExceptionCode { get; init; }
-    /// <summary>For <see cref="AuditEventKind.Suppressed"/>: how many; otherwise 1.</summary>
+    /// <summary>For <see cref="AuditEventKind.Suppressed"/>: how many (of this kind from this source); otherwise 1.</summary>
     public long Count { get; init; }
     /// <summary>For <see cref="AuditEventKind.Suppressed"/>: the kind that was suppressed.</summary>
     public AuditEventKind SuppressedKind { get; init; }
@@ -112,6 +121,7 @@ public static class AuditEvents
     {
         DenyReason.SourceOrUnit => "no rule for this source and unit",
         DenyReason.Function => "function not allowed",
+        DenyReason.MaintenanceKey => "maintenance key not armed",
         DenyReason.Address => "address span not allowed",
         DenyReason.Value => "value or quantity not allowed",
         DenyReason.Rate => "rate limit exceeded",

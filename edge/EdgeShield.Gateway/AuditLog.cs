@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Numerics;
 using System.Text.Json;
 using System.Threading.Channels;
+using EdgeShield.Policy;
 using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Gateway;
@@ -11,15 +13,29 @@ namespace EdgeShield.Gateway;
 /// off the frame path: <see cref="Write"/> only counts and enqueues a struct.
 /// </summary>
 /// <remarks>
-/// Floods are summarised: at most <c>eventsPerSecond</c> events of each kind are written per
-/// second; the rest are counted and written as one <c>suppressed</c> event per kind per second,
-/// so an attacker cannot fill the disk or spend the CPU on JSON. Events that do not even fit the
-/// bounded queue are counted the same way. Nothing is silently lost: every event is either a line
-/// or part of a count.
+/// Floods are summarised per source: in each one-second window a source writes at most
+/// <c>eventsPerSecond</c> events of each kind, and all sources together at most four times that
+/// per kind, except that a source's first event of a kind in a window is always written, so one
+/// address's flood never hides another's refusal. The rest are counted and written as one
+/// <c>suppressed</c> event per source and kind per window. The window's table of sources is
+/// bounded (<c>sourcesPerWindow</c>); sources beyond it share one entry without a source and get
+/// no first-event exemption. Lines per kind per second are thus at most 4 × eventsPerSecond +
+/// sourcesPerWindow, plus the summaries, so an attacker cannot fill the disk or spend the CPU on
+/// JSON. Events that do not even fit the bounded queue are counted the same way. Nothing is
+/// silently lost: every event is either a line or part of a count.
 /// </remarks>
 public sealed class AuditLog : IAuditSink, IAsyncDisposable
 {
     private const int KindCount = (int)AuditEventKind.Service + 1;
+    /// <summary>All sources together may write this many times a source's share of one kind per window.</summary>
+    private const int KindShareOfSources = 4;
+
+    /// <summary>
+    /// Reasons and details are our own fixed phrases and names from the config, written into a JSON line
+    /// (never into HTML): the default encoder's escaping of apostrophes and non-ASCII (<c>\u0027</c>) only
+    /// made them harder to read and grep. JSON's own escapes (quotes, backslash, controls) still apply.
+    /// </summary>
+    public static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private readonly Stream _output;
     private readonly int _eventsPerSecond;
@@ -27,16 +43,30 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     private readonly Task _writer;
     private readonly object _gate = new();
     private readonly int[] _writtenThisWindow = new int[KindCount];
-    private readonly long[] _suppressedThisWindow = new long[KindCount];
-    private readonly string?[] _suppressedListener = new string?[KindCount];
+    // The window's sources: entry i holds _sources[i]; its counts are at [i * KindCount + kind]. The last
+    // entry (index _sourceCapacity) is shared by the sources that did not fit. _index is an open-addressing
+    // table of entry + 1 by the source's hash, rebuilt with the window.
+    private readonly int _sourceCapacity;
+    private readonly SourceAddress[] _sources;
+    private readonly string?[] _sourceListener;
+    private readonly int[] _sourceWritten;
+    private readonly long[] _sourceSuppressed;
+    private readonly int[] _index;
+    private int _sourceCount;
     private long _windowStart = Stopwatch.GetTimestamp();
     private long _written;
     private long _suppressed;
 
-    public AuditLog(Stream output, int eventsPerSecond = 50, int queueCapacity = 4096)
+    public AuditLog(Stream output, int eventsPerSecond = 50, int queueCapacity = 4096, int sourcesPerWindow = 256)
     {
         _output = output;
         _eventsPerSecond = eventsPerSecond;
+        _sourceCapacity = sourcesPerWindow;
+        _sources = new SourceAddress[sourcesPerWindow + 1];
+        _sourceListener = new string?[sourcesPerWindow + 1];
+        _sourceWritten = new int[(sourcesPerWindow + 1) * KindCount];
+        _sourceSuppressed = new long[(sourcesPerWindow + 1) * KindCount];
+        _index = new int[(int)BitOperations.RoundUpToPowerOf2((uint)sourcesPerWindow * 2)];
         _queue = Channel.CreateBounded<AuditEvent>(new BoundedChannelOptions(queueCapacity)
         {
             SingleReader = true,
@@ -56,23 +86,53 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         lock (_gate)
         {
             RollWindowLocked(Stopwatch.GetTimestamp());
-            if (auditEvent.Kind != AuditEventKind.Service && _writtenThisWindow[kind] >= _eventsPerSecond)
+            int entry = EntryLocked(auditEvent.Source, auditEvent.Listener);
+            int at = entry * KindCount + kind;
+            int bySource = _sourceWritten[at];
+            bool first = bySource == 0 && entry < _sourceCapacity;
+            bool withinShare = bySource < _eventsPerSecond && _writtenThisWindow[kind] < _eventsPerSecond * KindShareOfSources;
+            bool service = auditEvent.Kind == AuditEventKind.Service;
+            if ((!service && !first && !withinShare) || !_queue.Writer.TryWrite(auditEvent))
             {
-                _suppressedThisWindow[kind] += auditEvent.Count;
-                _suppressedListener[kind] ??= auditEvent.Listener;
+                _sourceSuppressed[at] += auditEvent.Count;
                 return;
             }
-            if (!_queue.Writer.TryWrite(auditEvent))
-            {
-                _suppressedThisWindow[kind] += auditEvent.Count;
-                _suppressedListener[kind] ??= auditEvent.Listener;
-                return;
-            }
+            _sourceWritten[at] = bySource + 1;
             _writtenThisWindow[kind]++;
         }
     }
 
-    /// <summary>Closes the window if a second has passed, queueing one summary per suppressed kind.</summary>
+    /// <summary>The window's entry of <paramref name="source"/>: found, added, or the shared one when the table is full.</summary>
+    private int EntryLocked(SourceAddress source, string? listener)
+    {
+        int mask = _index.Length - 1;
+        int bucket = (int)((uint)source.Value.GetHashCode() & (uint)mask);
+        while (true)
+        {
+            int entry = _index[bucket] - 1;
+            if (entry < 0)
+            {
+                if (_sourceCount == _sourceCapacity)
+                {
+                    _sourceListener[_sourceCapacity] ??= listener;
+                    return _sourceCapacity;
+                }
+                entry = _sourceCount++;
+                _sources[entry] = source;
+                _sourceListener[entry] = listener;
+                _index[bucket] = entry + 1;
+                return entry;
+            }
+            if (_sources[entry] == source)
+            {
+                _sourceListener[entry] ??= listener;
+                return entry;
+            }
+            bucket = (bucket + 1) & mask;
+        }
+    }
+
+    /// <summary>Closes the window if a second has passed, queueing one summary per suppressed source and kind.</summary>
     private void RollWindowLocked(long now)
     {
         if (now - _windowStart < Stopwatch.Frequency)
@@ -80,10 +140,50 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
             return;
         }
         _windowStart = now;
+        Array.Clear(_writtenThisWindow);
+        // An entry whose summary does not fit the queue (the writer is stalled) keeps its count for the next
+        // window: it moves to the front, and the index is rebuilt for the entries kept.
+        int kept = 0;
+        for (int entry = 0; entry < _sourceCount; entry++)
+        {
+            if (SummariseLocked(entry))
+            {
+                MoveEntry(entry, kept++);
+            }
+        }
+        if (!SummariseLocked(_sourceCapacity))
+        {
+            _sourceListener[_sourceCapacity] = null;
+        }
+        for (int entry = kept; entry < _sourceCount; entry++)
+        {
+            _sourceListener[entry] = null;
+            _sources[entry] = default;
+        }
+        _sourceCount = kept;
+        Array.Clear(_index);
+        int mask = _index.Length - 1;
+        for (int entry = 0; entry < kept; entry++)
+        {
+            int bucket = (int)((uint)_sources[entry].Value.GetHashCode() & (uint)mask);
+            while (_index[bucket] != 0)
+            {
+                bucket = (bucket + 1) & mask;
+            }
+            _index[bucket] = entry + 1;
+        }
+    }
+
+    /// <summary>Queues the summaries of one entry and starts its window afresh; true when one did not fit the queue.</summary>
+    private bool SummariseLocked(int entry)
+    {
+        bool keep = false;
+        bool shared = entry == _sourceCapacity;
         for (int kind = 0; kind < KindCount; kind++)
         {
-            _writtenThisWindow[kind] = 0;
-            long count = _suppressedThisWindow[kind];
+            int at = entry * KindCount + kind;
+            _sourceWritten[at] = 0;
+            long count = _sourceSuppressed[at];
             if (count == 0)
             {
                 continue;
@@ -93,26 +193,42 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
                 Time = DateTime.UtcNow,
                 Kind = AuditEventKind.Suppressed,
                 SuppressedKind = (AuditEventKind)kind,
-                Listener = _suppressedListener[kind] ?? "",
+                Listener = _sourceListener[entry],
+                Source = shared ? default : _sources[entry],
                 Count = count,
                 Unit = -1,
                 FunctionCode = -1,
-                Reason = "audit rate exceeded; events counted",
+                Reason = shared ? "audit rate exceeded; events of sources beyond the audit's table counted" : "audit rate exceeded; events of this source counted",
             };
-            // The queue has room for summaries unless the writer is stalled; keep the count for the next window then.
             if (_queue.Writer.TryWrite(summary))
             {
                 Interlocked.Add(ref _suppressed, count);
-                _suppressedThisWindow[kind] = 0;
-                _suppressedListener[kind] = null;
+                _sourceSuppressed[at] = 0;
+            }
+            else
+            {
+                keep = true;
             }
         }
+        return keep;
+    }
+
+    private void MoveEntry(int from, int to)
+    {
+        if (from == to)
+        {
+            return;
+        }
+        _sources[to] = _sources[from];
+        _sourceListener[to] = _sourceListener[from];
+        Array.Copy(_sourceSuppressed, from * KindCount, _sourceSuppressed, to * KindCount, KindCount);
+        Array.Clear(_sourceSuppressed, from * KindCount, KindCount);
     }
 
     private async Task WriteLoopAsync()
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
-        using var json = new Utf8JsonWriter(buffer);
+        using var json = new Utf8JsonWriter(buffer, JsonOptions);
         var reader = _queue.Reader;
         while (true)
         {
@@ -158,11 +274,17 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         json.WriteStartObject();
         json.WriteString("time"u8, e.Time.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture));
         json.WriteString("event"u8, AuditEvents.Name(e.Kind));
-        json.WriteString("listener"u8, e.Listener);
+        if (!string.IsNullOrEmpty(e.Listener))
+        {
+            json.WriteString("listener"u8, e.Listener);
+        }
         if (e.Source.Value != 0)
         {
             json.WriteString("source"u8, e.Source.ToString());
-            json.WriteNumber("source_port"u8, e.SourcePort);
+            if (e.Kind != AuditEventKind.Suppressed)
+            {
+                json.WriteNumber("source_port"u8, e.SourcePort);
+            }
         }
         if (e.Unit >= 0)
         {
@@ -176,6 +298,18 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
             {
                 json.WriteString("function_name"u8, name);
             }
+        }
+        if (e.SubFunction is { } subFunction)
+        {
+            json.WriteNumber("sub_function"u8, subFunction);
+        }
+        if (e.ClientTid is { } clientTid)
+        {
+            json.WriteNumber("client_tid"u8, clientTid);
+        }
+        if (e.GatewayTid is { } gatewayTid)
+        {
+            json.WriteNumber("gateway_tid"u8, gatewayTid);
         }
         WriteSpan(json, "read"u8, e.ReadSpan);
         WriteSpan(json, "write"u8, e.WriteSpan);
@@ -197,6 +331,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         if (e.ExceptionCode != 0)
         {
             json.WriteString("exception"u8, e.ExceptionCode.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        if (e.ConnectionClosed)
+        {
+            json.WriteString("connection"u8, "closed"u8);
         }
         if (e.Kind == AuditEventKind.Suppressed)
         {

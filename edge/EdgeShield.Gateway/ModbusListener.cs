@@ -138,7 +138,7 @@ public sealed class ModbusListener : IAsyncDisposable
         }
         if (!MakeRoom(source))
         {
-            Refuse(client, remote, source, "max-connections reached and every connection has spoken");
+            Refuse(client, remote, source, "max-connections reached and every connection has had a request allowed");
             return;
         }
         lock (_connectionsBySource)
@@ -158,8 +158,10 @@ public sealed class ModbusListener : IAsyncDisposable
 
     /// <summary>
     /// True when the listener has room for one more connection, after closing, if it was full, the
-    /// oldest connection that has not completed a frame since it connected (a half-open connection
-    /// holds a descriptor and does nothing; a client that has spoken is never closed for a newcomer).
+    /// oldest connection that has never had a request allowed since it connected (a half-open
+    /// connection holds a descriptor and does nothing; one whose every request is refused does nothing
+    /// for the plant either, and must not lock out a client the policy allows). A connection that has
+    /// had a request allowed is never closed for a newcomer.
     /// </summary>
     private bool MakeRoom(SourceAddress newcomer)
     {
@@ -178,7 +180,7 @@ public sealed class ModbusListener : IAsyncDisposable
                     continue; // on its way out: its descriptor is being released
                 }
                 open++;
-                if (session.IsSilent && (oldestSilent is null || session.AcceptedAt < oldestSilent.AcceptedAt))
+                if (session.NeverAllowed && (oldestSilent is null || session.AcceptedAt < oldestSilent.AcceptedAt))
                 {
                     oldestSilent = session;
                 }

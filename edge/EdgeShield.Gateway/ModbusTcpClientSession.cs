@@ -24,6 +24,10 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
 {
     // Holds ~15 maximum-size ADUs; the framer needs at most one (260 bytes) to make progress.
     private const int ReceiveBufferSize = 4096;
+    // A request that arrives within this of an outstanding one is pipelining (a burst); one that arrives later
+    // on a connection that never pipelined means the client's own timeout fired: it gave up on the old one.
+    // No client times out a Modbus TCP request this fast; a pipelining client sends its burst in microseconds.
+    private static readonly long PipelineGapTicks = Stopwatch.Frequency / 20;
 
     private readonly ModbusListener _listener;
     private readonly Socket _client;
@@ -55,6 +59,12 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private long _frameStarted;
     private int _sweeping;
     private int _closing;
+    // 1 once a request of this connection was allowed (forwarded): a listener at max-connections never closes it for a newcomer.
+    private int _hadAllowed;
+    // Once true, the client pipelines: outstanding requests are never taken as abandoned (guarded by _pending).
+    private bool _pipelines;
+    // A bus answers some requests itself (0A, 0B); those answers are refusals of its own and are audited.
+    private readonly bool _upstreamAnswersItself;
 
     public ModbusTcpClientSession(ModbusListener listener, Socket client, IPEndPoint remote, IUpstream upstream)
     {
@@ -71,6 +81,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             _order = new RtuReplyOrder(2 * listener.Config.Limits.PendingPerConnection, SendToClientAsync);
         }
         _tap = ForensicsTap.For(listener, client);
+        _upstreamAnswersItself = upstream.ResponseWindow > TimeSpan.Zero;
         _upstream = upstream.OpenSession(this, _source.ToString());
         _clientReader = new EpollSocketReader(client);
         _receiveBuffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
@@ -83,19 +94,19 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     public long AcceptedAt => _acceptedAt;
 
     /// <summary>
-    /// The client has not completed a single frame since it connected (allowed, refused and malformed
-    /// frames all count as spoken) and the connection is not already closing: what a listener at
+    /// No request of this connection has been allowed since it connected (it is silent, half-open, or
+    /// every request was refused) and it is not already closing: what a listener at
     /// <c>max-connections</c> may close to admit a new client.
     /// </summary>
-    public bool IsSilent => Volatile.Read(ref _streamOffset) == 0 && !IsClosing;
+    public bool NeverAllowed => Volatile.Read(ref _hadAllowed) == 0 && !IsClosing;
 
     /// <summary>Closing or closed: no longer counted against <c>max-connections</c>.</summary>
     public bool IsClosing => Volatile.Read(ref _closing) != 0;
 
-    /// <summary>Closes this silent connection to make room for <paramref name="newcomer"/>, and audits it.</summary>
+    /// <summary>Closes this connection, which never had a request allowed, to make room for <paramref name="newcomer"/>, and audits it.</summary>
     public void Evict(SourceAddress newcomer)
     {
-        Audit(AuditEventKind.ConnectionLimit, -1, -1, $"max-connections reached: closed, silent since it connected, to admit {newcomer}");
+        _listener.Audit.Write(Event(AuditEventKind.ConnectionLimit, -1, -1, $"max-connections reached: closed, no request allowed since it connected, to admit {newcomer}") with { ConnectionClosed = true });
         _ = CloseAsync();
     }
 
@@ -205,17 +216,22 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         _listener.Observer?.OnRequest(_listener, _source, _sourcePort, unit, request);
         var frame = input[..consumed];
 
+        // The decision order (DESIGN.md "Which refusal a request gets"): source and unit before the request's
+        // values, so a source no rule names gets exactly what the policy gives it (0A, nothing, or a close),
+        // never an answer about its bytes; then out-of-spec values; then the rules.
         var policy = _listener.Policy.Current;
         bool monitor = policy.Mode == PolicyMode.Monitor;
+        if (!monitor && !policy.NamesSourceAndUnit(_source, unit))
+        {
+            var verdict = new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1);
+            return Refuse(frame, policy.OnDeny, AuditEventKind.Denied, clientTid, unit, request, null, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode, out replyLength);
+        }
         if (request.Status == RequestStatus.OutOfSpec)
         {
-            Audit(frame, monitor ? AuditEventKind.WouldDeny : AuditEventKind.OutOfSpec, unit, request, null, AuditEvents.Reason(request.Violation), monitor ? (byte)0 : request.SpecExceptionCode);
-            if (!monitor)
-            {
-                _listener.Counters.CountDenied();
-                replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, request.SpecExceptionCode);
-                return RequestAction.Reply;
-            }
+            // Never forwarded, in any mode: monitor lets policy denials through, not invalid requests
+            // (function 0, codes in the exception range, out-of-spec values). Answered as on-deny says;
+            // in monitor mode with the spec's exception, so that learning does not change the plant's traffic.
+            return Refuse(frame, monitor ? OnDeny.Exception : policy.OnDeny, AuditEventKind.OutOfSpec, clientTid, unit, request, null, AuditEvents.Reason(request.Violation), request.SpecExceptionCode, out replyLength);
         }
         else
         {
@@ -225,41 +241,31 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 string? rule = verdict.RuleIndex >= 0 && verdict.RuleIndex < policy.RuleNames.Count ? policy.RuleNames[verdict.RuleIndex] : null;
                 if (monitor)
                 {
-                    Audit(frame, AuditEventKind.WouldDeny, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
+                    Audit(frame, AuditEventKind.WouldDeny, clientTid, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
                 }
                 else
                 {
-                    _listener.Counters.CountDenied();
-                    switch (policy.OnDeny)
-                    {
-                        case OnDeny.Drop:
-                            Audit(frame, AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
-                            return RequestAction.Nothing;
-                        case OnDeny.Close:
-                            Audit(frame, AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), 0);
-                            return RequestAction.Close;
-                        default:
-                            Audit(frame, AuditEventKind.Denied, unit, request, rule, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode);
-                            replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, verdict.ExceptionCode);
-                            return RequestAction.Reply;
-                    }
+                    return Refuse(frame, policy.OnDeny, AuditEventKind.Denied, clientTid, unit, request, rule, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode, out replyLength);
                 }
             }
         }
 
         bool added;
+        long now = Stopwatch.GetTimestamp();
         lock (_pending)
         {
-            added = _pending.TryAdd(clientTid, unit, request, out gatewayTid);
+            AbandonOrPipelineLocked(now);
+            added = _pending.TryAdd(clientTid, unit, request, now, out gatewayTid);
         }
         if (!added)
         {
             _listener.Counters.CountDenied();
-            Audit(frame, AuditEventKind.PendingLimit, unit, request, null, "too many outstanding requests on this connection", ModbusExceptionCode.ServerDeviceBusy);
+            Audit(frame, AuditEventKind.PendingLimit, clientTid, unit, request, null, "too many outstanding requests on this connection", ModbusExceptionCode.ServerDeviceBusy);
             replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, ModbusExceptionCode.ServerDeviceBusy);
             return RequestAction.Reply;
         }
         _listener.Counters.CountAllowed();
+        Volatile.Write(ref _hadAllowed, 1);
         if (_rtu)
         {
             MbapFramer.WriteHeader(_forwardBuffer, gatewayTid, unit, pdu.Length);
@@ -271,6 +277,42 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             MbapFramer.SetTransactionId(input, gatewayTid);
         }
         return RequestAction.Forward;
+    }
+
+    /// <summary>A refusal as <c>on-deny</c> says: the exception, nothing, or a close; counted and audited.</summary>
+    private RequestAction Refuse(ReadOnlySpan<byte> frame, OnDeny onDeny, AuditEventKind kind, ushort clientTid, byte unit, in ModbusRequest request, string? rule, string reason, byte exceptionCode, out int replyLength)
+    {
+        replyLength = 0;
+        _listener.Counters.CountDenied();
+        switch (onDeny)
+        {
+            case OnDeny.Drop:
+                Audit(frame, kind, clientTid, unit, request, rule, reason, 0);
+                return RequestAction.Nothing;
+            case OnDeny.Close:
+                Audit(frame, kind, clientTid, unit, request, rule, reason, 0, closed: true);
+                return RequestAction.Close;
+            default:
+                Audit(frame, kind, clientTid, unit, request, rule, reason, exceptionCode);
+                replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, exceptionCode);
+                return RequestAction.Reply;
+        }
+    }
+
+    /// <summary>
+    /// A client that never pipelined and sends a new request while an older one is outstanding has given
+    /// up on the older one (its own timeout, shorter than the gateway's, fired): it gets no 0B for it and
+    /// its late answer is dropped, so the client's next transaction is what it would be direct. A request
+    /// that arrives close behind an outstanding one marks the connection as pipelining, for good, and
+    /// nothing is abandoned (DESIGN.md "Timeouts"). Under the pending table's lock.
+    /// </summary>
+    private void AbandonOrPipelineLocked(long now)
+    {
+        if (_pipelines || _pending.Count == 0)
+        {
+            return;
+        }
+        _pipelines = !_pending.TryAbandonOutstanding(now, PipelineGapTicks);
     }
 
     /// <summary>
@@ -335,7 +377,12 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             await AnswerForwardedAsync(gatewayTid, ReadOnlyMemory<byte>.Empty);
             return;
         }
-        if (failed)
+        if (failed && slot.Abandoned)
+        {
+            _listener.Counters.CountTimeout();
+            AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable; the client had given up on the request (it sent a new one): no 0B", 0);
+        }
+        else if (failed)
         {
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable", ModbusExceptionCode.GatewayTargetFailedToRespond);
@@ -385,9 +432,34 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
         if (!found)
         {
+            bool retired;
+            ushort clientTid;
+            lock (_pending)
+            {
+                retired = _pending.TryFindRetired(gatewayTid, out clientTid);
+            }
             _listener.Counters.CountResponseMismatch();
-            Audit(AuditEventKind.UnmatchedResponse, unit, pdu.IsEmpty ? (short)-1 : pdu[0], "response to no outstanding request (transaction id)");
+            _listener.Audit.Write(Event(AuditEventKind.UnmatchedResponse, unit, pdu.IsEmpty ? (short)-1 : pdu[0],
+                retired ? "late response to a request already answered 0B or given up by the client" : "response to no outstanding request (transaction id)") with
+            {
+                GatewayTid = gatewayTid,
+                ClientTid = retired && !_rtu ? clientTid : null,
+            });
             return RequestAction.Nothing;
+        }
+        if (slot.Abandoned)
+        {
+            // The client gave up on it and is waiting for a later answer: delivered now, this one would be taken
+            // for that one (and RTU over TCP has no transaction id to tell them apart). Direct, a PLC that never
+            // answered would have sent nothing.
+            _listener.Counters.CountResponseMismatch();
+            AuditSlot(AuditEventKind.UnmatchedResponse, slot, "late response to a request the client gave up on (it sent a new one): dropped", 0);
+            return RequestAction.Nothing;
+        }
+        if (_upstreamAnswersItself && pdu.Length == 2 && (pdu[0] & 0x80) != 0 && pdu[1] is ModbusExceptionCode.GatewayPathUnavailable or ModbusExceptionCode.GatewayTargetFailedToRespond)
+        {
+            // A serial bus's own refusal (a device on the line never answers 0A or 0B): audited like the gateway's own.
+            AuditBusRefusal(slot, pdu[1]);
         }
         var status = ModbusPdu.CheckResponse(pdu, slot.Expectation, out var error);
         if (status == ResponseStatus.Mismatch || unit != slot.Unit)
@@ -420,13 +492,13 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         long frameStarted = Volatile.Read(ref _frameStarted);
         if (frameStarted != 0 && now - frameStarted > frameTicks)
         {
-            Audit(AuditEventKind.FrameTimeout, -1, -1, "frame not complete within frame-timeout");
+            _listener.Audit.Write(Event(AuditEventKind.FrameTimeout, -1, -1, "frame not complete within frame-timeout") with { ConnectionClosed = true });
             _ = CloseAsync();
             return;
         }
         if (now - Volatile.Read(ref _lastActivity) > idleTicks)
         {
-            Audit(AuditEventKind.IdleTimeout, -1, -1, "no traffic for idle-timeout");
+            _listener.Audit.Write(Event(AuditEventKind.IdleTimeout, -1, -1, "no traffic for idle-timeout") with { ConnectionClosed = true });
             _ = CloseAsync();
             return;
         }
@@ -466,6 +538,18 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 }
             }
             _listener.Counters.CountTimeout();
+            lock (_pending)
+            {
+                _pending.Retire(slot);
+            }
+            if (slot.Abandoned)
+            {
+                // The client gave up on it before the gateway would have: a 0B now would be read as the answer to its next request.
+                AuditSlot(lostGeneration > 0 ? AuditEventKind.UpstreamLost : AuditEventKind.ResponseTimeout, slot,
+                    lostGeneration > 0 ? "PLC connection lost with the request outstanding; the client had given up on it (it sent a new one): no 0B"
+                        : "PLC did not answer within response-timeout; the client had given up on it (it sent a new one): no 0B", 0);
+                continue;
+            }
             AuditSlot(lostGeneration > 0 ? AuditEventKind.UpstreamLost : AuditEventKind.ResponseTimeout, slot,
                 lostGeneration > 0 ? "PLC connection lost with the request outstanding" : "PLC did not answer within response-timeout",
                 ModbusExceptionCode.GatewayTargetFailedToRespond);
@@ -529,17 +613,20 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     {
         _listener.Counters.CountMalformed();
         _listener.Observer?.OnMalformed(_listener, _source, _sourcePort, error, unit, functionCode);
-        var malformed = Event(AuditEventKind.Malformed, unit, functionCode, AuditEvents.Reason(error));
+        var malformed = Event(AuditEventKind.Malformed, unit, functionCode, AuditEvents.Reason(error)) with { ConnectionClosed = true };
         _listener.Audit.Write(malformed);
         _tap?.Record(frame, malformed, _streamOffset);
     }
 
     /// <summary>Audits a refused (or, in monitor mode, would-be refused) request and captures its frame.</summary>
-    private void Audit(ReadOnlySpan<byte> frame, AuditEventKind kind, byte unit, in ModbusRequest request, string? rule, string reason, byte exceptionCode)
+    private void Audit(ReadOnlySpan<byte> frame, AuditEventKind kind, ushort clientTid, byte unit, in ModbusRequest request, string? rule, string reason, byte exceptionCode, bool closed = false)
     {
         var refused = Event(kind, unit, request.FunctionCode, reason) with
         {
             MeiType = request.MeiType,
+            SubFunction = request.FunctionCode == DiagnosticsFunction ? request.SubFunction : null,
+            ClientTid = _rtu ? null : clientTid,
+            ConnectionClosed = closed,
             ReadSpan = request.ReadSpan,
             WriteSpan = request.WriteSpan,
             Rule = rule,
@@ -549,10 +636,25 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         _tap?.Record(frame, refused, _streamOffset);
     }
 
+    private const byte DiagnosticsFunction = 8;
+
+    private void AuditBusRefusal(in PendingTable.Slot slot, byte exceptionCode)
+    {
+        string reason = exceptionCode == ModbusExceptionCode.GatewayTargetFailedToRespond
+            ? "serial bus: no answer (device timeout, open circuit breaker or queue-timeout)"
+            : slot.Unit > RtuFramer.MaxDeviceAddress ? "serial bus: unit 248..255 is reserved on a serial line"
+            : slot.Unit == RtuFramer.BroadcastAddress ? "serial bus: only writes may be broadcast (unit 0)"
+            : "serial bus: port unavailable";
+        AuditSlot(exceptionCode == ModbusExceptionCode.GatewayTargetFailedToRespond ? AuditEventKind.ResponseTimeout : AuditEventKind.Denied, slot, reason, exceptionCode);
+    }
+
     private void AuditSlot(AuditEventKind kind, in PendingTable.Slot slot, string reason, byte exceptionCode) =>
         _listener.Audit.Write(Event(kind, slot.Unit, slot.Expectation.FunctionCode, reason) with
         {
             MeiType = slot.MeiType,
+            SubFunction = slot.Expectation.FunctionCode == DiagnosticsFunction ? slot.SubFunction : null,
+            ClientTid = _rtu ? null : slot.ClientTid,
+            GatewayTid = slot.GatewayTid,
             ReadSpan = slot.ReadSpan,
             WriteSpan = slot.WriteSpan,
             ExceptionCode = exceptionCode,

@@ -23,22 +23,40 @@ internal sealed class PendingTable
         public AddressSpan ReadSpan;
         public AddressSpan WriteSpan;
         public byte MeiType;
+        public ushort SubFunction;
+        /// <summary>When the request arrived from the client (<see cref="System.Diagnostics.Stopwatch"/> ticks).</summary>
+        public long ArrivedAt;
+        /// <summary>The client has given up on it (it sent a new request and never pipelines): no 0B, its answer is dropped.</summary>
+        public bool Abandoned;
     }
 
     private readonly Slot[] _slots;
+    // The last requests that left the table without their PLC answer (0B sent, or abandoned and replaced):
+    // gateway id → client id, so a late answer's event names both ids, as the timeout's event did.
+    private readonly (ushort GatewayTid, ushort ClientTid)[] _retired;
+    private int _retiredNext;
+    private int _retiredCount;
     private ushort _nextTid;
     private int _count;
 
-    public PendingTable(int capacity) => _slots = new Slot[capacity];
+    public PendingTable(int capacity)
+    {
+        _slots = new Slot[capacity];
+        _retired = new (ushort, ushort)[Math.Max(capacity, 4)];
+    }
 
     public int Count => _count;
     public int Capacity => _slots.Length;
 
-    /// <summary>Takes a free slot; false when all are in use.</summary>
-    public bool TryAdd(ushort clientTid, byte unit, in ModbusRequest request, out ushort gatewayTid)
+    /// <summary>
+    /// Takes a free slot, or when all are in use the oldest abandoned one (its late answer is then
+    /// unmatched: dropped all the same); false when every slot holds a request the client still awaits.
+    /// </summary>
+    public bool TryAdd(ushort clientTid, byte unit, in ModbusRequest request, long arrivedAt, out ushort gatewayTid)
     {
         gatewayTid = 0;
         int free = -1;
+        int oldestAbandoned = -1;
         for (int i = 0; i < _slots.Length; i++)
         {
             if (!_slots[i].InUse)
@@ -46,10 +64,21 @@ internal sealed class PendingTable
                 free = i;
                 break;
             }
+            if (_slots[i].Abandoned && (oldestAbandoned < 0 || _slots[i].ArrivedAt < _slots[oldestAbandoned].ArrivedAt))
+            {
+                oldestAbandoned = i;
+            }
         }
         if (free < 0)
         {
-            return false;
+            if (oldestAbandoned < 0)
+            {
+                return false;
+            }
+            free = oldestAbandoned;
+            Retire(_slots[free]);
+            _slots[free] = default;
+            _count--;
         }
         do
         {
@@ -68,9 +97,59 @@ internal sealed class PendingTable
             ReadSpan = request.ReadSpan,
             WriteSpan = request.WriteSpan,
             MeiType = request.MeiType,
+            SubFunction = request.SubFunction,
+            ArrivedAt = arrivedAt,
         };
         _count++;
         return true;
+    }
+
+    /// <summary>
+    /// A new request arrived on a connection that has never pipelined: the client has given up on every
+    /// request still outstanding, unless one arrived less than <paramref name="pipelineGapTicks"/> ago —
+    /// then the client pipelines, nothing is abandoned, and the result is false.
+    /// </summary>
+    public bool TryAbandonOutstanding(long now, long pipelineGapTicks)
+    {
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            if (_slots[i].InUse && !_slots[i].Abandoned && now - _slots[i].ArrivedAt < pipelineGapTicks)
+            {
+                return false;
+            }
+        }
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            if (_slots[i].InUse)
+            {
+                _slots[i].Abandoned = true;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Remembers a request that left without its answer (see the ring above).</summary>
+    public void Retire(in Slot slot)
+    {
+        _retired[_retiredNext] = (slot.GatewayTid, slot.ClientTid);
+        _retiredNext = (_retiredNext + 1) % _retired.Length;
+        _retiredCount = Math.Min(_retiredCount + 1, _retired.Length);
+    }
+
+    /// <summary>The client id of a recently retired gateway id, for the event of its late answer.</summary>
+    public bool TryFindRetired(ushort gatewayTid, out ushort clientTid)
+    {
+        for (int n = 1; n <= _retiredCount; n++)
+        {
+            var (g, c) = _retired[(_retiredNext - n + _retired.Length) % _retired.Length];
+            if (g == gatewayTid)
+            {
+                clientTid = c;
+                return true;
+            }
+        }
+        clientTid = 0;
+        return false;
     }
 
     /// <summary>Removes and returns the slot of <paramref name="gatewayTid"/>.</summary>

@@ -77,8 +77,11 @@ public sealed class CompiledPolicy
             DenyReason failed;
             if (rule.Maintenance && !armed)
             {
-                // Skipped while disarmed; what only this rule would allow is refused as a function.
-                failed = DenyReason.Function;
+                // Skipped while disarmed, and never closer than a function refusal (01): what it would allow
+                // says so in the audit, what it would not is refused as a function. Its rate is not touched.
+                failed = rule.Functions.Contains(request.FunctionCode, request.MeiType) && rule.MatchesAddress(request) && rule.MatchesValues(request)
+                    ? DenyReason.MaintenanceKey
+                    : DenyReason.Function;
             }
             else if (!rule.Functions.Contains(request.FunctionCode, request.MeiType))
             {
@@ -108,6 +111,23 @@ public sealed class CompiledPolicy
             }
         }
         return new Verdict(VerdictKind.Deny, best, bestRule);
+    }
+
+    /// <summary>
+    /// True when some rule names this source and unit (a disarmed maintenance rule too): the gateway
+    /// judges this before a request's values, so a source no rule names learns nothing from an
+    /// out-of-spec answer (DESIGN.md "Which refusal a request gets"). Allocates nothing.
+    /// </summary>
+    public bool NamesSourceAndUnit(SourceAddress source, byte unitId)
+    {
+        foreach (var rule in _rules)
+        {
+            if (rule.Units.Contains(unitId) && rule.MatchesSource(source.Value))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     internal AllowRule RuleAt(int index) => _rules[index];

@@ -15,8 +15,10 @@ public enum DenyReason : byte
 {
     /// <summary>No rule for this source and unit (exception 0A).</summary>
     SourceOrUnit = 0,
-    /// <summary>A rule for this source and unit, but not this function (01). Also a request only a disarmed maintenance rule would allow.</summary>
+    /// <summary>A rule for this source and unit, but not this function (01).</summary>
     Function,
+    /// <summary>Only a <c>maintenance: true</c> rule would allow it, and the key is not armed (01).</summary>
+    MaintenanceKey,
     /// <summary>The function, but not this address span (02).</summary>
     Address,
     /// <summary>The address, but not these values or quantities (03).</summary>
@@ -38,7 +40,7 @@ public readonly record struct Verdict(VerdictKind Kind, DenyReason Reason, short
     /// <summary>The Modbus exception code a denial is answered with (DESIGN.md "Modbus refusals"); 0 when allowed.</summary>
     public byte ExceptionCode => Kind == VerdictKind.Allow ? (byte)0 : (byte)(Reason switch
     {
-        DenyReason.Function => 0x01,
+        DenyReason.Function or DenyReason.MaintenanceKey => 0x01,
         DenyReason.Address => 0x02,
         DenyReason.Value => 0x03,
         DenyReason.Rate => 0x06,

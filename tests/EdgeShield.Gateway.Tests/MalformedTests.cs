@@ -164,7 +164,7 @@ public class MalformedTests
         Assert.True(await c.IsClosedByPeerAsync());
         Assert.Equal(1, h.Gateway.Counters.ConnectionsRejected);
         Assert.Equal(0, h.Gateway.Counters.ConnectionsEvicted);
-        Assert.Equal("max-connections reached and every connection has spoken", Assert.Single(h.Audit.OfKind(AuditEventKind.ConnectionLimit)).Reason);
+        Assert.Equal("max-connections reached and every connection has had a request allowed", Assert.Single(h.Audit.OfKind(AuditEventKind.ConnectionLimit)).Reason);
         Assert.Equal(3, (await a.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
         a.Dispose();
         Assert.Equal(1, await h.SessionCountAsync(1));

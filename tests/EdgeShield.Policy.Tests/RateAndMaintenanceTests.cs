@@ -113,12 +113,16 @@ public class RateAndMaintenanceTests
         """;
 
     [Fact]
-    public void Evaluate_MaintenanceRuleWhileDisarmed_IsFunctionDenied()
+    public void Evaluate_MaintenanceRuleWhileDisarmed_IsMaintenanceKeyDenied01()
     {
         var policy = Compile(MaintenanceRules);
         var verdict = Evaluate(policy, "10.0.0.1", 1, WriteSingle(100, 5));
-        Assert.Equal(DenyReason.Function, verdict.Reason);
+        Assert.Equal(DenyReason.MaintenanceKey, verdict.Reason);
         Assert.Equal(0x01, verdict.ExceptionCode);
+        // What the rule would not allow even when armed is refused as a function, never as an address (02).
+        var outside = Evaluate(policy, "10.0.0.1", 1, WriteSingle(120, 5));
+        Assert.Equal(DenyReason.Function, outside.Reason);
+        Assert.Equal(0x01, outside.ExceptionCode);
     }
 
     [Fact]
@@ -130,7 +134,7 @@ public class RateAndMaintenanceTests
         Assert.Equal(Verdict.Allow(1), Evaluate(policy, "10.0.0.1", 1, WriteSingle(100, 5)));
         Assert.Equal(DenyReason.Address, Evaluate(policy, "10.0.0.1", 1, WriteSingle(120, 5)).Reason);
         maintenance.Disarm();
-        Assert.Equal(DenyReason.Function, Evaluate(policy, "10.0.0.1", 1, WriteSingle(100, 5)).Reason);
+        Assert.Equal(DenyReason.MaintenanceKey, Evaluate(policy, "10.0.0.1", 1, WriteSingle(100, 5)).Reason);
     }
 
     [Fact]
@@ -140,7 +144,7 @@ public class RateAndMaintenanceTests
         var policy = Compile(MaintenanceRules, maintenance);
         maintenance.ArmUntil(T0 + 10);
         Assert.True(Evaluate(policy, "10.0.0.1", 1, WriteSingle(100, 5), T0 + 9).IsAllowed);
-        Assert.Equal(DenyReason.Function, Evaluate(policy, "10.0.0.1", 1, WriteSingle(100, 5), T0 + 10).Reason);
+        Assert.Equal(DenyReason.MaintenanceKey, Evaluate(policy, "10.0.0.1", 1, WriteSingle(100, 5), T0 + 10).Reason);
     }
 
     [Fact]

@@ -105,15 +105,19 @@ public sealed class PolicyReplay : IModbusCaptureObserver
         byte unit = frame.UnitId;
         ByUnit[unit]++;
         bool monitor = _policy.Mode == PolicyMode.Monitor;
-        if (request.Status == RequestStatus.OutOfSpec)
+        var source = new SourceAddress(context.Client);
+        // The gateway's order: source and unit before out-of-spec values (ModbusTcpClientSession.InspectRequest).
+        if (request.Status == RequestStatus.OutOfSpec && (monitor || _policy.NamesSourceAndUnit(source, unit)))
         {
             Denied++;
             DeniedByReason[OutOfSpecReason]++;
             ClosestRuleOfDenied[^1]++;
             Remember(new DeniedFrame(context.FrameNumber, context.Client, unit, request.FunctionCode, request.SpecExceptionCode, -1, DenyReason.None, request.Violation));
-            return true;
+            return monitor || _policy.OnDeny != OnDeny.Close;
         }
-        var verdict = _policy.Evaluate(new SourceAddress(context.Client), unit, request, ToStopwatchTicks(context.TimestampNs));
+        var verdict = request.Status == RequestStatus.OutOfSpec
+            ? new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1)
+            : _policy.Evaluate(source, unit, request, ToStopwatchTicks(context.TimestampNs));
         if (verdict.IsAllowed)
         {
             Allowed++;
