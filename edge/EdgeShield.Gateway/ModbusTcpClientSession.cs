@@ -313,6 +313,12 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             return;
         }
         _pipelines = !_pending.TryAbandonOutstanding(now, PipelineGapTicks);
+        if (!_pipelines)
+        {
+            // RTU over TCP: the abandoned requests' places in the answer order are given up, so the answer
+            // to the new request does not wait for theirs (which are dropped when they come).
+            _order?.SkipWaiting();
+        }
     }
 
     /// <summary>

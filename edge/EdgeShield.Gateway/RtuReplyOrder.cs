@@ -120,6 +120,27 @@ internal sealed class RtuReplyOrder
         return FlushAsync();
     }
 
+    /// <summary>
+    /// Gives up the places of every request still waiting for its answer: the client abandoned them
+    /// (it sent a new request after its own timeout), so nothing will be sent for them and the answers
+    /// behind them must not wait. A late answer for one of them finds no place and is not sent.
+    /// </summary>
+    public void SkipWaiting()
+    {
+        lock (_gate)
+        {
+            for (int i = 0; i < _count; i++)
+            {
+                int at = (_head + i) % _states.Length;
+                if (_states[at] == Waiting)
+                {
+                    _lengths[at] = 0;
+                    _states[at] = Filled;
+                }
+            }
+        }
+    }
+
     private void Store(int index, ReadOnlySpan<byte> reply)
     {
         int length = Math.Min(reply.Length, RtuFramer.MaxAduLength);

@@ -36,7 +36,7 @@ internal sealed class SerialGatewayHarness : IAsyncDisposable
                 device: {{pty.Master}}
                 baud: {{baud}}
                 parity: even
-                response-timeout-ms: 200
+                response-timeout-ms: 500
                 turnaround-ms: 20
             listeners:
               - name: hmi-rtu
@@ -233,7 +233,7 @@ public class SerialGatewayTests
     {
         await using var h = await SerialGatewayHarness.StartAsync();
         h.Plc.SetHoldingRegister(1, 5, 0x0A0B);
-        h.Plc.Faults.LateMs = 80; // within the bus's 200 ms
+        h.Plc.Faults.LateMs = 80; // within the bus's 500 ms
         using var client = await SerialGatewayHarness.ConnectAsync(h.RtuOverTcp);
         var read = Rtu(1, [3, 0, 5, 0, 1]);
         var refused = Rtu(1, [6, 0, 110, 0x07, 0xD0]); // 2000 > 1500: answered 03 by the gateway
@@ -243,6 +243,25 @@ public class SerialGatewayTests
         Assert.Equal(Rtu(1, [0x86, 0x03]), await ReceiveRtuAsync(client, 5));
         Assert.Equal(Rtu(1, [3, 2, 0x0A, 0x0B]), await ReceiveRtuAsync(client, 7));
         Assert.Equal(0, h.Plc.RequestsReceived(6));
+    }
+
+    // Issue 10, items 5 and 6 together: an RTU-over-TCP client that gave up on a request (its own timeout
+    // is shorter than the bus's) gets the answer to its next request, not the abandoned one's, and that
+    // answer does not wait behind the abandoned request's place in the answer order.
+    [Fact]
+    public async Task RtuOverTcp_ClientThatGaveUp_NextRequestGetsItsOwnAnswer_NotStuckBehindTheAbandoned()
+    {
+        await using var h = await SerialGatewayHarness.StartAsync();
+        h.Plc.SetHoldingRegister(1, 5, 0x0A0B);
+        h.Plc.SetHoldingRegister(1, 6, 0x0C0D);
+        h.Plc.Faults.LateMs = 150; // within the bus's 500 ms, after the client's 100 ms
+        using var client = await SerialGatewayHarness.ConnectAsync(h.RtuOverTcp);
+        await client.SendAsync(Rtu(1, [3, 0, 5, 0, 1]));
+        await Task.Delay(100);
+        await client.SendAsync(Rtu(1, [3, 0, 6, 0, 1]));
+
+        Assert.Equal(Rtu(1, [3, 2, 0x0C, 0x0D]), await ReceiveRtuAsync(client, 7));
+        Assert.Contains(h.Audit.OfKind(AuditEventKind.UnmatchedResponse), e => e.Reason.Contains("gave up", StringComparison.Ordinal));
     }
 
     // Issue 10, item 6: two diagnostics frames in one segment were neither framed (the CRC over
