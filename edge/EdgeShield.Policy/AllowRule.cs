@@ -49,7 +49,10 @@ internal sealed class AllowRule
     public IntervalSet<int>? Addresses { get; init; }
     /// <summary>Register values, 0..65535; null = any.</summary>
     public IntervalSet<int>? Values { get; init; }
-    public RateLimiter? Rate { get; init; }
+    /// <summary>The token buckets of <c>rate:</c>; a reload hands over the previous policy's limiter to an identical rule (<see cref="CompiledPolicy.KeepRateBucketsOf"/>).</summary>
+    public RateLimiter? Rate { get; set; }
+    /// <summary>The rule's canonical YAML (keys, values, quoting; not layout): "same content" for a reload.</summary>
+    public string Content { get; init; } = "";
     public bool Maintenance { get; init; }
 
     public bool MatchesSource(UInt128 source) => Sources is null || Sources.Contains(source);

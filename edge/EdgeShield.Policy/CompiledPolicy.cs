@@ -110,6 +110,35 @@ public sealed class CompiledPolicy
         return new Verdict(VerdictKind.Deny, best, bestRule);
     }
 
+    /// <summary>
+    /// Takes over the rate buckets of <paramref name="previous"/> (the policy of the same name this one
+    /// replaces on a reload) for every rule with the same name and the same content, so that a reload does
+    /// not refill them. Call before this policy is published; idempotent.
+    /// </summary>
+    public void KeepRateBucketsOf(CompiledPolicy previous)
+    {
+        ArgumentNullException.ThrowIfNull(previous);
+        if (ReferenceEquals(previous, this) || previous.Name != Name)
+        {
+            return;
+        }
+        foreach (var rule in _rules)
+        {
+            if (rule.Rate is null)
+            {
+                continue;
+            }
+            foreach (var old in previous._rules)
+            {
+                if (old.Rate is not null && old.Name == rule.Name && old.Content == rule.Content)
+                {
+                    rule.Rate = old.Rate;
+                    break;
+                }
+            }
+        }
+    }
+
     internal AllowRule RuleAt(int index) => _rules[index];
 
     internal int RuleCount => _rules.Length;

@@ -202,12 +202,20 @@ internal sealed partial class ConfigReader
             Values = values,
             Rate = rate,
             Maintenance = maintenanceRule,
+            Content = Canonical(node),
         };
         if (values is not null && rule.EffectiveFunctions.IsEmpty)
         {
             _diagnostics.Warning(valueNode, $"rule '{name}' can never match: 'value' never allows functions 21, 22, 43/13 or vendor codes (their written values cannot be checked), and it names no other function");
         }
         return rule;
+    }
+
+    private static string Canonical(YamlNode node)
+    {
+        var text = new System.Text.StringBuilder();
+        node.AppendCanonical(text);
+        return text.ToString();
     }
 
     private int ErrorCount => _diagnostics.ErrorCount;
