@@ -2,10 +2,20 @@ using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Policy;
 
-/// <summary>The functions a rule names: function bytes, plus the MEI types of function 43 kept apart.</summary>
+/// <summary>
+/// The functions a rule names: function bytes, plus the MEI types of function 43 and the
+/// sub-functions of function 8 kept apart.
+/// </summary>
 internal struct FunctionSet
 {
-    /// <summary>Function bytes other than 43.</summary>
+    /// <summary>FC 8 sub-function 01, restart communications (MODBUS over serial line, 6.8.1): only by its own name.</summary>
+    public const byte RestartCommunications = 1;
+    /// <summary>FC 8 sub-function 04, force listen only mode: takes a device off the bus; only by its own name.</summary>
+    public const byte ForceListenOnlyMode = 4;
+
+    private const byte DiagnosticsCode = 8;
+
+    /// <summary>Function bytes other than 43; 8 is set when any sub-function of 8 is.</summary>
     public Bits256 Codes;
     /// <summary>43/13, CANopen general reference: only by its own name.</summary>
     public bool Mei13;
@@ -13,20 +23,46 @@ internal struct FunctionSet
     public bool Mei14;
     /// <summary>43 with any other MEI type: only a rule without <c>function:</c>.</summary>
     public bool MeiOther;
+    /// <summary>FC 8 sub-functions 0..255 allowed.</summary>
+    public Bits256 Diagnostics;
+    /// <summary>FC 8 sub-functions 256..65535 (none is defined by the spec): by a bare <c>8</c>, the group or no <c>function:</c>.</summary>
+    public bool DiagnosticsOther;
 
-    public static FunctionSet Any => new() { Codes = Bits256.All, Mei13 = true, Mei14 = true, MeiOther = true };
+    public static FunctionSet Any => new() { Codes = Bits256.All, Mei13 = true, Mei14 = true, MeiOther = true, Diagnostics = Bits256.All, DiagnosticsOther = true };
 
-    public readonly bool Contains(byte functionCode, byte meiType) => functionCode == ModbusFunctions.EncapsulatedInterface
-        ? meiType switch
+    /// <summary>A bare <c>8</c> or the <c>diagnostics</c> group: every sub-function but 01 and 04.</summary>
+    public void AddDiagnostics()
+    {
+        Codes.Add(DiagnosticsCode);
+        var all = Bits256.All;
+        all.Remove(RestartCommunications);
+        all.Remove(ForceListenOnlyMode);
+        Diagnostics = Diagnostics.Union(all);
+        DiagnosticsOther = true;
+    }
+
+    /// <summary>One sub-function of 8, by number (<c>8/4</c>) or name.</summary>
+    public void AddDiagnostics(byte subFunction)
+    {
+        Codes.Add(DiagnosticsCode);
+        Diagnostics.Add(subFunction);
+    }
+
+    public readonly bool Contains(byte functionCode, byte meiType, ushort subFunction) => functionCode switch
+    {
+        ModbusFunctions.EncapsulatedInterface => meiType switch
         {
             ModbusFunctions.MeiCanOpen => Mei13,
             ModbusFunctions.MeiDeviceIdentification => Mei14,
             _ => MeiOther,
-        }
-        : Codes.Contains(functionCode);
+        },
+        DiagnosticsCode => subFunction <= byte.MaxValue ? Diagnostics.Contains((byte)subFunction) : DiagnosticsOther,
+        _ => Codes.Contains(functionCode),
+    };
 
     public readonly bool IsSupersetOf(in FunctionSet other) =>
-        Codes.IsSupersetOf(other.Codes) && (Mei13 || !other.Mei13) && (Mei14 || !other.Mei14) && (MeiOther || !other.MeiOther);
+        Codes.IsSupersetOf(other.Codes) && (Mei13 || !other.Mei13) && (Mei14 || !other.Mei14) && (MeiOther || !other.MeiOther)
+        && Diagnostics.IsSupersetOf(other.Diagnostics) && (DiagnosticsOther || !other.DiagnosticsOther);
 
     public readonly bool IsEmpty => Codes.IsEmpty && !Mei13 && !Mei14 && !MeiOther;
 }

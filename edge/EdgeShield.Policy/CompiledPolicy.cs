@@ -80,7 +80,7 @@ public sealed class CompiledPolicy
                 // Skipped while disarmed; what only this rule would allow is refused as a function.
                 failed = DenyReason.Function;
             }
-            else if (!rule.Functions.Contains(request.FunctionCode, request.MeiType))
+            else if (!rule.Functions.Contains(request.FunctionCode, request.MeiType, request.SubFunction))
             {
                 failed = DenyReason.Function;
             }
