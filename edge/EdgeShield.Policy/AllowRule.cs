@@ -80,6 +80,8 @@ internal sealed class AllowRule
     /// <summary>Source addresses (IPv4 as IPv4-mapped IPv6) as merged intervals; null = any.</summary>
     public IntervalSet<UInt128>? Sources { get; init; }
     public Bits256 Units { get; init; } = Bits256.All;
+    /// <summary>True when the rule has <c>unit:</c>. Without it, unit 0 (a serial broadcast) matches reads only.</summary>
+    public bool UnitNamed { get; init; }
     public FunctionSet Functions { get; init; } = FunctionSet.Any;
     /// <summary>Wire addresses, 0..65535; null = any, including requests that touch no table.</summary>
     public IntervalSet<int>? Addresses { get; init; }
@@ -90,6 +92,22 @@ internal sealed class AllowRule
     /// <summary>The rule's canonical YAML (keys, values, quoting; not layout): "same content" for a reload.</summary>
     public string Content { get; init; } = "";
     public bool Maintenance { get; init; }
+
+    /// <summary>
+    /// The unit check. Unit 0 is a broadcast on a serial bus (every device acts on it, none answers): a
+    /// rule that does not name unit 0 in <c>unit:</c> lets it through only for the <c>read</c> group (which
+    /// a bus refuses to broadcast, and which a TCP device may answer as unit 0), never for a write.
+    /// </summary>
+    public bool MatchesUnit(byte unitId, in ModbusRequest request) =>
+        Units.Contains(unitId) && (unitId != 0 || UnitNamed || IsRead(request));
+
+    /// <summary>The <c>read</c> group: 1, 2, 3, 4, 20, 24, 43/14.</summary>
+    public static bool IsRead(in ModbusRequest request) => request.FunctionCode switch
+    {
+        1 or 2 or 3 or 4 or 20 or 24 => true,
+        ModbusFunctions.EncapsulatedInterface => request.MeiType == ModbusFunctions.MeiDeviceIdentification,
+        _ => false,
+    };
 
     public bool MatchesSource(UInt128 source) => Sources is null || Sources.Contains(source);
 

@@ -69,7 +69,7 @@ public sealed class CompiledPolicy
         for (var i = 0; i < rules.Length; i++)
         {
             var rule = rules[i];
-            if (!rule.Units.Contains(unitId) || !rule.MatchesSource(source.Value))
+            if (!rule.MatchesUnit(unitId, request) || !rule.MatchesSource(source.Value))
             {
                 continue;
             }

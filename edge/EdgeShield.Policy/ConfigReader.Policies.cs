@@ -171,7 +171,8 @@ internal sealed partial class ConfigReader
         }
 
         var units = Bits256.All;
-        if (map.TryGet("unit", out var unitNode) && ScalarList(unitNode, "unit", "a unit id 0..255 or a range such as 1-5") is { } unitItems)
+        YamlNode? unitNode = null;
+        if (map.TryGet("unit", out unitNode) && ScalarList(unitNode, "unit", "a unit id 0..255 or a range such as 1-5") is { } unitItems)
         {
             units = default;
             foreach (var item in unitItems)
@@ -213,6 +214,7 @@ internal sealed partial class ConfigReader
             Column = map.Node.Column,
             Sources = sources,
             Units = units,
+            UnitNamed = unitNode is not null,
             Functions = functions,
             Addresses = addresses,
             Values = values,
@@ -465,7 +467,7 @@ internal sealed partial class ConfigReader
         {
             return false;
         }
-        if (!earlier.Units.IsSupersetOf(later.Units))
+        if (!earlier.Units.IsSupersetOf(later.Units) || (later.UnitNamed && later.Units.Contains(0) && !earlier.UnitNamed))
         {
             return false;
         }
