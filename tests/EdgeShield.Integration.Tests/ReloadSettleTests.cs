@@ -25,6 +25,8 @@ public class ReloadSettleTests
     {
         await using var gw = await GatewayProcess.StartAsync();
         using var client = await RawClient.ConnectAsync(gw.Port);
+        Assert.True(await gw.Gateway.WaitForStdoutAsync("\"started\""), gw.Gateway.Stdout + gw.Gateway.Stderr);
+        await Task.Delay(500); // the watcher is set up just after 'started'
 
         // The new file widens 'setpoints' to 100-599; its last line bounds the values. Cut before that
         // line, the file is a valid config whose 'setpoints' writes any value to 500.
@@ -101,6 +103,10 @@ public class ReloadSettleTests
 
         await using var gw = await GatewayProcess.StartAsync();
         using var client = await RawClient.ConnectAsync(gw.Port);
+        // The SIGHUP handler and the watcher are set up just after the 'started' event; a SIGHUP before
+        // them would end the process (the default action), which proves nothing.
+        Assert.True(await gw.Gateway.WaitForStdoutAsync("\"started\""), gw.Gateway.Stdout + gw.Gateway.Stderr);
+        await Task.Delay(500);
         await File.WriteAllTextAsync(gw.ConfigPath, text);
         gw.Gateway.Signal(Processes.SIGHUP);
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"reload-failed\"", 30_000), gw.Gateway.Stdout + gw.Gateway.Stderr);
