@@ -167,6 +167,8 @@ public sealed class EdgeGateway : IAsyncDisposable
             var match = config.Listeners.FirstOrDefault(l => l.Name == listener.Config.Name);
             if (match is not null && config.Policies.TryGetValue(match.PolicyName, out var policy))
             {
+                // A rule that did not change keeps its buckets: a reload must not refill them.
+                policy.KeepRateBucketsOf(listener.Policy.Current);
                 listener.Policy.Current = policy;
             }
         }

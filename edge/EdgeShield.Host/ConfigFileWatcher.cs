@@ -1,13 +1,11 @@
-using System.Security.Cryptography;
-
 namespace EdgeShield.Host;
 
 /// <summary>
 /// Reloads the configuration when its file changes (as SIGHUP does): inotify through
 /// <see cref="FileSystemWatcher"/> on the file's directory, so that editors that save by writing a
 /// temporary file and renaming it over the original are seen too. Events are debounced (a save is
-/// often several writes), and a file whose SHA-256 equals the running policy's is not reloaded
-/// (a touch, or an editor rewriting the same bytes).
+/// often several writes); the reload then waits until the file has settled (<see cref="SettledConfigFile"/>)
+/// and does nothing when its SHA-256 equals the running policy's (a touch, or an editor rewriting the same bytes).
 /// </summary>
 internal sealed class ConfigFileWatcher : IDisposable
 {
@@ -17,13 +15,11 @@ internal sealed class ConfigFileWatcher : IDisposable
     private readonly FileSystemWatcher _watcher;
     private readonly Timer _quiet;
     private readonly string _path;
-    private readonly Func<string> _runningHash;
     private readonly Action _reload;
 
-    public ConfigFileWatcher(string path, Func<string> runningHash, Action reload)
+    public ConfigFileWatcher(string path, Action reload)
     {
         _path = Path.GetFullPath(path);
-        _runningHash = runningHash;
         _reload = reload;
         _quiet = new Timer(_ => OnQuiet(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _watcher = new FileSystemWatcher(Path.GetDirectoryName(_path)!, Path.GetFileName(_path))
@@ -44,22 +40,7 @@ internal sealed class ConfigFileWatcher : IDisposable
 
     private void Poke() => _quiet.Change(Debounce, Timeout.InfiniteTimeSpan);
 
-    private void OnQuiet()
-    {
-        try
-        {
-            string hash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(_path)));
-            if (hash == _runningHash())
-            {
-                return;
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Unreadable now: the reload reports why and keeps the running policy.
-        }
-        _reload();
-    }
+    private void OnQuiet() => _reload();
 
     public void Dispose()
     {

@@ -129,12 +129,12 @@ internal static class RunCommand
                     systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
                 }
             });
-            using var watcher = new ConfigFileWatcher(path, () => Volatile.Read(ref current).Hash, () =>
+            using var watcher = new ConfigFileWatcher(path, () =>
             {
                 lock (reloading)
                 {
                     systemd?.Notify("RELOADING=1");
-                    current = Reload(path, config, current, gateway, sink, maintenance, "file changed");
+                    current = Reload(path, config, current, gateway, sink, maintenance, "file changed", onlyIfChanged: true);
                     systemd?.Notify($"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
                 }
             });
@@ -163,9 +163,20 @@ internal static class RunCommand
     /// Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.
     /// Every other section runs as <paramref name="started"/> had it until a restart, and the event says which differ.
     /// </summary>
-    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig started, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit, MaintenanceState maintenance, string trigger)
+    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig started, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit, MaintenanceState maintenance, string trigger, bool onlyIfChanged = false)
     {
-        var loaded = ConfigLoader.Load(path, maintenance);
+        // Only a file that has stopped changing, and exactly the bytes that were hashed, are parsed.
+        if (!SettledConfigFile.TryRead(path, out var bytes, out var sha256, out var problem))
+        {
+            audit.Write(ServiceEvent("reload-failed", $"{trigger}: kept policy sha256 {current.Hash}; {path}:1:1: error: {problem}"));
+            Console.Error.WriteLine($"{path}:1:1: error: {problem}");
+            return current;
+        }
+        if (onlyIfChanged && sha256 == current.Hash)
+        {
+            return current; // a touch, or a save of the same bytes
+        }
+        var loaded = ConfigLoader.LoadBytes(bytes, path, maintenance);
         if (loaded.HasErrors || loaded.Config is null)
         {
             string first = loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
@@ -183,7 +194,8 @@ internal static class RunCommand
         string notice = notApplied.Count == 0 ? ""
             : $"; not applied until a restart: {string.Join(", ", notApplied)}"
               + (notApplied.Contains("network") ? " (network: regenerate and load the ruleset with `edgeshield nft`)" : "");
-        audit.Write(ServiceEvent("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash}{notice}"));
+        // What was loaded: the file and its exact size and hash (the same bytes were parsed).
+        audit.Write(ServiceEvent("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash} ({path}, {bytes.Length} bytes){notice}"));
         if (notice.Length > 0)
         {
             Console.Error.WriteLine($"{path}: warning: reloaded the policies only{notice}");

@@ -2,10 +2,20 @@ using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Policy;
 
-/// <summary>The functions a rule names: function bytes, plus the MEI types of function 43 kept apart.</summary>
+/// <summary>
+/// The functions a rule names: function bytes, plus the MEI types of function 43 and the
+/// sub-functions of function 8 kept apart.
+/// </summary>
 internal struct FunctionSet
 {
-    /// <summary>Function bytes other than 43.</summary>
+    /// <summary>FC 8 sub-function 01, restart communications (MODBUS over serial line, 6.8.1): only by its own name.</summary>
+    public const byte RestartCommunications = 1;
+    /// <summary>FC 8 sub-function 04, force listen only mode: takes a device off the bus; only by its own name.</summary>
+    public const byte ForceListenOnlyMode = 4;
+
+    private const byte DiagnosticsCode = 8;
+
+    /// <summary>Function bytes other than 43; 8 is set when any sub-function of 8 is.</summary>
     public Bits256 Codes;
     /// <summary>43/13, CANopen general reference: only by its own name.</summary>
     public bool Mei13;
@@ -13,20 +23,46 @@ internal struct FunctionSet
     public bool Mei14;
     /// <summary>43 with any other MEI type: only a rule without <c>function:</c>.</summary>
     public bool MeiOther;
+    /// <summary>FC 8 sub-functions 0..255 allowed.</summary>
+    public Bits256 Diagnostics;
+    /// <summary>FC 8 sub-functions 256..65535 (none is defined by the spec): by a bare <c>8</c>, the group or no <c>function:</c>.</summary>
+    public bool DiagnosticsOther;
 
-    public static FunctionSet Any => new() { Codes = Bits256.All, Mei13 = true, Mei14 = true, MeiOther = true };
+    public static FunctionSet Any => new() { Codes = Bits256.All, Mei13 = true, Mei14 = true, MeiOther = true, Diagnostics = Bits256.All, DiagnosticsOther = true };
 
-    public readonly bool Contains(byte functionCode, byte meiType) => functionCode == ModbusFunctions.EncapsulatedInterface
-        ? meiType switch
+    /// <summary>A bare <c>8</c> or the <c>diagnostics</c> group: every sub-function but 01 and 04.</summary>
+    public void AddDiagnostics()
+    {
+        Codes.Add(DiagnosticsCode);
+        var all = Bits256.All;
+        all.Remove(RestartCommunications);
+        all.Remove(ForceListenOnlyMode);
+        Diagnostics = Diagnostics.Union(all);
+        DiagnosticsOther = true;
+    }
+
+    /// <summary>One sub-function of 8, by number (<c>8/4</c>) or name.</summary>
+    public void AddDiagnostics(byte subFunction)
+    {
+        Codes.Add(DiagnosticsCode);
+        Diagnostics.Add(subFunction);
+    }
+
+    public readonly bool Contains(byte functionCode, byte meiType, ushort subFunction) => functionCode switch
+    {
+        ModbusFunctions.EncapsulatedInterface => meiType switch
         {
             ModbusFunctions.MeiCanOpen => Mei13,
             ModbusFunctions.MeiDeviceIdentification => Mei14,
             _ => MeiOther,
-        }
-        : Codes.Contains(functionCode);
+        },
+        DiagnosticsCode => subFunction <= byte.MaxValue ? Diagnostics.Contains((byte)subFunction) : DiagnosticsOther,
+        _ => Codes.Contains(functionCode),
+    };
 
     public readonly bool IsSupersetOf(in FunctionSet other) =>
-        Codes.IsSupersetOf(other.Codes) && (Mei13 || !other.Mei13) && (Mei14 || !other.Mei14) && (MeiOther || !other.MeiOther);
+        Codes.IsSupersetOf(other.Codes) && (Mei13 || !other.Mei13) && (Mei14 || !other.Mei14) && (MeiOther || !other.MeiOther)
+        && Diagnostics.IsSupersetOf(other.Diagnostics) && (DiagnosticsOther || !other.DiagnosticsOther);
 
     public readonly bool IsEmpty => Codes.IsEmpty && !Mei13 && !Mei14 && !MeiOther;
 }
@@ -44,13 +80,34 @@ internal sealed class AllowRule
     /// <summary>Source addresses (IPv4 as IPv4-mapped IPv6) as merged intervals; null = any.</summary>
     public IntervalSet<UInt128>? Sources { get; init; }
     public Bits256 Units { get; init; } = Bits256.All;
+    /// <summary>True when the rule has <c>unit:</c>. Without it, unit 0 (a serial broadcast) matches reads only.</summary>
+    public bool UnitNamed { get; init; }
     public FunctionSet Functions { get; init; } = FunctionSet.Any;
     /// <summary>Wire addresses, 0..65535; null = any, including requests that touch no table.</summary>
     public IntervalSet<int>? Addresses { get; init; }
     /// <summary>Register values, 0..65535; null = any.</summary>
     public IntervalSet<int>? Values { get; init; }
-    public RateLimiter? Rate { get; init; }
+    /// <summary>The token buckets of <c>rate:</c>; a reload hands over the previous policy's limiter to an identical rule (<see cref="CompiledPolicy.KeepRateBucketsOf"/>).</summary>
+    public RateLimiter? Rate { get; set; }
+    /// <summary>The rule's canonical YAML (keys, values, quoting; not layout): "same content" for a reload.</summary>
+    public string Content { get; init; } = "";
     public bool Maintenance { get; init; }
+
+    /// <summary>
+    /// The unit check. Unit 0 is a broadcast on a serial bus (every device acts on it, none answers): a
+    /// rule that does not name unit 0 in <c>unit:</c> lets it through only for the <c>read</c> group (which
+    /// a bus refuses to broadcast, and which a TCP device may answer as unit 0), never for a write.
+    /// </summary>
+    public bool MatchesUnit(byte unitId, in ModbusRequest request) =>
+        Units.Contains(unitId) && (unitId != 0 || UnitNamed || IsRead(request));
+
+    /// <summary>The <c>read</c> group: 1, 2, 3, 4, 20, 24, 43/14.</summary>
+    public static bool IsRead(in ModbusRequest request) => request.FunctionCode switch
+    {
+        1 or 2 or 3 or 4 or 20 or 24 => true,
+        ModbusFunctions.EncapsulatedInterface => request.MeiType == ModbusFunctions.MeiDeviceIdentification,
+        _ => false,
+    };
 
     public bool MatchesSource(UInt128 source) => Sources is null || Sources.Contains(source);
 

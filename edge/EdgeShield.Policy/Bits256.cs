@@ -49,6 +49,16 @@ internal struct Bits256 : IEquatable<Bits256>
         }
     }
 
+    public readonly Bits256 Union(in Bits256 other)
+    {
+        var b = this;
+        b._w0 |= other._w0;
+        b._w1 |= other._w1;
+        b._w2 |= other._w2;
+        b._w3 |= other._w3;
+        return b;
+    }
+
     public readonly bool IsEmpty => (_w0 | _w1 | _w2 | _w3) == 0;
 
     public readonly int Count =>

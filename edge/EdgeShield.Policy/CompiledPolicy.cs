@@ -69,7 +69,7 @@ public sealed class CompiledPolicy
         for (var i = 0; i < rules.Length; i++)
         {
             var rule = rules[i];
-            if (!rule.Units.Contains(unitId) || !rule.MatchesSource(source.Value))
+            if (!rule.MatchesUnit(unitId, request) || !rule.MatchesSource(source.Value))
             {
                 continue;
             }
@@ -79,11 +79,11 @@ public sealed class CompiledPolicy
             {
                 // Skipped while disarmed, and never closer than a function refusal (01): what it would allow
                 // says so in the audit, what it would not is refused as a function. Its rate is not touched.
-                failed = rule.Functions.Contains(request.FunctionCode, request.MeiType) && rule.MatchesAddress(request) && rule.MatchesValues(request)
+                failed = rule.Functions.Contains(request.FunctionCode, request.MeiType, request.SubFunction) && rule.MatchesAddress(request) && rule.MatchesValues(request)
                     ? DenyReason.MaintenanceKey
                     : DenyReason.Function;
             }
-            else if (!rule.Functions.Contains(request.FunctionCode, request.MeiType))
+            else if (!rule.Functions.Contains(request.FunctionCode, request.MeiType, request.SubFunction))
             {
                 failed = DenyReason.Function;
             }
@@ -128,6 +128,35 @@ public sealed class CompiledPolicy
             }
         }
         return false;
+    }
+
+    /// <summary>
+    /// Takes over the rate buckets of <paramref name="previous"/> (the policy of the same name this one
+    /// replaces on a reload) for every rule with the same name and the same content, so that a reload does
+    /// not refill them. Call before this policy is published; idempotent.
+    /// </summary>
+    public void KeepRateBucketsOf(CompiledPolicy previous)
+    {
+        ArgumentNullException.ThrowIfNull(previous);
+        if (ReferenceEquals(previous, this) || previous.Name != Name)
+        {
+            return;
+        }
+        foreach (var rule in _rules)
+        {
+            if (rule.Rate is null)
+            {
+                continue;
+            }
+            foreach (var old in previous._rules)
+            {
+                if (old.Rate is not null && old.Name == rule.Name && old.Content == rule.Content)
+                {
+                    rule.Rate = old.Rate;
+                    break;
+                }
+            }
+        }
     }
 
     internal AllowRule RuleAt(int index) => _rules[index];

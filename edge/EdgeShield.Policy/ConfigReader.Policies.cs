@@ -24,6 +24,22 @@ internal sealed partial class ConfigReader
         ("mask-write-register", 22), ("read-write-multiple-registers", 23), ("read-fifo-queue", 24),
     ];
 
+    /// <summary>
+    /// FC 8 sub-functions by the names of MODBUS over serial line v1.02, 6.8.1, in kebab case. 01 and 04
+    /// are not in a bare <c>8</c> or the <c>diagnostics</c> group: they restart a device's port or take it
+    /// off the bus, so they pass only when named (<c>8/1</c>, <c>restart-communications</c>).
+    /// </summary>
+    internal static readonly (string Name, byte SubFunction)[] DiagnosticsNames =
+    [
+        ("return-query-data", 0), ("restart-communications", 1), ("return-diagnostic-register", 2),
+        ("change-ascii-input-delimiter", 3), ("force-listen-only-mode", 4),
+        ("clear-counters-and-diagnostic-register", 10), ("return-bus-message-count", 11),
+        ("return-bus-communication-error-count", 12), ("return-bus-exception-error-count", 13),
+        ("return-server-message-count", 14), ("return-server-no-response-count", 15),
+        ("return-server-nak-count", 16), ("return-server-busy-count", 17),
+        ("return-bus-character-overrun-count", 18), ("clear-overrun-counter-and-flag", 20),
+    ];
+
     private const string ReadDeviceIdentification = "read-device-identification";
     private const string CanOpenGeneralReference = "canopen-general-reference";
 
@@ -155,7 +171,8 @@ internal sealed partial class ConfigReader
         }
 
         var units = Bits256.All;
-        if (map.TryGet("unit", out var unitNode) && ScalarList(unitNode, "unit", "a unit id 0..255 or a range such as 1-5") is { } unitItems)
+        YamlNode? unitNode = null;
+        if (map.TryGet("unit", out unitNode) && ScalarList(unitNode, "unit", "a unit id 0..255 or a range such as 1-5") is { } unitItems)
         {
             units = default;
             foreach (var item in unitItems)
@@ -197,17 +214,26 @@ internal sealed partial class ConfigReader
             Column = map.Node.Column,
             Sources = sources,
             Units = units,
+            UnitNamed = unitNode is not null,
             Functions = functions,
             Addresses = addresses,
             Values = values,
             Rate = rate,
             Maintenance = maintenanceRule,
+            Content = Canonical(node),
         };
         if (values is not null && rule.EffectiveFunctions.IsEmpty)
         {
             _diagnostics.Warning(valueNode, $"rule '{name}' can never match: 'value' never allows functions 21, 22, 43/13 or vendor codes (their written values cannot be checked), and it names no other function");
         }
         return rule;
+    }
+
+    private static string Canonical(YamlNode node)
+    {
+        var text = new System.Text.StringBuilder();
+        node.AppendCanonical(text);
+        return text.ToString();
     }
 
     private int ErrorCount => _diagnostics.ErrorCount;
@@ -315,6 +341,18 @@ internal sealed partial class ConfigReader
     private void AddFunction(YamlNode item, ref FunctionSet set)
     {
         var text = item.Value;
+        if (item.IsPlain && text.StartsWith("8/", StringComparison.Ordinal))
+        {
+            if (int.TryParse(text.AsSpan(2), NumberStyles.None, CultureInfo.InvariantCulture, out var sub) && sub <= byte.MaxValue)
+            {
+                set.AddDiagnostics((byte)sub);
+            }
+            else
+            {
+                _diagnostics.Error(item, $"'function' {text}: a diagnostics sub-function is 8/0 to 8/255 (8/1 restart communications, 8/4 force listen-only mode) or its name");
+            }
+            return;
+        }
         if (item.IsPlain && text.Length > 0 && char.IsAsciiDigit(text[0]))
         {
             if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var code) || code > 255)
@@ -333,6 +371,10 @@ internal sealed partial class ConfigReader
             {
                 set.Mei14 = true;
             }
+            else if (code == 8)
+            {
+                set.AddDiagnostics();
+            }
             else
             {
                 set.Codes.Add((byte)code);
@@ -344,6 +386,14 @@ internal sealed partial class ConfigReader
             if (text == name)
             {
                 set.Codes.Add(code);
+                return;
+            }
+        }
+        foreach (var (name, sub) in DiagnosticsNames)
+        {
+            if (text == name)
+            {
+                set.AddDiagnostics(sub);
                 return;
             }
         }
@@ -363,7 +413,8 @@ internal sealed partial class ConfigReader
                 foreach (var code in (ReadOnlySpan<byte>)[5, 6, 15, 16, 21, 22, 23]) set.Codes.Add(code);
                 return;
             case "diagnostics":
-                foreach (var code in (ReadOnlySpan<byte>)[7, 8, 11, 12, 17]) set.Codes.Add(code);
+                foreach (var code in (ReadOnlySpan<byte>)[7, 11, 12, 17]) set.Codes.Add(code);
+                set.AddDiagnostics();
                 return;
             case "program":
                 for (var code = 1; code < 128; code++)
@@ -376,10 +427,11 @@ internal sealed partial class ConfigReader
         foreach (var (name, _) in FunctionNames) all.Add(name);
         all.Add(ReadDeviceIdentification);
         all.Add(CanOpenGeneralReference);
+        foreach (var (name, _) in DiagnosticsNames) all.Add(name);
         all.AddRange(FunctionGroups);
         var suggestion = Suggestions.Closest(text, all);
         _diagnostics.Error(item, (suggestion is null ? $"unknown function '{text}'" : $"unknown function '{text}'; did you mean '{suggestion}'?")
-            + $" (valid: a number 1..127, a group {string.Join(", ", FunctionGroups)}, or a name: {string.Join(", ", all.GetRange(0, all.Count - FunctionGroups.Length))})");
+            + $" (valid: a number 1..127, 8/N for a diagnostics sub-function, a group {string.Join(", ", FunctionGroups)}, or a name: {string.Join(", ", all.GetRange(0, all.Count - FunctionGroups.Length))})");
     }
 
     /// <summary>
@@ -415,7 +467,7 @@ internal sealed partial class ConfigReader
         {
             return false;
         }
-        if (!earlier.Units.IsSupersetOf(later.Units))
+        if (!earlier.Units.IsSupersetOf(later.Units) || (later.UnitNamed && later.Units.Contains(0) && !earlier.UnitNamed))
         {
             return false;
         }

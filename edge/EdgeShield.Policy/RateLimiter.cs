@@ -9,11 +9,17 @@ namespace EdgeShield.Policy;
 /// </summary>
 /// <remarks>
 /// The table is set-associative and fully allocated when the policy is compiled: 512 sets of 8
-/// ways (<see cref="Capacity"/> sources). A source hashes to one set; when all 8 ways of the set are
-/// taken by other sources, the way seen least recently is reused, and the new source starts with a
-/// full bucket. That is deterministic, costs at most 8 comparisons, allocates nothing (not even for a
-/// source's first request), and never blocks a source because of others. Evicting the least
-/// recently seen source is what loses least: its bucket has had the longest time to refill.
+/// ways (<see cref="Capacity"/> sources). A source hashes to one set and keeps its way, exactly, for as
+/// long as its bucket is not full. A way is given to another source only once its bucket has refilled
+/// completely: forgetting a full bucket loses nothing, because a source that comes back finds a full
+/// bucket either way. A new source that finds all 8 ways of its set held by buckets that are still
+/// refilling is refused (as over its rate) until one of them is full again — at most one period. So no
+/// choice of source addresses raises anyone's rate: an address that is evicted and returns, or a new
+/// one in a busy set, never gets tokens that an exact per-source limiter would not give it. (The old
+/// least-recently-seen eviction gave the newcomer a full bucket: nine addresses in one set rotating
+/// through eight ways each came back full.) The price is that 8 busy sources hashing to one set hold
+/// it against a ninth for up to one period. Checking costs at most 8 comparisons, allocates nothing
+/// (not even for a source's first request), and never blocks a source that holds a way.
 /// Buckets are kept in fixed point (tokens × ticks per period) so refill needs no division.
 /// One lock per set: the critical section is a few arithmetic operations.
 /// </remarks>
@@ -54,7 +60,7 @@ internal sealed class RateLimiter
         {
             // Ways fill from the front and are never freed, so the first free way ends the search.
             var way = -1;
-            var victim = first;
+            var victim = -1;
             for (var i = first; i < first + Ways; i++)
             {
                 if (!_used[i])
@@ -67,7 +73,8 @@ internal sealed class RateLimiter
                     way = i;
                     break;
                 }
-                if (_lastSeen[i] < _lastSeen[victim])
+                // Only a way whose bucket is full by now may change hands (least recently seen first).
+                if (IsFullAt(i, timestamp) && (victim < 0 || _lastSeen[i] < _lastSeen[victim]))
                 {
                     victim = i;
                 }
@@ -75,6 +82,12 @@ internal sealed class RateLimiter
 
             if (way < 0)
             {
+                if (victim < 0)
+                {
+                    // Every way of the set holds a bucket that is still refilling: forgetting one would
+                    // refill it early. The newcomer waits, as an exact limiter with no room would make it.
+                    return false;
+                }
                 way = victim;
                 _used[way] = true;
                 _sources[way] = source;
@@ -98,6 +111,13 @@ internal sealed class RateLimiter
             }
             return false;
         }
+    }
+
+    /// <summary>True when the bucket in <paramref name="way"/> has refilled completely by <paramref name="timestamp"/>.</summary>
+    private bool IsFullAt(int way, long timestamp)
+    {
+        var elapsed = timestamp - _lastSeen[way];
+        return elapsed >= _periodTicks || (elapsed >= 0 && _tokens[way] + (elapsed * _count) >= _full);
     }
 
     private static int SetOf(UInt128 source)

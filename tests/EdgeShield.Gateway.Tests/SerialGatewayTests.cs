@@ -146,9 +146,10 @@ public class SerialGatewayTests
     {
         await using var h = await SerialGatewayHarness.StartAsync();
         using var client = await SerialGatewayHarness.ConnectAsync(h.Tcp);
-        // "setpoints" names units 1 and 2 only; "hmi reads" covers unit 0 but not writes (01).
+        // "setpoints" names units 1 and 2 only; "hmi reads" names no unit, so it covers unit 0 for reads
+        // only: no rule is for this unit and a write (0A; issue 10 item 15).
         var reply = await client.RoundTripAsync(ModbusClient.WriteRegister(3, 0, 110, 5));
-        Assert.Equal(new byte[] { 0, 3, 0, 0, 0, 3, 0, 0x86, 0x01 }, reply);
+        Assert.Equal(new byte[] { 0, 3, 0, 0, 0, 3, 0, 0x86, 0x0A }, reply);
         Assert.Equal(0, h.Plc.Broadcasts);
     }
 

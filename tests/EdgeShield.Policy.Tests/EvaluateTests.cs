@@ -344,7 +344,10 @@ public class EvaluateTests
 
             """);
         Assert.True(Evaluate(policy, "fd00::9", 255, PduFor(90)).IsAllowed);
-        Assert.True(Evaluate(policy, "10.0.0.1", 0, PduFor(43, 13)).IsAllowed);
+        Assert.True(Evaluate(policy, "10.0.0.1", 1, PduFor(43, 13)).IsAllowed);
+        // …except a broadcast (unit 0) that is not a read: only a rule naming unit 0 allows it (issue 10 item 15).
+        Assert.True(Evaluate(policy, "10.0.0.1", 0, PduFor(3)).IsAllowed);
+        Assert.False(Evaluate(policy, "10.0.0.1", 0, PduFor(43, 13)).IsAllowed);
     }
 
     [Fact]

@@ -72,15 +72,100 @@ public class RateAndMaintenanceTests
     }
 
     [Fact]
-    public void Evaluate_ManySources_TableStaysBoundedAndKeepsWorking()
+    public void Evaluate_ManySources_TableStaysBounded_NewcomersWaitAtMostOnePeriod()
     {
         var policy = Compile("      - rate: 1/s\n");
+        var allowed = 0;
+        var firstRefused = -1;
         for (var i = 0; i < 10_000; i++)
         {
             var source = new SourceAddress((UInt128)i + 1);
-            Assert.True(policy.Evaluate(source, 1, Parse(Read(3, 0, 1)), T0 + i).IsAllowed, $"source {i}");
+            if (policy.Evaluate(source, 1, Parse(Read(3, 0, 1)), T0 + i).IsAllowed)
+            {
+                allowed++;
+            }
+            else if (firstRefused < 0)
+            {
+                firstRefused = i;
+            }
         }
+        // Never more sources held than the table has ways; each held source got its one token.
+        Assert.InRange(allowed, 1, 4096);
+        Assert.True(firstRefused >= 0);
+        // One period later every bucket is full again, so a source refused then finds a way and a token.
+        var later = T0 + Stopwatch.Frequency + 10_000;
+        Assert.True(policy.Evaluate(new SourceAddress((UInt128)firstRefused + 1), 1, Parse(Read(3, 0, 1)), later).IsAllowed);
         static EdgeShield.Protocols.Modbus.ModbusRequest Parse(byte[] pdu) => EdgeShield.Protocols.Modbus.ModbusPdu.ParseRequest(pdu);
+    }
+
+    /// <summary>
+    /// Issue 10 item 2: nine addresses of one /20 that share a limiter set, each sending five requests in
+    /// turn against 3/min, got 45 of 45 through (each evicted the least recent and came back full). Each
+    /// must get at most what one source gets: 3 in the minute.
+    /// </summary>
+    [Fact]
+    public void Evaluate_NineAddressesInOneSet_RotatingAgainst3PerMinute_EachGetsAtMostThree()
+    {
+        var policy = Compile("      - function: 3\n        rate: 3/m\n");
+        var sameSet = SameSetAddresses(9);
+        var allowedBy = new int[sameSet.Length];
+        var t = T0;
+        for (var round = 0; round < 5; round++)
+        {
+            for (var a = 0; a < sameSet.Length; a++)
+            {
+                t += Stopwatch.Frequency / 10; // 4.5 s in all: well inside the minute
+                if (policy.Evaluate(sameSet[a], 1, EdgeShield.Protocols.Modbus.ModbusPdu.ParseRequest(Read(3, 0, 1)), t).IsAllowed)
+                {
+                    allowedBy[a]++;
+                }
+            }
+        }
+        Assert.All(allowedBy, n => Assert.InRange(n, 0, 3));
+        Assert.InRange(allowedBy.Sum(), 0, 8 * 3);
+        // The ninth address was not shut out for good: a minute on, the set has room again.
+        Assert.True(policy.Evaluate(sameSet[8], 1, EdgeShield.Protocols.Modbus.ModbusPdu.ParseRequest(Read(3, 0, 1)), t + 60 * Stopwatch.Frequency).IsAllowed);
+    }
+
+    /// <summary>Nine IPv4 addresses of 10.20.0.0/20 that the limiter puts in one set (its Fibonacci hash of the folded address).</summary>
+    private static SourceAddress[] SameSetAddresses(int count)
+    {
+        var bySet = new Dictionary<int, List<SourceAddress>>();
+        for (var host = 0; host < 4096; host++)
+        {
+            var address = Ip($"10.20.{host >> 8}.{host & 255}");
+            var folded = (ulong)address.Value ^ (ulong)(address.Value >> 64);
+            var set = (int)((folded * 0x9E3779B97F4A7C15UL) >> 55);
+            var list = bySet.TryGetValue(set, out var l) ? l : bySet[set] = [];
+            list.Add(address);
+            if (list.Count == count)
+            {
+                return [.. list];
+            }
+        }
+        throw new InvalidOperationException("no set of the /20 holds nine addresses");
+    }
+
+    [Fact]
+    public void KeepRateBucketsOf_SameRuleAfterReload_KeepsItsBucket_ChangedRuleStartsAfresh()
+    {
+        const string Rules = "      - name: limited\n        function: 3\n        rate: 3/m\n      - name: other\n        function: 4\n        rate: 3/m\n";
+        var before = Compile(Rules);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(Evaluate(before, "10.0.0.1", 1, Read(3, 0, 1), T0).IsAllowed);
+            Assert.True(Evaluate(before, "10.0.0.1", 1, Read(4, 0, 1), T0).IsAllowed);
+        }
+
+        // The same file again, except that rule 'other' now allows 5/m: 'limited' keeps its empty bucket.
+        var after = Compile(Rules.Replace("function: 4\n        rate: 3/m", "function: 4\n        rate: 5/m", StringComparison.Ordinal));
+        after.KeepRateBucketsOf(before);
+        Assert.Equal(new Verdict(VerdictKind.Deny, DenyReason.Rate, 0), Evaluate(after, "10.0.0.1", 1, Read(3, 0, 1), T0 + 1));
+        Assert.True(Evaluate(after, "10.0.0.1", 1, Read(4, 0, 1), T0 + 1).IsAllowed);
+
+        // Without the hand-over (what a reload did before), the bucket came back full.
+        var fresh = Compile(Rules);
+        Assert.True(Evaluate(fresh, "10.0.0.1", 1, Read(3, 0, 1), T0 + 1).IsAllowed);
     }
 
     [Fact]

@@ -136,7 +136,9 @@ public class SchemaTests
         var names = ((System.Collections.IEnumerable)Reader.GetField("FunctionNames", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null)!)
             .Cast<object>().Select(t => (string)t.GetType().GetField("Item1")!.GetValue(t)!)
             .Concat(Array("FunctionGroups"))
-            .Append("read-device-identification").Append("canopen-general-reference");
+            .Append("read-device-identification").Append("canopen-general-reference")
+            .Concat(((System.Collections.IEnumerable)Reader.GetField("DiagnosticsNames", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null)!)
+                .Cast<object>().Select(t => (string)t.GetType().GetField("Item1")!.GetValue(t)!));
         var schemaNames = At($"{Rules}/properties/function/oneOf/0/oneOf/1/enum").AsArray().Select(v => v!.GetValue<string>());
         Assert.Equal(Sorted(names), Sorted(schemaNames));
     }

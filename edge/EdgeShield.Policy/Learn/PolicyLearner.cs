@@ -58,7 +58,7 @@ public sealed class PolicyLearner : IModbusCaptureObserver
             }
             return;
         }
-        string? function = FunctionKey(request.FunctionCode, request.MeiType);
+        string? function = FunctionKey(request.FunctionCode, request.MeiType, request.SubFunction);
         if (function is null)
         {
             if (!server.CountedUnlisted())
@@ -256,8 +256,13 @@ public sealed class PolicyLearner : IModbusCaptureObserver
     }
 
     /// <summary>The name or number a rule's <c>function:</c> takes for this request; null when none can name it.</summary>
-    private static string? FunctionKey(byte functionCode, byte meiType)
+    private static string? FunctionKey(byte functionCode, byte meiType, ushort subFunction)
     {
+        if (functionCode == 8)
+        {
+            // By sub-function: a bare 8 (or 'diagnostics') leaves out 8/1 and 8/4; above 255 only a bare 8 names it.
+            return subFunction <= byte.MaxValue ? DiagnosticsKeys[subFunction] : FunctionNumbers[8];
+        }
         if (functionCode == ModbusFunctions.EncapsulatedInterface)
         {
             return meiType switch
@@ -272,6 +277,7 @@ public sealed class PolicyLearner : IModbusCaptureObserver
 
     // Codes without a name are keyed by their number: made once, so a live learner allocates no text per request.
     private static readonly string[] FunctionNumbers = Enumerable.Range(0, 256).Select(n => n.ToString(CultureInfo.InvariantCulture)).ToArray();
+    private static readonly string[] DiagnosticsKeys = Enumerable.Range(0, 256).Select(n => "8/" + n.ToString(CultureInfo.InvariantCulture)).ToArray();
 
     private static List<LearnedRule> Merge(ServerTraffic traffic)
     {

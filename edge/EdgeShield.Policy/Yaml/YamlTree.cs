@@ -26,6 +26,8 @@ internal sealed class YamlNode
     public bool IsPlain { get; init; }
     public List<YamlNode> Items { get; } = [];
     public List<KeyValuePair<YamlNode, YamlNode>> Entries { get; } = [];
+    /// <summary>What walking this node costs with every alias below it expanded: nodes plus scalar characters. Zero while the node is still being read.</summary>
+    public long Weight { get; set; }
 
     /// <summary>An empty plain scalar, or <c>~</c> / <c>null</c>.</summary>
     public bool IsNull => Kind == YamlNodeKind.Scalar && IsPlain && Value is "" or "~" or "null" or "Null" or "NULL";
@@ -72,11 +74,25 @@ internal sealed class YamlNode
 /// <summary>Turns YAML text into <see cref="YamlNode"/>s, reporting syntax errors with their position.</summary>
 internal static class YamlTreeReader
 {
+    /// <summary>Deepest nesting of collections accepted: a config needs about 8; the bound keeps a crafted file from exhausting the stack of anything that walks the tree.</summary>
+    public const int MaxDepth = 64;
+
+    /// <summary>
+    /// Most nodes plus scalar characters the document may amount to with its aliases expanded (8 Mi).
+    /// Aliases are kept as shared nodes, but whatever walks the tree (section hashes, every list) walks
+    /// the expansion: 479 bytes of nested aliases ("billion laughs") expand to gigabytes.
+    /// </summary>
+    public const long MaxExpandedWeight = 8L * 1024 * 1024;
+
+    /// <summary>A file that breaks a bound of this reader: reported as it is, not as a syntax error.</summary>
+    private sealed class LimitException(Mark start, Mark end, string message) : YamlException(start, end, message);
+
     /// <summary>Returns the root node of the single document, or null when the text is empty or has a syntax error.</summary>
     public static YamlNode? Read(string text, DiagnosticBag diagnostics)
     {
         var parser = new Parser(new StringReader(text));
         var anchors = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+        long total = 0;
         try
         {
             parser.Consume<StreamStart>();
@@ -85,7 +101,7 @@ internal static class YamlTreeReader
                 return null;
             }
             parser.Consume<DocumentStart>();
-            var root = ReadNode(parser, anchors, diagnostics);
+            var root = ReadNode(parser, anchors, 0, ref total);
             parser.Consume<DocumentEnd>();
             if (parser.Accept<DocumentStart>(out var second))
             {
@@ -93,6 +109,11 @@ internal static class YamlTreeReader
                 return null;
             }
             return root;
+        }
+        catch (LimitException e)
+        {
+            diagnostics.Error(Line(e.Start), Column(e.Start), StripMark(e.Message));
+            return null;
         }
         catch (YamlException e)
         {
@@ -113,15 +134,21 @@ internal static class YamlTreeReader
         }
     }
 
-    private static YamlNode ReadNode(IParser parser, Dictionary<string, YamlNode> anchors, DiagnosticBag diagnostics)
+    /// <summary>Reads one node at nesting <paramref name="depth"/>; <paramref name="total"/> is the document's expanded weight so far.</summary>
+    private static YamlNode ReadNode(IParser parser, Dictionary<string, YamlNode> anchors, int depth, ref long total)
     {
         if (parser.TryConsume<AnchorAlias>(out var alias))
         {
-            if (anchors.TryGetValue(alias.Value.Value, out var target))
+            if (!anchors.TryGetValue(alias.Value.Value, out var target))
             {
-                return target;
+                throw new YamlException(alias.Start, alias.End, $"alias '*{alias.Value.Value}' refers to no anchor defined before it");
             }
-            throw new YamlException(alias.Start, alias.End, $"alias '*{alias.Value.Value}' refers to no anchor defined before it");
+            if (target.Weight == 0)
+            {
+                throw new LimitException(alias.Start, alias.End, $"alias '*{alias.Value.Value}' is inside the node its anchor names: the configuration would contain itself");
+            }
+            Count(ref total, target.Weight, alias.Start, alias.End);
+            return target;
         }
         if (parser.TryConsume<Scalar>(out var scalar))
         {
@@ -132,30 +159,55 @@ internal static class YamlTreeReader
                 Column = Column(scalar.Start),
                 Value = scalar.Value,
                 IsPlain = scalar.Style == ScalarStyle.Plain,
+                Weight = 1 + scalar.Value.Length,
             };
+            Count(ref total, node.Weight, scalar.Start, scalar.End);
             Remember(scalar, node, anchors);
             return node;
+        }
+        var start = parser.Current;
+        if (start is SequenceStart or MappingStart && depth >= MaxDepth)
+        {
+            throw new LimitException(start.Start, start.End, $"the configuration nests lists and mappings deeper than {MaxDepth} levels here; no EdgeShield key needs more than a few");
         }
         if (parser.TryConsume<SequenceStart>(out var sequenceStart))
         {
             var node = new YamlNode { Kind = YamlNodeKind.Sequence, Line = Line(sequenceStart.Start), Column = Column(sequenceStart.Start) };
             Remember(sequenceStart, node, anchors);
+            long weight = 1;
+            Count(ref total, 1, sequenceStart.Start, sequenceStart.End);
             while (!parser.TryConsume<SequenceEnd>(out _))
             {
-                node.Items.Add(ReadNode(parser, anchors, diagnostics));
+                var item = ReadNode(parser, anchors, depth + 1, ref total);
+                node.Items.Add(item);
+                weight += item.Weight;
             }
+            node.Weight = weight;
             return node;
         }
         var mappingStart = parser.Consume<MappingStart>();
         var mapping = new YamlNode { Kind = YamlNodeKind.Mapping, Line = Line(mappingStart.Start), Column = Column(mappingStart.Start) };
         Remember(mappingStart, mapping, anchors);
+        long mappingWeight = 1;
+        Count(ref total, 1, mappingStart.Start, mappingStart.End);
         while (!parser.TryConsume<MappingEnd>(out _))
         {
-            var key = ReadNode(parser, anchors, diagnostics);
-            var value = ReadNode(parser, anchors, diagnostics);
+            var key = ReadNode(parser, anchors, depth + 1, ref total);
+            var value = ReadNode(parser, anchors, depth + 1, ref total);
             mapping.Entries.Add(new KeyValuePair<YamlNode, YamlNode>(key, value));
+            mappingWeight += key.Weight + value.Weight;
         }
+        mapping.Weight = mappingWeight;
         return mapping;
+    }
+
+    private static void Count(ref long total, long weight, Mark start, Mark end)
+    {
+        total += weight;
+        if (total > MaxExpandedWeight)
+        {
+            throw new LimitException(start, end, $"with its aliases expanded the configuration exceeds {MaxExpandedWeight / (1024 * 1024)} Mi nodes and characters (nested aliases, a 'billion laughs' file?); write the values out");
+        }
     }
 
     private static void Remember(NodeEvent e, YamlNode node, Dictionary<string, YamlNode> anchors)
