@@ -122,7 +122,7 @@ public static class AuditEvents
     {
         FramingError.ProtocolIdNotModbus => "protocol id is not 0 (not Modbus)",
         FramingError.LengthTooShort => "MBAP length below 2",
-        FramingError.LengthTooLong => "MBAP length above 254",
+        FramingError.LengthTooLong => "MBAP length above 254 (260 for user-defined and vendor codes)",
         FramingError.PduTruncated => "PDU shorter than its function requires",
         FramingError.TrailingBytes => "bytes after the end of the PDU",
         FramingError.ByteCountMismatch => "byte count disagrees with the PDU length",
@@ -142,6 +142,7 @@ public static class AuditEvents
         SpecViolation.DiagnosticsDataOdd => "diagnostics data not a whole number of registers",
         SpecViolation.FileRecordInvalid => "invalid file record sub-request",
         SpecViolation.ReadDeviceIdCodeInvalid => "read device id code outside 1..4",
+        SpecViolation.PduLengthInvalid => "PDU length does not fit its function (the MBAP length keeps the stream in step)",
         _ => "out of spec",
     };
 

@@ -189,7 +189,9 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             return RequestAction.Close;
         }
 
-        var request = ModbusPdu.ParseRequest(pdu);
+        // MBAP: the length keeps the stream in step, so a PDU of the wrong size is answered 03 (as a
+        // PLC answers it) and the connection goes on. RTU over TCP: the PDU's structure is the framing.
+        var request = _rtu ? ModbusPdu.ParseRequest(pdu) : ModbusPdu.ParseFramedRequest(pdu);
         if (request.Status == RequestStatus.Malformed)
         {
             AuditMalformed(input[..consumed], request.Error, unit, request.FunctionCode);
@@ -202,8 +204,10 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         bool monitor = policy.Mode == PolicyMode.Monitor;
         if (request.Status == RequestStatus.OutOfSpec)
         {
-            Audit(frame, monitor ? AuditEventKind.WouldDeny : AuditEventKind.OutOfSpec, unit, request, null, AuditEvents.Reason(request.Violation), monitor ? (byte)0 : request.SpecExceptionCode);
-            if (!monitor)
+            // A PDU whose size does not fit its function is never forwarded, not even in monitor mode.
+            bool refuse = !monitor || request.Violation == SpecViolation.PduLengthInvalid;
+            Audit(frame, refuse ? AuditEventKind.OutOfSpec : AuditEventKind.WouldDeny, unit, request, null, AuditEvents.Reason(request.Violation), refuse ? request.SpecExceptionCode : (byte)0);
+            if (refuse)
             {
                 _listener.Counters.CountDenied();
                 replyLength = WriteRefusal(_requestReply, clientTid, unit, request.FunctionCode, request.SpecExceptionCode);
@@ -377,11 +381,14 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             return RequestAction.Nothing;
         }
         var status = ModbusPdu.CheckResponse(pdu, slot.Expectation, out var error);
-        if (status == ResponseStatus.Mismatch || unit != slot.Unit)
+        // A vendor code's PDU above 253 bytes (allowed over TCP) cannot be put in an RTU ADU.
+        bool tooLongForRtu = _rtu && pdu.Length > ModbusLimits.MaxPduLength;
+        if (status == ResponseStatus.Mismatch || unit != slot.Unit || tooLongForRtu)
         {
             _listener.Counters.CountResponseMismatch();
             _listener.Counters.CountTimeout();
-            AuditSlot(AuditEventKind.ResponseMismatch, slot, unit != slot.Unit ? "response unit id differs from the request" : AuditEvents.Reason(error), ModbusExceptionCode.GatewayTargetFailedToRespond);
+            AuditSlot(AuditEventKind.ResponseMismatch, slot, unit != slot.Unit ? "response unit id differs from the request"
+                : tooLongForRtu ? "response PDU above 253 bytes does not fit an RTU frame" : AuditEvents.Reason(error), ModbusExceptionCode.GatewayTargetFailedToRespond);
             replyLength = WriteRefusal(_upstreamReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
             return RequestAction.Reply;
         }
