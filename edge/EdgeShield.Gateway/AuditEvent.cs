@@ -36,6 +36,8 @@ public enum AuditEventKind : byte
     Suppressed,
     /// <summary>The service started or stopped, or its configuration was loaded.</summary>
     Service,
+    /// <summary>A PLC response forwarded after the gateway cleared what the spec says must be 0 (FC 1/2 padding bits).</summary>
+    ResponseCorrected,
 }
 
 /// <summary>
@@ -96,6 +98,7 @@ public static class AuditEvents
         AuditEventKind.FrameTimeout => "frame-timeout",
         AuditEventKind.Suppressed => "suppressed",
         AuditEventKind.Service => "service",
+        AuditEventKind.ResponseCorrected => "response-corrected",
         _ => "unknown",
     };
 
@@ -153,6 +156,9 @@ public static class AuditEvents
         ResponseError.ExceptionLength => "exception response of wrong length",
         ResponseError.WrongLength => "response length or byte count does not match the request",
         ResponseError.WrongEcho => "echoed fields differ from the request",
+        ResponseError.ExceptionCodeInvalid => "exception code 0",
+        ResponseError.WrongRecords => "file record sub-responses or record lengths differ from the request",
+        ResponseError.WrongDeviceIdObject => "device identification answers another read code or object than asked",
         _ => "response mismatch",
     };
 }

@@ -19,7 +19,7 @@ namespace EdgeShield.Gateway;
 /// </remarks>
 public sealed class AuditLog : IAuditSink, IAsyncDisposable
 {
-    private const int KindCount = (int)AuditEventKind.Service + 1;
+    private const int KindCount = (int)AuditEventKind.ResponseCorrected + 1; // the last kind
 
     private readonly Stream _output;
     private readonly int _eventsPerSecond;

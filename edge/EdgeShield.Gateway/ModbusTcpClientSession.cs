@@ -35,10 +35,14 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _closed = new();
     private readonly byte[] _receiveBuffer;
-    // One reply buffer per flow that answers the client: receive loop, upstream loop, sweeper.
+    // The receive loop's refusals (only that loop writes it). Every other answer the gateway makes
+    // (0B from the upstream loops of any connection generation, the sweeper, a failed send) is written
+    // into _lockedReply only while _sendLock is held: two flows can never share a reply buffer.
     private readonly byte[] _requestReply = new byte[16];
-    private readonly byte[] _upstreamReply = new byte[16];
-    private readonly byte[] _sweepReply = new byte[16];
+    private readonly byte[] _lockedReply = new byte[16];
+    // When the send of a request to the PLC began, while it has not finished (0: none): a PLC that
+    // stops reading stalls it, and the sweeper aborts that connection after response-timeout.
+    private long _upstreamSendStarted;
     // RTU over TCP: the client speaks address + PDU + CRC; the upstream always speaks MBAP.
     private readonly bool _rtu;
     private readonly byte[]? _forwardBuffer;
@@ -314,7 +318,16 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
 
     private async ValueTask ForwardAsync(ReadOnlyMemory<byte> adu, ushort gatewayTid)
     {
-        int generation = await _upstream.SendAsync(adu, _closed.Token);
+        Volatile.Write(ref _upstreamSendStarted, Stopwatch.GetTimestamp());
+        int generation;
+        try
+        {
+            generation = await _upstream.SendAsync(adu, _closed.Token);
+        }
+        finally
+        {
+            Volatile.Write(ref _upstreamSendStarted, 0);
+        }
         bool failed;
         PendingTable.Slot slot;
         lock (_pending)
@@ -331,19 +344,19 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 return;
             }
         }
-        if (failed)
+        // A client that closed while its PLC connection was being made: nothing failed, nobody to answer.
+        if (failed && !_closed.IsCancellationRequested)
         {
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable", ModbusExceptionCode.GatewayTargetFailedToRespond);
-            int length = WriteRefusal(_requestReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
-            await SendToClientAsync(_requestReply.AsMemory(0, length));
+            await SendRefusalAsync(slot, ModbusExceptionCode.GatewayTargetFailedToRespond);
         }
     }
 
     /// <summary>A response from the PLC: matched, checked, given back the client's transaction id, delivered.</summary>
     public async ValueTask OnResponseAsync(Memory<byte> adu, int generation)
     {
-        var result = MatchResponse(adu.Span, out int replyLength);
+        var result = MatchResponse(adu.Span, out var refused);
         if (result == RequestAction.Forward)
         {
             _listener.Counters.CountResponse();
@@ -358,17 +371,15 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
         else if (result == RequestAction.Reply)
         {
-            await SendToClientAsync(_upstreamReply.AsMemory(0, replyLength));
+            await SendRefusalAsync(refused, ModbusExceptionCode.GatewayTargetFailedToRespond);
         }
     }
 
-    private RequestAction MatchResponse(Span<byte> adu, out int replyLength)
+    private RequestAction MatchResponse(Span<byte> adu, out PendingTable.Slot slot)
     {
-        replyLength = 0;
         ushort gatewayTid = BinaryPrimitives.ReadUInt16BigEndian(adu);
         byte unit = adu[6];
         var pdu = adu[ModbusLimits.MbapHeaderLength..];
-        PendingTable.Slot slot;
         bool found;
         lock (_pending)
         {
@@ -389,8 +400,12 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.ResponseMismatch, slot, unit != slot.Unit ? "response unit id differs from the request"
                 : tooLongForRtu ? "response PDU above 253 bytes does not fit an RTU frame" : AuditEvents.Reason(error), ModbusExceptionCode.GatewayTargetFailedToRespond);
-            replyLength = WriteRefusal(_upstreamReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
             return RequestAction.Reply;
+        }
+        if (status == ResponseStatus.Normal && ModbusPdu.ClearPaddingBits(pdu, slot.Expectation))
+        {
+            // The bits asked for are intact; the padding the spec says is 0 is cleared, not passed on.
+            AuditSlot(AuditEventKind.ResponseCorrected, slot, "padding bits after the last coil or input were set; cleared", 0);
         }
         MbapFramer.SetTransactionId(adu, slot.ClientTid);
         return RequestAction.Forward;
@@ -402,7 +417,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             Audit(AuditEventKind.UpstreamLost, -1, -1, "PLC sent bytes that are not Modbus TCP: " + AuditEvents.Reason(framingError));
         }
-        await AnswerExpiredAsync(long.MinValue, generation, _upstreamReply);
+        await AnswerExpiredAsync(long.MinValue, generation);
     }
 
     /// <summary>
@@ -417,6 +432,22 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             Audit(AuditEventKind.FrameTimeout, -1, -1, "frame not complete within frame-timeout");
             _ = CloseAsync();
             return;
+        }
+        long sendStarted = Volatile.Read(ref _upstreamSendStarted);
+        if (sendStarted != 0 && ClientHungUp())
+        {
+            // The receive loop waits on the PLC (a connect, a stalled send) and cannot see the client
+            // leave: close now, which cancels that wait; a connect given up this way is no PLC failure.
+            _ = CloseAsync();
+            return;
+        }
+        if (sendStarted != 0 && now - sendStarted > _listener.ResponseTimeoutTicks)
+        {
+            // The PLC stopped reading (its window is closed): its connection is dropped with what it
+            // has not read, the stalled send returns and its client gets 0B; the next request reconnects.
+            Audit(AuditEventKind.UpstreamLost, -1, -1, "PLC did not take a request within response-timeout (not reading): connection dropped");
+            Volatile.Write(ref _upstreamSendStarted, 0);
+            _upstream.Abort();
         }
         if (now - Volatile.Read(ref _lastActivity) > idleTicks)
         {
@@ -435,11 +466,24 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
     }
 
+    /// <summary>The client's end of stream (or an error) is waiting with nothing before it.</summary>
+    private bool ClientHungUp()
+    {
+        try
+        {
+            return _client.Poll(0, SelectMode.SelectRead) && _client.Available == 0;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
     private async Task SweepAsync(long now)
     {
         try
         {
-            await AnswerExpiredAsync(now, 0, _sweepReply);
+            await AnswerExpiredAsync(now, 0);
         }
         finally
         {
@@ -447,7 +491,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
     }
 
-    private async ValueTask AnswerExpiredAsync(long now, int lostGeneration, byte[] reply)
+    private async ValueTask AnswerExpiredAsync(long now, int lostGeneration)
     {
         while (true)
         {
@@ -463,8 +507,33 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             AuditSlot(lostGeneration > 0 ? AuditEventKind.UpstreamLost : AuditEventKind.ResponseTimeout, slot,
                 lostGeneration > 0 ? "PLC connection lost with the request outstanding" : "PLC did not answer within response-timeout",
                 ModbusExceptionCode.GatewayTargetFailedToRespond);
-            int length = WriteRefusal(reply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
-            await SendToClientAsync(reply.AsMemory(0, length));
+            await SendRefusalAsync(slot, ModbusExceptionCode.GatewayTargetFailedToRespond);
+        }
+    }
+
+    /// <summary>An exception answer to <paramref name="slot"/>'s request, written only while the send lock is held.</summary>
+    private async ValueTask SendRefusalAsync(PendingTable.Slot slot, byte exceptionCode)
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+        try
+        {
+            await _sendLock.WaitAsync(_closed.Token);
+            try
+            {
+                int length = WriteRefusal(_lockedReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, exceptionCode);
+                await SendLockedAsync(_lockedReply.AsMemory(0, length));
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            _ = CloseAsync();
         }
     }
 
@@ -479,14 +548,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             await _sendLock.WaitAsync(_closed.Token);
             try
             {
-                // Whole at once in the common case; the runtime waits for the client's window otherwise.
-                data = data[NonBlockingSend.Send(_client, data.Span)..];
-                while (!data.IsEmpty)
-                {
-                    int sent = await _client.SendAsync(data, SocketFlags.None, _closed.Token);
-                    data = data[sent..];
-                }
-                Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
+                await SendLockedAsync(data);
             }
             finally
             {
@@ -497,6 +559,18 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             _ = CloseAsync();
         }
+    }
+
+    /// <summary>Sends while holding the send lock: whole at once in the common case; the runtime waits for the client's window otherwise.</summary>
+    private async ValueTask SendLockedAsync(ReadOnlyMemory<byte> data)
+    {
+        data = data[NonBlockingSend.Send(_client, data.Span)..];
+        while (!data.IsEmpty)
+        {
+            int sent = await _client.SendAsync(data, SocketFlags.None, _closed.Token);
+            data = data[sent..];
+        }
+        Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
     }
 
     public async Task CloseAsync()

@@ -23,6 +23,8 @@ internal sealed class ScriptedPlc : IAsyncDisposable
     {
         Answer = answer;
         _listener = new TcpListener(IPAddress.Loopback, 0);
+        // Small, so that a PLC that stops reading closes its window soon (accepted sockets inherit it).
+        _listener.Server.ReceiveBufferSize = 4096;
         _listener.Start();
         _accept = AcceptAsync();
     }
@@ -46,7 +48,6 @@ internal sealed class ScriptedPlc : IAsyncDisposable
             while (true)
             {
                 var socket = await _listener.AcceptSocketAsync(_stop.Token);
-                socket.ReceiveBufferSize = 4096;
                 _sockets.Add(socket);
                 _ = ServeAsync(socket);
             }
