@@ -36,6 +36,8 @@ public enum AuditEventKind : byte
     Suppressed,
     /// <summary>The service started or stopped, or its configuration was loaded.</summary>
     Service,
+    /// <summary>A PLC response forwarded after the gateway cleared what the spec says must be 0 (FC 1/2 padding bits).</summary>
+    ResponseCorrected,
 }
 
 /// <summary>
@@ -105,6 +107,7 @@ public static class AuditEvents
         AuditEventKind.FrameTimeout => "frame-timeout",
         AuditEventKind.Suppressed => "suppressed",
         AuditEventKind.Service => "service",
+        AuditEventKind.ResponseCorrected => "response-corrected",
         _ => "unknown",
     };
 
@@ -132,7 +135,7 @@ public static class AuditEvents
     {
         FramingError.ProtocolIdNotModbus => "protocol id is not 0 (not Modbus)",
         FramingError.LengthTooShort => "MBAP length below 2",
-        FramingError.LengthTooLong => "MBAP length above 254",
+        FramingError.LengthTooLong => "MBAP length above 254 (260 for user-defined and vendor codes)",
         FramingError.PduTruncated => "PDU shorter than its function requires",
         FramingError.TrailingBytes => "bytes after the end of the PDU",
         FramingError.ByteCountMismatch => "byte count disagrees with the PDU length",
@@ -152,6 +155,7 @@ public static class AuditEvents
         SpecViolation.DiagnosticsDataOdd => "diagnostics data not a whole number of registers",
         SpecViolation.FileRecordInvalid => "invalid file record sub-request",
         SpecViolation.ReadDeviceIdCodeInvalid => "read device id code outside 1..4",
+        SpecViolation.PduLengthInvalid => "PDU length does not fit its function (the MBAP length keeps the stream in step)",
         _ => "out of spec",
     };
 
@@ -162,6 +166,9 @@ public static class AuditEvents
         ResponseError.ExceptionLength => "exception response of wrong length",
         ResponseError.WrongLength => "response length or byte count does not match the request",
         ResponseError.WrongEcho => "echoed fields differ from the request",
+        ResponseError.ExceptionCodeInvalid => "exception code 0",
+        ResponseError.WrongRecords => "file record sub-responses or record lengths differ from the request",
+        ResponseError.WrongDeviceIdObject => "device identification answers another read code or object than asked",
         _ => "response mismatch",
     };
 }

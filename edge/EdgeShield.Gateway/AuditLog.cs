@@ -26,7 +26,7 @@ namespace EdgeShield.Gateway;
 /// </remarks>
 public sealed class AuditLog : IAuditSink, IAsyncDisposable
 {
-    private const int KindCount = (int)AuditEventKind.Service + 1;
+    private const int KindCount = (int)AuditEventKind.ResponseCorrected + 1; // the last kind
     /// <summary>All sources together may write this many times a source's share of one kind per window.</summary>
     private const int KindShareOfSources = 4;
 

@@ -23,7 +23,7 @@ namespace EdgeShield.Gateway;
 public sealed class ForensicsCapture : IDisposable
 {
     /// <summary>Bytes of one frame kept: a whole Modbus TCP ADU; a malformed frame is cut there.</summary>
-    public const int MaxFrameBytes = ModbusLimits.MaxTcpAduLength;
+    public const int MaxFrameBytes = ModbusLimits.MaxVendorTcpAduLength;
 
     private static readonly TimeSpan DropReportInterval = TimeSpan.FromSeconds(1);
 

@@ -39,10 +39,17 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _closed = new();
     private readonly byte[] _receiveBuffer;
-    // One reply buffer per flow that answers the client: receive loop, upstream loop, sweeper.
+    // The receive loop's refusals (only that loop writes it). Every other answer the gateway makes
+    // (0B from the upstream loops of any connection generation, the sweeper, a failed send) is written
+    // into _lockedReply only while _sendLock is held, or (RTU over TCP) on the stack and copied into the
+    // answer order at once: two flows can never share a reply buffer.
     private readonly byte[] _requestReply = new byte[16];
-    private readonly byte[] _upstreamReply = new byte[16];
-    private readonly byte[] _sweepReply = new byte[16];
+    private readonly byte[] _lockedReply = new byte[16];
+    // When the send of a request to the PLC began, while it has not finished (0: none): a PLC that
+    // stops reading stalls it, and the sweeper aborts that connection after response-timeout.
+    private long _upstreamSendStarted;
+    // When the receive loop's last read returned (only that loop uses it).
+    private long _readAt;
     // RTU over TCP: the client speaks address + PDU + CRC; the upstream always speaks MBAP.
     private readonly bool _rtu;
     private readonly byte[]? _forwardBuffer;
@@ -131,6 +138,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                     return;
                 }
                 long readAt = Stopwatch.GetTimestamp();
+                _readAt = readAt;
                 Volatile.Write(ref _lastActivity, readAt);
                 filled += read;
                 int offset = 0;
@@ -207,7 +215,9 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             return RequestAction.Close;
         }
 
-        var request = ModbusPdu.ParseRequest(pdu);
+        // MBAP: the length keeps the stream in step, so a PDU of the wrong size is answered 03 (as a
+        // PLC answers it) and the connection goes on. RTU over TCP: the PDU's structure is the framing.
+        var request = _rtu ? ModbusPdu.ParseRequest(pdu) : ModbusPdu.ParseFramedRequest(pdu);
         if (request.Status == RequestStatus.Malformed)
         {
             AuditMalformed(input[..consumed], request.Error, unit, request.FunctionCode);
@@ -251,7 +261,9 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
 
         bool added;
-        long now = Stopwatch.GetTimestamp();
+        // When the request's bytes were read, not now: requests read together (a pipelined burst, or ones
+        // that waited in the socket while the gateway connected to the PLC) are never a client giving up.
+        long now = _readAt;
         lock (_pending)
         {
             AbandonOrPipelineLocked(now);
@@ -365,14 +377,24 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
 
     private async ValueTask ForwardAsync(ReadOnlyMemory<byte> adu, ushort gatewayTid)
     {
-        int generation = await _upstream.SendAsync(adu, _closed.Token);
+        Volatile.Write(ref _upstreamSendStarted, Stopwatch.GetTimestamp());
+        int generation;
+        try
+        {
+            generation = await _upstream.SendAsync(adu, _closed.Token);
+        }
+        finally
+        {
+            Volatile.Write(ref _upstreamSendStarted, 0);
+        }
         bool failed;
         PendingTable.Slot slot;
         lock (_pending)
         {
             if (generation > 0)
             {
-                _pending.MarkSent(gatewayTid, generation, Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
+                long sentAt = Stopwatch.GetTimestamp();
+                _pending.MarkSent(gatewayTid, generation, sentAt, sentAt + _listener.ResponseTimeoutTicks);
                 return;
             }
             failed = _pending.TryTake(gatewayTid, out slot);
@@ -388,12 +410,12 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable; the client had given up on the request (it sent a new one): no 0B", 0);
         }
-        else if (failed)
+        else if (failed && !_closed.IsCancellationRequested)
         {
+            // (A client that closed while its PLC connection was being made: nothing failed, nobody to answer.)
             _listener.Counters.CountTimeout();
             AuditSlot(AuditEventKind.UpstreamUnreachable, slot, "PLC unreachable", ModbusExceptionCode.GatewayTargetFailedToRespond);
-            int length = WriteRefusal(_requestReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
-            await AnswerForwardedAsync(slot.GatewayTid, _requestReply.AsMemory(0, length));
+            await SendRefusalAsync(slot, ModbusExceptionCode.GatewayTargetFailedToRespond);
         }
     }
 
@@ -405,7 +427,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     public async ValueTask OnResponseAsync(Memory<byte> adu, int generation)
     {
         ushort gatewayTid = BinaryPrimitives.ReadUInt16BigEndian(adu.Span);
-        var result = MatchResponse(adu.Span, out int replyLength);
+        var result = MatchResponse(adu.Span, out var refused);
         if (result == RequestAction.Forward)
         {
             _listener.Counters.CountResponse();
@@ -420,17 +442,15 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
         else if (result == RequestAction.Reply)
         {
-            await AnswerForwardedAsync(gatewayTid, _upstreamReply.AsMemory(0, replyLength));
+            await SendRefusalAsync(refused, ModbusExceptionCode.GatewayTargetFailedToRespond);
         }
     }
 
-    private RequestAction MatchResponse(Span<byte> adu, out int replyLength)
+    private RequestAction MatchResponse(Span<byte> adu, out PendingTable.Slot slot)
     {
-        replyLength = 0;
         ushort gatewayTid = BinaryPrimitives.ReadUInt16BigEndian(adu);
         byte unit = adu[6];
         var pdu = adu[ModbusLimits.MbapHeaderLength..];
-        PendingTable.Slot slot;
         bool found;
         lock (_pending)
         {
@@ -468,13 +488,20 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             AuditBusRefusal(slot, pdu[1]);
         }
         var status = ModbusPdu.CheckResponse(pdu, slot.Expectation, out var error);
-        if (status == ResponseStatus.Mismatch || unit != slot.Unit)
+        // A vendor code's PDU above 253 bytes (allowed over TCP) cannot be put in an RTU ADU.
+        bool tooLongForRtu = _rtu && pdu.Length > ModbusLimits.MaxPduLength;
+        if (status == ResponseStatus.Mismatch || unit != slot.Unit || tooLongForRtu)
         {
             _listener.Counters.CountResponseMismatch();
             _listener.Counters.CountTimeout();
-            AuditSlot(AuditEventKind.ResponseMismatch, slot, unit != slot.Unit ? "response unit id differs from the request" : AuditEvents.Reason(error), ModbusExceptionCode.GatewayTargetFailedToRespond);
-            replyLength = WriteRefusal(_upstreamReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
+            AuditSlot(AuditEventKind.ResponseMismatch, slot, unit != slot.Unit ? "response unit id differs from the request"
+                : tooLongForRtu ? "response PDU above 253 bytes does not fit an RTU frame" : AuditEvents.Reason(error), ModbusExceptionCode.GatewayTargetFailedToRespond);
             return RequestAction.Reply;
+        }
+        if (status == ResponseStatus.Normal && ModbusPdu.ClearPaddingBits(pdu, slot.Expectation))
+        {
+            // The bits asked for are intact; the padding the spec says is 0 is cleared, not passed on.
+            AuditSlot(AuditEventKind.ResponseCorrected, slot, "padding bits after the last coil or input were set; cleared", 0);
         }
         MbapFramer.SetTransactionId(adu, slot.ClientTid);
         return RequestAction.Forward;
@@ -486,7 +513,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             Audit(AuditEventKind.UpstreamLost, -1, -1, "PLC sent bytes that are not Modbus TCP: " + AuditEvents.Reason(framingError));
         }
-        await AnswerExpiredAsync(long.MinValue, generation, _upstreamReply);
+        await AnswerExpiredAsync(long.MinValue, generation);
     }
 
     /// <summary>
@@ -501,6 +528,22 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             _listener.Audit.Write(Event(AuditEventKind.FrameTimeout, -1, -1, "frame not complete within frame-timeout") with { ConnectionClosed = true });
             _ = CloseAsync();
             return;
+        }
+        long sendStarted = Volatile.Read(ref _upstreamSendStarted);
+        if (sendStarted != 0 && ClientHungUp())
+        {
+            // The receive loop waits on the PLC (a connect, a stalled send) and cannot see the client
+            // leave: close now, which cancels that wait; a connect given up this way is no PLC failure.
+            _ = CloseAsync();
+            return;
+        }
+        if (sendStarted != 0 && now - sendStarted > _listener.ResponseTimeoutTicks)
+        {
+            // The PLC stopped reading (its window is closed): its connection is dropped with what it
+            // has not read, the stalled send returns and its client gets 0B; the next request reconnects.
+            Audit(AuditEventKind.UpstreamLost, -1, -1, "PLC did not take a request within response-timeout (not reading): connection dropped");
+            Volatile.Write(ref _upstreamSendStarted, 0);
+            _upstream.Abort();
         }
         if (now - Volatile.Read(ref _lastActivity) > idleTicks)
         {
@@ -519,11 +562,24 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
     }
 
+    /// <summary>The client's end of stream (or an error) is waiting with nothing before it.</summary>
+    private bool ClientHungUp()
+    {
+        try
+        {
+            return _client.Poll(0, SelectMode.SelectRead) && _client.Available == 0;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
     private async Task SweepAsync(long now)
     {
         try
         {
-            await AnswerExpiredAsync(now, 0, _sweepReply);
+            await AnswerExpiredAsync(now, 0);
         }
         finally
         {
@@ -531,7 +587,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
     }
 
-    private async ValueTask AnswerExpiredAsync(long now, int lostGeneration, byte[] reply)
+    private async ValueTask AnswerExpiredAsync(long now, int lostGeneration)
     {
         while (true)
         {
@@ -559,8 +615,48 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             AuditSlot(lostGeneration > 0 ? AuditEventKind.UpstreamLost : AuditEventKind.ResponseTimeout, slot,
                 lostGeneration > 0 ? "PLC connection lost with the request outstanding" : "PLC did not answer within response-timeout",
                 ModbusExceptionCode.GatewayTargetFailedToRespond);
-            int length = WriteRefusal(reply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, ModbusExceptionCode.GatewayTargetFailedToRespond);
-            await AnswerForwardedAsync(slot.GatewayTid, reply.AsMemory(0, length));
+            await SendRefusalAsync(slot, ModbusExceptionCode.GatewayTargetFailedToRespond);
+        }
+    }
+
+    /// <summary>
+    /// An exception answer to <paramref name="slot"/>'s request from a flow other than the receive loop.
+    /// Modbus TCP: written only while the send lock is held. RTU over TCP: written on the stack and
+    /// copied into the answer order at once, which sends it after the answers of earlier requests.
+    /// </summary>
+    private ValueTask SendRefusalAsync(PendingTable.Slot slot, byte exceptionCode)
+    {
+        if (_order is not null)
+        {
+            Span<byte> reply = stackalloc byte[16];
+            int length = WriteRefusal(reply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, exceptionCode);
+            return _order.CompleteAsync(slot.GatewayTid, reply[..length]);
+        }
+        return SendRefusalLockedAsync(slot, exceptionCode);
+    }
+
+    private async ValueTask SendRefusalLockedAsync(PendingTable.Slot slot, byte exceptionCode)
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+        try
+        {
+            await _sendLock.WaitAsync(_closed.Token);
+            try
+            {
+                int length = WriteRefusal(_lockedReply, slot.ClientTid, slot.Unit, slot.Expectation.FunctionCode, exceptionCode);
+                await SendLockedAsync(_lockedReply.AsMemory(0, length));
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            _ = CloseAsync();
         }
     }
 
@@ -575,14 +671,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
             await _sendLock.WaitAsync(_closed.Token);
             try
             {
-                // Whole at once in the common case; the runtime waits for the client's window otherwise.
-                data = data[NonBlockingSend.Send(_client, data.Span)..];
-                while (!data.IsEmpty)
-                {
-                    int sent = await _client.SendAsync(data, SocketFlags.None, _closed.Token);
-                    data = data[sent..];
-                }
-                Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
+                await SendLockedAsync(data);
             }
             finally
             {
@@ -593,6 +682,18 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             _ = CloseAsync();
         }
+    }
+
+    /// <summary>Sends while holding the send lock: whole at once in the common case; the runtime waits for the client's window otherwise.</summary>
+    private async ValueTask SendLockedAsync(ReadOnlyMemory<byte> data)
+    {
+        data = data[NonBlockingSend.Send(_client, data.Span)..];
+        while (!data.IsEmpty)
+        {
+            int sent = await _client.SendAsync(data, SocketFlags.None, _closed.Token);
+            data = data[sent..];
+        }
+        Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
     }
 
     public async Task CloseAsync()

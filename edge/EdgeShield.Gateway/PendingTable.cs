@@ -171,13 +171,17 @@ internal sealed class PendingTable
     /// Records the connection a request went out on, and starts its response timeout: the clock
     /// runs from the moment the PLC has the request, not while the connection was being opened,
     /// so a request is never answered 0B and then still delivered (a write the client thinks failed).
+    /// The client's wait for it starts then too: <see cref="Slot.ArrivedAt"/> becomes <paramref name="sentAt"/>,
+    /// so that a request read while the gateway was still connecting or sending is never taken as one
+    /// the client sent after giving up (<see cref="TryAbandonOutstanding"/>).
     /// </summary>
-    public void MarkSent(ushort gatewayTid, int generation, long deadline)
+    public void MarkSent(ushort gatewayTid, int generation, long sentAt, long deadline)
     {
         int i = IndexOf(gatewayTid);
         if (i >= 0)
         {
             _slots[i].Generation = generation;
+            _slots[i].ArrivedAt = Math.Max(_slots[i].ArrivedAt, sentAt);
             _slots[i].Deadline = deadline;
         }
     }

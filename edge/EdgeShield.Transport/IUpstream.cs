@@ -40,6 +40,15 @@ public interface IUpstreamSession : IAsyncDisposable
     /// An upstream may also answer by itself (an exception response through <see cref="IUpstreamReceiver.OnResponseAsync"/>),
     /// even before this returns. Calls on one session must not overlap.</returns>
     ValueTask<int> SendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Drops the current connection at once, discarding what it has not yet sent (a PLC that stopped
+    /// reading must never receive, late, a request its client was answered 0B for). A send waiting on it
+    /// returns -1; the next send reconnects. Upstreams whose sends cannot stall ignore it.
+    /// </summary>
+    void Abort()
+    {
+    }
 }
 
 /// <summary>Why an upstream connection ended.</summary>

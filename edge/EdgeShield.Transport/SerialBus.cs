@@ -128,6 +128,11 @@ public sealed partial class SerialBus : IUpstream
             Counters.CountUnavailable();
             return ModbusExceptionCode.GatewayPathUnavailable;
         }
+        if (mbapAdu.Length - ModbusLimits.MbapHeaderLength > ModbusLimits.MaxPduLength)
+        {
+            // A vendor code's PDU above 253 bytes (allowed over TCP) cannot fit a 256-byte RTU ADU.
+            return ModbusExceptionCode.IllegalDataValue;
+        }
         if (unit > RtuFramer.MaxDeviceAddress)
         {
             // 248..255 are reserved on a serial line: no device can be behind them.

@@ -90,8 +90,13 @@ public sealed class TcpUpstream : IUpstream
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             socket?.Dispose();
-            ConnectFailed();
-            Counters.CountConnectFailure();
+            // The caller gave up (its client closed) while the connect ran: that says nothing about the
+            // PLC, so it neither counts as a failure nor starts a backoff that other clients would wait out.
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                ConnectFailed();
+                Counters.CountConnectFailure();
+            }
             return null;
         }
     }
@@ -125,7 +130,10 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
             (socket, generation) = await ConnectAsync(cancellationToken);
             if (socket is null)
             {
-                _upstream.Counters.CountUnreachable();
+                if (!cancellationToken.IsCancellationRequested)
+                {
+                    _upstream.Counters.CountUnreachable();
+                }
                 return -1;
             }
         }
@@ -235,6 +243,23 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
                 await _receiver.OnUpstreamLost(generation, loss, framingError);
             }
         }
+    }
+
+    public void Abort()
+    {
+        if (Volatile.Read(ref _socket) is not { } socket)
+        {
+            return;
+        }
+        try
+        {
+            // Linger 0: close with a reset, so the kernel drops the queued request instead of delivering it.
+            socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+        socket.Dispose();
     }
 
     public ValueTask DisposeAsync()

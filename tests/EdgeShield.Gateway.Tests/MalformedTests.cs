@@ -10,10 +10,9 @@ public class MalformedTests
         { "protocol id 1", [0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1] },
         { "MBAP length 0", [0, 1, 0, 0, 0, 0] },
         { "MBAP length 1", [0, 1, 0, 0, 0, 1, 1] },
-        { "MBAP length 255", [0, 1, 0, 0, 0, 255, 1, 3] },
-        { "trailing bytes", [0, 1, 0, 0, 0, 7, 1, 3, 0, 0, 0, 1, 0xAA] },
-        { "short PDU", [0, 1, 0, 0, 0, 4, 1, 3, 0, 0] },
-        { "byte count disagrees with the PDU length", [0, 1, 0, 0, 0, 11, 1, 16, 0, 100, 0, 2, 9, 0, 1, 0, 2] },
+        { "MBAP length 255 for a public code", [0, 1, 0, 0, 0, 255, 1, 3] },
+        { "MBAP length 261 for a vendor code", [0, 1, 0, 0, 1, 5, 1, 90] },
+        // A PDU of the wrong size inside a well-delimited ADU is answered 03 (FramingTests).
         { "HTTP", Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: plc\r\n\r\n") },
         { "TLS ClientHello", [0x16, 0x03, 0x01, 0x00, 0xA5, 0x01, 0x00, 0x00, 0xA1, 0x03, 0x03] },
     };

@@ -127,9 +127,16 @@ public sealed partial class AttackTests(ITestOutputHelper output)
             // The attack ran: what each scenario must have drawn from the gateway.
             var byCase = scenarios.SelectMany(s => s.Cases).ToDictionary(c => c.Name);
             Assert.Equal(AttackSuite.CaseNames.Count, byCase.Count);
-            foreach (var name in AttackSuite.CasesOf("malformed").Concat(["inject-fc3-response", "inject-fc1-response", "inject-fc16-response"]))
+            // A PDU of the wrong size inside an ADU the MBAP length delimits is answered 03 (as a PLC answers
+            // it), never forwarded; only lost framing closes the connection.
+            string[] wrongSize = ["length-longer-than-pdu", "length-shorter-than-pdu", "fc16-byte-count-beyond-pdu", "fc15-byte-count-beyond-pdu", "inject-fc3-response", "inject-fc1-response", "inject-fc16-response"];
+            foreach (var name in AttackSuite.CasesOf("malformed").Except(wrongSize))
             {
                 Assert.True(byCase[name].Closed == byCase[name].Connections && byCase[name].Normal + byCase[name].Exceptions == 0, byCase[name].ToString());
+            }
+            foreach (var name in wrongSize)
+            {
+                Assert.True(byCase[name].Exceptions == byCase[name].Sent && byCase[name].ExceptionCode == 0x03 && byCase[name].Normal == 0, byCase[name].ToString());
             }
             foreach (var name in AttackSuite.CasesOf("forbidden-functions").Concat(AttackSuite.CasesOf("value-sweep")).Append("oversize-burst").Append("inject-exception-response"))
             {

@@ -30,7 +30,8 @@ public class ReplayCliTests
         Assert.True(result.ExitCode == 0, result.Stderr);
         Assert.Contains("listener hmi-plc1, policy plc1", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("first denied frames", result.Stdout, StringComparison.Ordinal);
-        Assert.Contains("malformed frames", result.Stdout, StringComparison.Ordinal);
+        // libmodbus's invalid FC16 (quantity 0, 6 bytes more) is a request refused 03, not a malformed frame.
+        Assert.DoesNotContain("malformed frames", result.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using EdgeShield.Policy.Replay;
 using EdgeShield.Protocols.Capture;
+using EdgeShield.Protocols.Modbus;
 using EdgeShield.Protocols.Tests;
 
 namespace EdgeShield.Policy.Tests;
@@ -99,7 +100,8 @@ public class ReplayTests
         using var json = JsonDocument.Parse(stream.ToArray());
         var root = json.RootElement;
 
-        Assert.Equal(["frames", "requests", "responses", "malformed", "allowed", "denied", "by_function", "by_rule"], root.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(["frames", "requests", "responses", "malformed", "unsynchronised", "allowed", "denied", "by_function", "by_rule"], root.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(0, root.GetProperty("unsynchronised").GetInt64());
         Assert.Equal(132, root.GetProperty("frames").GetInt64());
         Assert.Equal(54, root.GetProperty("requests").GetInt64());
         Assert.Equal(51, root.GetProperty("responses").GetInt64());
@@ -109,6 +111,59 @@ public class ReplayTests
         Assert.Equal(54, root.GetProperty("by_function").EnumerateObject().Sum(p => p.Value.GetInt64()));
         Assert.Equal(42, root.GetProperty("by_rule").GetProperty("reads").GetInt64());
         Assert.Equal(6, root.GetProperty("by_rule").GetProperty("writes").GetInt64());
+    }
+
+    private const string AllowAll = "      - name: any\n";
+
+    /// <summary>tshark's query rows of a capture (the ground truth), for the counts replay must match.</summary>
+    private static int TsharkRequests(string file) =>
+        TestData.ReadCsv(TestData.PathOf($"groundtruth/modbus/{file}.csv")).Count(r => r["direction"] == "query" && r["trans_id"].Length > 0);
+
+    [Fact]
+    public void Replay_WrongSizePduInAWellDelimitedAdu_IsARequestRefused03_AndTheConnectionGoesOn()
+    {
+        const string File = "iti__ModbusTCP__modbus_test_data_part2.pcap";
+        var replay = Run(File, Policy(AllowAll));
+
+        // Frame 22, the 7th request: FC6 with 2 bytes after the value. A PLC answers it 03, and so does
+        // the gateway; the function-code sweep after it on the same connection is read on.
+        var fc6 = replay.FirstDenied.First(d => d.FrameNumber == 22);
+        Assert.Equal((6, 0x03, SpecViolation.PduLengthInvalid), (fc6.FunctionCode, fc6.ExceptionCode, fc6.Violation));
+        Assert.Equal(0, replay.Malformed);
+        Assert.Equal(TsharkRequests(File), replay.Requests);
+    }
+
+    [Fact]
+    public void Replay_CaptureWithLostSegments_CountsTheRequestsTsharkCounts_SkippedBytesAreUnsynchronised()
+    {
+        const string File = "zeek__modbus__fuzz-72.pcap";
+        var replay = Run(File, Policy(AllowAll));
+
+        Assert.Equal(16, TsharkRequests(File));
+        Assert.Equal(16, replay.Requests);
+        Assert.True(replay.Scanner.Gaps > 0);
+        Assert.True(replay.Scanner.Unsynchronised > 0);
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream))
+        {
+            ReplayReport.WriteJson(writer, replay);
+        }
+        using var json = JsonDocument.Parse(stream.ToArray());
+        Assert.Equal(replay.Scanner.Unsynchronised, json.RootElement.GetProperty("unsynchronised").GetInt64());
+        Assert.Equal(16, json.RootElement.GetProperty("requests").GetInt64());
+    }
+
+    [Fact]
+    public void Replay_SchneiderUmas_MbapLength255BothWays_IsFramedNotMalformed()
+    {
+        const string File = "iti__modicon__modicon_test.pcap";
+        var replay = Run(File, Policy("      - name: engineering\n        function: program\n"));
+
+        Assert.Equal(0, replay.Malformed);
+        Assert.Equal(TsharkRequests(File), replay.Requests);
+        Assert.Equal(replay.Requests, replay.ByFunction[90]);
+        Assert.Equal(replay.Requests, replay.Allowed);
+        Assert.Equal(replay.Requests, replay.Responses);
     }
 
     [Fact]
@@ -125,7 +180,8 @@ public class ReplayTests
         string first = Text();
         Assert.Equal(first, Text());
         Assert.Contains("first denied frames", first, StringComparison.Ordinal);
-        Assert.Contains("frame 175     request  unit 255 function 16: bytes after the PDU's structure", first, StringComparison.Ordinal);
+        // FC16 quantity 0 with 6 bytes more: a request refused 03 (out of spec), not a malformed frame.
+        Assert.DoesNotContain("frame 175     request", first, StringComparison.Ordinal);
         Assert.Contains("by unit:", first, StringComparison.Ordinal);
     }
 

@@ -78,8 +78,8 @@ public class MbapFramerTests
     [Theory]
     [InlineData(0, FramingError.LengthTooShort)]
     [InlineData(1, FramingError.LengthTooShort)]
-    [InlineData(255, FramingError.LengthTooLong)]
-    [InlineData(0x0100, FramingError.LengthTooLong)]
+    [InlineData(261, FramingError.LengthTooLong)]
+    [InlineData(0x0200, FramingError.LengthTooLong)]
     [InlineData(0xFFFF, FramingError.LengthTooLong)]
     public void TryReadFrame_LengthOutsideLimits_IsInvalidData(int length, FramingError expected)
     {
@@ -108,6 +108,66 @@ public class MbapFramerTests
         Assert.Equal(OperationStatus.Done, Read(largest, out consumed, out _));
         Assert.Equal(260, consumed);
         Assert.Equal(OperationStatus.NeedMoreData, Read(largest[..259], out _, out _));
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(16)]
+    [InlineData(43)]
+    [InlineData(0x80 | 90)]
+    public void TryReadFrame_LengthAbove254_PublicCode_IsInvalidDataOnceTheFunctionByteArrives(byte functionCode)
+    {
+        byte[] header = [0x00, 0x01, 0x00, 0x00, 0x00, 0xFF, 0x01, functionCode];
+
+        // 255..260 may be a vendor code's: the function byte decides.
+        Assert.Equal(OperationStatus.NeedMoreData, Read(header[..7], out _, out _));
+        Assert.Equal(OperationStatus.InvalidData, Read(header, out int consumed, out var error));
+        Assert.Equal(FramingError.LengthTooLong, error);
+        Assert.Equal(0, consumed);
+    }
+
+    [Theory]
+    [InlineData(90, 255)]
+    [InlineData(90, 260)]
+    [InlineData(65, 260)]
+    [InlineData(110, 256)]
+    public void TryReadFrame_VendorOrUserDefinedCode_AcceptsMbapLengthUpTo260(byte functionCode, int length)
+    {
+        // Schneider UMAS (90) sends MBAP length 255 both ways in a real Modicon capture.
+        var pdu = new byte[length - 1];
+        pdu[0] = functionCode;
+        var adu = Adu(7, 0, pdu);
+
+        Assert.Equal(OperationStatus.Done, Read(adu, out int consumed, out _));
+        Assert.Equal(6 + length, consumed);
+        Assert.Equal(OperationStatus.NeedMoreData, Read(adu[..^1], out _, out _));
+        Assert.True(consumed <= ModbusLimits.MaxVendorTcpAduLength);
+    }
+
+    [Fact]
+    public void TryReadFrame_VendorCodeAbove260_IsInvalidData()
+    {
+        var pdu = new byte[260];
+        pdu[0] = 90;
+        Assert.Equal(OperationStatus.InvalidData, Read(Adu(7, 0, pdu), out _, out var error));
+        Assert.Equal(FramingError.LengthTooLong, error);
+    }
+
+    [Theory]
+    [InlineData("06 0001 0003 0000")]                  // FC6 with 2 bytes after the value (part2's 7th request)
+    [InlineData("10 0000 0000 00 0102 0304 0506")]     // FC16 quantity 0, byte count 0, 6 bytes more (libmodbus)
+    [InlineData("0F 0000 0000 00 0102")]               // FC15 likewise
+    [InlineData("03 0000")]                            // FC3 too short
+    public void ParseFramedRequest_WrongSizePduInAWellDelimitedAdu_IsOutOfSpec03(string hex)
+    {
+        var pdu = Hex(hex);
+
+        Assert.Equal(RequestStatus.Malformed, ModbusPdu.ParseRequest(pdu).Status);
+        var request = ModbusPdu.ParseFramedRequest(pdu);
+        Assert.Equal(RequestStatus.OutOfSpec, request.Status);
+        Assert.Equal(SpecViolation.PduLengthInvalid, request.Violation);
+        Assert.NotEqual(FramingError.None, request.Error);
+        Assert.Equal(ModbusExceptionCode.IllegalDataValue, request.SpecExceptionCode);
     }
 
     [Fact]

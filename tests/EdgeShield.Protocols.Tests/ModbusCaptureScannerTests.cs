@@ -116,9 +116,25 @@ public class ModbusCaptureScannerTests
     }
 
     [Fact]
+    public void Scan_WrongSizePduInAWellDelimitedAdu_IsARequest_TheDirectionGoesOn()
+    {
+        var bad = Adu(1, 1, [6, 0, 1, 0, 2, 0xAA, 0xBB]); // FC6 with two trailing bytes: a PLC answers 03
+        var good = Adu(2, 1, Words(3, 0, 1));
+        var capture = RawCapture(
+            (49152, 502, 0, 0x18, bad),
+            (49152, 502, (uint)bad.Length, 0x18, good));
+
+        var seen = Scan(capture, out _);
+
+        Assert.Empty(seen.Malformed);
+        Assert.Equal([1, 2], seen.Requests.Select(r => (int)r.Tid));
+    }
+
+    [Fact]
     public void Scan_MalformedRequest_EndsThatDirectionOnly()
     {
-        var bad = Adu(1, 1, [6, 0, 1, 0, 2, 0xAA, 0xBB]); // FC6 with two trailing bytes
+        var bad = Adu(1, 1, [6, 0, 1, 0, 2]);
+        bad[2] = 0xAA; // protocol id not 0: framing itself is lost
         var good = Adu(2, 1, Words(3, 0, 1));
         var capture = RawCapture(
             (49152, 502, 0, 0x18, bad),
@@ -152,5 +168,57 @@ public class ModbusCaptureScannerTests
         Assert.Empty(seen.Malformed);
         Assert.Equal(1, scanner.Gaps);
         Assert.Equal(lost.Length - 4, scanner.FirstGaps[0].MissingBytes);
+    }
+
+    [Fact]
+    public void Scan_AfterAGap_AnAduThatLeavesBytesOver_IsNotYetInStep_WhatDoesNotFrameIsUnsynchronised()
+    {
+        // fuzz-72's shape: after lost bytes a segment frames one ADU (MBAP length 4) and leaves 2 bytes
+        // over; with the next segment they make an MBAP length of 0. The stream is not in step yet, so
+        // that is skipped as unsynchronised, never malformed; the next segment that frames whole is read.
+        var a = Adu(1, 1, Words(3, 0, 1));
+        var lost = Adu(2, 1, Words(3, 0, 2));
+        byte[] odd = [0, 9, 0, 0, 0, 4, 1, 0x21, 0, 0, 0, 0];
+        byte[] zero = [0, 0, 0, 0, 0, 6, 1, 0x22, 0, 0, 0, 0];
+        var c = Adu(3, 1, Words(3, 0, 3));
+        byte[] garbage = [0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA];
+        uint s0 = 0;
+        uint at = (uint)(a.Length + lost.Length);
+        var capture = RawCapture(
+            (49152, 502, s0, 0x18, a),
+            // lost never captured
+            (49152, 502, at, 0x18, odd),
+            (49152, 502, at + 12, 0x18, zero),
+            (49152, 502, at + 24, 0x18, c),
+            (49152, 502, at + 24 + (uint)c.Length, 0x18, garbage),
+            (49152, 502, at + 32 + (uint)c.Length, 0x11, []));
+
+        var seen = Scan(capture, out var scanner);
+
+        Assert.Equal([1, 9, 3], seen.Requests.Select(r => (int)r.Tid));
+        Assert.Equal(1, scanner.Gaps);
+        Assert.Equal(1, scanner.Unsynchronised);
+        // In step again after c: bytes that do not frame there are malformed, as they always were.
+        var malformed = Assert.Single(seen.Malformed);
+        Assert.Equal(FramingError.ProtocolIdNotModbus, malformed.Reason);
+    }
+
+    [Fact]
+    public void Scan_MalformedThenAGap_ReadsOnAfterTheGap()
+    {
+        var a = Adu(1, 1, Words(3, 0, 1));
+        byte[] garbage = [0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA];
+        var c = Adu(3, 1, Words(3, 0, 3));
+        uint afterGarbage = (uint)(a.Length + garbage.Length);
+        var capture = RawCapture(
+            (49152, 502, 0, 0x18, Cat(a, garbage)),
+            // 12 bytes never captured
+            (49152, 502, afterGarbage + 12, 0x18, c),
+            (49152, 502, afterGarbage + 12 + (uint)c.Length, 0x11, []));
+
+        var seen = Scan(capture, out _);
+
+        Assert.Single(seen.Malformed);
+        Assert.Equal([1, 3], seen.Requests.Select(r => (int)r.Tid));
     }
 }

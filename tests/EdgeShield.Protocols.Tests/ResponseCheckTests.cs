@@ -269,9 +269,50 @@ public class ResponseCheckTests
     }
 
     [Fact]
-    public void Expectation_IsSixteenBytesWithoutReferences()
+    public void Expectation_IsTwentyBytesWithoutReferences()
     {
-        Assert.Equal(16, System.Runtime.CompilerServices.Unsafe.SizeOf<ResponseExpectation>());
+        // 16 until FC 8/00 and FC 20 answers were checked by content (a 4-byte digest).
+        Assert.Equal(20, System.Runtime.CompilerServices.Unsafe.SizeOf<ResponseExpectation>());
         Assert.False(System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<ResponseExpectation>());
+    }
+
+    [Theory]
+    // FC 8/00 return query data: the echo is the request, byte for byte.
+    [InlineData("08 0000 1234 5678", "08 0000 1234 5679", ResponseError.WrongEcho)]
+    [InlineData("08 0000 1234", "08 0000 4321", ResponseError.WrongEcho)]
+    // FC 20: one sub-response per sub-request, with the record length asked for (2 records here).
+    [InlineData("14 07 06 0004 0001 0002", "14 0C 05 06 0001 0002 05 06 0003 0004", ResponseError.WrongRecords)]
+    [InlineData("14 07 06 0004 0001 0002", "14 08 07 06 0001 0002 0003", ResponseError.WrongRecords)]
+    // Exception code 0 is no exception at all.
+    [InlineData("03 0000 0001", "83 00", ResponseError.ExceptionCodeInvalid)]
+    // FC 43/14: another read code, or (individual access) another object than asked.
+    [InlineData("2B 0E 01 00", "2B 0E 02 01 00 00 01 00 03 414243", ResponseError.WrongDeviceIdObject)]
+    [InlineData("2B 0E 04 01", "2B 0E 04 01 00 00 01 02 03 414243", ResponseError.WrongDeviceIdObject)]
+    [InlineData("2B 0E 04 01", "2B 0E 04 01 00 00 02 01 01 41 02 01 42", ResponseError.WrongDeviceIdObject)]
+    public void CheckResponse_ContentThatDoesNotAnswerTheRequest_IsMismatch(string request, string response, ResponseError expected) =>
+        AssertMismatch(Hex(request), Hex(response), expected);
+
+    [Theory]
+    [InlineData("08 0000 1234 5678", "08 0000 1234 5678")]
+    [InlineData("08 000B 0000", "08 000B 002A")] // a counter sub-function returns data in place of 0000
+    [InlineData("14 0E 06 0004 0001 0002 06 0003 0009 0001", "14 0A 05 06 0001 0002 03 06 00FF")]
+    [InlineData("2B 0E 04 01", "2B 0E 04 01 00 00 01 01 03 414243")]
+    [InlineData("2B 0E 01 05", "2B 0E 01 01 00 00 01 00 03 414243")] // stream access may restart at object 0
+    public void CheckResponse_ContentThatAnswersTheRequest_IsNormal(string request, string response) =>
+        AssertNormal(Hex(request), Hex(response));
+
+    [Fact]
+    public void ClearPaddingBits_Fc1BitsAfterTheLastCoil_AreClearedAndReported()
+    {
+        var expectation = ModbusPdu.ParseRequest(Hex("01 0000 000A")).Expectation; // 10 coils: 6 padding bits
+        var response = Hex("01 02 FF FF");
+
+        Assert.Equal(ResponseStatus.Normal, ModbusPdu.CheckResponse(response, expectation, out _));
+        Assert.True(ModbusPdu.ClearPaddingBits(response, expectation));
+        Assert.Equal(Hex("01 02 FF 03"), response);
+        Assert.False(ModbusPdu.ClearPaddingBits(response, expectation));
+
+        var eight = ModbusPdu.ParseRequest(Hex("02 0000 0008")).Expectation;
+        Assert.False(ModbusPdu.ClearPaddingBits(Hex("02 01 FF"), eight));
     }
 }

@@ -13,7 +13,7 @@ namespace EdgeShield.Policy.Replay;
 public static class ReplayReport
 {
     /// <summary>
-    /// <c>{"frames","requests","responses","malformed","allowed","denied","by_function":{"3":n,…},"by_rule":{…}}</c>:
+    /// <c>{"frames","requests","responses","malformed","unsynchronised","allowed","denied","by_function":{"3":n,…},"by_rule":{…}}</c>:
     /// frames are packet records; by_function counts every request (allowed or denied, out-of-spec
     /// included) by the function byte as sent; by_rule counts the requests each rule allowed, every
     /// rule listed in policy order.
@@ -27,6 +27,7 @@ public static class ReplayReport
         writer.WriteNumber("requests", replay.Requests);
         writer.WriteNumber("responses", replay.Responses);
         writer.WriteNumber("malformed", replay.Malformed);
+        writer.WriteNumber("unsynchronised", replay.Scanner.Unsynchronised);
         writer.WriteNumber("allowed", replay.Allowed);
         writer.WriteNumber("denied", replay.Denied);
         writer.WriteStartObject("by_function");
@@ -202,7 +203,7 @@ public static class ReplayReport
     {
         FramingError.ProtocolIdNotModbus => "protocol id not 0 (not Modbus)",
         FramingError.LengthTooShort => "MBAP length below 2",
-        FramingError.LengthTooLong => "MBAP length above 254",
+        FramingError.LengthTooLong => "MBAP length above 254 (260 for user-defined and vendor codes)",
         FramingError.PduTruncated => "PDU shorter than its structure",
         FramingError.TrailingBytes => "bytes after the PDU's structure",
         FramingError.ByteCountMismatch => "byte count disagrees with the bytes that follow",

@@ -32,8 +32,12 @@ public interface IModbusCaptureObserver
 /// </summary>
 /// <remarks>
 /// After a gap (bytes never captured) the framer cannot know where the next ADU starts: the partial
-/// ADU is dropped and the stream is resynchronised on the next delivered chunk that frames; chunks
-/// that do not are counted in <see cref="Unsynchronised"/>, not as malformed. A capture that starts
+/// ADU is dropped and each delivered chunk (a segment, or what is carried into it) is framed from its
+/// start; a chunk, or the rest of one, that does not frame is skipped and counted in
+/// <see cref="Unsynchronised"/>, not as malformed. The stream is in step again once a chunk frames to
+/// its very end (its last ADU ends where the chunk ends); only then is a framing error malformed. A
+/// malformed ADU ends its direction as the gateway closes the connection, unless the capture then
+/// loses bytes of that direction (a gap): after it, reading resumes, resynchronising. A capture that starts
 /// mid-connection is taken to start on an ADU boundary, as a gateway's new connection would.
 /// </remarks>
 public sealed class ModbusCaptureScanner
@@ -74,7 +78,7 @@ public sealed class ModbusCaptureScanner
     /// <summary>Holes never filled.</summary>
     public long Gaps { get; private set; }
 
-    /// <summary>Chunks after a gap that did not start an ADU and were skipped.</summary>
+    /// <summary>Chunks (or their rests) after a gap, before the stream was in step again, that did not frame and were skipped.</summary>
     public long Unsynchronised { get; private set; }
 
     /// <summary>The first gaps: frame number and bytes missing.</summary>
@@ -215,10 +219,11 @@ public sealed class ModbusCaptureScanner
     /// </summary>
     private sealed class StreamFramer(ModbusCaptureScanner owner, bool isRequest) : ITcpStreamSink
     {
-        private readonly byte[] _carry = new byte[2 * ModbusLimits.MaxTcpAduLength];
+        private readonly byte[] _carry = new byte[2 * ModbusLimits.MaxVendorTcpAduLength];
         private int _carried;
         private bool _stopped;
         private bool _resync;
+        private bool _malformedStop;
 
         public Flow? Flow { get; set; }
 
@@ -227,6 +232,7 @@ public sealed class ModbusCaptureScanner
             _carried = 0;
             _stopped = false;
             _resync = false;
+            _malformedStop = false;
         }
 
         public void OnGap(int frameNumber, long missingBytes)
@@ -238,6 +244,14 @@ public sealed class ModbusCaptureScanner
             }
             _carried = 0;
             _resync = true;
+            // A framing error just before bytes the capture lost may itself be an artefact of the
+            // capture (a fuzzed or damaged trace): what follows the gap is read again, resynchronising.
+            // A stop the policy chose (on-deny: close) stays.
+            if (_malformedStop)
+            {
+                _stopped = false;
+                _malformedStop = false;
+            }
         }
 
         public void OnData(ReadOnlySpan<byte> data, int frameNumber)
@@ -300,17 +314,25 @@ public sealed class ModbusCaptureScanner
                     }
                     var rest = input[offset..];
                     _stopped = true;
+                    _malformedStop = true;
                     owner._observer.OnMalformed(context, isRequest, error, rest.Length > 6 ? rest[6] : (short)-1, rest.Length > 7 ? rest[7] : (short)-1);
                     return input.Length;
                 }
-                _resync = false;
                 offset += consumed;
+                // After a gap, one ADU that frames may still be a chance alignment of bytes from the
+                // middle of a lost one: the stream counts as in step again only once a chunk frames
+                // to its very end. Until then what does not frame is skipped, never malformed.
+                if (offset == input.Length)
+                {
+                    _resync = false;
+                }
                 if (isRequest)
                 {
-                    var request = ModbusPdu.ParseRequest(frame.Pdu);
+                    var request = ModbusPdu.ParseFramedRequest(frame.Pdu);
                     if (request.Status == RequestStatus.Malformed)
                     {
                         _stopped = true;
+                        _malformedStop = true;
                         owner._observer.OnMalformed(context, isRequest: true, request.Error, frame.UnitId, frame.FunctionCode);
                         return input.Length;
                     }

@@ -16,7 +16,7 @@ namespace EdgeShield.Protocols.Capture;
 public sealed class PcapngWriter : IDisposable
 {
     private const int LinkTypeRaw = 101;
-    private const int MaxPacket = 40 + 20 + ModbusLimits.MaxTcpAduLength;
+    private const int MaxPacket = 40 + 20 + ModbusLimits.MaxVendorTcpAduLength;
     private const int MaxCommentBytes = 256;
     private readonly string _path;
     private readonly long _maxBytes;
@@ -58,7 +58,7 @@ public sealed class PcapngWriter : IDisposable
     /// </summary>
     public void Write(long timestampNs, UInt128 source, ushort sourcePort, UInt128 destination, ushort destinationPort, uint sequence, ReadOnlySpan<byte> adu, ReadOnlySpan<byte> commentUtf8)
     {
-        adu = adu[..Math.Min(adu.Length, ModbusLimits.MaxTcpAduLength)];
+        adu = adu[..Math.Min(adu.Length, ModbusLimits.MaxVendorTcpAduLength)];
         var block = _block.AsSpan();
         bool v4 = IsMapped(source) && IsMapped(destination);
         int ipLength = v4 ? 20 : 40;

@@ -11,7 +11,10 @@ public enum FramingError : byte
     ProtocolIdNotModbus,
     /// <summary>The MBAP length is 0 or 1: there is no room for a unit id and a function code.</summary>
     LengthTooShort,
-    /// <summary>The MBAP length is above 254: the PDU would exceed 253 bytes.</summary>
+    /// <summary>
+    /// The MBAP length is above 254 (the PDU would exceed 253 bytes) for a public function code, or above
+    /// <see cref="ModbusLimits.MaxVendorMbapLength"/> for a user-defined or vendor code.
+    /// </summary>
     LengthTooLong,
     /// <summary>The PDU's own structure says it is longer than the MBAP length allows (short PDU).</summary>
     PduTruncated,
@@ -94,8 +97,22 @@ public static class MbapFramer
         }
         if (length > ModbusLimits.MaxMbapLength)
         {
-            error = FramingError.LengthTooLong;
-            return OperationStatus.InvalidData;
+            // Public codes keep the spec's limit; user-defined and vendor codes (UMAS) go a little
+            // beyond it in real traffic, which the function byte (after the unit id) tells.
+            if (length > ModbusLimits.MaxVendorMbapLength)
+            {
+                error = FramingError.LengthTooLong;
+                return OperationStatus.InvalidData;
+            }
+            if (input.Length <= ModbusLimits.MbapHeaderLength)
+            {
+                return OperationStatus.NeedMoreData;
+            }
+            if (!ModbusFunctions.IsProgramCode(input[ModbusLimits.MbapHeaderLength]))
+            {
+                error = FramingError.LengthTooLong;
+                return OperationStatus.InvalidData;
+            }
         }
         int total = ModbusLimits.MbapPrefixLength + length;
         if (input.Length < total)

@@ -13,8 +13,17 @@ public static class ModbusLimits
     public const int MaxMbapLength = 254;
     /// <summary>Largest PDU (section 4.1: 256-byte RTU ADU less address and CRC).</summary>
     public const int MaxPduLength = 253;
-    /// <summary>Largest Modbus TCP ADU.</summary>
+    /// <summary>Largest Modbus TCP ADU of a public function code.</summary>
     public const int MaxTcpAduLength = MbapPrefixLength + MaxMbapLength;
+    /// <summary>
+    /// Largest MBAP length of a user-defined or vendor function code (<see cref="ModbusFunctions.IsProgramCode"/>:
+    /// 65–72, 90, 100–110). Schneider's UMAS (90) sends MBAP length 255 both ways in a real Modicon
+    /// capture (tests/data/modbus/iti__modicon__modicon_test.pcap); 260 leaves a few bytes of room over
+    /// the largest seen while every receive buffer still holds many such ADUs.
+    /// </summary>
+    public const int MaxVendorMbapLength = 260;
+    /// <summary>Largest Modbus TCP ADU of any function code: what a buffer that holds one whole ADU must hold.</summary>
+    public const int MaxVendorTcpAduLength = MbapPrefixLength + MaxVendorMbapLength;
 
     public const int MaxReadBits = 2000;
     public const int MaxReadRegisters = 125;

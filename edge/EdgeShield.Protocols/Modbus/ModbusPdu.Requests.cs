@@ -70,6 +70,21 @@ public static partial class ModbusPdu
     }
 
     /// <summary>
+    /// Decodes a request PDU whose extent an outer frame already fixed (the MBAP length of Modbus TCP):
+    /// a PDU whose structure disagrees with that extent is <see cref="RequestStatus.OutOfSpec"/>
+    /// (<see cref="SpecViolation.PduLengthInvalid"/>, answered 03 as a real PLC and libmodbus answer it)
+    /// rather than malformed, because the stream stays in step: the next frame starts where the outer
+    /// length says. Where the PDU's structure is what frames it (RTU), use <see cref="ParseRequest"/>.
+    /// </summary>
+    public static ModbusRequest ParseFramedRequest(ReadOnlySpan<byte> pdu)
+    {
+        var request = ParseRequest(pdu);
+        return request.Status == RequestStatus.Malformed && !pdu.IsEmpty
+            ? request with { Status = RequestStatus.OutOfSpec, Violation = SpecViolation.PduLengthInvalid }
+            : request;
+    }
+
+    /// <summary>
     /// FC 1, 2, 3, 4 (6.1–6.4)
     /// <code>
     /// | fc | start (2) | quantity (2) |

@@ -27,14 +27,28 @@ public enum ResponseError : byte
     WrongLength,
     /// <summary>An echo response (FC 5, 6, 8, 15, 16, 22) whose echoed fields differ from the request.</summary>
     WrongEcho,
+    /// <summary>An exception response with code 0, which no server sends (spec section 7).</summary>
+    ExceptionCodeInvalid,
+    /// <summary>FC 20: more or other sub-responses or records than the request asked for.</summary>
+    WrongRecords,
+    /// <summary>FC 43/14: another read device id code, or another object, than the request asked for.</summary>
+    WrongDeviceIdObject,
 }
 
 /// <summary>
 /// What a response must look like, taken from its request when the request is forwarded, so that
-/// the request bytes need not be kept. 16 bytes, no references.
+/// the request bytes need not be kept. 20 bytes, no references: where a response must repeat more of
+/// its request than fits (FC 8/00 echoes any data; FC 20 answers one sub-response per sub-request),
+/// <see cref="Digest"/> holds a hash of what it must repeat.
 /// </summary>
 public readonly record struct ResponseExpectation(byte FunctionCode, byte MeiType, ushort Quantity, ushort RequestLength, uint Echo, ushort Echo2)
 {
+    /// <summary>
+    /// FC 8/00: FNV-1a of the request's data, which the echo must repeat byte for byte. FC 20: FNV-1a
+    /// of the record lengths asked for, in order (with <see cref="Quantity"/> the sub-request count).
+    /// </summary>
+    public uint Digest { get; init; }
+
     /// <summary>Takes what the response check needs from a request.</summary>
     public static ResponseExpectation For(in ModbusRequest request)
     {
@@ -51,7 +65,27 @@ public readonly record struct ResponseExpectation(byte FunctionCode, byte MeiTyp
             23 => request.ReadSpan.Count,
             _ => 0,
         };
-        return new ResponseExpectation(request.FunctionCode, request.MeiType, quantity, (ushort)pdu.Length, echo, echo2);
+        uint digest = 0;
+        if (request.FunctionCode == 8 && request.SubFunction == 0 && pdu.Length >= 3)
+        {
+            digest = ModbusPdu.Fnv1a(ModbusPdu.FnvOffset, pdu[3..]);
+        }
+        else if (request.FunctionCode == 20 && pdu.Length >= 2)
+        {
+            // | 14 | byte count | 7-byte sub-requests: ref type, file (2), record (2), record length (2) |
+            digest = ModbusPdu.FnvOffset;
+            for (var sub = pdu[2..]; sub.Length >= 7; sub = sub[7..])
+            {
+                digest = ModbusPdu.Fnv1a(digest, sub.Slice(5, 2));
+                quantity++;
+            }
+        }
+        else if (request.FunctionCode == ModbusFunctions.EncapsulatedInterface && request.MeiType == ModbusFunctions.MeiDeviceIdentification && pdu.Length >= 4)
+        {
+            // Read device id code and object id (6.21): the answer must be to the same.
+            echo2 = (ushort)((pdu[2] << 8) | pdu[3]);
+        }
+        return new ResponseExpectation(request.FunctionCode, request.MeiType, quantity, (ushort)pdu.Length, echo, echo2) { Digest = digest };
     }
 }
 
@@ -77,6 +111,11 @@ public static partial class ModbusPdu
             if (pdu.Length != 2)
             {
                 error = ResponseError.ExceptionLength;
+                return ResponseStatus.Mismatch;
+            }
+            if (pdu[1] == 0)
+            {
+                error = ResponseError.ExceptionCodeInvalid;
                 return ResponseStatus.Mismatch;
             }
             return ResponseStatus.Exception;
@@ -130,7 +169,12 @@ public static partial class ModbusPdu
                 {
                     return ResponseError.WrongLength;
                 }
-                return BinaryPrimitives.ReadUInt16BigEndian(pdu[1..]) == (ushort)(expected.Echo >> 16) ? ResponseError.None : ResponseError.WrongEcho;
+                if (BinaryPrimitives.ReadUInt16BigEndian(pdu[1..]) != (ushort)(expected.Echo >> 16))
+                {
+                    return ResponseError.WrongEcho;
+                }
+                // 8/00 return query data: the echo is the request, byte for byte.
+                return expected.Echo >> 16 != 0 || Fnv1a(FnvOffset, pdu[3..]) == expected.Digest ? ResponseError.None : ResponseError.WrongEcho;
             case 11:
                 return Exact(pdu, 5) ? ResponseError.None : ResponseError.WrongLength;
             case 12:
@@ -139,7 +183,11 @@ public static partial class ModbusPdu
             case 17:
                 return Counted(pdu) ? ResponseError.None : ResponseError.WrongLength;
             case 20:
-                return Counted(pdu) && pdu[1] <= 0xF5 && FileSubResponsesHoldTogether(pdu[2..]) ? ResponseError.None : ResponseError.WrongLength;
+                if (!Counted(pdu) || pdu[1] > 0xF5 || !FileSubResponsesHoldTogether(pdu[2..]))
+                {
+                    return ResponseError.WrongLength;
+                }
+                return FileSubResponsesAnswer(pdu[2..], expected) ? ResponseError.None : ResponseError.WrongRecords;
             case 21:
                 return pdu.Length == expected.RequestLength ? ResponseError.None : ResponseError.WrongLength;
             case 24:
@@ -157,7 +205,7 @@ public static partial class ModbusPdu
                 {
                     return ResponseError.WrongEcho;
                 }
-                return expected.MeiType == ModbusFunctions.MeiDeviceIdentification ? CheckDeviceIdentification(pdu) : ResponseError.None;
+                return expected.MeiType == ModbusFunctions.MeiDeviceIdentification ? CheckDeviceIdentification(pdu, expected) : ResponseError.None;
             default:
                 // Opaque (user-defined, vendor) functions: the function code is all we can check.
                 return ResponseError.None;
@@ -170,11 +218,18 @@ public static partial class ModbusPdu
     /// | 2B | 0E | read code | conformity | more follows | next id | count | count × (id, length L, L bytes) |
     /// </code>
     /// </summary>
-    private static ResponseError CheckDeviceIdentification(ReadOnlySpan<byte> pdu)
+    private static ResponseError CheckDeviceIdentification(ReadOnlySpan<byte> pdu, in ResponseExpectation expected)
     {
         if (pdu.Length < 7)
         {
             return ResponseError.WrongLength;
+        }
+        byte readCode = (byte)(expected.Echo2 >> 8);
+        // Same read code; an individual access (code 4) answers exactly the object asked for. A stream
+        // access (1-3) may start elsewhere: a server restarts at 0 for an object id it does not know.
+        if (pdu[2] != readCode || (readCode == 4 && (pdu[6] != 1 || pdu[7] != (byte)expected.Echo2)))
+        {
+            return ResponseError.WrongDeviceIdObject;
         }
         int count = pdu[6];
         var objects = pdu[7..];
@@ -210,6 +265,57 @@ public static partial class ModbusPdu
             subResponses = subResponses[(1 + length)..];
         }
         return true;
+    }
+
+    /// <summary>FC 20: one sub-response per sub-request, each with the record length asked for (the walk already held).</summary>
+    private static bool FileSubResponsesAnswer(ReadOnlySpan<byte> subResponses, in ResponseExpectation expected)
+    {
+        uint digest = FnvOffset;
+        int count = 0;
+        Span<byte> records = stackalloc byte[2];
+        while (!subResponses.IsEmpty)
+        {
+            int length = subResponses[0];
+            BinaryPrimitives.WriteUInt16BigEndian(records, (ushort)((length - 1) / 2));
+            digest = Fnv1a(digest, records);
+            count++;
+            subResponses = subResponses[(1 + length)..];
+        }
+        return count == expected.Quantity && digest == expected.Digest;
+    }
+
+    /// <summary>
+    /// FC 1 and 2: the bits after the last coil or input asked for in the last byte must be 0 (6.1);
+    /// clears them if not.
+    /// </summary>
+    /// <returns>True when a padding bit was set (and is now cleared). The response must already have
+    /// checked <see cref="ResponseStatus.Normal"/> against <paramref name="expected"/>.</returns>
+    public static bool ClearPaddingBits(Span<byte> pdu, in ResponseExpectation expected)
+    {
+        int used = expected.Quantity % 8;
+        if (expected.FunctionCode is not (1 or 2) || used == 0 || pdu.Length != 2 + ((expected.Quantity + 7) / 8))
+        {
+            return false;
+        }
+        byte mask = (byte)((1 << used) - 1);
+        ref byte last = ref pdu[^1];
+        if ((last & ~mask) == 0)
+        {
+            return false;
+        }
+        last &= mask;
+        return true;
+    }
+
+    internal const uint FnvOffset = 2166136261;
+
+    internal static uint Fnv1a(uint hash, ReadOnlySpan<byte> bytes)
+    {
+        foreach (byte b in bytes)
+        {
+            hash = (hash ^ b) * 16777619;
+        }
+        return hash;
     }
 
     private static bool Exact(ReadOnlySpan<byte> pdu, int length) => pdu.Length == length;

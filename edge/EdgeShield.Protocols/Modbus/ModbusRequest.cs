@@ -31,6 +31,11 @@ public enum SpecViolation : byte
     FileRecordInvalid,
     /// <summary>Read device identification with a read code outside 1..4.</summary>
     ReadDeviceIdCodeInvalid,
+    /// <summary>
+    /// An outer frame (the MBAP length) delimits the PDU, but the PDU's own structure says another
+    /// length (trailing bytes, too short, a byte count that disagrees); <see cref="ModbusRequest.Error"/> says which.
+    /// </summary>
+    PduLengthInvalid,
 }
 
 /// <summary>

@@ -15,9 +15,9 @@ internal static class MbapTarget
 
     private static void Frames(ReadOnlySpan<byte> stream)
     {
-        Span<byte> encoded = stackalloc byte[ModbusLimits.MaxTcpAduLength];
+        Span<byte> encoded = stackalloc byte[ModbusLimits.MaxVendorTcpAduLength];
         Span<byte> rtu = stackalloc byte[RtuFramer.MaxAduLength];
-        Span<byte> back = stackalloc byte[ModbusLimits.MaxTcpAduLength];
+        Span<byte> back = stackalloc byte[ModbusLimits.MaxVendorTcpAduLength];
         var rest = stream;
         while (true)
         {
@@ -27,7 +27,8 @@ internal static class MbapTarget
                 Invariant.That(consumed == 0 && error == FramingError.None, "NeedMoreData consumed bytes or named an error");
                 Invariant.That(rest.Length < 4 || BinaryPrimitives.ReadUInt16BigEndian(rest[2..]) == 0, "NeedMoreData for a protocol id that is not Modbus");
                 Invariant.That(rest.Length < ModbusLimits.MbapPrefixLength
-                    || rest.Length < ModbusLimits.MbapPrefixLength + BinaryPrimitives.ReadUInt16BigEndian(rest[4..]), "NeedMoreData with a whole ADU present");
+                    || rest.Length < ModbusLimits.MbapPrefixLength + BinaryPrimitives.ReadUInt16BigEndian(rest[4..])
+                    || (rest.Length <= ModbusLimits.MbapHeaderLength && BinaryPrimitives.ReadUInt16BigEndian(rest[4..]) > ModbusLimits.MaxMbapLength), "NeedMoreData with a whole ADU present");
                 return;
             }
             if (status == OperationStatus.InvalidData)
@@ -37,14 +38,15 @@ internal static class MbapTarget
                 {
                     FramingError.ProtocolIdNotModbus => rest.Length >= 4 && BinaryPrimitives.ReadUInt16BigEndian(rest[2..]) != 0,
                     FramingError.LengthTooShort => rest.Length >= 6 && BinaryPrimitives.ReadUInt16BigEndian(rest[4..]) < ModbusLimits.MinMbapLength,
-                    FramingError.LengthTooLong => rest.Length >= 6 && BinaryPrimitives.ReadUInt16BigEndian(rest[4..]) > ModbusLimits.MaxMbapLength,
+                    FramingError.LengthTooLong => rest.Length >= 6 && BinaryPrimitives.ReadUInt16BigEndian(rest[4..]) is ushort length && length > ModbusLimits.MaxMbapLength
+                        && (length > ModbusLimits.MaxVendorMbapLength || (rest.Length > ModbusLimits.MbapHeaderLength && !ModbusFunctions.IsProgramCode(rest[ModbusLimits.MbapHeaderLength]))),
                     _ => false,
                 };
                 Invariant.That(reasonHolds, "InvalidData with a reason the header does not show");
                 return;
             }
             Invariant.That(status == OperationStatus.Done, "unknown OperationStatus");
-            Invariant.That(consumed > ModbusLimits.MbapHeaderLength && consumed <= rest.Length && consumed <= ModbusLimits.MaxTcpAduLength, "consumed outside the input or the ADU limits");
+            Invariant.That(consumed > ModbusLimits.MbapHeaderLength && consumed <= rest.Length && (consumed <= ModbusLimits.MaxTcpAduLength || (consumed <= ModbusLimits.MaxVendorTcpAduLength && ModbusFunctions.IsProgramCode(frame.FunctionCode))), "consumed outside the input or the ADU limits");
             Invariant.That(Invariant.IsSliceAt(rest, frame.Adu, 0) && frame.Adu.Length == consumed, "frame is not the consumed prefix of the input");
             Invariant.That(frame.ProtocolId == 0 && frame.Length == consumed - ModbusLimits.MbapPrefixLength, "Done for a header that does not hold");
 
@@ -59,7 +61,8 @@ internal static class MbapTarget
             }
 
             PduTargets.CheckRequest(frame.Pdu);
-            if (ModbusPdu.ParseRequest(frame.Pdu).Status != RequestStatus.Malformed)
+            // A vendor PDU above 253 bytes does not fit an RTU ADU: a serial bus refuses it (03).
+            if (ModbusPdu.ParseRequest(frame.Pdu).Status != RequestStatus.Malformed && frame.Pdu.Length <= ModbusLimits.MaxPduLength)
             {
                 SameOnTheSerialSide(frame, rtu, back);
             }
