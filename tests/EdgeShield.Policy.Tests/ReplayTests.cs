@@ -157,7 +157,8 @@ public class ReplayTests
     public void Replay_SchneiderUmas_MbapLength255BothWays_IsFramedNotMalformed()
     {
         const string File = "iti__modicon__modicon_test.pcap";
-        var replay = Run(File, Policy("      - name: engineering\n        function: program\n"));
+        // The Modicon session speaks to unit 0, which a rule must name for anything but reads (POLICY.md).
+        var replay = Run(File, Policy("      - name: engineering\n        unit: 0\n        function: program\n"));
 
         Assert.Equal(0, replay.Malformed);
         Assert.Equal(TsharkRequests(File), replay.Requests);
