@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace EdgeShield.Host;
+namespace EdgeShield.Service;
 
 /// <summary>
 /// Reloads the configuration when its file changes (as SIGHUP does): inotify through
