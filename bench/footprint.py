@@ -4,6 +4,9 @@
 
 usage: bench/footprint.py [BINARY] [--runs N]     (default artifacts/linux-x64/edgeshield, 5 runs)
 Needs the PLC simulator built (dotnet build simulators/edgeshield-sim -c Release). Loopback only.
+Prints the rows of bench/RESULTS.md section 7 as they stand there (sizes of both binaries and both
+.debs from artifacts/, as firmware-config/package.sh leaves them; "not built" for a missing one), so
+that a figure that drifts shows up by running it.
 """
 import os, re, socket, statistics, struct, subprocess, sys, tempfile, time
 
@@ -76,11 +79,46 @@ policies:
         gw.terminate()
         gw.wait(timeout=15)
         notify.close()
-    size = os.path.getsize(binary)
-    print(f"binary: {binary} {size} bytes ({size / 1048576:.2f} MiB)")
-    print(f"exec -> READY=1 ms: median {statistics.median(ready_ms):.1f} (runs: {', '.join(f'{v:.1f}' for v in ready_ms)})")
-    print(f"RSS idle MiB: median {statistics.median(idle) / 1024:.1f} (runs: {', '.join(f'{v / 1024:.1f}' for v in idle)})")
-    print(f"RSS with 100 connections MiB: median {statistics.median(loaded) / 1024:.1f} (runs: {', '.join(f'{v / 1024:.1f}' for v in loaded)})")
+    def size_of(path):
+        if not os.path.exists(path):
+            return None
+        return os.path.getsize(path)
+
+    def binary_cell(path):
+        size = size_of(path)
+        return "not built" if size is None else f"**{size:,} B ({size / 1048576:.2f} MiB)**"
+
+    def glibc_floor(path):
+        if not os.path.exists(path):
+            return None
+        for tool in ("objdump", "llvm-objdump"):
+            try:
+                out = subprocess.run([tool, "-T", path], capture_output=True, text=True).stdout
+            except FileNotFoundError:
+                continue
+            versions = sorted({tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_([0-9.]+)", out)})
+            if versions:
+                return ".".join(map(str, versions[-1]))
+        return None
+
+    def runs_cell(values, unit, scale=1.0):
+        return f"**{statistics.median(values) / scale:.1f} {unit}** (runs {', '.join(f'{v / scale:.1f}' for v in values)})"
+
+    version = re.search(r"<Version>(.*)</Version>", open(os.path.join(root, "Directory.Build.props")).read()).group(1)
+    x64 = os.path.join(root, "artifacts", "linux-x64", "edgeshield")
+    arm64 = os.path.join(root, "artifacts", "linux-arm64", "edgeshield")
+    debs = [size_of(os.path.join(root, "artifacts", f"edgeshield_{version}_{arch}.deb")) for arch in ("amd64", "arm64")]
+    floors = {name: glibc_floor(path) for name, path in (("x64", x64), ("arm64", arm64))}
+    floor_cell = " / ".join(f"{name} {floor or 'not built'}" for name, floor in floors.items())
+    if os.path.abspath(binary) != os.path.abspath(x64):
+        print(f"(timings and RSS of {binary})")
+    print(f"| linux-x64 binary (`artifacts/linux-x64/edgeshield`, stripped, everything in it) | ≤ 12 MB | {binary_cell(x64)} |")
+    print(f"| linux-arm64 binary (`artifacts/linux-arm64/edgeshield`) | ≤ 12 MB | {binary_cell(arm64)} |")
+    print(f"| `.deb` amd64 / arm64 (xz) | – | {' / '.join('not built' if d is None else f'{d:,} B' for d in debs)} |")
+    print(f"| exec → `READY=1` on NOTIFY_SOCKET (config load, policy compile, bind; median of {runs}) | ≤ 50 ms | {runs_cell(ready_ms, 'ms')} |")
+    print(f"| RSS idle, 2 s after READY | ≤ 25 MB | {runs_cell(idle, 'MiB', 1024)} |")
+    print(f"| RSS with 100 client connections (one read answered on each) | ≤ 25 MB | {runs_cell(loaded, 'MiB', 1024)} |")
+    print(f"| glibc floor (highest `GLIBC_x.y` imported) | – | **{floor_cell}** |")
 finally:
     plc.terminate()
     plc.wait()

@@ -77,7 +77,7 @@ rm -rf "$out"
 mkdir -p "$out" "$root/artifacts/logs"
 log="$root/artifacts/logs/publish-$rid.log"
 if ! timeout 1200 dotnet publish edge/EdgeShield.Host/EdgeShield.Host.csproj -c Release -r "$rid" \
-      -o "$out" --artifacts-path "$obj" "${extra[@]}" >"$log" 2>&1; then
+      -o "$out" --artifacts-path "$obj" -p:IlcGenerateMapFile=true "${extra[@]}" >"$log" 2>&1; then
   tail -n 40 "$log" >&2
   echo "package.sh: publish failed (full log: $log)" >&2
   exit 1

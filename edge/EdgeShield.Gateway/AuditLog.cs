@@ -80,6 +80,12 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// <summary>Events counted into <c>suppressed</c> summaries so far.</summary>
     public long Suppressed => Interlocked.Read(ref _suppressed);
 
+    /// <summary>
+    /// Begin each line with its sd-daemon(3) priority (<see cref="JournalPriority"/>), for a stdout that is
+    /// the journal: journald strips the prefix and files the line at that priority.
+    /// </summary>
+    public bool JournalPriorities { get; init; }
+
     public void Write(in AuditEvent auditEvent)
     {
         int kind = (int)auditEvent.Kind;
@@ -254,6 +260,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
             while (reader.TryRead(out var e))
             {
                 json.Reset();
+                if (JournalPriorities)
+                {
+                    buffer.Write(JournalPriority(e));
+                }
                 WriteJson(json, e);
                 json.Flush();
                 buffer.Write("\n"u8);
@@ -347,6 +357,21 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         }
         json.WriteEndObject();
     }
+
+    /// <summary>
+    /// The journal priority of an event: <c>&lt;3&gt;</c> malformed frames and faults, <c>&lt;4&gt;</c> refusals,
+    /// <c>&lt;5&gt;</c> service events, <c>&lt;6&gt;</c> the routine rest; a suppressed summary has its kind's.
+    /// </summary>
+    public static ReadOnlySpan<byte> JournalPriority(in AuditEvent e) =>
+        (e.Kind == AuditEventKind.Suppressed ? e.SuppressedKind : e.Kind) switch
+        {
+            AuditEventKind.Malformed or AuditEventKind.ResponseMismatch or AuditEventKind.UnmatchedResponse
+                or AuditEventKind.ResponseTimeout or AuditEventKind.UpstreamUnreachable or AuditEventKind.UpstreamLost => "<3>"u8,
+            AuditEventKind.Denied or AuditEventKind.WouldDeny or AuditEventKind.OutOfSpec or AuditEventKind.PendingLimit
+                or AuditEventKind.ConnectionLimit or AuditEventKind.FrameTimeout => "<4>"u8,
+            AuditEventKind.Service => "<5>"u8,
+            _ => "<6>"u8,
+        };
 
     private static void WriteSpan(Utf8JsonWriter json, ReadOnlySpan<byte> name, AddressSpan span)
     {

@@ -1,9 +1,16 @@
 using EdgeShield.Gateway.Tests;
-using EdgeShield.Hardware.Systemd;
+using EdgeShield.Service;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 
 namespace EdgeShield.Hardware.Tests;
 
-/// <summary>sd_notify and the watchdog that pings only while the pipeline is alive. (The process-level test is in Integration.Tests.)</summary>
+/// <summary>
+/// sd_notify through the Generic Host's systemd lifetime and notifier (Microsoft.Extensions.Hosting.Systemd),
+/// the watchdog that pings only while the pipeline is alive, and the journal check for stdout.
+/// (The process-level tests are in Integration.Tests.)
+/// </summary>
 [Collection(ProcessEnvironment.Name)]
 public sealed class SystemdTests
 {
@@ -14,9 +21,8 @@ public sealed class SystemdTests
         Environment.SetEnvironmentVariable("NOTIFY_SOCKET", socket.Path);
         try
         {
-            using var notifier = SystemdNotifier.FromEnvironment();
-            Assert.NotNull(notifier);
-            Assert.True(notifier.Notify("READY=1\nSTATUS=test"));
+            var notifier = new SystemdNotifier();
+            Assert.True(SystemdNotify.TryNotify(notifier, "READY=1\nSTATUS=test"));
             Assert.Equal("READY=1\nSTATUS=test", await socket.ReceiveAsync());
         }
         finally
@@ -26,10 +32,52 @@ public sealed class SystemdTests
     }
 
     [Fact]
-    public void FromEnvironment_WithoutNotifySocket_IsNull()
+    public void WithoutNotifySocket_NoSystemdLifetimeIsRegistered()
     {
         Environment.SetEnvironmentVariable("NOTIFY_SOCKET", null);
-        Assert.Null(SystemdNotifier.FromEnvironment());
+        // PID 1 here is not systemd and neither is our parent.
+        Assert.False(GatewayHost.SystemdRequested);
+        var services = new ServiceCollection();
+        Assert.False(GatewayHost.AddSystemd(services));
+        Assert.Empty(services);
+        Assert.False(SystemdNotify.TryNotify(new SystemdNotifier(), "READY=1"));
+    }
+
+    [Fact]
+    public async Task WithNotifySocket_TheHostSaysReadyOnlyAfterEveryServiceStarted_AndStopping()
+    {
+        using var socket = new NotifySocket();
+        Environment.SetEnvironmentVariable("NOTIFY_SOCKET", socket.Path);
+        try
+        {
+            Assert.True(GatewayHost.SystemdRequested);
+            var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+            Assert.True(GatewayHost.AddSystemd(builder.Services));
+            var slow = new SlowStart(socket);
+            builder.Services.AddHostedService(_ => slow);
+            using var host = builder.Build();
+            Assert.IsType<SystemdLifetime>(host.Services.GetRequiredService<IHostLifetime>());
+
+            await host.StartAsync();
+            Assert.Null(slow.SeenDuringStart);
+            Assert.Equal("READY=1", await socket.ReceiveAsync());
+            await host.StopAsync();
+            Assert.Equal("STOPPING=1", await socket.ReceiveAsync());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("NOTIFY_SOCKET", null);
+        }
+    }
+
+    /// <summary>A hosted service whose start takes a while (as binding listeners does) and watches the socket meanwhile.</summary>
+    private sealed class SlowStart(NotifySocket socket) : IHostedService
+    {
+        public string? SeenDuringStart { get; private set; }
+
+        public async Task StartAsync(CancellationToken cancellationToken) => SeenDuringStart = await socket.ReceiveAsync(300);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     [Fact]
@@ -39,9 +87,9 @@ public sealed class SystemdTests
         try
         {
             Environment.SetEnvironmentVariable("WATCHDOG_PID", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Assert.Equal(TimeSpan.FromSeconds(2), SystemdNotifier.WatchdogTimeout());
+            Assert.Equal(TimeSpan.FromSeconds(2), SystemdNotify.WatchdogTimeout());
             Environment.SetEnvironmentVariable("WATCHDOG_PID", "1");
-            Assert.Null(SystemdNotifier.WatchdogTimeout());
+            Assert.Null(SystemdNotify.WatchdogTimeout());
         }
         finally
         {
@@ -55,11 +103,11 @@ public sealed class SystemdTests
     {
         using var socket = new NotifySocket();
         Environment.SetEnvironmentVariable("NOTIFY_SOCKET", socket.Path);
-        using var notifier = SystemdNotifier.FromEnvironment()!;
+        var notifier = new SystemdNotifier();
         Environment.SetEnvironmentVariable("NOTIFY_SOCKET", null);
         var harness = await GatewayHarness.StartAsync();
         using var stop = new CancellationTokenSource();
-        var watchdog = Watchdog.RunAsync(notifier, TimeSpan.FromMilliseconds(200), () => harness.Gateway.IsAlive(TimeSpan.FromSeconds(1)), stop.Token);
+        var watchdog = SystemdWatchdog.RunAsync(notifier, TimeSpan.FromMilliseconds(200), () => harness.Gateway.IsAlive(TimeSpan.FromSeconds(1)), stop.Token);
 
         var alive = await socket.ReceiveForAsync(600);
         Assert.True(alive.Count(m => m.StartsWith("WATCHDOG=1", StringComparison.Ordinal)) >= 3, string.Join(" | ", alive));
@@ -75,6 +123,33 @@ public sealed class SystemdTests
         int stalled = dead.FindIndex(m => m.StartsWith("STATUS=pipeline stalled", StringComparison.Ordinal));
         Assert.True(stalled >= 0, string.Join(" | ", dead));
         Assert.DoesNotContain(dead.Skip(stalled), m => m.Contains("WATCHDOG=1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Journal_MatchesOnlyTheStreamJournalStreamNames()
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+            int fd = (int)file.SafeFileHandle.DangerousGetHandle();
+            using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/bin/stat", ["-c", "%d:%i", path]) { RedirectStandardOutput = true })!;
+            string deviceInode = (await stat.StandardOutput.ReadToEndAsync()).Trim();
+            await stat.WaitForExitAsync();
+            Assert.Matches(@"^\d+:\d+$", deviceInode);
+
+            Assert.True(Journal.Matches(deviceInode, fd));
+            Assert.False(Journal.Matches(deviceInode, 0)); // another stream (stdin)
+            Assert.False(Journal.Matches(deviceInode.Split(':')[0] + ":1", fd));
+            Assert.False(Journal.Matches(null, fd));
+            Assert.False(Journal.Matches("", fd));
+            Assert.False(Journal.Matches("garbage", fd));
+            Assert.False(Journal.Matches(":" + deviceInode, fd));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 }
 

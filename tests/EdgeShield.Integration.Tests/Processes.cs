@@ -159,6 +159,7 @@ internal static partial class Processes
 
     public const int SIGTERM = 15;
     public const int SIGHUP = 1;
+    public const int SIGINT = 2;
 
     [LibraryImport("libc", EntryPoint = "kill")]
     private static partial int Kill(int pid, int signal);

@@ -77,6 +77,7 @@ public partial class SystemdTests
         {
             await using var gateway = new Processes.Running(Run(path, socket, 400_000));
             Assert.True(await socket.WaitForAsync("READY=1"), "no READY=1: " + string.Join(" | ", socket.Messages) + gateway.Stderr);
+            Assert.DoesNotContain(socket.Messages, m => m.Contains("WATCHDOG=1", StringComparison.Ordinal)); // READY first
             // READY=1 comes only after the listener is bound: it accepts now.
             Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on "));
             var port = int.Parse(ListenLine().Match(gateway.Stderr).Groups[1].Value, CultureInfo.InvariantCulture);
@@ -90,6 +91,29 @@ public partial class SystemdTests
             gateway.Signal(Processes.SIGTERM);
             Assert.True(await socket.WaitForAsync("STOPPING=1", 10_000), "no STOPPING=1: " + string.Join(" | ", socket.Messages));
             Assert.Equal(0, await gateway.WaitForExitAsync());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>The host's systemd lifetime listens for SIGTERM only; Ctrl+C (SIGINT) must stop as cleanly.</summary>
+    [Fact]
+    public async Task Run_UnderNotifySocket_SigintStopsCleanly()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
+        string path = Path.Combine(Path.GetTempPath(), $"edgeshield-sd-{Guid.NewGuid():N}.yaml");
+        await File.WriteAllTextAsync(path, GatewayProcess.Config(plc.Port, GatewayProcess.Policy));
+        using var socket = new NotifySocket();
+        try
+        {
+            await using var gateway = new Processes.Running(Run(path, socket, 0));
+            Assert.True(await socket.WaitForAsync("READY=1"), "no READY=1: " + string.Join(" | ", socket.Messages) + gateway.Stderr);
+            gateway.Signal(Processes.SIGINT);
+            Assert.True(await socket.WaitForAsync("STOPPING=1", 10_000), "no STOPPING=1: " + string.Join(" | ", socket.Messages));
+            Assert.Equal(0, await gateway.WaitForExitAsync());
+            Assert.Contains("\"reason\":\"stopping\"", gateway.Stdout, StringComparison.Ordinal);
         }
         finally
         {
@@ -114,6 +138,93 @@ public partial class SystemdTests
         finally
         {
             File.Delete(path);
+        }
+    }
+
+    /// <summary>
+    /// journald: with JOURNAL_STREAM naming stdout (here a file whose device:inode the test puts in it, as
+    /// systemd does for its stream socket), each audit line starts with its priority — &lt;4&gt; refusals,
+    /// &lt;3&gt; malformed, &lt;5&gt; service events — and is one JSON object after it. When stdout is another
+    /// stream (a pipe that inherited the variable), no prefix.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Run_WritesJournalPriorities_OnlyWhenStdoutIsTheJournal(bool stdoutIsTheJournal)
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
+        string path = Path.Combine(Path.GetTempPath(), $"edgeshield-sd-{Guid.NewGuid():N}.yaml");
+        string journal = Path.Combine(Path.GetTempPath(), $"edgeshield-journal-{Guid.NewGuid():N}.log");
+        await File.WriteAllTextAsync(path, GatewayProcess.Config(plc.Port, GatewayProcess.Policy));
+        await File.WriteAllTextAsync(journal, "");
+        try
+        {
+            var stat = await Processes.RunAsync(Processes.Tool("/usr/bin/stat", "-c", "%d:%i", journal));
+            string deviceInode = stat.Stdout.Trim();
+            Assert.Matches(@"^\d+:\d+$", deviceInode);
+            System.Diagnostics.ProcessStartInfo start;
+            if (stdoutIsTheJournal)
+            {
+                // exec: the shell's pid becomes the gateway's, with stdout on the file.
+                start = Processes.Tool("/bin/sh", "-c", "exec dotnet \"$0\" run --config \"$1\" >>\"$2\"", Processes.EdgeShieldDll, path, journal);
+            }
+            else
+            {
+                start = Processes.EdgeShield("run", "--config", path);
+            }
+            start.Environment["JOURNAL_STREAM"] = deviceInode;
+            await using var gateway = new Processes.Running(start);
+            Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on "), gateway.Stderr);
+            var port = int.Parse(ListenLine().Match(gateway.Stderr).Groups[1].Value, CultureInfo.InvariantCulture);
+            using (var client = await RawClient.ConnectAsync(port))
+            {
+                // Allowed (routine: no event), then a write the policy refuses.
+                Assert.Equal(3, (await client.RoundTripAsync([0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))[7]);
+                Assert.Equal(0x86, (await client.RoundTripAsync([0, 2, 0, 0, 0, 6, 1, 6, 1, 0xF4, 0, 1]))[7]);
+            }
+            using (var raw = new Socket(SocketType.Stream, ProtocolType.Tcp))
+            {
+                // Not Modbus: protocol id 7. The gateway drops it and closes the connection.
+                await raw.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+                await raw.SendAsync(new byte[] { 0, 3, 0, 7, 0, 6, 1, 3, 0, 0, 0, 1 }, SocketFlags.None);
+                using var closed = new CancellationTokenSource(5000);
+                Assert.Equal(0, await raw.ReceiveAsync(new byte[16], SocketFlags.None, closed.Token));
+            }
+            gateway.Signal(Processes.SIGTERM);
+            Assert.Equal(0, await gateway.WaitForExitAsync());
+
+            var lines = (stdoutIsTheJournal ? await File.ReadAllTextAsync(journal) : gateway.Stdout)
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            Assert.True(lines.Length >= 4, string.Join("\n", lines) + gateway.Stderr);
+            var events = new List<(string Prefix, string Event)>();
+            foreach (var line in lines)
+            {
+                var match = JournalLine().Match(line);
+                Assert.True(match.Success, line);
+                // One JSON object per line after the prefix.
+                using var json = System.Text.Json.JsonDocument.Parse(match.Groups[2].Value);
+                // Service events by their reason (started, stopping), the others by their event name.
+                string name = json.RootElement.GetProperty("event").GetString()!;
+                events.Add((match.Groups[1].Value, name == "service" ? json.RootElement.GetProperty("reason").GetString()! : name));
+            }
+            string Prefix(string name) => Assert.Single(events, e => e.Event == name).Prefix;
+            if (stdoutIsTheJournal)
+            {
+                Assert.Equal("<5>", Prefix("started"));
+                Assert.Equal("<4>", Prefix("denied"));
+                Assert.Equal("<3>", Prefix("malformed"));
+                Assert.Equal("<5>", Prefix("stopping"));
+            }
+            else
+            {
+                Assert.All(events, e => Assert.Equal("", e.Prefix));
+                Assert.Equal(["started", "denied", "malformed", "stopping"], events.Select(e => e.Event).Where(e => e is "started" or "denied" or "malformed" or "stopping"));
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+            File.Delete(journal);
         }
     }
 
@@ -163,6 +274,9 @@ public partial class SystemdTests
 
     [GeneratedRegex(@"listener hmi-plc1 on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ListenLine();
+
+    [GeneratedRegex(@"^(<[0-7]>)?(\{.*\})$")]
+    private static partial Regex JournalLine();
 
     [GeneratedRegex(@"Overall exposure level for .*: (\d+\.\d+)")]
     private static partial Regex ExposureLine();

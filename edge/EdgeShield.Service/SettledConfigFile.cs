@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using EdgeShield.Policy;
 
-namespace EdgeShield.Host;
+namespace EdgeShield.Service;
 
 /// <summary>
 /// Reads a configuration file for a reload only once it has stopped changing, so that a file caught

@@ -1,4 +1,4 @@
-namespace EdgeShield.Host;
+namespace EdgeShield.Service;
 
 /// <summary>
 /// Reloads the configuration when its file changes (as SIGHUP does): inotify through
