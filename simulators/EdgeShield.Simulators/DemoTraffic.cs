@@ -108,8 +108,10 @@ public sealed class DemoTraffic
             Interlocked.Increment(ref _connectFailures);
             return;
         }
-        // FC 3 whose MBAP length (4) cuts its quantity off: well-formed header, malformed PDU.
-        await probe.SendAsync(new byte[] { 0x00, 0x01, 0x00, 0x00, 0x00, 0x04, _options.Unit, 0x03, 0x00, 0x00 }, ct);
+        // A web scanner's request on the Modbus port: its first bytes read as an MBAP header whose protocol
+        // id is not 0, so the framing itself is lost (a PDU of the wrong size inside a valid MBAP header would
+        // be answered 03 instead, as a PLC answers it).
+        await probe.SendAsync("GET / HTTP/1.0\r\n\r\n"u8.ToArray(), ct);
         Record(await probe.ReadAnswerAsync(_options.AnswerTimeoutMs, ct));
     }
 
