@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Policy;
@@ -85,8 +86,20 @@ internal sealed class AllowRule
     public FunctionSet Functions { get; init; } = FunctionSet.Any;
     /// <summary>Wire addresses, 0..65535; null = any, including requests that touch no table.</summary>
     public IntervalSet<int>? Addresses { get; init; }
-    /// <summary>Register values, 0..65535; null = any.</summary>
+    /// <summary>Register values, 0..65535, each register on its own (a rule without <c>type:</c>); null = any.</summary>
     public IntervalSet<int>? Values { get; init; }
+    /// <summary><c>type:</c> (int16, uint16, int32, uint32, float32): how <see cref="TypedValues"/> reads the written registers; null without it.</summary>
+    public TagType? ValueType { get; init; }
+    /// <summary><c>word-order:</c> of a typed value's bytes as written.</summary>
+    public WordOrder WordOrder { get; init; }
+    /// <summary>The bounds of <c>value:</c> on a rule with <c>type:</c>; null otherwise.</summary>
+    public ValueBounds? TypedValues { get; init; }
+
+    /// <summary>True when the rule has <c>value:</c>, typed or not.</summary>
+    public bool BoundsValues => Values is not null || TypedValues is not null;
+
+    /// <summary>Registers per typed value: 2 for int32, uint32 and float32, else 1.</summary>
+    public int ValueWidth => ValueType is TagType.Int32 or TagType.UInt32 or TagType.Float32 ? 2 : 1;
     /// <summary>The token buckets of <c>rate:</c>; a reload hands over the previous policy's limiter to an identical rule (<see cref="CompiledPolicy.KeepRateBucketsOf"/>).</summary>
     public RateLimiter? Rate { get; set; }
     /// <summary>The rule's canonical YAML (keys, values, quoting; not layout): "same content" for a reload.</summary>
@@ -131,6 +144,10 @@ internal sealed class AllowRule
 
     public bool MatchesValues(in ModbusRequest request)
     {
+        if (TypedValues is not null)
+        {
+            return MatchesTypedValues(request);
+        }
         if (Values is null)
         {
             return true;
@@ -151,6 +168,85 @@ internal sealed class AllowRule
     }
 
     /// <summary>
+    /// <c>value:</c> with <c>type:</c>: the written registers read as the PLC reads them. Values lie
+    /// end to end from the first address of each merged <c>address:</c> range (the loader requires
+    /// <c>address:</c> for a 32-bit type and a whole number of values in each range), so a write
+    /// that starts off that grid or covers part of a value cannot be checked and does not match;
+    /// FC 6 against a 32-bit type always covers part of one. NaN and infinities never match.
+    /// </summary>
+    private bool MatchesTypedValues(in ModbusRequest request)
+    {
+        if (WritesUncheckedValues(request))
+        {
+            return false;
+        }
+        var values = request.RegisterValues;
+        var size = ValueWidth * 2;
+        if (values.IsEmpty)
+        {
+            return true;
+        }
+        if (size == 4)
+        {
+            var start = request.WriteSpan.Start;
+            if (values.Length % 4 != 0 || Addresses is null || !Addresses.TryFindLow(start, out var low) || ((start - low) & 1) != 0)
+            {
+                return false;
+            }
+        }
+        Span<byte> word = stackalloc byte[4];
+        word = word[..size];
+        var bounds = TypedValues!;
+        for (var i = 0; i + size <= values.Length; i += size)
+        {
+            WordOrdering.ToBigEndian(values.Slice(i, size), word, WordOrder);
+            double value = ValueType switch
+            {
+                TagType.Int16 => BinaryPrimitives.ReadInt16BigEndian(word),
+                TagType.Int32 => BinaryPrimitives.ReadInt32BigEndian(word),
+                TagType.UInt32 => BinaryPrimitives.ReadUInt32BigEndian(word),
+                TagType.Float32 => BinaryPrimitives.ReadSingleBigEndian(word),
+                _ => BinaryPrimitives.ReadUInt16BigEndian(word),
+            };
+            if (!double.IsFinite(value) || !bounds.Contains(value))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// True when every write this rule's <c>value:</c> allows is one <paramref name="other"/>'s allows
+    /// too, as far as values go. Conservative: typed and untyped bounds, or different types, word
+    /// orders or (for 32-bit types) address grids, never cover each other.
+    /// </summary>
+    public bool ValueBoundsCover(AllowRule other)
+    {
+        if (!BoundsValues)
+        {
+            return true;
+        }
+        if (!other.BoundsValues)
+        {
+            return false;
+        }
+        if (Values is not null || other.Values is not null)
+        {
+            return Values is not null && other.Values is not null && Values.IsSupersetOf(other.Values);
+        }
+        if (ValueType != other.ValueType || WordOrder != other.WordOrder)
+        {
+            return false;
+        }
+        if (ValueWidth == 2 && (Addresses is null || other.Addresses is null || !Addresses.IsSupersetOf(other.Addresses) || !other.Addresses.IsSupersetOf(Addresses)))
+        {
+            return false;
+        }
+        return TypedValues!.IsSupersetOf(other.TypedValues!);
+    }
+
+    /// <summary>
     /// Functions whose written data <c>value:</c> cannot bound: 22 (the result depends on the
     /// register's current value), 21 (file records), 43/13 (CANopen SDO) and codes whose
     /// meaning the spec does not define (vendor programming services).
@@ -164,7 +260,7 @@ internal sealed class AllowRule
         get
         {
             var set = Functions;
-            if (Values is not null)
+            if (BoundsValues)
             {
                 for (var fc = 0; fc < 256; fc++)
                 {

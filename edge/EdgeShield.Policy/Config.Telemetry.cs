@@ -97,6 +97,29 @@ public enum WordOrder : byte
     Dcba,
 }
 
+/// <summary>Decoding of multi-word values, shared by telemetry tags and typed rule values (<c>type:</c>, <c>word-order:</c>).</summary>
+public static class WordOrdering
+{
+    /// <summary>
+    /// Puts the received bytes into big-endian (abcd) order. Names follow the bytes of the value
+    /// as they arrive: cdab = words swapped, badc = bytes swapped in each word, dcba = reversed.
+    /// For 64-bit values the same rule applies to four words (cdab: the word order is reversed).
+    /// Allocates nothing; <paramref name="destination"/> must be as long as <paramref name="source"/>.
+    /// </summary>
+    public static void ToBigEndian(ReadOnlySpan<byte> source, Span<byte> destination, WordOrder order)
+    {
+        int n = source.Length;
+        int wordCount = n / 2;
+        for (int w = 0; w < wordCount; w++)
+        {
+            int from = order is WordOrder.Cdab or WordOrder.Dcba ? wordCount - 1 - w : w;
+            bool swapBytes = order is WordOrder.Badc or WordOrder.Dcba;
+            destination[(w * 2) + 0] = swapBytes ? source[(from * 2) + 1] : source[from * 2];
+            destination[(w * 2) + 1] = swapBytes ? source[from * 2] : source[(from * 2) + 1];
+        }
+    }
+}
+
 /// <summary>One tag of a poll entry. The value published is <c>raw × scale + offset</c>.</summary>
 public sealed record TagConfig
 {

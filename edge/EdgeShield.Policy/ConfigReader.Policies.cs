@@ -9,7 +9,9 @@ namespace EdgeShield.Policy;
 internal sealed partial class ConfigReader
 {
     private static readonly string[] PolicyKeys = ["mode", "on-deny", "rules"];
-    private static readonly string[] RuleKeys = ["name", "from", "unit", "function", "address", "value", "rate", "maintenance"];
+    private static readonly string[] RuleKeys = ["name", "from", "unit", "function", "address", "type", "word-order", "value", "rate", "maintenance"];
+    /// <summary>Rule <c>type:</c>: the telemetry tags' register types up to 32 bits.</summary>
+    private static readonly string[] RuleValueTypes = ["int16", "uint16", "int32", "uint32", "float32"];
     private static readonly string[] Modes = ["enforce", "monitor"];
     private static readonly string[] OnDenyActions = ["exception", "drop", "close"];
     private static readonly string[] FunctionGroups = ["read", "write", "diagnostics", "program"];
@@ -199,7 +201,28 @@ internal sealed partial class ConfigReader
         }
 
         var addresses = map.TryGet("address", out var addressNode) ? ReadRanges(addressNode, "address", "an address 0..65535 or a range such as 0-999") : null;
-        var values = map.TryGet("value", out var valueNode) ? ReadRanges(valueNode, "value", "a register value 0..65535 or a range such as 0-1500") : null;
+        var (valueType, wordOrder) = ReadValueType(map, out var typeNode);
+        IntervalSet<int>? values = null;
+        ValueBounds? typedValues = null;
+        if (map.TryGet("value", out var valueNode))
+        {
+            if (typeNode is null)
+            {
+                values = ReadRanges(valueNode, "value", "a register value 0..65535 or a range such as 0-1500", "; negative or decimal bounds need 'type:' (int16, int32, float32, …)");
+            }
+            else
+            {
+                typedValues = ReadTypedRanges(valueNode, typeNode.Value);
+            }
+        }
+        else if (typeNode is not null)
+        {
+            _diagnostics.Error(typeNode, "'type' says how 'value' reads the written registers, but this rule has no 'value': add 'value:' bounds or remove 'type:'");
+        }
+        if (valueType is TagType.Int32 or TagType.UInt32 or TagType.Float32 && typeNode is not null)
+        {
+            CheckValueGrid(typeNode, addressNode, addresses);
+        }
         var rate = map.TryGet("rate", out var rateNode) ? ReadRate(rateNode) : null;
         var maintenanceRule = map.TryGet("maintenance", out var maintenanceNode) && Boolean(maintenanceNode, "maintenance") == true;
 
@@ -218,11 +241,14 @@ internal sealed partial class ConfigReader
             Functions = functions,
             Addresses = addresses,
             Values = values,
+            ValueType = valueType,
+            WordOrder = wordOrder,
+            TypedValues = typedValues,
             Rate = rate,
             Maintenance = maintenanceRule,
             Content = Canonical(node),
         };
-        if (values is not null && rule.EffectiveFunctions.IsEmpty)
+        if (rule.BoundsValues && rule.EffectiveFunctions.IsEmpty)
         {
             _diagnostics.Warning(valueNode, $"rule '{name}' can never match: 'value' never allows functions 21, 22, 43/13 or vendor codes (their written values cannot be checked), and it names no other function");
         }
@@ -295,7 +321,7 @@ internal sealed partial class ConfigReader
         return true;
     }
 
-    private IntervalSet<int>? ReadRanges(YamlNode node, string key, string example)
+    private IntervalSet<int>? ReadRanges(YamlNode node, string key, string example, string hint = "")
     {
         var items = ScalarList(node, key, example);
         if (items is null)
@@ -305,13 +331,130 @@ internal sealed partial class ConfigReader
         var ranges = new List<(int, int)>(items.Count);
         foreach (var item in items)
         {
-            if (NumberRange(item, key, 0, ushort.MaxValue) is { } range)
+            if (NumberRange(item, key, 0, ushort.MaxValue, hint) is { } range)
             {
                 ranges.Add(range);
             }
         }
         return ranges.Count == items.Count ? IntervalSet<int>.Build(ranges) : null;
     }
+
+    /// <summary><c>type:</c> and <c>word-order:</c> of a rule (the telemetry tags' words); word-order needs a type.</summary>
+    private (TagType? Type, WordOrder Order) ReadValueType(KeyMap map, out YamlNode? typeNode)
+    {
+        TagType? type = null;
+        if (map.TryGet("type", out typeNode))
+        {
+            type = OneOf(typeNode, "type", RuleValueTypes) switch
+            {
+                "int16" => TagType.Int16,
+                "uint16" => TagType.UInt16,
+                "int32" => TagType.Int32,
+                "uint32" => TagType.UInt32,
+                "float32" => TagType.Float32,
+                _ => null,
+            };
+        }
+        var order = WordOrder.Abcd;
+        if (map.TryGet("word-order", out var orderNode))
+        {
+            if (typeNode is null)
+            {
+                _diagnostics.Error(orderNode, "'word-order' says how a typed value's bytes are written; it needs 'type:' (int16, uint16, int32, uint32, float32)");
+            }
+            switch (OneOf(orderNode, "word-order", WordOrders))
+            {
+                case "cdab": order = WordOrder.Cdab; break;
+                case "badc": order = WordOrder.Badc; break;
+                case "dcba": order = WordOrder.Dcba; break;
+            }
+        }
+        return (type, order);
+    }
+
+    /// <summary>
+    /// A 32-bit value takes two registers; values lie end to end from the first address of each
+    /// merged <c>address:</c> range, so the rule needs <c>address:</c> and each range an even length.
+    /// </summary>
+    private void CheckValueGrid(YamlNode typeNode, YamlNode? addressNode, IntervalSet<int>? addresses)
+    {
+        if (addressNode is null)
+        {
+            _diagnostics.Error(typeNode, $"'type: {typeNode.Value}' takes two registers per value, which start at the first address of each 'address' range: this rule needs 'address:'");
+            return;
+        }
+        if (addresses is null)
+        {
+            return;
+        }
+        for (var i = 0; i < addresses.Count; i++)
+        {
+            var (low, high) = addresses[i];
+            if ((high - low + 1) % 2 != 0)
+            {
+                _diagnostics.Error(addressNode, $"'address' range {low}-{high} holds {high - low + 1} registers, not a whole number of {typeNode.Value} values (2 registers each, from its first address)");
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>value:</c> of a typed rule: numbers as the type reads them, negative and decimal allowed.
+    /// A range is <c>LOW..HIGH</c> (<c>-40..120</c>, <c>-20.5..80</c>); <c>LOW-HIGH</c> works too
+    /// (<c>0-1500</c>, <c>-40-120</c>: the dash after a digit separates).
+    /// </summary>
+    private ValueBounds? ReadTypedRanges(YamlNode node, string type)
+    {
+        var example = $"a {type} value or a range such as -20.5..80 or 0-1500";
+        var items = ScalarList(node, "value", example);
+        if (items is null)
+        {
+            return null;
+        }
+        var ranges = new List<(double, double)>(items.Count);
+        foreach (var item in items)
+        {
+            if (TryParseRealRange(item.Value.Trim(), out var low, out var high))
+            {
+                if (low <= high)
+                {
+                    ranges.Add((low, high));
+                    continue;
+                }
+                _diagnostics.Error(item, $"'value' range {item.Value.Trim()} runs backwards; write the lower bound first");
+                continue;
+            }
+            _diagnostics.Error(item, $"'value' with 'type: {type}' must be a finite number or a range LOW..HIGH such as -20.5..80 or 0-1500, not {item.Describe()}");
+        }
+        return ranges.Count == items.Count ? ValueBounds.Build(ranges) : null;
+    }
+
+    internal static bool TryParseRealRange(string text, out double low, out double high)
+    {
+        low = high = 0;
+        var separator = text.IndexOf("..", StringComparison.Ordinal);
+        var length = 2;
+        if (separator < 0)
+        {
+            length = 1;
+            for (var i = 1; i < text.Length; i++)
+            {
+                if (text[i] == '-' && (char.IsAsciiDigit(text[i - 1]) || text[i - 1] is '.' or ' '))
+                {
+                    separator = i;
+                    break;
+                }
+            }
+        }
+        if (separator < 0)
+        {
+            return TryReal(text, out low) && TryReal(text, out high);
+        }
+        return TryReal(text[..separator], out low) && TryReal(text[(separator + length)..], out high);
+    }
+
+    private static bool TryReal(string text, out double value) =>
+        double.TryParse(text, NumberStyles.AllowLeadingWhite | NumberStyles.AllowTrailingWhite | NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out value)
+        && double.IsFinite(value);
 
     private RateLimiter? ReadRate(YamlNode node)
     {
@@ -479,6 +622,6 @@ internal sealed partial class ConfigReader
         {
             return false;
         }
-        return earlier.Values is null || (later.Values is not null && earlier.Values.IsSupersetOf(later.Values));
+        return earlier.ValueBoundsCover(later);
     }
 }

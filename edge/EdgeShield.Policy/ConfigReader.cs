@@ -329,7 +329,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
     }
 
     /// <summary><c>N</c> or <c>A-B</c> within <paramref name="min"/>..<paramref name="max"/>, as an inclusive range.</summary>
-    private (int Low, int High)? NumberRange(YamlNode node, string key, int min, int max)
+    private (int Low, int High)? NumberRange(YamlNode node, string key, int min, int max, string hint = "")
     {
         var text = node.Value.Trim();
         var dash = text.IndexOf('-', 1 < text.Length ? 1 : 0);
@@ -350,7 +350,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             _diagnostics.Error(node, $"'{key}' range {text} runs backwards; write it as {high}-{low}");
             return null;
         }
-        _diagnostics.Error(node, $"'{key}' must be a number from {min} to {max} or a range such as {min}-{Math.Min(max, min + 9)}, not {node.Describe()}");
+        _diagnostics.Error(node, $"'{key}' must be a number from {min} to {max} or a range such as {min}-{Math.Min(max, min + 9)}, not {node.Describe()}{hint}");
         return null;
     }
 

@@ -79,6 +79,19 @@ internal sealed class IntervalSet<T> where T : struct, IComparable<T>, System.Nu
         return i >= 0 && value.CompareTo(_high[i]) <= 0;
     }
 
+    /// <summary>The low bound of the interval that holds <paramref name="value"/>, if one does.</summary>
+    public bool TryFindLow(T value, out T low)
+    {
+        var i = Floor(value);
+        if (i >= 0 && value.CompareTo(_high[i]) <= 0)
+        {
+            low = _low[i];
+            return true;
+        }
+        low = default;
+        return false;
+    }
+
     /// <summary>True when all of <paramref name="low"/>..<paramref name="high"/> lies inside one interval.</summary>
     public bool ContainsRange(T low, T high)
     {

@@ -79,7 +79,7 @@ public static class PolicyAnalysis
         {
             return null;
         }
-        bool sameConditions = SameSet(earlier.Values, later.Values)
+        bool sameConditions = SameValues(earlier, later)
             && earlier.Maintenance == later.Maintenance
             && (earlier.Rate is null) == (later.Rate is null)
             && (earlier.Rate is null || earlier.Rate.Count == later.Rate!.Count);
@@ -111,7 +111,7 @@ public static class PolicyAnalysis
     private static string Conditions(AllowRule later, AllowRule earlier)
     {
         var parts = new List<string>(3);
-        if (!SameSet(earlier.Values, later.Values))
+        if (!SameValues(earlier, later))
         {
             parts.Add("'value:' bounds");
         }
@@ -126,8 +126,8 @@ public static class PolicyAnalysis
         return string.Join(" and ", parts);
     }
 
-    private static bool SameSet(IntervalSet<int>? a, IntervalSet<int>? b) =>
-        a is null ? b is null : b is not null && a.IsSupersetOf(b) && b.IsSupersetOf(a);
+    /// <summary>The same <c>value:</c> bounds, read the same way (<c>type:</c>, <c>word-order:</c>, the grid of a 32-bit type).</summary>
+    private static bool SameValues(AllowRule a, AllowRule b) => a.ValueBoundsCover(b) && b.ValueBoundsCover(a);
 
     private static bool Intersect(IntervalSet<UInt128>? a, IntervalSet<UInt128>? b)
     {

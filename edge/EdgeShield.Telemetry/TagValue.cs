@@ -81,21 +81,7 @@ public static class TagDecoder
         return TagValue.FromReal((value * tag.Scale) + tag.Offset);
     }
 
-    /// <summary>
-    /// Puts the received bytes into big-endian (abcd) order. Names follow the bytes of the value
-    /// as they arrive: cdab = words swapped, badc = bytes swapped in each word, dcba = reversed.
-    /// For 64-bit values the same rule applies to four words (cdab: the word order is reversed).
-    /// </summary>
-    internal static void Reorder(ReadOnlySpan<byte> source, Span<byte> destination, WordOrder order)
-    {
-        int n = source.Length;
-        int wordCount = n / 2;
-        for (int w = 0; w < wordCount; w++)
-        {
-            int from = order is WordOrder.Cdab or WordOrder.Dcba ? wordCount - 1 - w : w;
-            bool swapBytes = order is WordOrder.Badc or WordOrder.Dcba;
-            destination[(w * 2) + 0] = swapBytes ? source[(from * 2) + 1] : source[from * 2];
-            destination[(w * 2) + 1] = swapBytes ? source[from * 2] : source[(from * 2) + 1];
-        }
-    }
+    /// <summary>Puts the received bytes into big-endian (abcd) order (<see cref="WordOrdering.ToBigEndian"/>).</summary>
+    internal static void Reorder(ReadOnlySpan<byte> source, Span<byte> destination, WordOrder order) =>
+        WordOrdering.ToBigEndian(source, destination, order);
 }

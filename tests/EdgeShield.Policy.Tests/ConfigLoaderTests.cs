@@ -75,7 +75,7 @@ public class ConfigLoaderTests
     public void Load_MisspelledRuleKey_SuggestsTheRightOne()
     {
         AssertErrors(Policy.Replace("{ mode: enforce }", "\n    mode: enforce\n    rules:\n      - fucntion: 3\n", StringComparison.Ordinal),
-            "test.yaml:5:9: error: unknown key 'fucntion' in rule; did you mean 'function'? (valid keys: name, from, unit, function, address, value, rate, maintenance)");
+            "test.yaml:5:9: error: unknown key 'fucntion' in rule; did you mean 'function'? (valid keys: name, from, unit, function, address, type, word-order, value, rate, maintenance)");
     }
 
     [Fact]
@@ -144,7 +144,7 @@ public class ConfigLoaderTests
             "test.yaml:7:39: error: 'function' must be a function number from 1 to 127, a name or a group, not '43/13'",
             "test.yaml:8:19: error: 'address' range 10-5 runs backwards; write it as 5-10",
             "test.yaml:8:25: error: 'address' must be a number from 0 to 65535 or a range such as 0-9, not '70000'",
-            "test.yaml:9:16: error: 'value' must be a number from 0 to 65535 or a range such as 0-9, not '-1'",
+            "test.yaml:9:16: error: 'value' must be a number from 0 to 65535 or a range such as 0-9, not '-1'; negative or decimal bounds need 'type:' (int16, int32, float32, …)",
             "test.yaml:10:15: error: 'rate' must be requests per second, minute or hour such as 10/s, 600/m or 100/h (1 to 1000000 requests), not '10/d'",
             "test.yaml:11:22: error: 'maintenance' must be true or false, not 'yes'",
             "test.yaml:12:15: error: 'from' is an empty list and would match nothing; give an IPv4 or IPv6 address or CIDR such as 10.20.0.0/24, or leave the key out to match any");

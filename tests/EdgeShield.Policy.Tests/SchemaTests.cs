@@ -50,6 +50,8 @@ public class SchemaTests
         ["Tables"] = "/properties/telemetry/properties/poll/items/properties/tags/items/properties/table",
         ["TagTypes"] = "/properties/telemetry/properties/poll/items/properties/tags/items/properties/type",
         ["ActiveLevels"] = "/properties/hardware/properties/maintenance-key/properties/active",
+        ["RuleValueTypes"] = $"{Rules}/properties/type",
+        ["WordOrders"] = $"{Rules}/properties/word-order",
     };
 
     private static readonly Type Reader = typeof(ConfigLoader).Assembly.GetType("EdgeShield.Policy.ConfigReader", throwOnError: true)!;
