@@ -28,6 +28,8 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     // on a connection that never pipelined means the client's own timeout fired: it gave up on the old one.
     // No client times out a Modbus TCP request this fast; a pipelining client sends its burst in microseconds.
     private static readonly long PipelineGapTicks = Stopwatch.Frequency / 20;
+    // A read that returns later than this after it was started waited for the client's bytes.
+    private static readonly long ReadWaitedTicks = Stopwatch.Frequency / 100;
 
     private readonly ModbusListener _listener;
     private readonly Socket _client;
@@ -48,8 +50,11 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     // When the send of a request to the PLC began, while it has not finished (0: none): a PLC that
     // stops reading stalls it, and the sweeper aborts that connection after response-timeout.
     private long _upstreamSendStarted;
-    // When the receive loop's last read returned (only that loop uses it).
+    // When the receive loop's last read returned, and whether that read waited for the client's bytes
+    // (they arrived then) or found them already queued (they arrived while the loop was busy, e.g.
+    // connecting to the PLC: when is unknown). Only the receive loop uses them.
     private long _readAt;
+    private bool _readWaited;
     // RTU over TCP: the client speaks address + PDU + CRC; the upstream always speaks MBAP.
     private readonly bool _rtu;
     private readonly byte[]? _forwardBuffer;
@@ -132,6 +137,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             while (!_closed.IsCancellationRequested)
             {
+                long readStart = Stopwatch.GetTimestamp();
                 int read = await _clientReader.ReceiveAsync(_receiveBuffer.AsMemory(filled));
                 if (read == 0)
                 {
@@ -139,6 +145,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
                 }
                 long readAt = Stopwatch.GetTimestamp();
                 _readAt = readAt;
+                _readWaited = readAt - readStart > ReadWaitedTicks;
                 Volatile.Write(ref _lastActivity, readAt);
                 filled += read;
                 int offset = 0;
@@ -261,8 +268,8 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         }
 
         bool added;
-        // When the request's bytes were read, not now: requests read together (a pipelined burst, or ones
-        // that waited in the socket while the gateway connected to the PLC) are never a client giving up.
+        // When the request's bytes were read, not now: requests read together (a pipelined burst) are never
+        // a client giving up, nor are bytes that waited in the socket while the loop was busy (connecting).
         long now = _readAt;
         lock (_pending)
         {
@@ -322,6 +329,14 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
     {
         if (_pipelines || _pending.Count == 0)
         {
+            return;
+        }
+        if (!_readWaited)
+        {
+            // The bytes were already queued when the loop came to read them (it was busy, e.g. connecting
+            // to the PLC): when they arrived is unknown, so nothing is taken as given up. In doubt every
+            // request is answered, as before; a request close behind another still marks pipelining.
+            _pipelines = _pending.AnyOutstandingWithin(now, PipelineGapTicks);
             return;
         }
         _pipelines = !_pending.TryAbandonOutstanding(now, PipelineGapTicks);
@@ -393,8 +408,7 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
         {
             if (generation > 0)
             {
-                long sentAt = Stopwatch.GetTimestamp();
-                _pending.MarkSent(gatewayTid, generation, sentAt, sentAt + _listener.ResponseTimeoutTicks);
+                _pending.MarkSent(gatewayTid, generation, Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
                 return;
             }
             failed = _pending.TryTake(gatewayTid, out slot);

@@ -104,6 +104,19 @@ internal sealed class PendingTable
         return true;
     }
 
+    /// <summary>True when a request not given up on arrived less than <paramref name="gapTicks"/> before <paramref name="now"/>.</summary>
+    public bool AnyOutstandingWithin(long now, long gapTicks)
+    {
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            if (_slots[i].InUse && !_slots[i].Abandoned && now - _slots[i].ArrivedAt < gapTicks)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /// <summary>
     /// A new request arrived on a connection that has never pipelined: the client has given up on every
     /// request still outstanding, unless one arrived less than <paramref name="pipelineGapTicks"/> ago —
@@ -111,12 +124,9 @@ internal sealed class PendingTable
     /// </summary>
     public bool TryAbandonOutstanding(long now, long pipelineGapTicks)
     {
-        for (int i = 0; i < _slots.Length; i++)
+        if (AnyOutstandingWithin(now, pipelineGapTicks))
         {
-            if (_slots[i].InUse && !_slots[i].Abandoned && now - _slots[i].ArrivedAt < pipelineGapTicks)
-            {
-                return false;
-            }
+            return false;
         }
         for (int i = 0; i < _slots.Length; i++)
         {
@@ -171,17 +181,13 @@ internal sealed class PendingTable
     /// Records the connection a request went out on, and starts its response timeout: the clock
     /// runs from the moment the PLC has the request, not while the connection was being opened,
     /// so a request is never answered 0B and then still delivered (a write the client thinks failed).
-    /// The client's wait for it starts then too: <see cref="Slot.ArrivedAt"/> becomes <paramref name="sentAt"/>,
-    /// so that a request read while the gateway was still connecting or sending is never taken as one
-    /// the client sent after giving up (<see cref="TryAbandonOutstanding"/>).
     /// </summary>
-    public void MarkSent(ushort gatewayTid, int generation, long sentAt, long deadline)
+    public void MarkSent(ushort gatewayTid, int generation, long deadline)
     {
         int i = IndexOf(gatewayTid);
         if (i >= 0)
         {
             _slots[i].Generation = generation;
-            _slots[i].ArrivedAt = Math.Max(_slots[i].ArrivedAt, sentAt);
             _slots[i].Deadline = deadline;
         }
     }
