@@ -163,6 +163,21 @@ public class RequestDecodingTests
     public void ParseRequest_DiagnosticsOddData_IsOutOfSpec() =>
         AssertOutOfSpec(Cat(Words(8, 0x0000, 0xA537), [0x01]), SpecViolation.DiagnosticsDataOdd, ModbusExceptionCode.IllegalDataValue);
 
+    // A standard sub-function carries one data word; what follows it is not part of the PDU, as an RTU
+    // framer delimits it (8 bytes). Fuzzing found FC 8/01 with 12 more bytes taken as valid over TCP and
+    // framed differently on the bus (corpus/mbap/regression-diagnostics-trailing-*). Over TCP: 03.
+    [Fact]
+    public void ParseRequest_DiagnosticsStandardSubFunctionWithMoreThanOneWord_HasTrailingBytes()
+    {
+        AssertMalformed(Words(8, 0x0001, 0x0004, 0x0003), FramingError.TrailingBytes);
+        AssertMalformed(Words(8, 0x000A, 0x0000, 0x0000), FramingError.TrailingBytes);
+        var framed = ModbusPdu.ParseFramedRequest(Words(8, 0x0001, 0x0004, 0x0003));
+        Assert.Equal(RequestStatus.OutOfSpec, framed.Status);
+        Assert.Equal(ModbusExceptionCode.IllegalDataValue, framed.SpecExceptionCode);
+        Assert.Equal(RequestStatus.Valid, ModbusPdu.ParseRequest(Words(8, 0x0001, 0x0004)).Status);
+        Assert.Equal(RequestStatus.Valid, ModbusPdu.ParseRequest(Words(8, 0x0000, 0x0004, 0x0003)).Status);
+    }
+
     [Fact]
     public void ParseRequest_DiagnosticsWithoutSubFunction_IsMalformed()
     {

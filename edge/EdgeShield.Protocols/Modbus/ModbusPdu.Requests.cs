@@ -141,12 +141,21 @@ public static partial class ModbusPdu
         };
     }
 
-    /// <summary>FC 8 (6.8): <c>| 08 | sub-function (2) | data (2·N) |</c></summary>
+    /// <summary>
+    /// FC 8 (6.8): <c>| 08 | sub-function (2) | data (2·N) |</c>. Every standard sub-function but 00
+    /// carries exactly one data word (6.8.1: 01-04, 0A-12, 14), so anything after it does not belong
+    /// to the PDU (trailing bytes; over TCP a wrong-size PDU, answered 03), as an RTU framer delimits
+    /// it (8 bytes). Sent without its data word it is still taken, as RtuFramer takes it at silence.
+    /// </summary>
     private static ModbusRequest Diagnostics(ReadOnlySpan<byte> pdu)
     {
         if (pdu.Length < 3)
         {
             return Malformed(pdu, 8, FramingError.PduTruncated);
+        }
+        if (pdu.Length > 5 && BinaryPrimitives.ReadUInt16BigEndian(pdu[1..]) is 1 or 2 or 3 or 4 or (>= 10 and <= 18) or 20)
+        {
+            return Malformed(pdu, 8, FramingError.TrailingBytes);
         }
         var request = new ModbusRequest
         {

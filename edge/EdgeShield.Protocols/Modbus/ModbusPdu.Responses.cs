@@ -227,7 +227,7 @@ public static partial class ModbusPdu
         byte readCode = (byte)(expected.Echo2 >> 8);
         // Same read code; an individual access (code 4) answers exactly the object asked for. A stream
         // access (1-3) may start elsewhere: a server restarts at 0 for an object id it does not know.
-        if (pdu[2] != readCode || (readCode == 4 && (pdu[6] != 1 || pdu[7] != (byte)expected.Echo2)))
+        if (pdu[2] != readCode || (readCode == 4 && (pdu[6] != 1 || pdu.Length < 8 || pdu[7] != (byte)expected.Echo2)))
         {
             return ResponseError.WrongDeviceIdObject;
         }
