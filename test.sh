@@ -22,9 +22,10 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 #   systemd nftables                   systemd-analyze for the unit, nft for the generated ruleset
 #   mosquitto mosquitto-clients openssl   the MQTT broker of the telemetry tests and a test CA
 #   iproute2 faketime                  network namespaces (diode isolation), the clock-jump test
+#   procps                             kill(1), which the tests and the unit's ExecReload use (not in a minimal Debian)
 packages=(mbpoll python3-pymodbus python3-serial-asyncio autoconf automake libtool make gcc libc6-dev socat tshark
   clang zlib1g-dev lld llvm binutils file qemu-user-static systemd nftables mosquitto
-  mosquitto-clients openssl iproute2 faketime)
+  mosquitto-clients openssl iproute2 faketime procps)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -122,7 +122,7 @@ Maintainer: EdgeShield maintainers <edgeshield@localhost>
 Section: net
 Priority: optional
 Installed-Size: $installed_kb
-Depends: libc6 (>= $glibc), libssl3 | libssl1.1, adduser
+Depends: libc6 (>= $glibc), libssl3 | libssl1.1, adduser, procps
 Recommends: nftables, libgpiod2
 Description: inspecting firewall and data diode for Modbus PLC networks
  One Native AOT program between the plant floor and everything above it: every Modbus
