@@ -116,7 +116,9 @@ public sealed class MaintenanceKeyTests
         Assert.Equal([0x86, 0x01], (await client.RoundTripAsync(ModbusClient.WriteRegister(2, 1, 101, 7)))[7..]);
         var changes = rig.Snapshot();
         Assert.Equal(["maintenance-armed", "maintenance-disarmed"], changes.Select(c => c.Reason));
-        Assert.Equal("key turned back", changes[1].Detail);
+        // The key's edge says "turned back"; on a loaded machine the switch's periodic re-read of the key may
+        // see the off position first (a lost edge is covered that way): either is the key, audited at once.
+        Assert.Contains(changes[1].Detail, new[] { "key turned back", "key reads in the off position" });
     }
 
     [Fact]
