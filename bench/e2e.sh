@@ -141,11 +141,14 @@ for gw in $GATEWAYS; do
   extra=""
   [[ $gw == *-inline ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
   [[ $gw == *-tp ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0"
-  base=${gw%-inline}
+  # *-unpinned: the epoll loops left to the scheduler (EDGESHIELD_EPOLL_PIN=0; RESULTS §13).
+  [[ $gw == *-unpinned ]] && extra="EDGESHIELD_EPOLL_PIN=0"
+  base=${gw%-unpinned}
+  base=${base%-inline}
   case ${base%-tp} in
     jit) cmd=(dotnet "$GW_DLL") ;;
     aot) cmd=("$GW_AOT") ;;
-    *) echo "e2e: unknown gateway '$gw' (jit, aot, with -inline or -tp)" >&2; exit 2 ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, with -inline, -tp or -unpinned)" >&2; exit 2 ;;
   esac
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
   gateway_config $port >"$WORK/gw-$gw.yaml"

@@ -272,6 +272,11 @@ public sealed class TelemetryPublisher : IAsyncDisposable
             Refused(e.Message);
             return false;
         }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Our own stop, not the broker: nothing to report.
+            return false;
+        }
         catch (Exception e) when (e is MqttCommunicationException or OperationCanceledException or IOException or System.Net.Sockets.SocketException or InvalidOperationException or System.Security.Authentication.AuthenticationException)
         {
             Refused("unreachable: " + e.GetType().Name);
