@@ -20,6 +20,9 @@ public class HardeningSessionTests
         h.Plc.SetHoldingRegister(1, 1, 111);
         h.Plc.SetHoldingRegister(1, 2, 222);
         using var client = await h.ConnectAsync();
+        // The PLC connection is opened by a first, answered request: the gateway reads the next ones while
+        // waiting for them (a request read while it was still connecting is never taken as a give-up).
+        Assert.Equal(9, ForwardingTests.Tid((await client.RoundTripAsync(ModbusClient.ReadHolding(9, 1, 1, 1)))!));
 
         await client.SendAsync(ModbusClient.ReadHolding(1, 1, 1, 1));
         Assert.Null(await client.ReceiveAsync(300));
@@ -40,8 +43,10 @@ public class HardeningSessionTests
     public async Task ClientThatGaveUp_OnASilentPlc_GetsNo0BForTheAbandonedRequest()
     {
         await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 400ms }");
-        h.Plc.Faults.Silent = true;
         using var client = await h.ConnectAsync();
+        // The PLC connection is opened by a first, answered request (see above); then the PLC falls silent.
+        Assert.Equal(9, ForwardingTests.Tid((await client.RoundTripAsync(ModbusClient.ReadHolding(9, 1, 0, 1)))!));
+        h.Plc.Faults.Silent = true;
 
         await client.SendAsync(ModbusClient.ReadHolding(1, 1, 0, 1));
         Assert.Null(await client.ReceiveAsync(200));
