@@ -46,6 +46,18 @@ public enum AuditEventKind : byte
 /// </summary>
 public readonly record struct AuditEvent
 {
+    /// <summary>An event of the service itself (started, reloaded, stopping, hardware, capture), not of a frame.</summary>
+    public static AuditEvent Service(string reason, string detail) => new()
+    {
+        Time = DateTime.UtcNow,
+        Kind = AuditEventKind.Service,
+        Unit = -1,
+        FunctionCode = -1,
+        Reason = reason,
+        Detail = detail,
+        Count = 1,
+    };
+
     public DateTime Time { get; init; }
     public AuditEventKind Kind { get; init; }
     /// <summary>The listener's name; null or empty for events of no listener (service events), then left out of the JSON.</summary>

@@ -132,7 +132,7 @@ public sealed class ForensicsCapture : IDisposable
             long drops = _counters.CapturesDropped;
             if (drops != reportedDrops && Stopwatch.GetElapsedTime(lastReport) >= DropReportInterval)
             {
-                _audit.Write(ServiceEvent("pcap-dropped", $"{drops - reportedDrops} denied or malformed frames not written to {Path} (capture queue full or write failed); {drops} in all"));
+                _audit.Write(AuditEvent.Service("pcap-dropped", $"{drops - reportedDrops} denied or malformed frames not written to {Path} (capture queue full or write failed); {drops} in all"));
                 reportedDrops = drops;
                 lastReport = Stopwatch.GetTimestamp();
             }
@@ -162,13 +162,13 @@ public sealed class ForensicsCapture : IDisposable
             if (!failed)
             {
                 failed = true;
-                _audit.Write(ServiceEvent("pcap-failed", $"cannot write {Path}: {ex.Message}; frames are counted as dropped until a write succeeds"));
+                _audit.Write(AuditEvent.Service("pcap-failed", $"cannot write {Path}: {ex.Message}; frames are counted as dropped until a write succeeds"));
             }
             return false;
         }
         if (_writer.Rotations != rotations)
         {
-            _audit.Write(ServiceEvent("pcap-rotated", $"{Path} reached max-mb; the previous file is {Path}.1"));
+            _audit.Write(AuditEvent.Service("pcap-rotated", $"{Path} reached max-mb; the previous file is {Path}.1"));
         }
         return true;
     }
@@ -184,7 +184,7 @@ public sealed class ForensicsCapture : IDisposable
             if (!failed)
             {
                 failed = true;
-                _audit.Write(ServiceEvent("pcap-failed", $"cannot write {Path}: {ex.Message}"));
+                _audit.Write(AuditEvent.Service("pcap-failed", $"cannot write {Path}: {ex.Message}"));
             }
         }
     }
@@ -214,18 +214,6 @@ public sealed class ForensicsCapture : IDisposable
     /// <summary>Appends <paramref name="text"/> as UTF-8 if it fits whole; a comment is cut rather than overrun.</summary>
     private static int Append(Span<byte> destination, int at, string? text) =>
         text is not null && Encoding.UTF8.TryGetBytes(text, destination[at..], out int length) ? at + length : at;
-
-    private static AuditEvent ServiceEvent(string reason, string detail) => new()
-    {
-        Time = DateTime.UtcNow,
-        Kind = AuditEventKind.Service,
-        Listener = "",
-        Unit = -1,
-        FunctionCode = -1,
-        Reason = reason,
-        Detail = detail,
-        Count = 1,
-    };
 
     /// <summary>Writes what is queued, then closes the file.</summary>
     public void Dispose()

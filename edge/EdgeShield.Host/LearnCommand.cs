@@ -162,7 +162,7 @@ internal static class LearnCommand
             {
                 Console.Error.WriteLine($"edgeshield learn: listener {listener.Config.Name} on {listener.LocalEndPoint} -> {listener.Config.Upstream} (policy {listener.Config.PolicyName} in monitor mode), learning for {seconds} s");
             }
-            audit.Write(RunCommand.ServiceEvent("learning", $"config {path} sha256 {config.Hash}, every policy in monitor mode, for {seconds} s"));
+            audit.Write(AuditEvent.Service("learning", $"config {path} sha256 {config.Hash}, every policy in monitor mode, for {seconds} s"));
             var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
             {
@@ -175,7 +175,7 @@ internal static class LearnCommand
                 stop.TrySetResult();
             });
             await Task.WhenAny(stop.Task, Task.Delay(TimeSpan.FromSeconds(seconds)));
-            audit.Write(RunCommand.ServiceEvent("stopping", "learning done; closing listeners and connections"));
+            audit.Write(AuditEvent.Service("stopping", "learning done; closing listeners and connections"));
         }
 
         string description = string.Create(CultureInfo.InvariantCulture,

@@ -76,6 +76,4 @@ internal static class RunCommand
 
     private static string FirstError(ConfigLoadResult loaded) =>
         loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
-
-    internal static AuditEvent ServiceEvent(string reason, string detail) => ServiceEvents.Create(reason, detail);
 }

@@ -96,14 +96,14 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     /// <summary>Every hosted service has started (hardware and telemetry too).</summary>
     public Task StartedAsync(CancellationToken cancellationToken)
     {
-        Sink.Write(ServiceEvents.Create("started", $"config {options.ConfigPath} sha256 {options.Config.Hash}"));
+        Sink.Write(AuditEvent.Service("started", $"config {options.ConfigPath} sha256 {options.Config.Hash}"));
         return Task.CompletedTask;
     }
 
     /// <summary>Before any hosted service stops.</summary>
     public Task StoppingAsync(CancellationToken cancellationToken)
     {
-        _sink?.Write(ServiceEvents.Create("stopping", "signal received; closing listeners and connections"));
+        _sink?.Write(AuditEvent.Service("stopping", "signal received; closing listeners and connections"));
         return Task.CompletedTask;
     }
 

@@ -68,7 +68,7 @@ public sealed class HardwareRuntime : IDisposable
         }
         catch (Exception e) when (e is PlatformNotSupportedException or IOException or UnauthorizedAccessException or InvalidOperationException or DllNotFoundException)
         {
-            audit.Write(ServiceEvents.Create("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
+            audit.Write(AuditEvent.Service("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
             return new HardwareRuntime(null, null, null, null, null, null);
         }
 
@@ -82,14 +82,14 @@ public sealed class HardwareRuntime : IDisposable
             {
                 key = new GpioMaintenanceKey(controller, keyConfig.Gpio, keyConfig.ActiveLow, GpioMaintenanceKey.DefaultDebounce);
                 maintenanceSwitch = new MaintenanceSwitch(key, maintenance, keyConfig.ArmDuration, change =>
-                    audit.Write(ServiceEvents.Create(change.Reason, change.Detail)));
+                    audit.Write(AuditEvent.Service(change.Reason, change.Detail)));
             }
             leds = new GpioStatusLeds(controller, config.Leds.Run, config.Leds.Alarm, config.Leds.Maintenance);
             ledController = new StatusLedController(leds, () => counters.Allowed, () => counters.Denied + counters.Malformed + counters.Timeouts + counters.ResponseMismatches, maintenance);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or PlatformNotSupportedException)
         {
-            audit.Write(ServiceEvents.Create("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
+            audit.Write(AuditEvent.Service("hardware-unavailable", $"profile {config.Profile}: {e.Message}; maintenance stays disarmed"));
             ledController?.Dispose();
             leds?.Dispose();
             maintenanceSwitch?.Dispose();

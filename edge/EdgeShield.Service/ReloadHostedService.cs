@@ -73,7 +73,7 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
         // Only a file that has stopped changing, and exactly the bytes that were hashed, are parsed.
         if (!SettledConfigFile.TryRead(path, out var bytes, out var sha256, out var problem))
         {
-            audit.Write(ServiceEvent("reload-failed", $"{trigger}: kept policy sha256 {current.Hash}; {path}:1:1: error: {problem}"));
+            audit.Write(AuditEvent.Service("reload-failed", $"{trigger}: kept policy sha256 {current.Hash}; {path}:1:1: error: {problem}"));
             Console.Error.WriteLine($"{path}:1:1: error: {problem}");
             return current;
         }
@@ -85,7 +85,7 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
         if (loaded.HasErrors || loaded.Config is null)
         {
             string first = loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
-            audit.Write(ServiceEvent("reload-failed", $"{trigger}: kept policy sha256 {current.Hash}; {first}"));
+            audit.Write(AuditEvent.Service("reload-failed", $"{trigger}: kept policy sha256 {current.Hash}; {first}"));
             foreach (var diagnostic in loaded.Diagnostics)
             {
                 Console.Error.WriteLine(diagnostic.ToString());
@@ -100,13 +100,11 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
             : $"; not applied until a restart: {string.Join(", ", notApplied)}"
               + (notApplied.Contains("network") ? " (network: regenerate and load the ruleset with `edgeshield nft`)" : "");
         // What was loaded: the file and its exact size and hash (the same bytes were parsed).
-        audit.Write(ServiceEvent("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash} ({path}, {bytes.Length} bytes){notice}"));
+        audit.Write(AuditEvent.Service("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash} ({path}, {bytes.Length} bytes){notice}"));
         if (notice.Length > 0)
         {
             Console.Error.WriteLine($"{path}: warning: reloaded the policies only{notice}");
         }
         return loaded.Config;
     }
-
-    private static AuditEvent ServiceEvent(string reason, string detail) => ServiceEvents.Create(reason, detail);
 }

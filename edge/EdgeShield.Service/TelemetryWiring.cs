@@ -73,6 +73,6 @@ public static class TelemetryWiring
             config.GatewayName,
             config.Site,
             upstreams.Find,
-            notice => journal.Write(ServiceEvents.Create(notice.Reason, notice.Detail)),
+            notice => journal.Write(AuditEvent.Service(notice.Reason, notice.Detail)),
             TimeSpan.FromSeconds(1));
 }
