@@ -11,6 +11,21 @@ public class HardeningSessionTests
 
     // ---- item 5: a client that gave up on a request is not answered 0B for it --------------------------
 
+    /// <summary>
+    /// Waits (bounded) until the PLC has received <paramref name="count"/> reads: a loaded machine (CI runs test
+    /// assemblies side by side) may starve the gateway's receive loop long enough that the client's next request
+    /// is read together with the first, which by design is never a give-up.
+    /// </summary>
+    private static async Task PlcReceivedAsync(GatewayHarness h, long count)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (h.Plc.RequestsReceived(3) < count)
+        {
+            Assert.True(clock.ElapsedMilliseconds < 10_000, $"the PLC received {h.Plc.RequestsReceived(3)} reads, not {count}");
+            await Task.Delay(5);
+        }
+    }
+
     [Fact]
     public async Task ClientThatGaveUp_NextTransactionGetsItsOwnAnswer_LateAnswerDroppedAndAudited()
     {
@@ -25,6 +40,7 @@ public class HardeningSessionTests
         Assert.Equal(9, ForwardingTests.Tid((await client.RoundTripAsync(ModbusClient.ReadHolding(9, 1, 1, 1)))!));
 
         await client.SendAsync(ModbusClient.ReadHolding(1, 1, 1, 1));
+        await PlcReceivedAsync(h, 2); // the gateway has read and forwarded it before the client's timer runs
         Assert.Null(await client.ReceiveAsync(300));
         await client.SendAsync(ModbusClient.ReadHolding(2, 1, 2, 1));
         var first = await client.ReceiveAsync(3000);
@@ -49,6 +65,7 @@ public class HardeningSessionTests
         h.Plc.Faults.Silent = true;
 
         await client.SendAsync(ModbusClient.ReadHolding(1, 1, 0, 1));
+        await PlcReceivedAsync(h, 2);
         Assert.Null(await client.ReceiveAsync(200));
         await client.SendAsync(ModbusClient.ReadHolding(2, 1, 0, 1));
         var reply = await client.ReceiveAsync(2000);
