@@ -235,16 +235,17 @@ internal sealed class ModbusTcpClientSession : IUpstreamReceiver
 
         // The decision order (DESIGN.md "Which refusal a request gets"): source and unit before the request's
         // values, so a source no rule names gets exactly what the policy gives it (0A, nothing, or a close),
-        // never an answer about its bytes; then out-of-spec values; then the rules.
+        // never an answer about its bytes; then out-of-spec values; then the rules. A well-formed request needs
+        // no separate look: Evaluate itself answers a source no rule names with 0A.
         var policy = _listener.Policy.Current;
         bool monitor = policy.Mode == PolicyMode.Monitor;
-        if (!monitor && !policy.NamesSourceAndUnit(_source, unit))
-        {
-            var verdict = new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1);
-            return Refuse(frame, policy.OnDeny, AuditEventKind.Denied, clientTid, unit, request, null, AuditEvents.Reason(verdict.Reason), verdict.ExceptionCode, out replyLength);
-        }
         if (request.Status == RequestStatus.OutOfSpec)
         {
+            if (!monitor && !policy.NamesSourceAndUnit(_source, unit))
+            {
+                var unnamed = new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1);
+                return Refuse(frame, policy.OnDeny, AuditEventKind.Denied, clientTid, unit, request, null, AuditEvents.Reason(unnamed.Reason), unnamed.ExceptionCode, out replyLength);
+            }
             // Never forwarded, in any mode: monitor lets policy denials through, not invalid requests
             // (function 0, codes in the exception range, out-of-spec values). Answered as on-deny says;
             // in monitor mode with the spec's exception, so that learning does not change the plant's traffic.
