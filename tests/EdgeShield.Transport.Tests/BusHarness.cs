@@ -66,7 +66,9 @@ internal sealed class BusHarness : IAsyncDisposable
             Name = "rs485-test",
             Device = pty.Master,
             Baud = baud,
-            ResponseTimeout = TimeSpan.FromMilliseconds(200),
+            // Generous: a loaded CI machine (parallel test assemblies, an AOT publish) can stall the
+            // simulated device's pty reads for hundreds of ms. Tests about timeouts set their own.
+            ResponseTimeout = TimeSpan.FromSeconds(1),
             TurnaroundDelay = TimeSpan.FromMilliseconds(20),
         };
         var bus = SerialBus.Start(configure is null ? options : configure(options));
