@@ -143,20 +143,6 @@ public static class AuditEvents
         _ => "allowed",
     };
 
-    public static string Reason(FramingError error) => error switch
-    {
-        FramingError.ProtocolIdNotModbus => "protocol id is not 0 (not Modbus)",
-        FramingError.LengthTooShort => "MBAP length below 2",
-        FramingError.LengthTooLong => "MBAP length above 254 (260 for user-defined and vendor codes)",
-        FramingError.PduTruncated => "PDU shorter than its function requires",
-        FramingError.TrailingBytes => "bytes after the end of the PDU",
-        FramingError.ByteCountMismatch => "byte count disagrees with the PDU length",
-        FramingError.InvalidFunctionCode => "invalid function code",
-        FramingError.CrcMismatch => "CRC mismatch",
-        FramingError.FrameTooLong => "frame too long",
-        _ => "malformed",
-    };
-
     public static string Reason(SpecViolation violation) => violation switch
     {
         SpecViolation.IllegalFunctionCode => "function code 0 or in the exception range",

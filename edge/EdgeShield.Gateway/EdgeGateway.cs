@@ -1,3 +1,4 @@
+using EdgeShield.Protocols;
 using EdgeShield.Policy;
 using EdgeShield.Transport;
 
@@ -6,11 +7,11 @@ namespace EdgeShield.Gateway;
 /// <summary>Every listener of a configuration, started together and stopped together.</summary>
 public sealed class EdgeGateway : IAsyncDisposable
 {
-    private readonly List<ModbusListener> _listeners;
+    private readonly List<GatewayListener> _listeners;
     private readonly UpstreamRegistry? _ownedUpstreams;
     private readonly ForensicsCapture? _capture;
 
-    private EdgeGateway(List<ModbusListener> listeners, UpstreamRegistry upstreams, UpstreamRegistry? ownedUpstreams, GatewayCounters counters, ForensicsCapture? capture)
+    private EdgeGateway(List<GatewayListener> listeners, UpstreamRegistry upstreams, UpstreamRegistry? ownedUpstreams, GatewayCounters counters, ForensicsCapture? capture)
     {
         _capture = capture;
         _listeners = listeners;
@@ -19,7 +20,7 @@ public sealed class EdgeGateway : IAsyncDisposable
         Counters = counters;
     }
 
-    public IReadOnlyList<ModbusListener> Listeners => _listeners;
+    public IReadOnlyList<GatewayListener> Listeners => _listeners;
 
     /// <summary>The PLCs and serial buses this gateway forwards to, with their counters (shared with the poller when the host passed them in).</summary>
     public UpstreamRegistry Upstreams { get; }
@@ -64,7 +65,7 @@ public sealed class EdgeGateway : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(upstreams);
         PreferInlineSocketCompletions();
         var counters = new GatewayCounters();
-        var started = new List<ModbusListener>();
+        var started = new List<GatewayListener>();
         var capture = config.AuditPcap is { } pcap ? ForensicsCapture.Start(pcap, counters, audit) : null;
         try
         {
@@ -73,7 +74,7 @@ public sealed class EdgeGateway : IAsyncDisposable
                 var upstream = upstreams.Find(listener.Upstream)
                     ?? throw new NotSupportedException($"listener '{listener.Name}': upstream {listener.Upstream} names no configured serial bus");
                 var policy = new PolicySlot(config.Policies[listener.PolicyName]);
-                started.Add(ModbusListener.Start(listener, policy, new SharedUpstream(upstream), audit, counters, capture, observer));
+                started.Add(GatewayListener.Start(listener, policy, new SharedUpstream(upstream), audit, counters, capture, observer));
             }
         }
         catch
@@ -140,12 +141,11 @@ public sealed class EdgeGateway : IAsyncDisposable
     {
         public string Description => bus.Description;
         public TimeSpan ResponseWindow => bus.ResponseWindow;
-        public IUpstreamSession OpenSession(IUpstreamReceiver receiver) => bus.OpenSession(receiver);
-        public IUpstreamSession OpenSession(IUpstreamReceiver receiver, string source) => bus.OpenSession(receiver, source);
+        public IUpstreamSession OpenSession(IUpstreamReceiver receiver, IStreamFramer responseFramer, string source) => bus.OpenSession(receiver, responseFramer, source);
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
-    /// <summary>True while every listener accepts and sweeps (see <see cref="ModbusListener.IsAlive"/>).</summary>
+    /// <summary>True while every listener accepts and sweeps (see <see cref="GatewayListener.IsAlive"/>).</summary>
     public bool IsAlive(TimeSpan maxSweepAge)
     {
         foreach (var listener in _listeners)

@@ -244,7 +244,7 @@ public sealed class ForensicsCapture : IDisposable
 internal sealed class ForensicsTap(ForensicsCapture capture, UInt128 localAddress, ushort localPort)
 {
     /// <summary>A tap for a connection of <paramref name="listener"/>, or null when the listener captures nothing.</summary>
-    public static ForensicsTap? For(ModbusListener listener, System.Net.Sockets.Socket client)
+    public static ForensicsTap? For(GatewayListener listener, System.Net.Sockets.Socket client)
     {
         if (listener.Capture is not { } capture || client.LocalEndPoint is not System.Net.IPEndPoint local)
         {

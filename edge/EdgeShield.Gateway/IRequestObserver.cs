@@ -11,8 +11,8 @@ namespace EdgeShield.Gateway;
 public interface IRequestObserver
 {
     /// <summary>A well-framed request that is not malformed (it may be out of spec).</summary>
-    void OnRequest(ModbusListener listener, SourceAddress source, ushort sourcePort, byte unit, in ModbusRequest request);
+    void OnRequest(GatewayListener listener, SourceAddress source, ushort sourcePort, byte unit, in ModbusRequest request);
 
     /// <summary>A malformed frame; <paramref name="unit"/> and <paramref name="functionCode"/> are -1 when not received.</summary>
-    void OnMalformed(ModbusListener listener, SourceAddress source, ushort sourcePort, FramingError reason, short unit, short functionCode);
+    void OnMalformed(GatewayListener listener, SourceAddress source, ushort sourcePort, FramingError reason, short unit, short functionCode);
 }

@@ -1,29 +1,28 @@
-using EdgeShield.Protocols.Modbus;
-
 namespace EdgeShield.Gateway;
 
 /// <summary>
-/// The transactions a client has outstanding at the PLC, at most <c>pending-per-connection</c>.
-/// Each gets a gateway transaction id, unique among those outstanding, so that a client reusing
-/// its own ids (or a PLC echoing a stale one) can never pair a response with the wrong request.
-/// Guarded by the caller's lock; no allocation after construction.
+/// The requests a client has outstanding at the PLC, at most <c>pending-per-connection</c>, whatever the
+/// protocol. Each gets a gateway correlation id (a Modbus transaction id, an S7 PDU reference), unique
+/// among those outstanding, so that a client reusing its own ids (or a PLC echoing a stale one) can never
+/// pair a response with the wrong request. <typeparamref name="TRequest"/> is the protocol's opaque
+/// expectation of the answer (what to check it against, what to audit). Guarded by the caller's lock; no
+/// allocation after construction.
 /// </summary>
-internal sealed class PendingTable
+internal sealed class PendingTable<TRequest>
+    where TRequest : struct
 {
     internal struct Slot
     {
         public bool InUse;
+        /// <summary>The id the request carries to the PLC.</summary>
         public ushort GatewayTid;
+        /// <summary>The client's own id, written back into the answer.</summary>
         public ushort ClientTid;
-        public byte Unit;
-        public ResponseExpectation Expectation;
+        /// <summary>The protocol's expectation of the answer.</summary>
+        public TRequest Request;
         public long Deadline;
         /// <summary>Upstream connection generation; 0 while the request is still being sent.</summary>
         public int Generation;
-        public AddressSpan ReadSpan;
-        public AddressSpan WriteSpan;
-        public byte MeiType;
-        public ushort SubFunction;
         /// <summary>When the request arrived from the client (<see cref="System.Diagnostics.Stopwatch"/> ticks).</summary>
         public long ArrivedAt;
         /// <summary>The client has given up on it (it sent a new request and never pipelines): no 0B, its answer is dropped.</summary>
@@ -52,7 +51,7 @@ internal sealed class PendingTable
     /// Takes a free slot, or when all are in use the oldest abandoned one (its late answer is then
     /// unmatched: dropped all the same); false when every slot holds a request the client still awaits.
     /// </summary>
-    public bool TryAdd(ushort clientTid, byte unit, in ModbusRequest request, long arrivedAt, out ushort gatewayTid)
+    public bool TryAdd(ushort clientTid, in TRequest request, long arrivedAt, out ushort gatewayTid)
     {
         gatewayTid = 0;
         int free = -1;
@@ -91,13 +90,8 @@ internal sealed class PendingTable
             InUse = true,
             GatewayTid = gatewayTid,
             ClientTid = clientTid,
-            Unit = unit,
-            Expectation = request.Expectation,
+            Request = request,
             Deadline = long.MaxValue,
-            ReadSpan = request.ReadSpan,
-            WriteSpan = request.WriteSpan,
-            MeiType = request.MeiType,
-            SubFunction = request.SubFunction,
             ArrivedAt = arrivedAt,
         };
         _count++;

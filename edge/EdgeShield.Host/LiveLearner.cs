@@ -16,13 +16,13 @@ namespace EdgeShield.Host;
 internal sealed class LiveLearner : IRequestObserver
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<ModbusListener, (UInt128 Address, ushort Port)> _listeners = [];
+    private readonly Dictionary<GatewayListener, (UInt128 Address, ushort Port)> _listeners = [];
     private int _sequence;
 
     public PolicyLearner Learner { get; } = new() { SequenceLabel = "request" };
 
     /// <summary>Registers the listeners before traffic flows; the draft groups what it saw by the listener's own address.</summary>
-    public void Attach(IReadOnlyList<ModbusListener> listeners)
+    public void Attach(IReadOnlyList<GatewayListener> listeners)
     {
         lock (_lock)
         {
@@ -34,7 +34,7 @@ internal sealed class LiveLearner : IRequestObserver
         }
     }
 
-    public void OnRequest(ModbusListener listener, SourceAddress source, ushort sourcePort, byte unit, in ModbusRequest request)
+    public void OnRequest(GatewayListener listener, SourceAddress source, ushort sourcePort, byte unit, in ModbusRequest request)
     {
         long now = UnixNanoseconds();
         lock (_lock)
@@ -43,7 +43,7 @@ internal sealed class LiveLearner : IRequestObserver
         }
     }
 
-    public void OnMalformed(ModbusListener listener, SourceAddress source, ushort sourcePort, FramingError reason, short unit, short functionCode)
+    public void OnMalformed(GatewayListener listener, SourceAddress source, ushort sourcePort, FramingError reason, short unit, short functionCode)
     {
         long now = UnixNanoseconds();
         lock (_lock)
@@ -61,7 +61,7 @@ internal sealed class LiveLearner : IRequestObserver
         }
     }
 
-    private CaptureContext Context(ModbusListener listener, SourceAddress source, ushort sourcePort, long now)
+    private CaptureContext Context(GatewayListener listener, SourceAddress source, ushort sourcePort, long now)
     {
         _listeners.TryGetValue(listener, out var local);
         return new CaptureContext(++_sequence, now, source.Value, sourcePort, local.Address, local.Port);

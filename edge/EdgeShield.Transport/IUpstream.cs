@@ -1,24 +1,29 @@
+using EdgeShield.Protocols;
 using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Transport;
 
 /// <summary>
-/// A way to reach one PLC (or one serial bus of PLCs). It hands out sessions; each session moves
-/// Modbus TCP ADUs (MBAP framed) to the PLC and back, and knows no policy.
+/// A way to reach one PLC (or one serial bus of PLCs). It hands out sessions; each session moves whole
+/// frames of one protocol to the PLC and back (delimited by the response framer it was opened with),
+/// and knows no policy.
 /// </summary>
 public interface IUpstream : IAsyncDisposable
 {
     /// <summary>For events and logs, e.g. <c>tcp://10.10.0.11:502</c>.</summary>
     string Description { get; }
 
-    /// <summary>Opens a session whose responses go to <paramref name="receiver"/>. It connects lazily, on the first send.</summary>
-    IUpstreamSession OpenSession(IUpstreamReceiver receiver);
-
     /// <summary>
-    /// Opens a session on behalf of a client source (an IP address, or "poller"): a shared medium
-    /// such as a serial bus shares itself fairly per source, not per connection.
+    /// Opens a session whose responses, delimited by <paramref name="responseFramer"/>, go to
+    /// <paramref name="receiver"/>. It connects lazily, on the first send. <paramref name="source"/> is the
+    /// client it serves (an IP address, or "poller"): a shared medium such as a serial bus shares itself
+    /// fairly per source, not per connection.
     /// </summary>
-    IUpstreamSession OpenSession(IUpstreamReceiver receiver, string source) => OpenSession(receiver);
+    /// <exception cref="ArgumentException">The upstream cannot carry that protocol (a serial bus carries Modbus only).</exception>
+    IUpstreamSession OpenSession(IUpstreamReceiver receiver, IStreamFramer responseFramer, string source);
+
+    /// <summary>A Modbus session (MBAP-framed answers) for <paramref name="source"/>.</summary>
+    IUpstreamSession OpenSession(IUpstreamReceiver receiver, string source = "") => OpenSession(receiver, MbapStreamFramer.Instance, source);
 
     /// <summary>
     /// The longest time after <see cref="IUpstreamSession.SendAsync"/> returns in which this upstream may
@@ -58,7 +63,7 @@ public enum UpstreamLoss : byte
     Closed = 0,
     /// <summary>A socket error (reset, unreachable).</summary>
     Error,
-    /// <summary>The PLC sent bytes that are not Modbus TCP framing; the connection was closed by us.</summary>
+    /// <summary>The PLC sent bytes its protocol's framer could not delimit; the connection was closed by us.</summary>
     InvalidFraming,
 }
 
@@ -66,11 +71,14 @@ public enum UpstreamLoss : byte
 public interface IUpstreamReceiver
 {
     /// <summary>
-    /// A complete, MBAP-framed ADU from the PLC. <paramref name="adu"/> is valid only until the task completes;
+    /// A complete frame from the PLC, as the response framer delimited it (an MBAP ADU, a TPKT packet). <paramref name="adu"/> is valid only until the task completes;
     /// the session reads no further until then (back-pressure from a slow client reaches the PLC socket, not memory).
     /// </summary>
     ValueTask OnResponseAsync(Memory<byte> adu, int generation);
 
-    /// <summary>The connection of <paramref name="generation"/> is gone; requests sent on it will get no answer.</summary>
-    ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FramingError framingError);
+    /// <summary>
+    /// The connection of <paramref name="generation"/> is gone; requests sent on it will get no answer.
+    /// With <see cref="UpstreamLoss.InvalidFraming"/>, <paramref name="fault"/> is what the response framer reported.
+    /// </summary>
+    ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FrameFault fault);
 }

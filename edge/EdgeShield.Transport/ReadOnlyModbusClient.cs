@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using EdgeShield.Protocols;
 using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Transport;
@@ -180,7 +181,7 @@ public sealed class ReadOnlyModbusClient : IUpstreamReceiver, IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    ValueTask IUpstreamReceiver.OnUpstreamLost(int generation, UpstreamLoss loss, FramingError framingError)
+    ValueTask IUpstreamReceiver.OnUpstreamLost(int generation, UpstreamLoss loss, FrameFault fault)
     {
         Pending? pending;
         lock (_gate)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using EdgeShield.Protocols;
 using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Transport;
@@ -72,9 +73,17 @@ public sealed partial class SerialBus : IUpstream
         return bus;
     }
 
-    public IUpstreamSession OpenSession(IUpstreamReceiver receiver) => OpenSession(receiver, "");
+    /// <summary>A session for <paramref name="source"/>; a serial bus carries Modbus only (MBAP at this interface).</summary>
+    public IUpstreamSession OpenSession(IUpstreamReceiver receiver, IStreamFramer responseFramer, string source)
+    {
+        if (responseFramer != MbapStreamFramer.Instance)
+        {
+            throw new ArgumentException($"a serial bus carries Modbus only, not {responseFramer?.Name}", nameof(responseFramer));
+        }
+        return OpenSession(receiver, source);
+    }
 
-    public IUpstreamSession OpenSession(IUpstreamReceiver receiver, string source)
+    public IUpstreamSession OpenSession(IUpstreamReceiver receiver, string source = "")
     {
         ArgumentNullException.ThrowIfNull(receiver);
         ArgumentNullException.ThrowIfNull(source);

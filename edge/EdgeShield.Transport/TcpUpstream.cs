@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using EdgeShield.Protocols;
 using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Transport;
@@ -36,7 +37,12 @@ public sealed class TcpUpstream : IUpstream
     /// <summary>Counts over every session on this PLC: the gateway's clients and the telemetry poller.</summary>
     public TcpUpstreamCounters Counters { get; } = new();
 
-    public IUpstreamSession OpenSession(IUpstreamReceiver receiver) => new TcpUpstreamSession(this, receiver);
+    public IUpstreamSession OpenSession(IUpstreamReceiver receiver, IStreamFramer responseFramer, string source)
+    {
+        ArgumentNullException.ThrowIfNull(receiver);
+        ArgumentNullException.ThrowIfNull(responseFramer);
+        return new TcpUpstreamSession(this, receiver, responseFramer);
+    }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
@@ -105,20 +111,23 @@ public sealed class TcpUpstream : IUpstream
 /// <summary>One client's TCP connection to the PLC; reconnects on the next send after a loss.</summary>
 internal sealed class TcpUpstreamSession : IUpstreamSession
 {
-    // A few maximum-size ADUs; a PLC answer never exceeds 260 bytes.
+    // A few maximum-size Modbus ADUs (260 bytes); a TPKT packet the PLC sends is bounded by the PDU size
+    // the gateway negotiated, and the framer says where each ends.
     private const int ReceiveBufferSize = 4096;
 
     private readonly TcpUpstream _upstream;
     private readonly IUpstreamReceiver _receiver;
+    private readonly IStreamFramer _framer;
     private readonly SemaphoreSlim _connectGate = new(1, 1);
     private readonly CancellationTokenSource _disposed = new();
     private Socket? _socket;
     private int _generation;
 
-    public TcpUpstreamSession(TcpUpstream upstream, IUpstreamReceiver receiver)
+    public TcpUpstreamSession(TcpUpstream upstream, IUpstreamReceiver receiver, IStreamFramer framer)
     {
         _upstream = upstream;
         _receiver = receiver;
+        _framer = framer;
     }
 
     public async ValueTask<int> SendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken)
@@ -193,7 +202,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
         using var stop = _disposed.Token.UnsafeRegister(static r => ((EpollSocketReader)r!).Dispose(), reader);
         int filled = 0;
         var loss = UpstreamLoss.Closed;
-        var framingError = FramingError.None;
+        var fault = FrameFault.None;
         try
         {
             while (true)
@@ -207,7 +216,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
                 int offset = 0;
                 while (true)
                 {
-                    var status = MbapFramer.TryReadFrame(buffer.AsSpan(offset, filled - offset), out _, out int consumed, out framingError);
+                    var status = _framer.TryDelimit(buffer.AsSpan(offset, filled - offset), out int consumed, out fault);
                     if (status == OperationStatus.NeedMoreData)
                     {
                         break;
@@ -240,7 +249,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
             ArrayPool<byte>.Shared.Return(buffer);
             if (!_disposed.IsCancellationRequested)
             {
-                await _receiver.OnUpstreamLost(generation, loss, framingError);
+                await _receiver.OnUpstreamLost(generation, loss, fault);
             }
         }
     }

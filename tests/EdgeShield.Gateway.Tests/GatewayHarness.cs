@@ -47,7 +47,7 @@ internal sealed class GatewayHarness : IAsyncDisposable
     public PlcSimulator Plc { get; }
     public EdgeGateway Gateway { get; }
     public MemoryAuditSink Audit { get; }
-    public ModbusListener Listener => Gateway.Listeners[0];
+    public GatewayListener Listener => Gateway.Listeners[0];
 
     /// <summary>
     /// The listener's session count once it reaches <paramref name="expected"/>, or what it is after

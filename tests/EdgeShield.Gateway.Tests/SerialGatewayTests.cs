@@ -22,8 +22,8 @@ internal sealed class SerialGatewayHarness : IAsyncDisposable
     public RtuPlcSimulator Plc { get; }
     public EdgeGateway Gateway { get; }
     public MemoryAuditSink Audit { get; }
-    public ModbusListener Tcp => Gateway.Listeners[0];
-    public ModbusListener RtuOverTcp => Gateway.Listeners[1];
+    public GatewayListener Tcp => Gateway.Listeners[0];
+    public GatewayListener RtuOverTcp => Gateway.Listeners[1];
     public Transport.SerialBus Bus => Gateway.SerialBuses["rs485-1"];
 
     public static async Task<SerialGatewayHarness> StartAsync(string extraRules = "", int baud = 115200)
@@ -77,7 +77,7 @@ internal sealed class SerialGatewayHarness : IAsyncDisposable
         return harness;
     }
 
-    public static async Task<ModbusClient> ConnectAsync(ModbusListener listener)
+    public static async Task<ModbusClient> ConnectAsync(GatewayListener listener)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync(listener.LocalEndPoint);

@@ -22,7 +22,7 @@ internal sealed class Receiver(string name = "", ConcurrentQueue<string>? order 
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FramingError framingError) => ValueTask.CompletedTask;
+    public ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, EdgeShield.Protocols.FrameFault fault) => ValueTask.CompletedTask;
 
     /// <summary>The next response, or a failed test after 10 s.</summary>
     public async Task<byte[]> NextAsync()

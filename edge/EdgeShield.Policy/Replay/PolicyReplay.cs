@@ -11,11 +11,11 @@ public readonly record struct DeniedFrame(int FrameNumber, UInt128 Source, byte 
 public readonly record struct MalformedFrame(int FrameNumber, bool IsRequest, FramingError Reason, short UnitId, short FunctionCode);
 
 /// <summary>
-/// Runs the requests of a capture through a compiled policy exactly as the live gateway's
-/// <c>ModbusTcpClientSession.InspectRequest</c> decides them: framing error → malformed (the
-/// direction ends); PDU malformed → malformed (ends); out of spec → denied with the spec's exception
-/// (forwarded in monitor mode); else <see cref="CompiledPolicy.Evaluate"/> with the capture's
-/// timestamps, so rate rules see the capture's pace. <c>on-deny: close</c> ends the direction.
+/// Runs the requests of a capture through a compiled policy with the live gateway's own
+/// <see cref="Inspector"/>: framing error → malformed (the direction ends); PDU malformed → malformed
+/// (ends); out of spec → denied with the spec's exception (never forwarded, in any mode); else the
+/// policy's verdict, with the capture's timestamps, so rate rules see the capture's pace.
+/// <c>on-deny: close</c> ends the direction.
 /// In monitor mode a request the policy would refuse counts as denied ("would deny").
 /// Allocation-free per frame after warm-up.
 /// </summary>
@@ -104,32 +104,30 @@ public sealed class PolicyReplay : IModbusCaptureObserver
         ByFunction[request.FunctionCode]++;
         byte unit = frame.UnitId;
         ByUnit[unit]++;
-        bool monitor = _policy.Mode == PolicyMode.Monitor;
-        var source = new SourceAddress(context.Client);
-        // The gateway's order: source and unit before out-of-spec values (ModbusTcpClientSession.InspectRequest).
-        if (request.Status == RequestStatus.OutOfSpec && (monitor || _policy.NamesSourceAndUnit(source, unit)))
+        var inspection = Inspector.Inspect(_policy, new SourceAddress(context.Client), unit, request, ToStopwatchTicks(context.TimestampNs));
+        var verdict = inspection.Verdict;
+        switch (inspection.Kind)
         {
-            Denied++;
-            DeniedByReason[OutOfSpecReason]++;
-            ClosestRuleOfDenied[^1]++;
-            Remember(new DeniedFrame(context.FrameNumber, context.Client, unit, request.FunctionCode, request.SpecExceptionCode, -1, DenyReason.None, request.Violation));
-            return monitor || _policy.OnDeny != OnDeny.Close;
+            case InspectionKind.Allowed:
+                Allowed++;
+                AllowedByRule[verdict.RuleIndex]++;
+                return true;
+            case InspectionKind.OutOfSpec:
+                Denied++;
+                DeniedByReason[OutOfSpecReason]++;
+                ClosestRuleOfDenied[^1]++;
+                Remember(new DeniedFrame(context.FrameNumber, context.Client, unit, request.FunctionCode, inspection.RefusalCode, -1, DenyReason.None, request.Violation));
+                break;
+            default:
+                // Denied, or in monitor mode would-deny.
+                Denied++;
+                DeniedByReason[(int)verdict.Reason]++;
+                ClosestRuleOfDenied[verdict.RuleIndex >= 0 ? verdict.RuleIndex : ClosestRuleOfDenied.Length - 1]++;
+                Remember(new DeniedFrame(context.FrameNumber, context.Client, unit, request.FunctionCode, inspection.RefusalCode, verdict.RuleIndex, verdict.Reason, SpecViolation.None));
+                break;
         }
-        var verdict = request.Status == RequestStatus.OutOfSpec
-            ? new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1)
-            : _policy.Evaluate(source, unit, request, ToStopwatchTicks(context.TimestampNs));
-        if (verdict.IsAllowed)
-        {
-            Allowed++;
-            AllowedByRule[verdict.RuleIndex]++;
-            return true;
-        }
-        Denied++;
-        DeniedByReason[(int)verdict.Reason]++;
-        ClosestRuleOfDenied[verdict.RuleIndex >= 0 ? verdict.RuleIndex : ClosestRuleOfDenied.Length - 1]++;
-        Remember(new DeniedFrame(context.FrameNumber, context.Client, unit, request.FunctionCode, verdict.ExceptionCode, verdict.RuleIndex, verdict.Reason, SpecViolation.None));
         // The live gateway closes the client's connection: nothing after it reaches the PLC.
-        return monitor || _policy.OnDeny != OnDeny.Close;
+        return !inspection.Closes;
     }
 
     /// <inheritdoc/>

@@ -136,7 +136,7 @@ public static class ReplayReport
             output.WriteLine(string.Create(inv, $"malformed frames ({replay.FirstMalformed.Count} of {replay.Malformed}; each ends its stream direction):"));
             foreach (var m in replay.FirstMalformed)
             {
-                output.WriteLine(string.Create(inv, $"  frame {m.FrameNumber,-7} {(m.IsRequest ? "request " : "response")} unit {(m.UnitId < 0 ? "-" : m.UnitId.ToString(inv))} function {(m.FunctionCode < 0 ? "-" : m.FunctionCode.ToString(inv))}: {FramingReason(m.Reason)}"));
+                output.WriteLine(string.Create(inv, $"  frame {m.FrameNumber,-7} {(m.IsRequest ? "request " : "response")} unit {(m.UnitId < 0 ? "-" : m.UnitId.ToString(inv))} function {(m.FunctionCode < 0 ? "-" : m.FunctionCode.ToString(inv))}: {ModbusFaults.Describe(m.Reason)}"));
             }
         }
 
@@ -198,16 +198,4 @@ public static class ReplayReport
         var function = ModbusFunctions.Classify(fc, fc == ModbusFunctions.EncapsulatedInterface ? ModbusFunctions.MeiDeviceIdentification : (byte)0);
         return fc == ModbusFunctions.EncapsulatedInterface ? "encapsulated-interface (43/*)" : ModbusFunctions.Name(function) ?? (ModbusFunctions.IsProgramCode(fc) ? "(program)" : "(unknown)");
     }
-
-    private static string FramingReason(FramingError error) => error switch
-    {
-        FramingError.ProtocolIdNotModbus => "protocol id not 0 (not Modbus)",
-        FramingError.LengthTooShort => "MBAP length below 2",
-        FramingError.LengthTooLong => "MBAP length above 254 (260 for user-defined and vendor codes)",
-        FramingError.PduTruncated => "PDU shorter than its structure",
-        FramingError.TrailingBytes => "bytes after the PDU's structure",
-        FramingError.ByteCountMismatch => "byte count disagrees with the bytes that follow",
-        FramingError.InvalidFunctionCode => "function code 0 or in the exception range",
-        _ => error.ToString(),
-    };
 }

@@ -7,24 +7,26 @@ using EdgeShield.Transport;
 namespace EdgeShield.Gateway;
 
 /// <summary>
-/// One <c>listeners:</c> entry: accepts clients, enforces <c>connections-per-source</c> and
-/// <c>max-connections</c>, runs a session per connection, and sweeps sessions for response timeouts
-/// and idle timeouts.
+/// One <c>listeners:</c> entry, whatever its protocol: accepts clients, enforces <c>connections-per-source</c>
+/// and <c>max-connections</c>, runs a <see cref="ClientConnection"/> per client hosting the session of the
+/// listener's <c>protocol:</c> (<see cref="ProtocolSessions"/>), and sweeps connections for response, idle
+/// and frame timeouts.
 /// </summary>
-public sealed class ModbusListener : IAsyncDisposable
+public sealed class GatewayListener : IAsyncDisposable
 {
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(50);
 
     private readonly Socket _socket;
     private readonly IUpstream _upstream;
+    private readonly Func<ClientConnection, IUpstream, IProtocolSession> _newSession;
     private readonly Dictionary<SourceAddress, int> _connectionsBySource = [];
-    private readonly HashSet<ModbusTcpClientSession> _sessions = [];
+    private readonly HashSet<ClientConnection> _sessions = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly Task _sweepLoop;
     private long _lastSweep = Stopwatch.GetTimestamp();
 
-    private ModbusListener(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, Socket socket, ForensicsCapture? capture, IRequestObserver? observer)
+    private GatewayListener(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, Socket socket, ForensicsCapture? capture, IRequestObserver? observer)
     {
         Capture = capture;
         Observer = observer;
@@ -34,6 +36,7 @@ public sealed class ModbusListener : IAsyncDisposable
         Audit = audit;
         Counters = counters;
         _socket = socket;
+        _newSession = ProtocolSessions.For(config.Protocol);
         // A serial bus answers its own timeouts (after its retries); the listener's must not cut in first.
         var responseTimeout = upstream.ResponseWindow > config.Limits.ResponseTimeout ? upstream.ResponseWindow : config.Limits.ResponseTimeout;
         ResponseTimeoutTicks = (long)(responseTimeout.TotalSeconds * Stopwatch.Frequency);
@@ -76,7 +79,7 @@ public sealed class ModbusListener : IAsyncDisposable
     }
 
     /// <summary>Binds and starts accepting. Throws <see cref="SocketException"/> when the address cannot be bound.</summary>
-    public static ModbusListener Start(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, ForensicsCapture? capture = null, IRequestObserver? observer = null)
+    public static GatewayListener Start(ListenerConfig config, PolicySlot policy, IUpstream upstream, IAuditSink audit, GatewayCounters counters, ForensicsCapture? capture = null, IRequestObserver? observer = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var socket = new Socket(config.Bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -95,7 +98,7 @@ public sealed class ModbusListener : IAsyncDisposable
             socket.Dispose();
             throw;
         }
-        return new ModbusListener(config, policy, upstream, audit, counters, socket, capture, observer);
+        return new GatewayListener(config, policy, upstream, audit, counters, socket, capture, observer);
     }
 
     private async Task AcceptLoopAsync()
@@ -148,7 +151,7 @@ public sealed class ModbusListener : IAsyncDisposable
         }
         Counters.CountConnection();
         client.NoDelay = true;
-        var session = new ModbusTcpClientSession(this, client, remote, _upstream);
+        var session = new ClientConnection(this, client, remote, _upstream, _newSession);
         lock (_sessions)
         {
             _sessions.Add(session);
@@ -165,7 +168,7 @@ public sealed class ModbusListener : IAsyncDisposable
     /// </summary>
     private bool MakeRoom(SourceAddress newcomer)
     {
-        ModbusTcpClientSession? oldestSilent = null;
+        ClientConnection? oldestSilent = null;
         lock (_sessions)
         {
             if (_sessions.Count < Config.Limits.MaxConnections)
@@ -217,7 +220,7 @@ public sealed class ModbusListener : IAsyncDisposable
         client.Dispose();
     }
 
-    internal void SessionClosed(ModbusTcpClientSession session)
+    internal void SessionClosed(ClientConnection session)
     {
         lock (_sessions)
         {
@@ -244,7 +247,7 @@ public sealed class ModbusListener : IAsyncDisposable
 
     private void SweepLoop()
     {
-        var snapshot = new List<ModbusTcpClientSession>();
+        var snapshot = new List<ClientConnection>();
         long idleTicks = (long)(Config.Limits.IdleTimeout.TotalSeconds * Stopwatch.Frequency);
         long frameTicks = (long)(Config.Limits.FrameTimeout.TotalSeconds * Stopwatch.Frequency);
         Thread.CurrentThread.Name = "edgeshield-sweep";
@@ -272,7 +275,7 @@ public sealed class ModbusListener : IAsyncDisposable
         _socket.Dispose();
         await _acceptLoop;
         await _sweepLoop;
-        ModbusTcpClientSession[] open;
+        ClientConnection[] open;
         lock (_sessions)
         {
             open = [.. _sessions];

@@ -1,6 +1,6 @@
 using EdgeShield.Protocols.Modbus;
 
-namespace EdgeShield.Gateway;
+namespace EdgeShield.Gateway.Modbus;
 
 /// <summary>
 /// Keeps the answers of one RTU-over-TCP connection in request order. RTU has no transaction id: a
@@ -14,7 +14,7 @@ namespace EdgeShield.Gateway;
 /// place at the head sends, in order, every filled place from there; one sender at a time. A full
 /// ring makes the receive loop wait, and TCP pushes back on the client. Memory is fixed per connection.
 /// </remarks>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "As in ModbusTcpClientSession: the semaphore holds no OS handle unless its wait handle is asked for, which it is not, and flows of a closing connection may still touch it.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "As in ClientConnection: the semaphore holds no OS handle unless its wait handle is asked for, which it is not, and flows of a closing connection may still touch it.")]
 internal sealed class RtuReplyOrder
 {
     private const byte Empty = 0;
