@@ -151,36 +151,43 @@ function print(result) {
 const result = { op, ok: false, error: 0, text: '', connType: opt.connType };
 client.SetConnectionType(ConnTypes[opt.connType]);
 client.SetParam(client.RemotePort, opt.port);
-if (!client.ConnectTo(opt.host, opt.rack, opt.slot)) {
-  result.error = client.LastError();
+// The callback form of ConnectTo: its blocking form returns false with LastError() still 0 (node-snap7
+// 1.0.9 keeps the connect's error from LastError, e.g. 111 for a refused TCP connect).
+client.ConnectTo(opt.host, opt.rack, opt.slot, (connectError) => {
+  if (connectError) {
+    result.error = connectError;
+    result.text = client.ErrorText(connectError);
+    result.stage = 'connect';
+    print(result);
+    process.exit(0);
+  }
+  result.pdu = client.PDULength();
+  runOp();
+});
+
+function runOp() {
+  let value;
+  try {
+    value = run(args);
+  } catch (e) {
+    // node-snap7 throws only for arguments it rejects (a programming fault of the caller).
+    usage(`${op}: ${e.message}`);
+  }
+  if (value === false) {
+    result.error = client.LastError();
+  } else {
+    result.ok = true;
+    if (Buffer.isBuffer(value)) result.data = value.toString('hex');
+    else if (value instanceof Date) result.value = value.toISOString();
+    else if (value && value.items) {
+      result.items = value.items;
+      const bad = value.items.find((x) => x.error !== 0);
+      if (bad) { result.ok = false; result.error = bad.error; }
+      result.data = value.items.map((x) => x.data || '').join('');
+    } else if (value !== true && value !== undefined) result.value = value;
+  }
   result.text = client.ErrorText(result.error);
-  result.stage = 'connect';
   print(result);
+  client.Disconnect();
   process.exit(0);
 }
-result.pdu = client.PDULength();
-
-let value;
-try {
-  value = run(args);
-} catch (e) {
-  // node-snap7 throws only for arguments it rejects (a programming fault of the caller).
-  usage(`${op}: ${e.message}`);
-}
-if (value === false) {
-  result.error = client.LastError();
-} else {
-  result.ok = true;
-  if (Buffer.isBuffer(value)) result.data = value.toString('hex');
-  else if (value instanceof Date) result.value = value.toISOString();
-  else if (value && value.items) {
-    result.items = value.items;
-    const bad = value.items.find((x) => x.error !== 0);
-    if (bad) { result.ok = false; result.error = bad.error; }
-    result.data = value.items.map((x) => x.data || '').join('');
-  } else if (value !== true && value !== undefined) result.value = value;
-}
-result.text = client.ErrorText(result.error);
-print(result);
-client.Disconnect();
-process.exit(0);
