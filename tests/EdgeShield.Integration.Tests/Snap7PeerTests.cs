@@ -216,4 +216,35 @@ public class Snap7PeerTests(ITestOutputHelper output)
         Assert.Equal("connect", read.Stage);
         Assert.NotEqual(0, read.Error);
     }
+
+    [Theory]
+    [InlineData("snap7-readwrite-pg", "0102")]
+    [InlineData("snap7-readwrite-op", "0202")]
+    [InlineData("snap7-dangerous-pg", "0102")]
+    [InlineData("snap7-dangerous-op", "0202")]
+    [InlineData("snap7-info-pg", "0102")]
+    [InlineData("snap7-info-op", "0202")]
+    public async Task Capture_ReadAgainByTshark_IsItsGroundTruth_WithTheCalledTsapOfItsConnectionType(string name, string calledTsap)
+    {
+        string capture = Path.Combine(Processes.RepoRoot, "tests", "data", "s7comm", name + ".pcapng");
+        string truth = Path.Combine(Processes.RepoRoot, "tests", "data", "groundtruth", "s7comm", name + ".pcapng.csv");
+        string again = Path.Combine(Path.GetTempPath(), $"snap7-gt-{Guid.NewGuid():N}.csv");
+        try
+        {
+            var run = await Processes.RunAsync(Processes.Tool("/usr/bin/python3", Path.Combine(Processes.RepoRoot, "tests", "peers", "snap7", "groundtruth.py"), capture, again), 60_000);
+            Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+            Assert.Equal(await File.ReadAllLinesAsync(truth), await File.ReadAllLinesAsync(again));
+        }
+        finally
+        {
+            File.Delete(again);
+        }
+
+        var rows = (await File.ReadAllLinesAsync(truth)).Select(l => l.Split(',')).ToArray();
+        int tsap = Array.IndexOf(rows[0], "cotp_dst_tsap"), malformed = Array.IndexOf(rows[0], "malformed"), protid = Array.IndexOf(rows[0], "protid");
+        var called = rows.Skip(1).Select(r => r[tsap]).Where(t => t.Length > 0).Distinct().ToArray();
+        Assert.Equal([calledTsap], called); // every COTP CR and CC of the capture
+        Assert.All(rows.Skip(1), r => Assert.Equal("0", r[malformed]));
+        Assert.True(rows.Skip(1).Count(r => r[protid] == "0x32") >= 16, $"{name}: fewer S7 PDUs than its client runs made");
+    }
 }
