@@ -5,8 +5,8 @@
 #   ./test.sh [dotnet test arguments…]      e.g. ./test.sh --filter "FullyQualifiedName~Refusal"
 #
 # The tests drive third-party peers and tools (mbpoll, pymodbus, libmodbus's own test programs,
-# socat, tshark, Mosquitto, nft, systemd-analyze, clang for the Native AOT test). As root the
-# missing Debian packages are installed; as any other user, when one is missing, the one
+# snap7's S7 server and client, socat, tshark, Mosquitto, nft, systemd-analyze, clang for the Native
+# AOT test). As root the missing Debian packages are installed; as any other user, when one is missing, the one
 # `apt-get install …` line is printed and nothing runs (exit 3). Tests that need root or network
 # namespaces skip with their reason when not root. Exit status: 0 when every test passed.
 set -uo pipefail
@@ -23,9 +23,12 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 #   mosquitto mosquitto-clients openssl   the MQTT broker of the telemetry tests and a test CA
 #   iproute2 faketime                  network namespaces (diode isolation), the clock-jump test
 #   procps                             kill(1), which the tests and the unit's ExecReload use (not in a minimal Debian)
+#   nodejs npm libnode-dev             only when node is missing (the machine image has Node 20): snap7's S7 server and
+#                                      client (npm package node-snap7, built with node-gyp against Node's headers)
 packages=(mbpoll python3-pymodbus python3-serial-asyncio autoconf automake libtool make gcc libc6-dev socat tshark
   clang zlib1g-dev lld llvm binutils file qemu-user-static systemd nftables mosquitto
   mosquitto-clients openssl iproute2 faketime procps)
+command -v node >/dev/null || packages+=(nodejs npm libnode-dev)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -45,6 +48,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 tests/peers/build-libmodbus.sh || { echo "test.sh: could not build the libmodbus peer"; exit 3; }
+tests/peers/build-snap7.sh || { echo "test.sh: could not build the snap7 peer"; exit 3; }
 
 mkdir -p TestResults
 # Each test assembly ends with a line such as
