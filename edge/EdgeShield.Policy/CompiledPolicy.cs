@@ -47,7 +47,7 @@ public sealed class CompiledPolicy
     public MaintenanceState Maintenance { get; }
 
     /// <summary>
-    /// Decides one request: the first rule that allows it wins; if none does, the verdict carries the
+    /// Decides one Modbus request: the first rule that allows it wins; if none does, the verdict carries the
     /// reason of the rule that came closest (DESIGN.md "Which refusal a request gets").
     /// Allocates nothing; O(rules × log ranges).
     /// </summary>
@@ -55,13 +55,18 @@ public sealed class CompiledPolicy
     /// <param name="unitId">The unit id the request is addressed to (MBAP unit id or RTU address).</param>
     /// <param name="request">The decoded request. The gateway answers malformed requests itself; one passed here anyway is denied.</param>
     /// <param name="timestamp">Now, as <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>: refills rate buckets and times maintenance.</param>
-    public Verdict Evaluate(SourceAddress source, byte unitId, in ModbusRequest request, long timestamp)
-    {
-        if (request.Status == RequestStatus.Malformed)
-        {
-            return new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1);
-        }
+    public Verdict Evaluate(SourceAddress source, byte unitId, in ModbusRequest request, long timestamp) =>
+        request.Status == RequestStatus.Malformed
+            ? new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1)
+            : Evaluate(source, new ModbusTarget(unitId, request), timestamp);
 
+    /// <summary>
+    /// The common engine, for every protocol: sources, scope, maintenance, the protocol's keys, rate; first
+    /// allowing rule wins, else the closest rule's reason. A rule whose keys are of another protocol never matches.
+    /// </summary>
+    internal Verdict Evaluate<TRequest>(SourceAddress source, in TRequest request, long timestamp)
+        where TRequest : allows ref struct
+    {
         var best = DenyReason.SourceOrUnit;
         short bestRule = -1;
         var armed = Maintenance.IsArmedAt(timestamp);
@@ -69,39 +74,28 @@ public sealed class CompiledPolicy
         for (var i = 0; i < rules.Length; i++)
         {
             var rule = rules[i];
-            if (!rule.MatchesUnit(unitId, request) || !rule.MatchesSource(source.Value))
+            if (rule.Keys is not IRuleKeys<TRequest> keys || !keys.InScope(request) || !rule.MatchesSource(source.Value))
             {
                 continue;
             }
 
-            DenyReason failed;
+            DenyReason failed = keys.Check(request);
             if (rule.Maintenance && !armed)
             {
-                // Skipped while disarmed, and never closer than a function refusal (01): what it would allow
+                // Skipped while disarmed, and never closer than a function refusal: what it would allow
                 // says so in the audit, what it would not is refused as a function. Its rate is not touched.
-                failed = rule.Functions.Contains(request.FunctionCode, request.MeiType, request.SubFunction) && rule.MatchesAddress(request) && rule.MatchesValues(request)
-                    ? DenyReason.MaintenanceKey
-                    : DenyReason.Function;
+                failed = failed == DenyReason.None ? DenyReason.MaintenanceKey : DenyReason.Function;
             }
-            else if (!rule.Functions.Contains(request.FunctionCode, request.MeiType, request.SubFunction))
+            else if (failed == DenyReason.None)
             {
-                failed = DenyReason.Function;
-            }
-            else if (!rule.MatchesAddress(request))
-            {
-                failed = DenyReason.Address;
-            }
-            else if (!rule.MatchesValues(request))
-            {
-                failed = DenyReason.Value;
-            }
-            else if (rule.Rate is not null && !rule.Rate.TryTake(source.Value, timestamp))
-            {
-                failed = DenyReason.Rate;
-            }
-            else
-            {
-                return Verdict.Allow((short)i);
+                if (rule.Rate is not null && !rule.Rate.TryTake(source.Value, timestamp))
+                {
+                    failed = DenyReason.Rate;
+                }
+                else
+                {
+                    return Verdict.Allow((short)i);
+                }
             }
 
             if (bestRule < 0 || failed > best)
@@ -122,7 +116,7 @@ public sealed class CompiledPolicy
     {
         foreach (var rule in _rules)
         {
-            if (rule.Units.Contains(unitId) && rule.MatchesSource(source.Value))
+            if (rule.Keys is ModbusRuleKeys keys && keys.Units.Contains(unitId) && rule.MatchesSource(source.Value))
             {
                 return true;
             }

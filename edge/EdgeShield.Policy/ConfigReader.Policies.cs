@@ -230,12 +230,8 @@ internal sealed partial class ConfigReader
         {
             return null;
         }
-        var rule = new AllowRule
+        var keys = new ModbusRuleKeys
         {
-            Name = name,
-            Line = map.Node.Line,
-            Column = map.Node.Column,
-            Sources = sources,
             Units = units,
             UnitNamed = unitNode is not null,
             Functions = functions,
@@ -244,11 +240,19 @@ internal sealed partial class ConfigReader
             ValueType = valueType,
             WordOrder = wordOrder,
             TypedValues = typedValues,
+        };
+        var rule = new AllowRule
+        {
+            Name = name,
+            Line = map.Node.Line,
+            Column = map.Node.Column,
+            Sources = sources,
             Rate = rate,
             Maintenance = maintenanceRule,
             Content = Canonical(node),
+            Keys = keys,
         };
-        if (rule.BoundsValues && rule.EffectiveFunctions.IsEmpty)
+        if (keys.BoundsValues && keys.EffectiveFunctions.IsEmpty)
         {
             _diagnostics.Warning(valueNode, $"rule '{name}' can never match: 'value' never allows functions 21, 22, 43/13 or vendor codes (their written values cannot be checked), and it names no other function");
         }
@@ -610,18 +614,6 @@ internal sealed partial class ConfigReader
         {
             return false;
         }
-        if (!earlier.Units.IsSupersetOf(later.Units) || (later.UnitNamed && later.Units.Contains(0) && !earlier.UnitNamed))
-        {
-            return false;
-        }
-        if (!earlier.EffectiveFunctions.IsSupersetOf(later.EffectiveFunctions))
-        {
-            return false;
-        }
-        if (earlier.Addresses is not null && (later.Addresses is null || !earlier.Addresses.IsSupersetOf(later.Addresses)))
-        {
-            return false;
-        }
-        return earlier.ValueBoundsCover(later);
+        return earlier.Keys.Covers(later.Keys);
     }
 }

@@ -46,8 +46,12 @@ public static class PolicyAnalysis
     private static ConfigDiagnostic Warn(EdgeShieldConfig config, AllowRule rule, string message) =>
         new(config.Path, rule.Line, rule.Column, DiagnosticSeverity.Warning, message);
 
-    private static string? NeverMatches(AllowRule rule)
+    private static string? NeverMatches(AllowRule common)
     {
+        if (common.Keys is not ModbusRuleKeys rule)
+        {
+            return null;
+        }
         var functions = rule.EffectiveFunctions;
         if (functions.IsEmpty)
         {
@@ -73,21 +77,22 @@ public static class PolicyAnalysis
     }
 
     /// <summary>The first overlapping address range, when the rules share sources, units and functions but set different conditions.</summary>
-    private static string? OverlapWithOtherConditions(AllowRule earlier, AllowRule later)
+    private static string? OverlapWithOtherConditions(AllowRule earlierRule, AllowRule laterRule)
     {
-        if (earlier.Addresses is null || later.Addresses is null)
+        if (earlierRule.Keys is not ModbusRuleKeys earlier || laterRule.Keys is not ModbusRuleKeys later
+            || earlier.Addresses is null || later.Addresses is null)
         {
             return null;
         }
-        bool sameConditions = SameValues(earlier, later)
-            && earlier.Maintenance == later.Maintenance
-            && (earlier.Rate is null) == (later.Rate is null)
-            && (earlier.Rate is null || earlier.Rate.Count == later.Rate!.Count);
+        bool sameConditions = SameValues(earlierRule, laterRule)
+            && earlierRule.Maintenance == laterRule.Maintenance
+            && (earlierRule.Rate is null) == (laterRule.Rate is null)
+            && (earlierRule.Rate is null || earlierRule.Rate.Count == laterRule.Rate!.Count);
         if (sameConditions || earlier.Addresses.IsSupersetOf(later.Addresses))
         {
             return null; // harmless, or already reported as shadowing when everything else is covered too
         }
-        if (!Intersect(earlier.Sources, later.Sources) || !Intersect(earlier.Units, later.Units) || !Intersect(earlier.EffectiveFunctions, later.EffectiveFunctions))
+        if (!Intersect(earlierRule.Sources, laterRule.Sources) || !Intersect(earlier.Units, later.Units) || !Intersect(earlier.EffectiveFunctions, later.EffectiveFunctions))
         {
             return null;
         }
@@ -127,7 +132,8 @@ public static class PolicyAnalysis
     }
 
     /// <summary>The same <c>value:</c> bounds, read the same way (<c>type:</c>, <c>word-order:</c>, the grid of a 32-bit type).</summary>
-    private static bool SameValues(AllowRule a, AllowRule b) => a.ValueBoundsCover(b) && b.ValueBoundsCover(a);
+    private static bool SameValues(AllowRule a, AllowRule b) =>
+        a.Keys is ModbusRuleKeys ka && b.Keys is ModbusRuleKeys kb && ka.ValueBoundsCover(kb) && kb.ValueBoundsCover(ka);
 
     private static bool Intersect(IntervalSet<UInt128>? a, IntervalSet<UInt128>? b)
     {
