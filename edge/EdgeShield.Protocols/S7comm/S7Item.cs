@@ -180,13 +180,14 @@ public readonly ref struct S7Item
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, ValueCount(type));
         var bytes = Data.Slice(index * size, size);
+        // Every arm is double: a switch expression's common type would otherwise be float and round int32/uint32.
         return type switch
         {
-            S7ValueType.Int16 => BinaryPrimitives.ReadInt16BigEndian(bytes),
-            S7ValueType.UInt16 => BinaryPrimitives.ReadUInt16BigEndian(bytes),
-            S7ValueType.Int32 => BinaryPrimitives.ReadInt32BigEndian(bytes),
-            S7ValueType.UInt32 => BinaryPrimitives.ReadUInt32BigEndian(bytes),
-            _ => BinaryPrimitives.ReadSingleBigEndian(bytes),
+            S7ValueType.Int16 => (double)BinaryPrimitives.ReadInt16BigEndian(bytes),
+            S7ValueType.UInt16 => (double)BinaryPrimitives.ReadUInt16BigEndian(bytes),
+            S7ValueType.Int32 => (double)BinaryPrimitives.ReadInt32BigEndian(bytes),
+            S7ValueType.UInt32 => (double)BinaryPrimitives.ReadUInt32BigEndian(bytes),
+            _ => (double)BinaryPrimitives.ReadSingleBigEndian(bytes),
         };
     }
 }
