@@ -137,6 +137,7 @@ public static class AuditEvents
         DenyReason.SourceOrUnit => "no rule for this source and unit",
         DenyReason.Function => "function not allowed",
         DenyReason.MaintenanceKey => "maintenance key not armed",
+        DenyReason.AreaOrBlock => "area or data block not allowed",
         DenyReason.Address => "address span not allowed",
         DenyReason.Value => "value or quantity not allowed",
         DenyReason.Rate => "rate limit exceeded",

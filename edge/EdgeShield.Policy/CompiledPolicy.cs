@@ -61,6 +61,12 @@ public sealed class CompiledPolicy
             : Evaluate(source, new ModbusTarget(unitId, request), timestamp);
 
     /// <summary>
+    /// Decides one S7 job (or, with an empty request, the COTP connect of <paramref name="target"/>'s connection
+    /// type): as <see cref="Evaluate(SourceAddress, byte, in ModbusRequest, long)"/>, with the rules' S7 keys.
+    /// </summary>
+    public Verdict Evaluate(SourceAddress source, in S7Target target, long timestamp) => Evaluate<S7Target>(source, target, timestamp);
+
+    /// <summary>
     /// The common engine, for every protocol: sources, scope, maintenance, the protocol's keys, rate; first
     /// allowing rule wins, else the closest rule's reason. A rule whose keys are of another protocol never matches.
     /// </summary>

@@ -45,6 +45,8 @@ public enum ListenerProtocol : byte
 {
     ModbusTcp = 0,
     ModbusRtuOverTcp,
+    /// <summary>Siemens S7comm over ISO-on-TCP (TPKT + COTP), port 102.</summary>
+    S7comm,
 }
 
 /// <summary>Where a listener forwards to: <c>tcp://HOST:PORT</c> or <c>serial://BUS</c>.</summary>

@@ -19,6 +19,8 @@ public enum DenyReason : byte
     Function,
     /// <summary>Only a <c>maintenance: true</c> rule would allow it, and the key is not armed (01).</summary>
     MaintenanceKey,
+    /// <summary>The function, but not the object it names (S7: an item's area or data block; never from Modbus rules).</summary>
+    AreaOrBlock,
     /// <summary>The function, but not this address span (02).</summary>
     Address,
     /// <summary>The address, but not these values or quantities (03).</summary>
@@ -41,7 +43,7 @@ public readonly record struct Verdict(VerdictKind Kind, DenyReason Reason, short
     public byte ExceptionCode => Kind == VerdictKind.Allow ? (byte)0 : (byte)(Reason switch
     {
         DenyReason.Function or DenyReason.MaintenanceKey => 0x01,
-        DenyReason.Address => 0x02,
+        DenyReason.AreaOrBlock or DenyReason.Address => 0x02,
         DenyReason.Value => 0x03,
         DenyReason.Rate => 0x06,
         _ => 0x0A,

@@ -187,6 +187,7 @@ public static class ReplayReport
         (int)DenyReason.SourceOrUnit => "source/unit (0A)",
         (int)DenyReason.Function => "function (01)",
         (int)DenyReason.MaintenanceKey => "maintenance key not armed (01)",
+        (int)DenyReason.AreaOrBlock => "area or data block",
         (int)DenyReason.Address => "address (02)",
         (int)DenyReason.Value => "value/quantity (03)",
         (int)DenyReason.Rate => "rate (06)",
