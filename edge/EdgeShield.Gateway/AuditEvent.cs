@@ -81,6 +81,12 @@ public readonly record struct AuditEvent
     public AddressSpan WriteSpan { get; init; }
     /// <summary>The rule that allowed it, or that came closest to; null for none.</summary>
     public string? Rule { get; init; }
+    /// <summary>The listener's protocol when it is not Modbus (<c>s7comm</c>); null for Modbus, whose events keep their shape.</summary>
+    public string? Protocol { get; init; }
+    /// <summary>The protocol's word for the function (S7: <c>write-var</c>, <c>plc-stop</c>…); null: Modbus names it from <see cref="FunctionCode"/>.</summary>
+    public string? FunctionName { get; init; }
+    /// <summary>S7: the first item the verdict is about (area, DB, byte span); default for none.</summary>
+    public ProtocolItem Item { get; init; }
     /// <summary>A fixed phrase: why.</summary>
     public string Reason { get; init; }
     /// <summary>The Modbus exception code sent to the client, or 0 for none.</summary>
@@ -91,6 +97,12 @@ public readonly record struct AuditEvent
     public AuditEventKind SuppressedKind { get; init; }
     /// <summary>Free text for service events only (never on the frame path).</summary>
     public string? Detail { get; init; }
+}
+
+/// <summary>One item of a request in protocol-neutral words: an area (S7 area code), a block (S7 DB number), a span of bytes or elements.</summary>
+public readonly record struct ProtocolItem(byte Index, byte Area, ushort Block, int Start, int Length)
+{
+    public bool IsEmpty => Length == 0;
 }
 
 /// <summary>Where audit events go.</summary>

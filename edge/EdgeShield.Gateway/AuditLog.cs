@@ -300,10 +300,14 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         {
             json.WriteNumber("unit"u8, e.Unit);
         }
+        if (e.Protocol is not null)
+        {
+            json.WriteString("protocol"u8, e.Protocol);
+        }
         if (e.FunctionCode >= 0)
         {
             json.WriteNumber("function"u8, e.FunctionCode);
-            var name = ModbusFunctions.Name(ModbusFunctions.Classify((byte)e.FunctionCode, e.MeiType));
+            var name = e.FunctionName ?? (e.Protocol is null ? ModbusFunctions.Name(ModbusFunctions.Classify((byte)e.FunctionCode, e.MeiType)) : null);
             if (name is not null)
             {
                 json.WriteString("function_name"u8, name);
@@ -323,6 +327,16 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         }
         WriteSpan(json, "read"u8, e.ReadSpan);
         WriteSpan(json, "write"u8, e.WriteSpan);
+        if (!e.Item.IsEmpty)
+        {
+            json.WriteStartObject("item"u8);
+            json.WriteNumber("index"u8, e.Item.Index);
+            json.WriteNumber("area"u8, e.Item.Area);
+            json.WriteNumber("db"u8, e.Item.Block);
+            json.WriteNumber("start"u8, e.Item.Start);
+            json.WriteNumber("length"u8, e.Item.Length);
+            json.WriteEndObject();
+        }
         if (e.Rule is not null)
         {
             json.WriteString("rule"u8, e.Rule);
@@ -361,15 +375,23 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// <summary>
     /// The journal priority of an event: <c>&lt;3&gt;</c> malformed frames and faults, <c>&lt;4&gt;</c> refusals,
     /// <c>&lt;5&gt;</c> service events, <c>&lt;6&gt;</c> the routine rest; a suppressed summary has its kind's.
+    /// Service events that say something failed are not routine: <c>&lt;3&gt;</c> when the gateway could not do
+    /// what it was told (a reload kept the old policy, the hardware or the capture file failed, telemetry was
+    /// lost), <c>&lt;4&gt;</c> when it works on degraded (broker away, frames not captured, a torn buffer tail cut).
     /// </summary>
     public static ReadOnlySpan<byte> JournalPriority(in AuditEvent e) =>
         (e.Kind == AuditEventKind.Suppressed ? e.SuppressedKind : e.Kind) switch
         {
+            AuditEventKind.Service => e.Reason switch
+            {
+                "reload-failed" or "hardware-unavailable" or "pcap-failed" or "buffer-full" or "buffer-corrupt" => "<3>"u8,
+                "pcap-dropped" or "broker-unavailable" or "buffer-torn-tail" or "poll-upstream-unavailable" => "<4>"u8,
+                _ => "<5>"u8,
+            },
             AuditEventKind.Malformed or AuditEventKind.ResponseMismatch or AuditEventKind.UnmatchedResponse
                 or AuditEventKind.ResponseTimeout or AuditEventKind.UpstreamUnreachable or AuditEventKind.UpstreamLost => "<3>"u8,
             AuditEventKind.Denied or AuditEventKind.WouldDeny or AuditEventKind.OutOfSpec or AuditEventKind.PendingLimit
                 or AuditEventKind.ConnectionLimit or AuditEventKind.FrameTimeout => "<4>"u8,
-            AuditEventKind.Service => "<5>"u8,
             _ => "<6>"u8,
         };
 
