@@ -333,3 +333,84 @@ public class S7PolicyTests
         Assert.Equal(ListenerProtocol.S7comm, Hmi.AsMonitor().Protocol);
     }
 }
+
+public class S7AllocationTests
+{
+    [Fact]
+    public void EvaluateAndItemRefusals_S7Jobs_AllocateNothing()
+    {
+        var maintenance = new MaintenanceState();
+        maintenance.Arm();
+        var policy = S7Requests.Compile("""
+                  - name: engineering
+                    from: 10.9.0.0/16
+                    connection: pg
+                    function: [setup-communication, read, program, control, engineering]
+                    pi-service: [_INSE, P_PROGRAM]
+                    maintenance: true
+                  - name: hmi reads
+                    from: [10.20.0.0/24, "fd00:20::/64"]
+                    connection: [op, basic]
+                    function: [setup-communication, read-var, cpu-functions, time-read]
+                    area: [db, m, i, q, c]
+                    db: [1-99, 200]
+                    address: [0-1023, 2000-2999]
+                  - name: recipe writes
+                    from: 10.20.0.5
+                    function: write-var
+                    area: db
+                    db: 100
+                    address: [0-63, 100-163]
+                    type: float32
+                    value: [-20.5..80, 100..200]
+                    rate: 1000000/s
+
+            """, maintenance);
+        byte[][] pdus =
+        [
+            S7Requests.Setup, S7Requests.ReadVar(S7Requests.Db(1, 0, 20), S7Requests.M(0, 4)), S7Requests.ReadVar(S7Requests.Db(100, 0, 2), S7Requests.Db(1, 1020, 8)),
+            S7Requests.WriteVar(S7Requests.Db(100, 0, 8, [0x42, 0xA0, 0, 0, 0xC1, 0xA4, 0, 0])), S7Requests.WriteVar(S7Requests.Db(100, 4, 4, [0x7F, 0xC0, 0, 0])),
+            S7Requests.PlcControl("_INSE"), S7Requests.PlcControl("_DELE"), S7Requests.PlcStop, S7Requests.Userdata(4, 1), S7Requests.Userdata(7, 2), S7Requests.Plus,
+            S7Requests.ReadVar(new S7Requests.Item(0x1C, 0, 10, TransportSize: 0x1C, Count: 2)),
+        ];
+        Protocols.S7comm.S7Connection[] connections = [S7Requests.Op, S7Requests.Pg, S7Requests.Basic];
+        SourceAddress[] sources = [TestPolicies.Ip("10.20.0.5"), TestPolicies.Ip("10.9.1.1"), TestPolicies.Ip("fd00:20::1"), TestPolicies.Ip("10.30.0.1")];
+
+        var timestamp = System.Diagnostics.Stopwatch.GetTimestamp();
+        var codes = new byte[255];
+        var allowed = Run(policy, pdus, connections, sources, codes, timestamp, 100);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        allowed += Run(policy, pdus, connections, sources, codes, timestamp, 10_000);
+        var after = GC.GetAllocatedBytesForCurrentThread();
+
+        Assert.Equal(0, after - before);
+        Assert.True(allowed > 0);
+    }
+
+    private static int Run(CompiledPolicy policy, byte[][] pdus, Protocols.S7comm.S7Connection[] connections, SourceAddress[] sources, byte[] codes, long timestamp, int count)
+    {
+        var allowed = 0;
+        var refused = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var request = Protocols.S7comm.S7Pdu.ParseRequest(pdus[i % pdus.Length]);
+            var target = new S7Target(connections[i % connections.Length], request);
+            var source = sources[i % sources.Length];
+            if (!policy.NamesSourceAndConnection(source, target.Connection))
+            {
+                continue;
+            }
+            var verdict = policy.Evaluate(source, target, timestamp + i);
+            if (verdict.IsAllowed)
+            {
+                allowed++;
+            }
+            else
+            {
+                refused += policy.S7ItemRefusals(verdict.RuleIndex, target, codes);
+            }
+        }
+        Assert.True(refused > 0);
+        return allowed;
+    }
+}
