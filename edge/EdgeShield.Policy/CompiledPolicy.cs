@@ -1,4 +1,5 @@
 using EdgeShield.Protocols.Modbus;
+using EdgeShield.Protocols.S7comm;
 
 namespace EdgeShield.Policy;
 
@@ -29,10 +30,17 @@ public sealed class CompiledPolicy
     /// The same rules in <see cref="PolicyMode.Monitor"/> (<c>learn --listen</c>): everything is
     /// forwarded, would-be refusals are audited. Shares the rules (and their rate buckets) with this one.
     /// </summary>
-    public CompiledPolicy AsMonitor() => Mode == PolicyMode.Monitor ? this : new CompiledPolicy(Name, PolicyMode.Monitor, OnDeny, _rules, Maintenance);
+    public CompiledPolicy AsMonitor() => Mode == PolicyMode.Monitor ? this : new CompiledPolicy(Name, PolicyMode.Monitor, OnDeny, _rules, Maintenance) { Protocol = Protocol };
 
     /// <summary>The key under <c>policies:</c>.</summary>
     public string Name { get; }
+
+    /// <summary>
+    /// <c>protocol:</c> of the policy: whose vocabulary its rules speak. <see cref="ListenerProtocol.ModbusTcp"/> for
+    /// both Modbus framings (<c>modbus-tcp</c>, <c>modbus-rtu-over-tcp</c>: one vocabulary), or
+    /// <see cref="ListenerProtocol.S7comm"/>. A listener uses only a policy of its own protocol family.
+    /// </summary>
+    public ListenerProtocol Protocol { get; internal init; }
 
     /// <summary><c>mode:</c>. In <see cref="PolicyMode.Monitor"/> the gateway forwards everything; <see cref="Evaluate"/> still returns the true verdict.</summary>
     public PolicyMode Mode { get; }
@@ -128,6 +136,64 @@ public sealed class CompiledPolicy
             }
         }
         return false;
+    }
+
+    /// <summary>
+    /// True when some rule names this source and S7 connection type (a disarmed maintenance rule too): the
+    /// gateway refuses the COTP connect (COTP DR) otherwise (DESIGN.md "S7comm"). Allocates nothing.
+    /// </summary>
+    public bool NamesSourceAndConnection(SourceAddress source, S7Connection connection)
+    {
+        foreach (var rule in _rules)
+        {
+            if (rule.Keys is S7RuleKeys keys && (keys.Connections is not { } set || set.Contains(connection)) && rule.MatchesSource(source.Value))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// The item return codes of a refused read-var or write-var job, one per item into <paramref name="codes"/>,
+    /// judged against rule <paramref name="ruleIndex"/> (the verdict's closest rule): an item whose byte span
+    /// that rule does not allow, while it allows its area and block, gets 0x05 (address out of range); every
+    /// other item 0x03 (object access not allowed): a refused area or block, refused values, and items the
+    /// rule would allow, since nothing in a refused job executes (DESIGN.md "S7comm"). With
+    /// <paramref name="ruleIndex"/> -1, or a rule that refuses the function, every item gets 0x03.
+    /// Allocates nothing.
+    /// </summary>
+    /// <returns>The job's item count (0 for any other request).</returns>
+    /// <exception cref="ArgumentException"><paramref name="codes"/> is shorter than the item count (at most 255).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="ruleIndex"/> is not -1 or a rule of this policy.</exception>
+    public int S7ItemRefusals(int ruleIndex, in S7Target target, Span<byte> codes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(ruleIndex, -1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(ruleIndex, _rules.Length);
+        var request = target.Request;
+        if (request.Status == S7RequestStatus.Malformed || request.Function is not (S7Function.ReadVar or S7Function.WriteVar))
+        {
+            return 0;
+        }
+        int count = request.ItemCount;
+        if (codes.Length < count)
+        {
+            throw new ArgumentException($"room for {count} item return codes is needed", nameof(codes));
+        }
+        codes[..count].Fill(S7Items.ReturnAccessNotAllowed);
+        if (ruleIndex < 0 || _rules[ruleIndex].Keys is not S7RuleKeys keys || !keys.AllowsFunction(request))
+        {
+            return count;
+        }
+        var write = request.Function == S7Function.WriteVar;
+        foreach (var item in request.Items)
+        {
+            if (item.Index < count && keys.CheckItem(item, write) == DenyReason.Address)
+            {
+                codes[item.Index] = S7Items.ReturnAddressOutOfRange;
+            }
+        }
+        return count;
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ namespace EdgeShield.Policy;
 
 internal sealed partial class ConfigReader
 {
-    private static readonly string[] PolicyKeys = ["mode", "on-deny", "rules"];
+    private static readonly string[] PolicyKeys = ["protocol", "mode", "on-deny", "rules"];
     private static readonly string[] RuleKeys = ["name", "from", "unit", "function", "address", "type", "word-order", "value", "rate", "maintenance"];
     /// <summary>Rule <c>type:</c>: the telemetry tags' register types up to 32 bits.</summary>
     private static readonly string[] RuleValueTypes = ["int16", "uint16", "int32", "uint32", "float32"];
@@ -90,6 +90,16 @@ internal sealed partial class ConfigReader
             return null;
         }
         var ok = true;
+        var protocol = ReadPolicyProtocol(map);
+        if (protocol is { } declaredProtocol)
+        {
+            _policyProtocols[name] = declaredProtocol;
+        }
+        else
+        {
+            ok = false;
+        }
+        var s7 = protocol?.Protocol == ListenerProtocol.S7comm;
         PolicyMode mode = PolicyMode.Enforce;
         if (!map.TryGet("mode", out var modeNode))
         {
@@ -121,7 +131,7 @@ internal sealed partial class ConfigReader
         var names = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var ruleNode in Sequence(map, "rules", "rule"))
         {
-            var rule = ReadRule(ruleNode, rules.Count + 1);
+            var rule = s7 ? ReadS7Rule(ruleNode, rules.Count + 1, name) : ReadRule(ruleNode, rules.Count + 1, name);
             if (rule is null)
             {
                 ok = false;
@@ -148,17 +158,17 @@ internal sealed partial class ConfigReader
             return null;
         }
         WarnShadowedRules(rules);
-        return new CompiledPolicy(name, mode, onDeny, [.. rules], _maintenance);
+        return new CompiledPolicy(name, mode, onDeny, [.. rules], _maintenance) { Protocol = protocol!.Value.Protocol };
     }
 
-    private AllowRule? ReadRule(YamlNode node, int number)
+    private AllowRule? ReadRule(YamlNode node, int number, string policy)
     {
         if (node.IsNull)
         {
             _diagnostics.Error(node, $"rule {number} is empty; a rule needs at least one of {string.Join(", ", RuleKeys)}");
             return null;
         }
-        var map = Map(node, "rule", RuleKeys);
+        var map = Map(node, "rule", RuleKeys, key => ForeignRuleKeyMessage(key, policy, s7: false));
         if (map is null)
         {
             return null;

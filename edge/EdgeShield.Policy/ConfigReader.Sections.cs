@@ -10,7 +10,7 @@ internal sealed partial class ConfigReader
     private static readonly string[] SerialKeys = ["name", "device", "baud", "parity", "stop-bits", "response-timeout-ms", "turnaround-ms", "late-reply-guard-ms", "read-retries", "queue-depth", "queue-timeout-ms", "breaker-failures", "breaker-open-ms"];
     private static readonly string[] Parities = ["none", "even", "odd"];
     private static readonly string[] ListenerKeys = ["name", "bind", "protocol", "upstream", "policy", "limits"];
-    private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp"];
+    private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp", "s7comm"];
     private static readonly string[] LimitKeys = ["connections-per-source", "max-connections", "pending-per-connection", "idle-timeout", "frame-timeout", "response-timeout", "connect-timeout"];
     private static readonly string[] TelemetryKeys = ["mqtt", "format", "buffer", "poll"];
     private static readonly string[] MqttKeys = ["broker", "client-id", "topic-prefix", "tls", "username", "password-file"];
@@ -161,9 +161,13 @@ internal sealed partial class ConfigReader
             }
 
             var protocol = ListenerProtocol.ModbusTcp;
-            if (map.TryGet("protocol", out var protocolNode) && OneOf(protocolNode, "protocol", Protocols) == "modbus-rtu-over-tcp")
+            if (map.TryGet("protocol", out var protocolNode))
             {
-                protocol = ListenerProtocol.ModbusRtuOverTcp;
+                switch (OneOf(protocolNode, "protocol", Protocols))
+                {
+                    case "modbus-rtu-over-tcp": protocol = ListenerProtocol.ModbusRtuOverTcp; break;
+                    case "s7comm": protocol = ListenerProtocol.S7comm; break;
+                }
             }
 
             UpstreamAddress? upstream = null;
@@ -174,6 +178,11 @@ internal sealed partial class ConfigReader
             else
             {
                 upstream = Upstream(upstreamNode, "upstream", serialNames);
+                if (protocol == ListenerProtocol.S7comm && upstream is { Scheme: "serial" })
+                {
+                    _diagnostics.Error(upstreamNode, $"an s7comm listener forwards to a PLC over ISO-on-TCP: 'upstream' must be tcp://HOST:PORT (usually port 102), not {upstreamNode.Value}");
+                    upstream = null;
+                }
             }
 
             string? policy = null;
@@ -186,6 +195,7 @@ internal sealed partial class ConfigReader
                 if (policies.ContainsKey(policyNode.Value))
                 {
                     policy = policyNode.Value;
+                    CheckListenerPolicyProtocol(name, protocol, policyNode);
                 }
                 else
                 {

@@ -108,8 +108,9 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
     /// <summary>
     /// Checks that <paramref name="node"/> is a mapping whose keys are all in <paramref name="validKeys"/>
     /// and unique. An empty value counts as an empty mapping. Null when it is not a mapping.
+    /// <paramref name="unknownKeyMessage"/>, when given, words the error for a key that is not valid there.
     /// </summary>
-    private KeyMap? Map(YamlNode node, string what, string[] validKeys)
+    private KeyMap? Map(YamlNode node, string what, string[] validKeys, Func<string, string>? unknownKeyMessage = null)
     {
         var map = new KeyMap(node);
         if (node.IsNull)
@@ -132,7 +133,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             var key = keyNode.Value;
             if (Array.IndexOf(validKeys, key) < 0)
             {
-                _diagnostics.Error(keyNode, UnknownKeyMessage(key, what, validKeys));
+                _diagnostics.Error(keyNode, unknownKeyMessage is null ? UnknownKeyMessage(key, what, validKeys) : unknownKeyMessage(key));
                 continue;
             }
             if (firstSeen.TryGetValue(key, out var first))

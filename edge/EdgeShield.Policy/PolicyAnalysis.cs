@@ -29,6 +29,10 @@ public static class PolicyAnalysis
                     findings.Add(Warn(config, rule, $"rule '{rule.Name}' of policy '{name}' can never match: {why}"));
                     continue;
                 }
+                if (S7KeysWithoutEffect(rule) is { } idle)
+                {
+                    findings.Add(Warn(config, rule, $"rule '{rule.Name}' of policy '{name}': {idle}"));
+                }
                 for (int i = 0; i < j; i++)
                 {
                     var earlier = policy.RuleAt(i);
@@ -48,6 +52,10 @@ public static class PolicyAnalysis
 
     private static string? NeverMatches(AllowRule common)
     {
+        if (common.Keys is S7RuleKeys s7)
+        {
+            return S7NeverMatches(s7);
+        }
         if (common.Keys is not ModbusRuleKeys rule)
         {
             return null;
@@ -76,9 +84,95 @@ public static class PolicyAnalysis
         return null;
     }
 
+    /// <summary>
+    /// An S7 rule whose <c>connection:</c> names only S7comm-Plus connections (SIMATIC-ROOT-HMI, -ES), which carry
+    /// nothing but S7comm-Plus PDUs, while its <c>function:</c> does not name <c>s7comm-plus</c>.
+    /// </summary>
+    private static string? S7NeverMatches(S7RuleKeys rule)
+    {
+        if (rule.Connections is { } connections && connections.TypeCodes.IsEmpty && !rule.Functions.Contains(Protocols.S7comm.S7Function.S7commPlus))
+        {
+            return "its 'connection' names only S7comm-Plus connections (plus-hmi, plus-es), which carry only s7comm-plus, and its 'function' does not name s7comm-plus";
+        }
+        return null;
+    }
+
+    /// <summary>S7 keys that bound items (<c>area</c>, <c>db</c>, <c>address</c>, <c>value</c>) on a rule that allows neither read-var nor write-var.</summary>
+    private static string? S7KeysWithoutEffect(AllowRule common)
+    {
+        if (common.Keys is not S7RuleKeys rule)
+        {
+            return null;
+        }
+        if (rule.BoundsObjects && !rule.Functions.HasItemFunctions)
+        {
+            return "'area', 'db' and 'address' bound the items of read-var and write-var, and this rule allows neither: they have no effect (its other functions pass them)";
+        }
+        if (rule.Values is not null && !rule.Functions.Contains(Protocols.S7comm.S7Function.WriteVar))
+        {
+            return "'type' and 'value' bound the values write-var writes, and this rule does not allow write-var: they have no effect";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// S7: the first overlapping byte range, when both rules can allow read-var or write-var for shared sources,
+    /// connection types, areas and blocks but set different conditions (values, maintenance, rate).
+    /// </summary>
+    private static string? S7OverlapWithOtherConditions(AllowRule earlierRule, AllowRule laterRule)
+    {
+        if (earlierRule.Keys is not S7RuleKeys earlier || laterRule.Keys is not S7RuleKeys later
+            || earlier.Addresses is null || later.Addresses is null)
+        {
+            return null;
+        }
+        bool sameConditions = earlier.ValueBoundsCover(later) && later.ValueBoundsCover(earlier)
+            && earlierRule.Maintenance == laterRule.Maintenance
+            && (earlierRule.Rate is null) == (laterRule.Rate is null)
+            && (earlierRule.Rate is null || earlierRule.Rate.Count == laterRule.Rate!.Count);
+        if (sameConditions || earlier.Addresses.IsSupersetOf(later.Addresses))
+        {
+            return null;
+        }
+        var items = default(S7FunctionSet);
+        items.Add(Protocols.S7comm.S7Function.ReadVar);
+        items.Add(Protocols.S7comm.S7Function.WriteVar);
+        if (!Intersect(earlierRule.Sources, laterRule.Sources) || !earlier.Functions.Intersects(later.Functions) || !earlier.Functions.Intersects(items)
+            || !later.Functions.Intersects(items)
+            || (earlier.Connections is { } ec && later.Connections is { } lc && !Intersect(ec.TypeCodes, lc.TypeCodes))
+            || (earlier.Areas is { } ea && later.Areas is { } la && !Intersect(ea, la)))
+        {
+            return null;
+        }
+        return FirstOverlap(earlier.Addresses, later.Addresses);
+    }
+
+    private static string? FirstOverlap(IntervalSet<int> a, IntervalSet<int> b)
+    {
+        for (int i = 0; i < a.Count; i++)
+        {
+            var (lowA, highA) = a[i];
+            for (int j = 0; j < b.Count; j++)
+            {
+                var (lowB, highB) = b[j];
+                int low = Math.Max(lowA, lowB);
+                int high = Math.Min(highA, highB);
+                if (low <= high)
+                {
+                    return low == high ? low.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{low}-{high}");
+                }
+            }
+        }
+        return null;
+    }
+
     /// <summary>The first overlapping address range, when the rules share sources, units and functions but set different conditions.</summary>
     private static string? OverlapWithOtherConditions(AllowRule earlierRule, AllowRule laterRule)
     {
+        if (earlierRule.Keys is S7RuleKeys)
+        {
+            return S7OverlapWithOtherConditions(earlierRule, laterRule);
+        }
         if (earlierRule.Keys is not ModbusRuleKeys earlier || laterRule.Keys is not ModbusRuleKeys later
             || earlier.Addresses is null || later.Addresses is null)
         {
@@ -116,7 +210,7 @@ public static class PolicyAnalysis
     private static string Conditions(AllowRule later, AllowRule earlier)
     {
         var parts = new List<string>(3);
-        if (!SameValues(earlier, later))
+        if (!SameValues(earlier, later) && !(earlier.Keys is S7RuleKeys se && later.Keys is S7RuleKeys sl && se.ValueBoundsCover(sl) && sl.ValueBoundsCover(se)))
         {
             parts.Add("'value:' bounds");
         }

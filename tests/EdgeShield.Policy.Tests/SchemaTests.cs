@@ -13,7 +13,8 @@ namespace EdgeShield.Policy.Tests;
 /// </summary>
 public class SchemaTests
 {
-    private const string Rules = "/properties/policies/additionalProperties/properties/rules/items";
+    private const string Rules = "/properties/policies/additionalProperties/properties/rules/items/anyOf/0";
+    private const string S7Rules = "/properties/policies/additionalProperties/properties/rules/items/anyOf/1";
 
     /// <summary>Which schema object each key array of the loader describes (JSON pointer; "" is the root).</summary>
     private static readonly Dictionary<string, string> KeyArrays = new(StringComparer.Ordinal)
@@ -25,6 +26,7 @@ public class SchemaTests
         ["LimitKeys"] = "/properties/listeners/items/properties/limits",
         ["PolicyKeys"] = "/properties/policies/additionalProperties",
         ["RuleKeys"] = Rules,
+        ["S7RuleYamlKeys"] = S7Rules,
         ["TelemetryKeys"] = "/properties/telemetry",
         ["MqttKeys"] = "/properties/telemetry/properties/mqtt",
         ["TlsKeys"] = "/properties/telemetry/properties/mqtt/properties/tls",
@@ -51,6 +53,7 @@ public class SchemaTests
         ["TagTypes"] = "/properties/telemetry/properties/poll/items/properties/tags/items/properties/type",
         ["ActiveLevels"] = "/properties/hardware/properties/maintenance-key/properties/active",
         ["RuleValueTypes"] = $"{Rules}/properties/type",
+        ["PolicyProtocols"] = "/properties/policies/additionalProperties/properties/protocol",
         ["WordOrders"] = $"{Rules}/properties/word-order",
     };
 
@@ -145,6 +148,24 @@ public class SchemaTests
         Assert.Equal(Sorted(names), Sorted(schemaNames));
     }
 
+    [Fact]
+    public void S7Vocabulary_AgreesWithTheLoader()
+    {
+        Assert.Equal(Sorted(Array("RuleValueTypes")), Sorted(At($"{S7Rules}/properties/type")["enum"]!.AsArray().Select(v => v!.GetValue<string>())));
+        var words = Enum.GetValues<EdgeShield.Protocols.S7comm.S7Function>()
+            .Where(f => f != EdgeShield.Protocols.S7comm.S7Function.Unknown)
+            .Select(EdgeShield.Protocols.S7comm.S7Functions.PolicyWord)
+            .Concat(Array("S7FunctionGroups"));
+        Assert.Equal(Sorted(words), Sorted(At($"{S7Rules}/properties/function/oneOf/0")["enum"]!.AsArray().Select(v => v!.GetValue<string>())));
+        Assert.Equal(Sorted(Array("S7ConnectionWords")), Sorted(At($"{S7Rules}/properties/connection/oneOf/0/oneOf/0")["enum"]!.AsArray().Select(v => v!.GetValue<string>())));
+        Assert.Equal(Sorted(Array("S7AreaWords")), Sorted(At($"{S7Rules}/properties/area/oneOf/0/oneOf/0")["enum"]!.AsArray().Select(v => v!.GetValue<string>())));
+        string pattern = At($"{S7Rules}/properties/pi-service/oneOf/0")["pattern"]!.GetValue<string>();
+        foreach (string service in Array("S7PiServices").Append("_N_F_DELE"))
+        {
+            Assert.Matches(pattern, service);
+        }
+    }
+
     public static TheoryData<string> Examples()
     {
         var data = new TheoryData<string>();
@@ -176,6 +197,11 @@ public class SchemaTests
     /// <summary>Walks a YAML node with its schema: every mapping key must be a property of its object.</summary>
     private static void CheckKeys(YamlNode node, JsonNode schema, string where, List<string> unknown)
     {
+        if (schema["anyOf"] is JsonArray alternatives && node is YamlMappingNode keyed)
+        {
+            // a rule: the alternative (Modbus or S7) that has every key of the mapping, else the first
+            schema = alternatives.FirstOrDefault(c => keyed.Children.Keys.All(k => c!["properties"]?[((YamlScalarNode)k).Value!] is not null)) ?? alternatives[0]!;
+        }
         if (schema["oneOf"] is JsonArray choices)
         {
             schema = choices.FirstOrDefault(c => (node is YamlSequenceNode) == (c!["type"]?.GetValue<string>() == "array")) ?? choices[0]!;
