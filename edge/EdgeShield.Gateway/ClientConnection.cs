@@ -138,6 +138,9 @@ internal sealed class ClientConnection
                         case ClientAction.Reply:
                             await _session.ReplyAsync(step);
                             break;
+                        case ClientAction.ReplyAndClose:
+                            await _session.ReplyAsync(step);
+                            return;
                         case ClientAction.Forward:
                             await _session.ForwardAsync(_receiveBuffer.AsMemory(offset, step.Consumed), step);
                             break;

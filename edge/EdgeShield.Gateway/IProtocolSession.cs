@@ -12,6 +12,8 @@ internal enum ClientAction : byte
     Nothing,
     /// <summary>Answer the client with the reply the session wrote (a refusal).</summary>
     Reply,
+    /// <summary>Answer the client with the reply the session wrote, then close (a refused connect).</summary>
+    ReplyAndClose,
     /// <summary>Forward the request to the PLC.</summary>
     Forward,
     /// <summary>Close the connection (malformed, or <c>on-deny: close</c>).</summary>

@@ -171,6 +171,16 @@ internal sealed class PendingTable<TRequest>
         return true;
     }
 
+    /// <summary>Replaces what is kept of <paramref name="gatewayTid"/>'s request (once its gateway id is known).</summary>
+    public void SetRequest(ushort gatewayTid, in TRequest request)
+    {
+        int i = IndexOf(gatewayTid);
+        if (i >= 0)
+        {
+            _slots[i].Request = request;
+        }
+    }
+
     /// <summary>
     /// Records the connection a request went out on, and starts its response timeout: the clock
     /// runs from the moment the PLC has the request, not while the connection was being opened,

@@ -1,4 +1,5 @@
 using EdgeShield.Gateway.Modbus;
+using EdgeShield.Gateway.S7comm;
 using EdgeShield.Policy;
 using EdgeShield.Protocols.Modbus;
 using EdgeShield.Transport;
@@ -16,6 +17,7 @@ internal static class ProtocolSessions
     {
         ListenerProtocol.ModbusTcp => static (connection, upstream) => new ModbusSession(connection, upstream, ModbusClientFraming.Mbap),
         ListenerProtocol.ModbusRtuOverTcp => static (connection, upstream) => new ModbusSession(connection, upstream, ModbusClientFraming.RtuOverTcp),
+        ListenerProtocol.S7comm => static (connection, upstream) => new S7Session(connection),
         _ => throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "no session for this protocol"),
     };
 }
