@@ -3,7 +3,7 @@ namespace EdgeShield.Fuzz.Tests;
 /// <summary>Every corpus input (seeds from real captures and configs, and every crash AFL ever found) through the fuzz targets.</summary>
 public class CorpusReplayTests
 {
-    private static readonly string CorpusDirectory = FindCorpus();
+    internal static readonly string CorpusDirectory = FindCorpus();
 
     public static TheoryData<string, string> CorpusFiles()
     {

@@ -2,14 +2,15 @@ using System.Buffers;
 using System.Buffers.Binary;
 using EdgeShield.Protocols.Capture;
 using EdgeShield.Protocols.Modbus;
+using EdgeShield.Protocols.S7comm;
 
 namespace EdgeShield.Fuzz;
 
 /// <summary>
 /// Writes small seed corpora from the real captures in tests/data: Modbus TCP ADUs and their PDUs,
 /// request/response pairs, RTU frames (RTU over TCP, and the TCP ADUs as an RS-485 bus would carry
-/// them), and trimmed capture files. One input per distinct function code and length, so the corpus
-/// stays small and AFL's calibration quick.
+/// them), and trimmed capture files; S7comm client streams and job/answer pairs (tests/data/s7comm).
+/// One input per distinct function code and length, so the corpus stays small and AFL's calibration quick.
 /// </summary>
 internal static class Seeds
 {
@@ -48,6 +49,13 @@ internal static class Seeds
                 sets["capture"].Add(Path.GetFileNameWithoutExtension(file) + "-head", trimmed);
             }
         }
+        foreach (string file in Directory.GetFiles(Path.Combine(repository, "tests", "data", "s7comm")).Order(StringComparer.Ordinal))
+        {
+            if (CaptureReader.TryOpen(File.ReadAllBytes(file), out var s7Reader, out _) && s7Reader is not null)
+            {
+                S7Seeds.Collect(s7Reader, sets["s7stream"], sets["s7response"]);
+            }
+        }
         var config = sets["config"] = new SeedSet();
         foreach (string file in Directory.GetFiles(Path.Combine(repository, "firmware-config", "examples"), "*.yaml").Order(StringComparer.Ordinal))
         {
@@ -75,7 +83,7 @@ internal static class Seeds
         return 0;
     }
 
-    private sealed class SeedSet
+    internal sealed class SeedSet
     {
         private readonly HashSet<string> _kinds = new(StringComparer.Ordinal);
 
@@ -106,9 +114,13 @@ internal static class Seeds
             sets["mbap"].Add(kind, frame.Adu.ToArray());
             sets["pdu-request"].Add(kind, frame.Pdu.ToArray());
             _requests[(context.Client, context.ClientPort, frame.TransactionId)] = frame.Pdu.ToArray();
-            var rtu = new byte[RtuFramer.MaxAduLength];
-            int length = RtuFramer.FromMbap(frame.Adu, rtu);
-            sets["rtu"].Add("req-" + kind, [0, .. rtu.AsSpan(0, length)]);
+            // A vendor PDU above 253 bytes does not fit an RTU ADU: no bus carries it.
+            if (frame.Pdu.Length <= ModbusLimits.MaxPduLength)
+            {
+                var rtu = new byte[RtuFramer.MaxAduLength];
+                int length = RtuFramer.FromMbap(frame.Adu, rtu);
+                sets["rtu"].Add("req-" + kind, [0, .. rtu.AsSpan(0, length)]);
+            }
             return true;
         }
 
@@ -116,9 +128,12 @@ internal static class Seeds
         {
             string kind = Kind(frame);
             sets["mbap"].Add("resp-" + kind, frame.Adu.ToArray());
-            var rtu = new byte[RtuFramer.MaxAduLength];
-            int length = RtuFramer.FromMbap(frame.Adu, rtu);
-            sets["rtu"].Add("resp-" + kind, [1, .. rtu.AsSpan(0, length)]);
+            if (frame.Pdu.Length <= ModbusLimits.MaxPduLength)
+            {
+                var rtu = new byte[RtuFramer.MaxAduLength];
+                int length = RtuFramer.FromMbap(frame.Adu, rtu);
+                sets["rtu"].Add("resp-" + kind, [1, .. rtu.AsSpan(0, length)]);
+            }
             if (_requests.Remove((context.Client, context.ClientPort, frame.TransactionId), out var request) && request.Length <= byte.MaxValue)
             {
                 sets["pdu-response"].Add(kind, [(byte)request.Length, .. request, .. frame.Pdu]);
