@@ -4,6 +4,7 @@ using System.Net;
 using BenchmarkDotNet.Attributes;
 using EdgeShield.Policy;
 using EdgeShield.Protocols.Modbus;
+using EdgeShield.Protocols.S7comm;
 
 namespace EdgeShield.Benchmarks;
 
@@ -143,4 +144,75 @@ public class InspectionBenchmarks
         var expectation = request.Expectation;
         return (int)verdict.Reason + expectation.RequestLength - request.Pdu.Length;
     }
+}
+
+/// <summary>
+/// What the gateway does per S7 job (issue 12 Figures: ≤ 100 ns): frame the TPKT/COTP DT, reassemble (a whole
+/// PDU in one DT: in place), parse the job, judge it with the S7 policy, and check the PLC's answer.
+/// </summary>
+[MemoryDiagnoser]
+public class S7InspectionBenchmarks
+{
+    // read-var, 1 item: DB1, bytes 0..19 (S7ANY, transport size BYTE, count 20).
+    private readonly byte[] _readVar = Convert.FromHexString("0300001F02F080" + "32010000000100 0E0000".Replace(" ", "", StringComparison.Ordinal) + "0401120A10020014000184000000");
+    // Its Ack_Data: one item, return code FF, transport size 04 (bits), 160 bits, 20 bytes.
+    private readonly byte[] _answer = Convert.FromHexString("32030000000100020018000004 01".Replace(" ", "", StringComparison.Ordinal) + "FF0400A0" + "000102030405060708090A0B0C0D0E0F10111213");
+    private readonly CotpReassembler _reassembler = new(new byte[960], 960);
+    private readonly CompiledPolicy _policy = S7Policy();
+    private readonly SourceAddress _source = SourceAddress.From(IPAddress.Loopback);
+    private readonly S7Connection _op = new(S7ConnectionKind.Op, 2, 0, 2);
+    private S7Expectation _expectation;
+
+    private static CompiledPolicy S7Policy()
+    {
+        var loaded = ConfigLoader.LoadText("""
+            policies:
+              press1:
+                protocol: s7comm
+                mode: enforce
+                rules:
+                  - name: hmi reads
+                    from: 127.0.0.0/8
+                    connection: [op, pg]
+                    function: read
+                    area: [db, m]
+                    db: 1-99
+                    address: 0-1023
+            """, "bench-s7.yaml");
+        if (loaded.HasErrors || loaded.Config is null)
+        {
+            throw new InvalidOperationException(string.Join('\n', loaded.Diagnostics));
+        }
+        return loaded.Config.Policies["press1"];
+    }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        if (FrameParseVerdict() != (int)DenyReason.None)
+        {
+            throw new InvalidOperationException("the bench job is not allowed");
+        }
+        if (CheckAnswer() != S7ResponseStatus.Normal)
+        {
+            throw new InvalidOperationException("the bench answer does not check");
+        }
+    }
+
+    [Benchmark(Description = "S7 frame→reassemble→parse→verdict read-var 1 item 20 bytes (allowed)")]
+    public int FrameParseVerdict()
+    {
+        if (TpktFramer.TryReadFrame(_readVar, out var tpdu, out _, out _) != OperationStatus.Done
+            || _reassembler.Append(tpdu, out var pdu, out _) != OperationStatus.Done)
+        {
+            throw new InvalidOperationException("not a whole PDU");
+        }
+        var request = S7Pdu.ParseRequest(pdu);
+        var verdict = _policy.Evaluate(_source, new S7Target(_op, request), Stopwatch.GetTimestamp());
+        _expectation = request.Expectation(960);
+        return (int)verdict.Reason;
+    }
+
+    [Benchmark(Description = "S7 answer check read-var 1 item 20 bytes")]
+    public S7ResponseStatus CheckAnswer() => S7Pdu.CheckResponse(_answer, _expectation, out _);
 }

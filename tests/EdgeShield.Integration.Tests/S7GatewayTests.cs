@@ -176,5 +176,30 @@ public partial class S7GatewayTests(ITestOutputHelper output)
         Assert.DoesNotContain(plc.Events, e => e.Code == Snap7Event.ClientAdded);
         Assert.True(await gateway.Process.WaitForStdoutAsync("\"event\":\"malformed\""), gateway.Process.Stdout);
     }
+
+    [Fact]
+    public async Task AMultiReadWithOneItemOutsideTheRules_IsRefusedWhole_NoItemReachesTheServer()
+    {
+        await using var plc = await Snap7Peer.StartServerAsync();
+        await using var gateway = await Gateway.StartAsync(plc.Port);
+
+        var allowed = await Client(gateway, "op", "multi-read", "db:1:0:4", "m:0:0:2", "q:0:0:1");
+        await plc.WaitForDisconnectsAsync();
+        int readsAfterAllowed = plc.Events.Count(e => e.Code == Snap7Event.DataRead);
+        var mixed = await Client(gateway, "op", "multi-read", "db:1:0:4", "db:1:200:4", "m:0:0:2");
+        await plc.WaitForDisconnectsAsync();
+
+        output.WriteLine(allowed.ToString());
+        output.WriteLine(mixed.ToString());
+        Assert.True(allowed.Ok, allowed.ToString());
+        Assert.Equal(3, readsAfterAllowed);
+        // A job is never split: the span refusal of the second item refuses the other two as well.
+        Assert.Equal(3, plc.Events.Count(e => e.Code == Snap7Event.DataRead));
+        Assert.Contains(gateway.Process.Stdout.Split('\n'), line => line.Contains("\"function_name\":\"read-var\"", StringComparison.Ordinal)
+            && line.Contains("\"reason\":\"address span not allowed\"", StringComparison.Ordinal));
+        var items = mixed.Json.GetProperty("items");
+        Assert.Equal(3, items.GetArrayLength());
+        Assert.All(items.EnumerateArray(), item => Assert.NotEqual(0, item.GetProperty("error").GetInt64()));
+    }
 }
 

@@ -266,6 +266,12 @@ internal sealed class S7Session : IProtocolSession
             Span<byte> codes = stackalloc byte[byte.MaxValue];
             int count = policy.S7ItemRefusals(verdict.RuleIndex, new S7Target(_peer, request), codes);
             length = S7Pdu.WriteItemErrors(pdu, expectation, codes[..count]);
+            if (length < 0 || length > _pduSize)
+            {
+                // One return code per item takes 4 bytes, more than a 3-byte non-S7ANY item of the job: an answer
+                // that would exceed the negotiated PDU size refuses the job as a whole instead.
+                length = S7Pdu.WriteJobError(pdu, expectation, S7Pdu.ErrorClassAccess, 0x03);
+            }
         }
         else if (verdict.Reason == DenyReason.Rate)
         {

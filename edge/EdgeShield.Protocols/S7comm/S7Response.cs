@@ -240,7 +240,9 @@ public static partial class S7Pdu
             {
                 return Mismatch(S7ResponseError.LengthInconsistent, out error);
             }
-            int length = S7Items.DataByteLength(data[1], BinaryPrimitives.ReadUInt16BigEndian(data[2..]));
+            // An item that failed (return code other than FF) carries no data, whatever its length field says:
+            // snap7 answers a read of a DB that does not exist with 0A 00 0004 and nothing after (tshark agrees).
+            int length = data[0] == S7Items.ReturnSuccess ? S7Items.DataByteLength(data[1], BinaryPrimitives.ReadUInt16BigEndian(data[2..])) : 0;
             if (length > expected.MaxItemBytes)
             {
                 return Mismatch(S7ResponseError.DataTooLong, out error);

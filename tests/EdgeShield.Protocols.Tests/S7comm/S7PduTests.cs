@@ -340,3 +340,19 @@ public class S7PduTests
         Assert.Equal(S7ClampResult.NotSetup, S7Pdu.ClampSetupCommunication((byte[])ReadReal51.Clone(), 240, 1));
     }
 }
+
+/// <summary>Answers real peers give that a strict reading of the length fields would drop.</summary>
+public class S7PeerAnswerTests
+{
+    [Fact]
+    public void Snap7sAnswerToAReadOfAMissingDb_FailedItemWithALengthButNoData_IsANormalAnswer()
+    {
+        // snap7 1.4 server, read of DB7 bytes 0..3 (DB7 does not exist): item 0A 00 0004 and nothing after it.
+        // tshark reads it without a malformed flag; the gateway must pass it on, not answer 0x01 instead.
+        var request = S7Pdu.ParseRequest(Convert.FromHexString("32010000010000" + "0e0000" + "0401" + "120a10020004000784000000"));
+        Assert.Equal(S7RequestStatus.Ok, request.Status);
+        var answer = Convert.FromHexString("32030000010000020004" + "0000" + "0401" + "0a000004");
+        Assert.Equal(S7ResponseStatus.Normal, S7Pdu.CheckResponse(answer, request.Expectation(480), out var error));
+        Assert.Equal(S7ResponseError.None, error);
+    }
+}

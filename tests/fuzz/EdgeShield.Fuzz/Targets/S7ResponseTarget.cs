@@ -123,7 +123,8 @@ internal static class S7ResponseTarget
 
     /// <summary>
     /// Worked out again from the bytes (S7COMM.md, read-var answer): one data block per item, each
-    /// | return code | transport size | length (bits for 03/04/05) | data | fill if odd and not last |,
+    /// | return code | transport size | length (bits for 03/04/05) | data | fill if odd and not last | (no data
+    /// after a return code other than FF),
     /// none longer than the longest item asked, ending exactly at the end of the data.
     /// </summary>
     private static bool ReadDataAddsUp(ReadOnlySpan<byte> data, int items, int maxItemBytes)
@@ -138,6 +139,10 @@ internal static class S7ResponseTarget
             if (data[1] is 3 or 4 or 5)
             {
                 length = (length + 7) / 8;
+            }
+            if (data[0] != 0xFF)
+            {
+                length = 0; // a failed item carries no data, whatever its length field says (snap7's 0A 00 0004)
             }
             int fill = i < items - 1 && (length & 1) != 0 ? 1 : 0;
             if (length > maxItemBytes || S7Limits.DataItemHeaderLength + length + fill > data.Length)
