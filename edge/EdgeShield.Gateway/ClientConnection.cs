@@ -40,6 +40,7 @@ internal sealed class ClientConnection
     // When the first byte of a frame not yet complete arrived (0: none pending): frame-timeout.
     private long _frameStarted;
     private int _closing;
+    private int _sweeping;
     // 1 once a request of this connection was allowed (forwarded): a listener at max-connections never closes it for a newcomer.
     private int _hadAllowed;
 
@@ -231,7 +232,23 @@ internal sealed class ClientConnection
             _ = CloseAsync();
             return;
         }
-        _session.SweepPending(now);
+        if (_session.HasPending && Interlocked.Exchange(ref _sweeping, 1) == 0)
+        {
+            _ = AnswerExpiredAsync(now);
+        }
+    }
+
+    /// <summary>One sweep of the session's timed-out requests at a time; the sweeper thread never waits for it.</summary>
+    private async Task AnswerExpiredAsync(long now)
+    {
+        try
+        {
+            await _session.AnswerExpiredAsync(now);
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0);
+        }
     }
 
     /// <summary>The client's end of stream (or an error) is waiting with nothing before it.</summary>

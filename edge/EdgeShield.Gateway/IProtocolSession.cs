@@ -50,6 +50,9 @@ internal interface IProtocolSession : IUpstreamReceiver
     /// <summary>Forwards the request <see cref="Inspect"/> allowed; <paramref name="frame"/> is its frame in the receive buffer.</summary>
     ValueTask ForwardAsync(ReadOnlyMemory<byte> frame, ClientStep step);
 
-    /// <summary>Called by the sweeper: answers requests outstanding past their deadline. Must not block.</summary>
-    void SweepPending(long now);
+    /// <summary>Requests are outstanding at the PLC (the sweeper then asks <see cref="AnswerExpiredAsync"/>).</summary>
+    bool HasPending { get; }
+
+    /// <summary>Answers the requests outstanding past their deadline at <paramref name="now"/> as the protocol answers a lost one; audited.</summary>
+    ValueTask AnswerExpiredAsync(long now);
 }

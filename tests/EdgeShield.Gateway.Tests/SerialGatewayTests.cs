@@ -258,6 +258,12 @@ public class SerialGatewayTests
         h.Plc.Faults.LateMs = 150; // within the bus's 500 ms, after the client's 100 ms
         using var client = await SerialGatewayHarness.ConnectAsync(h.RtuOverTcp);
         await client.SendAsync(Rtu(1, [3, 0, 5, 0, 1]));
+        // The client's timer starts once the device has the first request (bounded wait): a receive loop slowed by
+        // parallel tests must not still be forwarding it when the second arrives (read while busy: never a give-up).
+        for (int i = 0; i < 200 && h.Plc.RequestsReceived(3) < 1; i++)
+        {
+            await Task.Delay(5);
+        }
         await Task.Delay(100);
         await client.SendAsync(Rtu(1, [3, 0, 6, 0, 1]));
 

@@ -45,7 +45,6 @@ internal sealed class ModbusSession : IProtocolSession
     private readonly byte[]? _clientResponse;
     // Without a transaction id (RTU over TCP) answers leave in request order.
     private readonly RtuReplyOrder? _order;
-    private int _sweeping;
     // Once true, the client pipelines: outstanding requests are never taken as abandoned (guarded by _pending).
     private bool _pipelines;
     // A bus answers some requests itself (0A, 0B); those answers are refusals of its own and are audited.
@@ -316,30 +315,18 @@ internal sealed class ModbusSession : IProtocolSession
         await AnswerExpiredAsync(long.MinValue, generation);
     }
 
-    public void SweepPending(long now)
+    public bool HasPending
     {
-        bool any;
-        lock (_pending)
+        get
         {
-            any = _pending.Count > 0;
-        }
-        if (any && Interlocked.Exchange(ref _sweeping, 1) == 0)
-        {
-            _ = SweepAsync(now);
+            lock (_pending)
+            {
+                return _pending.Count > 0;
+            }
         }
     }
 
-    private async Task SweepAsync(long now)
-    {
-        try
-        {
-            await AnswerExpiredAsync(now, 0);
-        }
-        finally
-        {
-            Volatile.Write(ref _sweeping, 0);
-        }
-    }
+    public ValueTask AnswerExpiredAsync(long now) => AnswerExpiredAsync(now, 0);
 
     private async ValueTask AnswerExpiredAsync(long now, int lostGeneration)
     {

@@ -57,7 +57,6 @@ internal sealed class S7Session : IProtocolSession
     private int _plcTpduSize = CotpWriter.MinTpduSize;
     private int _pduSize = MaxPduSize;
     private bool _plus;
-    private int _sweeping;
 
     public S7Session(ClientConnection connection)
     {
@@ -246,13 +245,9 @@ internal sealed class S7Session : IProtocolSession
         var onDeny = policy.OnDeny;
         var item = FirstItem(request);
         Audit(packet, kind, request.FunctionCode, word, RuleName(policy, verdict), AuditEvents.Reason(verdict.Reason), closed: onDeny == OnDeny.Close, item: item);
-        if (onDeny == OnDeny.Drop)
+        if (NotAnswered(onDeny, consumed) is { } unanswered)
         {
-            return new ClientStep(ClientAction.Nothing, consumed);
-        }
-        if (onDeny == OnDeny.Close)
-        {
-            return new ClientStep(ClientAction.Close, consumed);
+            return unanswered;
         }
         var expectation = request.Expectation(_pduSize);
         Span<byte> pdu = _requestReply.AsSpan(S7Limits.DataTpduOverhead);
@@ -284,15 +279,19 @@ internal sealed class S7Session : IProtocolSession
         return Reply(length, consumed);
     }
 
+    /// <summary>A refusal that is not the protocol's answer: nothing (<c>drop</c>) or a close; null for <c>exception</c>.</summary>
+    private static ClientStep? NotAnswered(OnDeny onDeny, int consumed) => onDeny switch
+    {
+        OnDeny.Drop => new ClientStep(ClientAction.Nothing, consumed),
+        OnDeny.Close => new ClientStep(ClientAction.Close, consumed),
+        _ => null,
+    };
+
     private ClientStep WriteRefusal(in S7Request request, byte errorClass, byte errorCode, byte itemCode, int consumed, OnDeny onDeny)
     {
-        if (onDeny == OnDeny.Drop)
+        if (NotAnswered(onDeny, consumed) is { } unanswered)
         {
-            return new ClientStep(ClientAction.Nothing, consumed);
-        }
-        if (onDeny == OnDeny.Close)
-        {
-            return new ClientStep(ClientAction.Close, consumed);
+            return unanswered;
         }
         var expectation = request.Expectation(_pduSize);
         Span<byte> pdu = _requestReply.AsSpan(S7Limits.DataTpduOverhead);
@@ -585,30 +584,18 @@ internal sealed class S7Session : IProtocolSession
         _ = _connection.CloseAsync();
     }
 
-    public void SweepPending(long now)
+    public bool HasPending
     {
-        bool any;
-        lock (_pending)
+        get
         {
-            any = _pending.Count > 0;
-        }
-        if (any && Interlocked.Exchange(ref _sweeping, 1) == 0)
-        {
-            _ = SweepAsync(now);
+            lock (_pending)
+            {
+                return _pending.Count > 0;
+            }
         }
     }
 
-    private async Task SweepAsync(long now)
-    {
-        try
-        {
-            await AnswerExpiredAsync(now, 0);
-        }
-        finally
-        {
-            Volatile.Write(ref _sweeping, 0);
-        }
-    }
+    public ValueTask AnswerExpiredAsync(long now) => AnswerExpiredAsync(now, 0);
 
     private async ValueTask AnswerExpiredAsync(long now, int lostGeneration)
     {
