@@ -23,11 +23,12 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 #   mosquitto mosquitto-clients openssl   the MQTT broker of the telemetry tests and a test CA
 #   iproute2 faketime                  network namespaces (diode isolation), the clock-jump test
 #   procps                             kill(1), which the tests and the unit's ExecReload use (not in a minimal Debian)
+#   g++ python3                        node-gyp's compiler and build driver for snap7 (below)
 #   nodejs npm libnode-dev             only when node is missing (the machine image has Node 20): snap7's S7 server and
 #                                      client (npm package node-snap7, built with node-gyp against Node's headers)
 packages=(mbpoll python3-pymodbus python3-serial-asyncio autoconf automake libtool make gcc libc6-dev socat tshark
   clang zlib1g-dev lld llvm binutils file qemu-user-static systemd nftables mosquitto
-  mosquitto-clients openssl iproute2 faketime procps)
+  mosquitto-clients openssl iproute2 faketime procps g++ python3)
 command -v node >/dev/null || packages+=(nodejs npm libnode-dev)
 
 missing=()
