@@ -58,7 +58,9 @@ public class HardeningSessionTests
     [Fact]
     public async Task ClientThatGaveUp_OnASilentPlc_GetsNo0BForTheAbandonedRequest()
     {
-        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 400ms }");
+        // 1 s: the client gives up after 200 ms, well before the gateway's timeout even when a loaded machine (a CI
+        // run's parallel AOT publish) stretches the steps before the second request (400 ms was once exceeded).
+        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 1s }");
         using var client = await h.ConnectAsync();
         // The PLC connection is opened by a first, answered request (see above); then the PLC falls silent.
         Assert.Equal(9, ForwardingTests.Tid((await client.RoundTripAsync(ModbusClient.ReadHolding(9, 1, 0, 1)))!));
@@ -68,7 +70,7 @@ public class HardeningSessionTests
         await PlcReceivedAsync(h, 2);
         Assert.Null(await client.ReceiveAsync(200));
         await client.SendAsync(ModbusClient.ReadHolding(2, 1, 0, 1));
-        var reply = await client.ReceiveAsync(2000);
+        var reply = await client.ReceiveAsync(4000);
 
         Assert.NotNull(reply);
         Assert.Equal(2, ForwardingTests.Tid(reply)); // the 0B of its own request, not the abandoned one's
