@@ -6,8 +6,7 @@ namespace EdgeShield.Gateway;
 /// among those outstanding, so that a client reusing its own ids (or a PLC echoing a stale one) can never
 /// pair a response with the wrong request. <typeparamref name="TRequest"/> is the protocol's opaque
 /// expectation of the answer (what to check it against, what to audit). Guarded by the caller's lock; no
-/// allocation after construction. Callers lock the table object itself (<c>lock (table)</c>), which is the lock
-/// <see cref="HasOutstanding"/> and <see cref="TakeExpiredOrLost"/> take.
+/// allocation after construction.
 /// </summary>
 internal sealed class PendingTable<TRequest>
     where TRequest : struct
@@ -197,38 +196,8 @@ internal sealed class PendingTable<TRequest>
         }
     }
 
-    /// <summary>Requests are outstanding (takes the table's lock: for the sweeper, which holds none).</summary>
-    public bool HasOutstanding
-    {
-        get
-        {
-            lock (this)
-            {
-                return _count > 0;
-            }
-        }
-    }
-
-    /// <summary>
-    /// Takes the table's lock, removes the first slot expired at <paramref name="now"/> or sent on
-    /// <paramref name="lostGeneration"/>, and retires it (its late answer is then recognised): what every
-    /// protocol's sweep does before it answers the request as that protocol answers a lost one.
-    /// </summary>
-    public bool TakeExpiredOrLost(long now, int lostGeneration, out Slot slot)
-    {
-        lock (this)
-        {
-            if (!TryTakeExpiredOrLost(now, lostGeneration, out slot))
-            {
-                return false;
-            }
-            Retire(slot);
-            return true;
-        }
-    }
-
     /// <summary>Removes the first slot that matches: expired at <paramref name="now"/>, or sent on <paramref name="lostGeneration"/>.</summary>
-    private bool TryTakeExpiredOrLost(long now, int lostGeneration, out Slot slot)
+    public bool TryTakeExpiredOrLost(long now, int lostGeneration, out Slot slot)
     {
         for (int i = 0; i < _slots.Length; i++)
         {

@@ -315,15 +315,36 @@ internal sealed class ModbusSession : IProtocolSession
         await AnswerExpiredAsync(long.MinValue, generation);
     }
 
-    public bool HasPending => _pending.HasOutstanding;
+    public bool HasPending
+    {
+        get
+        {
+            lock (_pending)
+            {
+                return _pending.Count > 0;
+            }
+        }
+    }
 
     public ValueTask AnswerExpiredAsync(long now) => AnswerExpiredAsync(now, 0);
 
     private async ValueTask AnswerExpiredAsync(long now, int lostGeneration)
     {
-        while (_pending.TakeExpiredOrLost(now, lostGeneration, out var slot))
+        while (true)
         {
+            PendingTable<ModbusPendingRequest>.Slot slot;
+            lock (_pending)
+            {
+                if (!_pending.TryTakeExpiredOrLost(now, lostGeneration, out slot))
+                {
+                    return;
+                }
+            }
             _listener.Counters.CountTimeout();
+            lock (_pending)
+            {
+                _pending.Retire(slot);
+            }
             if (slot.Abandoned)
             {
                 // The client gave up on it before the gateway would have: a 0B now would be read as the answer to its next request.

@@ -584,14 +584,32 @@ internal sealed class S7Session : IProtocolSession
         _ = _connection.CloseAsync();
     }
 
-    public bool HasPending => _pending.HasOutstanding;
+    public bool HasPending
+    {
+        get
+        {
+            lock (_pending)
+            {
+                return _pending.Count > 0;
+            }
+        }
+    }
 
     public ValueTask AnswerExpiredAsync(long now) => AnswerExpiredAsync(now, 0);
 
     private async ValueTask AnswerExpiredAsync(long now, int lostGeneration)
     {
-        while (_pending.TakeExpiredOrLost(now, lostGeneration, out var slot))
+        while (true)
         {
+            PendingTable<S7PendingJob>.Slot slot;
+            lock (_pending)
+            {
+                if (!_pending.TryTakeExpiredOrLost(now, lostGeneration, out slot))
+                {
+                    return;
+                }
+                _pending.Retire(slot);
+            }
             _listener.Counters.CountTimeout();
             AuditSlot(lostGeneration > 0 ? AuditEventKind.UpstreamLost : AuditEventKind.ResponseTimeout, slot,
                 lostGeneration > 0 ? "PLC connection lost with the job outstanding" : "PLC did not answer within response-timeout");
