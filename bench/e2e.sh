@@ -14,6 +14,10 @@
 # bench/libmodbus-plc (libmodbus, one select() loop over all connections) instead of `edgeshield-sim plc`;
 # PLC=sim|libmodbus chooses the PLC on its own. Both are built by bench/libmodbus-build.sh.
 #   LOAD=libmodbus ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS=aot bench/e2e.sh
+# LOAD=snap7 is the S7comm bench: bench/snap7-load (C++, against snap7's client: read-var of one item,
+# 20 bytes of DB1, one job outstanding per connection; S7_WRITE_PERCENT of write-var, default 0) against
+# bench/snap7-plc (snap7's server), the gateway with an s7comm listener; built by bench/snap7-build.sh.
+#   LOAD=snap7 ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS=aot bench/e2e.sh
 # HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
 # epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
@@ -29,8 +33,11 @@ HAPROXY_PORT=${HAPROXY_PORT:-25021}
 GW_PORT=${GW_PORT:-25022}
 OUT=${OUT:-$ROOT/bench/e2e-results.tsv}
 LOAD=${LOAD:-sim}
-case $LOAD in sim) PLC=${PLC:-sim} ;; libmodbus) PLC=${PLC:-libmodbus} ;; *) echo "e2e: LOAD is sim or libmodbus" >&2; exit 2 ;; esac
-case $PLC in sim|libmodbus) ;; *) echo "e2e: PLC is sim or libmodbus" >&2; exit 2 ;; esac
+case $LOAD in
+  sim) PLC=${PLC:-sim} ;; libmodbus) PLC=${PLC:-libmodbus} ;; snap7) PLC=snap7 ;;
+  *) echo "e2e: LOAD is sim, libmodbus or snap7" >&2; exit 2 ;;
+esac
+case $PLC in sim|libmodbus|snap7) ;; *) echo "e2e: PLC is sim, libmodbus or snap7" >&2; exit 2 ;; esac
 LMB_BIN=$ROOT/artifacts/bench
 HOST=127.0.0.1   # loopback only, always
 
@@ -46,6 +53,9 @@ fi
 
 if [[ $LOAD == libmodbus || $PLC == libmodbus ]]; then
   "$ROOT/bench/libmodbus-build.sh" "$LMB_BIN"
+fi
+if [[ $LOAD == snap7 ]]; then
+  "$ROOT/bench/snap7-build.sh" "$LMB_BIN"
 fi
 if [[ -z "${NOBUILD:-}" ]]; then
   dotnet build -c Release -v q -nologo "$ROOT/simulators/edgeshield-sim" >/dev/null
@@ -78,6 +88,8 @@ done
 
 if [[ $PLC == libmodbus ]]; then
   "$LMB_BIN/libmodbus-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
+elif [[ $PLC == snap7 ]]; then
+  "$LMB_BIN/snap7-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
 else
   dotnet "$SIM_DLL" plc --listen $HOST:$PLC_PORT >"$WORK/plc.log" 2>&1 &
 fi
@@ -107,6 +119,7 @@ wait_port $HAPROXY_PORT haproxy
 # Allows exactly what `edgeshield-sim hmi` sends (FC 1/3/4 reads in 0-999, FC 6/16 writes to 100-119,
 # values 0-1000), so every frame is framed, decoded, judged, forwarded and its response checked.
 gateway_config() { # port
+  if [[ $LOAD == snap7 ]]; then s7_gateway_config "$1"; return; fi
   cat <<YAML
 gateway: { name: bench-gw, site: lab }
 listeners:
@@ -129,6 +142,38 @@ policies:
         function: [write-single-register, write-multiple-registers]
         address: 100-119
         value: 0-1500
+YAML
+}
+
+# Allows exactly what bench/snap7-load sends (an OP connection; read-var of DB1 0-1023, write-var to DB1
+# 100-119), so every job is framed, reassembled, judged item by item, forwarded and its answer checked.
+s7_gateway_config() { # port
+  cat <<YAML
+gateway: { name: bench-gw, site: lab }
+listeners:
+  - name: bench
+    bind: $HOST:$1
+    protocol: s7comm
+    upstream: tcp://$HOST:$PLC_PORT
+    policy: plc1
+    limits: { connections-per-source: 1024 }
+policies:
+  plc1:
+    protocol: s7comm
+    mode: enforce
+    rules:
+      - name: hmi reads
+        connection: op
+        function: [setup-communication, read-var]
+        area: db
+        db: 1
+        address: 0-1023
+      - name: setpoints
+        connection: op
+        function: write-var
+        area: db
+        db: 1
+        address: 100-119
 YAML
 }
 
@@ -161,6 +206,8 @@ done
 hmi() { # port conns seconds -> one JSON line
   if [[ $LOAD == libmodbus ]]; then
     timeout $(( $3 + 20 )) "$LMB_BIN/libmodbus-load" $HOST $1 $2 $3 || true
+  elif [[ $LOAD == snap7 ]]; then
+    timeout $(( $3 + 20 )) "$LMB_BIN/snap7-load" $HOST $1 $2 $3 "${S7_WRITE_PERCENT:-0}" || true
   else
     timeout $(( $3 + 20 )) dotnet "$SIM_DLL" hmi --target $HOST:$1 --conns $2 --seconds $3 --json || true
   fi
