@@ -52,7 +52,10 @@ internal sealed class ScriptedPlc : IAsyncDisposable
                 _ = ServeAsync(socket);
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        // InvalidOperationException ("Not listening"): DisposeAsync stopped the listener between two
+        // accepts, before this loop saw the cancellation (a CI run met that race once).
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException
+                                  || (e is InvalidOperationException && _stop.IsCancellationRequested))
         {
         }
     }
