@@ -84,12 +84,31 @@ public enum S7ValueType : byte
 /// </remarks>
 public readonly ref struct S7Item
 {
+    // The S7ANY fields, decoded once here: the parser, the policy and the answer's expectation each ask
+    // them several times per item (issue 12: frame + parse + verdict within 100 ns).
+    private readonly S7SyntaxId _syntax;
+    private readonly byte _transportSize;
+    private readonly byte _areaCode;
+    private readonly ushort _count;
+    private readonly ushort _dbNumber;
+    private readonly int _address;
+
     internal S7Item(int index, ReadOnlySpan<byte> specification, ReadOnlySpan<byte> dataBlock, ReadOnlySpan<byte> data)
     {
         Index = index;
         Specification = specification;
         DataBlock = dataBlock;
         Data = data;
+        _syntax = S7Items.Syntax(specification[2]);
+        if (_syntax == S7SyntaxId.S7Any)
+        {
+            // The parser admits an S7ANY item only when it is exactly 12 bytes long.
+            _transportSize = specification[3];
+            _count = BinaryPrimitives.ReadUInt16BigEndian(specification[4..]);
+            _dbNumber = BinaryPrimitives.ReadUInt16BigEndian(specification[6..]);
+            _areaCode = specification[8];
+            _address = (specification[9] << 16) | (specification[10] << 8) | specification[11];
+        }
     }
 
     /// <summary>0-based position in the job.</summary>
@@ -108,27 +127,27 @@ public readonly ref struct S7Item
     public byte SyntaxIdCode => Specification[2];
 
     /// <summary>The syntax id by name.</summary>
-    public S7SyntaxId Syntax => S7Items.Syntax(SyntaxIdCode);
+    public S7SyntaxId Syntax => _syntax;
 
-    private bool IsAny => Syntax == S7SyntaxId.S7Any;
+    private bool IsAny => _syntax == S7SyntaxId.S7Any;
 
     /// <summary>S7ANY: the item transport size (01 bit, 02 byte, 03 char, 04 word, 05 int, 06 dword, 07 dint, 08 real, 1C counter, 1D timer…).</summary>
-    public byte TransportSize => IsAny ? Specification[3] : (byte)0;
+    public byte TransportSize => _transportSize;
 
     /// <summary>S7ANY: the number of elements of <see cref="TransportSize"/>.</summary>
-    public ushort Count => IsAny ? BinaryPrimitives.ReadUInt16BigEndian(Specification[4..]) : (ushort)0;
+    public ushort Count => _count;
 
     /// <summary>S7ANY: the DB number (meaningful for areas DB and DI).</summary>
-    public ushort DbNumber => IsAny ? BinaryPrimitives.ReadUInt16BigEndian(Specification[6..]) : (ushort)0;
+    public ushort DbNumber => _dbNumber;
 
     /// <summary>S7ANY: the area byte.</summary>
-    public byte AreaCode => IsAny ? Specification[8] : (byte)0;
+    public byte AreaCode => _areaCode;
 
     /// <summary>S7ANY: the area.</summary>
     public S7Area Area => S7Items.Area(AreaCode);
 
     /// <summary>S7ANY: the 24-bit address as sent (byte × 8 + bit; element number for counters and timers).</summary>
-    public int Address => IsAny ? (Specification[9] << 16) | (Specification[10] << 8) | Specification[11] : 0;
+    public int Address => _address;
 
     /// <summary>S7ANY: true for counters and timers, whose address is an element number.</summary>
     public bool IsElementAddressed => IsAny && S7Items.IsElementArea(AreaCode);

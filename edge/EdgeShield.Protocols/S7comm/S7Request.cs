@@ -250,14 +250,26 @@ public static partial class S7Pdu
     {
         var parameters = header.Parameters;
         var data = header.Data;
-        var request = new S7Request { Pdu = header.Pdu, Protocol = S7Protocol.S7comm, Rosctr = S7Rosctr.Job, Reference = header.Reference };
         if (parameters.IsEmpty)
         {
-            return request with { Error = S7RequestError.ParametersEmpty };
+            return new S7Request
+            {
+                Pdu = header.Pdu, Protocol = S7Protocol.S7comm, Rosctr = S7Rosctr.Job, Reference = header.Reference,
+                Error = S7RequestError.ParametersEmpty,
+            };
         }
         byte code = parameters[0];
         var function = S7Functions.FromJobCode(code);
-        request = request with { Function = function, FunctionCode = code };
+        if (function is S7Function.ReadVar or S7Function.WriteVar)
+        {
+            // The hot path (every HMI poll): the request is built once, not copied field by field.
+            return ParseItems(header, function, code);
+        }
+        var request = new S7Request
+        {
+            Pdu = header.Pdu, Protocol = S7Protocol.S7comm, Rosctr = S7Rosctr.Job, Reference = header.Reference,
+            Function = function, FunctionCode = code,
+        };
         switch (function)
         {
             case S7Function.SetupCommunication:
@@ -275,9 +287,6 @@ public static partial class S7Pdu
                 return request.AmqCalling == 0 || request.AmqCalled == 0 || request.PduSize == 0
                     ? request with { Status = S7RequestStatus.OutOfSpec, Error = S7RequestError.SetupValueZero }
                     : request with { Status = S7RequestStatus.Ok };
-            case S7Function.ReadVar:
-            case S7Function.WriteVar:
-                return ParseItems(header, request);
             case S7Function.PlcControl:
                 return ParsePiService(header, request);
             case S7Function.PlcStop:
@@ -290,17 +299,37 @@ public static partial class S7Pdu
         }
     }
 
-    private static S7Request ParseItems(S7Header header, S7Request request)
+    private static S7Request ParseItems(S7Header header, S7Function function, byte code)
+    {
+        bool write = function == S7Function.WriteVar;
+        var (status, error, count, nonAny, total) = ReadItems(header, write);
+        return new S7Request
+        {
+            Pdu = header.Pdu,
+            Protocol = S7Protocol.S7comm,
+            Rosctr = S7Rosctr.Job,
+            Reference = header.Reference,
+            Function = function,
+            FunctionCode = code,
+            ItemCount = (byte)count,
+            HasNonS7AnyItems = nonAny,
+            TotalItemBytes = total,
+            Status = status,
+            Error = error,
+        };
+    }
+
+    /// <summary>Walks the items of a read-var or write-var job once: their structure, their S7ANY fields, their byte total.</summary>
+    private static (S7RequestStatus Status, S7RequestError Error, int Count, bool NonAny, int Total) ReadItems(S7Header header, bool write)
     {
         var parameters = header.Parameters;
         if (parameters.Length < 2)
         {
-            return request with { Error = S7RequestError.ItemCountMissing };
+            return (S7RequestStatus.Malformed, S7RequestError.ItemCountMissing, 0, false, 0);
         }
-        bool write = request.Function == S7Function.WriteVar;
         if (!write && !header.Data.IsEmpty)
         {
-            return request with { Error = S7RequestError.UnexpectedData };
+            return (S7RequestStatus.Malformed, S7RequestError.UnexpectedData, 0, false, 0);
         }
         int count = parameters[1];
         var items = parameters[2..];
@@ -313,7 +342,7 @@ public static partial class S7Pdu
             var error = ReadItem(ref items, ref data, write, i, i == count - 1, out var item);
             if (error != S7RequestError.None)
             {
-                return request with { ItemCount = (byte)count, Error = error };
+                return (S7RequestStatus.Malformed, error, count, false, 0);
             }
             if (item.Syntax != S7SyntaxId.S7Any)
             {
@@ -330,24 +359,17 @@ public static partial class S7Pdu
         }
         if (!items.IsEmpty)
         {
-            return request with { ItemCount = (byte)count, Error = S7RequestError.ParametersTrailing };
+            return (S7RequestStatus.Malformed, S7RequestError.ParametersTrailing, count, false, 0);
         }
         if (!data.IsEmpty)
         {
-            return request with { ItemCount = (byte)count, Error = S7RequestError.DataTrailing };
+            return (S7RequestStatus.Malformed, S7RequestError.DataTrailing, count, false, 0);
         }
         if (count == 0)
         {
             outOfSpec = S7RequestError.NoItems;
         }
-        return request with
-        {
-            ItemCount = (byte)count,
-            HasNonS7AnyItems = nonAny,
-            TotalItemBytes = total,
-            Status = outOfSpec == S7RequestError.None ? S7RequestStatus.Ok : S7RequestStatus.OutOfSpec,
-            Error = outOfSpec,
-        };
+        return (outOfSpec == S7RequestError.None ? S7RequestStatus.Ok : S7RequestStatus.OutOfSpec, outOfSpec, count, nonAny, total);
     }
 
     private static S7RequestError CheckAnyItem(in S7Item item, bool write)
