@@ -16,8 +16,9 @@ namespace EdgeShield.Policy.Tests;
 /// </summary>
 public class S7ReplayConformanceTests
 {
-    public static TheoryData<string> Captures() => new()
-    {
+    /// <summary>Every capture of tests/data/s7comm.</summary>
+    internal static readonly string[] Files =
+    [
         "iti__s7__s7comm_downloading_block_db1.pcap",
         "iti__s7__snap7_s300_everything.pcapng",
         "iti__s7__step7_s300_AuthPassword.pcapng",
@@ -27,7 +28,9 @@ public class S7ReplayConformanceTests
         "snap7-dangerous-op.pcapng",
         "snap7-info-pg.pcapng",
         "snap7-info-op.pcapng",
-    };
+    ];
+
+    public static TheoryData<string> Captures() => new(Files);
 
     internal const string AllowEverything = """
               - name: everything
