@@ -57,6 +57,8 @@ internal sealed class S7Session : IProtocolSession
     private int _plcTpduSize = CotpWriter.MinTpduSize;
     private int _pduSize = MaxPduSize;
     private bool _plus;
+    // A PDU the client sent in several DT fragments, as one DT for audit.pcap (only when the listener captures).
+    private readonly byte[]? _evidence;
 
     public S7Session(ClientConnection connection)
     {
@@ -66,6 +68,22 @@ internal sealed class S7Session : IProtocolSession
         _maxAmq = (ushort)Math.Min(_listener.Config.Limits.PendingPerConnection, ushort.MaxValue);
         _fromClient = new CotpReassembler(new byte[MaxPduSize], MaxPduSize);
         _fromPlc = new CotpReassembler(new byte[MaxPduSize], MaxPduSize);
+        _evidence = connection.Tap is null ? null : new byte[S7Limits.DataTpduOverhead + MaxPduSize];
+    }
+
+    /// <summary>
+    /// What the forensics capture records for a judged PDU: the packet that completed it, or, for a PDU the client
+    /// sent in several DT fragments, one DT carrying the whole PDU (so that Wireshark decodes the job).
+    /// </summary>
+    private ReadOnlySpan<byte> Evidence(ReadOnlySpan<byte> packet, ReadOnlySpan<byte> pdu)
+    {
+        if (_evidence is null || packet.Overlaps(pdu))
+        {
+            return packet;
+        }
+        CotpWriter.WriteDataHeader(_evidence, pdu.Length, endOfTransmission: true);
+        pdu.CopyTo(_evidence.AsSpan(S7Limits.DataTpduOverhead));
+        return _evidence.AsSpan(0, S7Limits.DataTpduOverhead + pdu.Length);
     }
 
     public IStreamFramer ResponseFramer => TpktStreamFramer.Instance;
@@ -145,13 +163,15 @@ internal sealed class S7Session : IProtocolSession
         return new ClientStep(ClientAction.Forward, consumed, 0, forwardLength);
     }
 
-    private ClientStep InspectPdu(ReadOnlySpan<byte> packet, ReadOnlySpan<byte> pdu, int consumed)
+    private ClientStep InspectPdu(ReadOnlySpan<byte> packetIn, ReadOnlySpan<byte> pdu, int consumed)
     {
         var request = S7Pdu.ParseRequest(pdu);
         var policy = _listener.Policy.Current;
         // The order of judgement is Inspector.InspectS7's, which replay asks too.
         var inspection = Inspector.InspectS7(policy, _connection.Source, _peer, _plus, request, Stopwatch.GetTimestamp());
         var verdict = inspection.Verdict;
+        // What audit.pcap records of a refusal: the whole PDU, also when it came in several DT fragments.
+        var packet = inspection.Kind == InspectionKind.Allowed ? packetIn : Evidence(packetIn, pdu);
         string word = S7Functions.PolicyWord(request.Function);
         switch (inspection.Kind)
         {
