@@ -164,6 +164,12 @@ internal static class LearnCommand
         {
             return Usage($"{path} has no listeners to learn on");
         }
+        if (loaded.Config.Listeners.FirstOrDefault(l => l.Protocol == ListenerProtocol.S7comm) is { } s7Listener)
+        {
+            // The live gateway does not yet hand S7 jobs to the learner, and a draft giving an S7 listener the
+            // learned Modbus policy would not load: capture the S7 traffic and learn from the capture instead.
+            return Usage($"--listen learns Modbus listeners only; {path}'s listener '{s7Listener.Name}' speaks s7comm: capture its traffic (port 102) and run learn --pcap CAPTURE");
+        }
         var config = loaded.Config.InMonitorMode();
 
         // Would-deny events are audited as in `run`; stdout is the draft's when --out is '-'.
