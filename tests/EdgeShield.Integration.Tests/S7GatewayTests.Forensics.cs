@@ -68,4 +68,45 @@ public partial class S7GatewayTests
         Assert.True(process.ExitCode == 0, "tshark: " + await stderr);
         return [.. (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries)];
     }
+
+    [Fact]
+    public async Task AuditPcap_RefusedJobSentInTwoDtFragments_IsWrittenAsOneDtTsharkDecodes()
+    {
+        string pcap = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"edgeshield-s7-{Guid.NewGuid():N}.pcapng");
+        try
+        {
+            await using var plc = await Snap7Peer.StartServerAsync();
+            int port;
+            await using (var gateway = await Gateway.StartAsync(plc.Port, sections: $"audit:\n  pcap: {{ path: {pcap}, max-mb: 1 }}"))
+            {
+                port = gateway.S7Port;
+                using var client = new System.Net.Sockets.TcpClient();
+                await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+                var stream = client.GetStream();
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+                await stream.WriteAsync(Convert.FromHexString("0300001611E00000000100C0010AC1020100C2020202"), timeout.Token); // CR, OP
+                Assert.Equal(0xD0, (await ReadPacketAsync(stream, timeout.Token))[5]);
+                await stream.WriteAsync(Convert.FromHexString("0300001902F080" + "32010000000100080000F0000001000101E0"), timeout.Token);
+                Assert.Equal(0x03, (await ReadPacketAsync(stream, timeout.Token))[8]);
+                // write-var DB3.DBB0, 4 bytes (no rule allows DB 3), its 32-byte PDU in two DTs: 20 bytes without EOT, 12 with.
+                string pdu = "320100000003000E0008" + "0501120A10020004000384000000" + "0004002001020304";
+                await stream.WriteAsync(Convert.FromHexString("0300001B02F000" + pdu[..40]), timeout.Token);
+                await stream.WriteAsync(Convert.FromHexString("0300001302F080" + pdu[40..]), timeout.Token);
+                var refusal = await ReadPacketAsync(stream, timeout.Token);
+                Assert.Equal(0x03, refusal[8]);
+                Assert.True(await gateway.Process.WaitForStdoutAsync("\"function_name\":\"write-var\""), gateway.Process.Stdout);
+            }
+
+            var rows = await TsharkAsync(pcap, port);
+            output.WriteLine(string.Join("\n", rows));
+            var row = Assert.Single(rows).Split('\t');
+            Assert.Equal(["1", "0x05", "0x84", "3"], row[..4]);
+            Assert.Equal("", row[5]);
+            Assert.Contains("area or data block not allowed", row[6], StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(pcap);
+        }
+    }
 }
