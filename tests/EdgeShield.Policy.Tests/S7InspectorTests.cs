@@ -122,4 +122,45 @@ public class S7InspectorTests
             }
         }
     }
+
+    [Fact]
+    public void InspectS7_AllocatesNothing()
+    {
+        var policy = Policy();
+        var source = Ip("10.20.0.7");
+        byte[][] pdus =
+        [
+            S7Requests.ReadVar(S7Requests.Db(1, 0, 10)),
+            S7Requests.ReadVar(S7Requests.Db(1, 95, 10), S7Requests.M(0, 2)),
+            S7Requests.WriteVar(S7Requests.Db(1, 0, 2, [1, 2])),
+            S7Requests.Setup,
+            S7Requests.PlcStop,
+            S7Requests.Userdata(4, 1),
+            S7Requests.Bare(0x42),
+        ];
+        foreach (var pdu in pdus)
+        {
+            Inspector.InspectS7(policy, source, S7Requests.Op, false, S7Pdu.ParseRequest(pdu), 1_000);
+            Inspector.InspectConnect(policy, source, S7Requests.Pg);
+        }
+
+        int denied = 0;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++)
+        {
+            var pdu = pdus[i % pdus.Length];
+            if (!Inspector.InspectS7(policy, source, S7Requests.Op, false, S7Pdu.ParseRequest(pdu), 1_000 + i).Forwards)
+            {
+                denied++;
+            }
+            if (!Inspector.InspectConnect(policy, source, S7Requests.Op).Forwards)
+            {
+                denied++;
+            }
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.True(denied > 5_000, $"{denied} denied");
+        Assert.Equal(0, allocated);
+    }
 }
