@@ -29,7 +29,7 @@ internal static class LearnCommand
         --listen runs the listeners of --config FILE for N seconds (or until SIGINT/SIGTERM) with every
         policy in monitor mode: everything is forwarded, what the policy would refuse is audited (JSON
         lines on stdout, or stderr with --out -), and every request is learned. The draft keeps the
-        config's listeners, all with the learned policy.
+        config's listeners, the Modbus ones with the learned policy, the s7comm ones with learned-s7.
 
         Exit 0; 2 when a capture or the config cannot be read; 1 when a listener cannot be bound.
         """;
@@ -164,12 +164,6 @@ internal static class LearnCommand
         {
             return Usage($"{path} has no listeners to learn on");
         }
-        if (loaded.Config.Listeners.FirstOrDefault(l => l.Protocol == ListenerProtocol.S7comm) is { } s7Listener)
-        {
-            // The live gateway does not yet hand S7 jobs to the learner, and a draft giving an S7 listener the
-            // learned Modbus policy would not load: capture the S7 traffic and learn from the capture instead.
-            return Usage($"--listen learns Modbus listeners only; {path}'s listener '{s7Listener.Name}' speaks s7comm: capture its traffic (port 102) and run learn --pcap CAPTURE");
-        }
         var config = loaded.Config.InMonitorMode();
 
         // Would-deny events are audited as in `run`; stdout is the draft's when --out is '-'.
@@ -224,7 +218,7 @@ internal static class LearnCommand
         {
             using var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false));
             learner.WriteYaml(writer, description, config);
-            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests} requests → {output}");
+            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests + learner.S7Learner.Requests} requests → {output}");
         }
         return Cli.ExitOk;
     }

@@ -114,15 +114,4 @@ public class S7ToolingCliTests
             Directory.Delete(dir, recursive: true);
         }
     }
-
-    [Fact]
-    public async Task LearnListen_ConfigWithAnS7Listener_ExitTwoAndSaysToLearnFromACapture()
-    {
-        string draft = Path.Combine(Path.GetTempPath(), $"s7-listen-{Guid.NewGuid():N}.yaml");
-        var result = await Processes.RunAsync(Processes.EdgeShield("learn", "--listen", "--config", Example, "--seconds", "1", "--out", draft));
-
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("listener 'hmi-s7' speaks s7comm", result.Stderr, StringComparison.Ordinal);
-        Assert.False(File.Exists(draft));
-    }
 }

@@ -106,4 +106,36 @@ public class S7LearnTests
         replay.Run(Open("iti__s7__snap7_s300_everything.pcapng"));
         Assert.Equal(2, replay.Denied); // _MODU and _GARB
     }
+
+    [Fact]
+    public void Learn_ListenDraftOfAMixedConfig_GivesEachListenerThePolicyOfItsProtocol()
+    {
+        // learn --listen's draft: the config's listeners, Modbus ones with `learned`, s7comm ones with `learned-s7`.
+        var config = ConfigLoader.Load(Path.Combine(EdgeShield.Protocols.Tests.TestData.Directory, "..", "..", "firmware-config", "examples", "s7-and-modbus.yaml")).Config!;
+        var modbus = new PolicyLearner { SequenceLabel = "request" };
+        new ModbusCaptureScanner(modbus, 502).Scan(ReplayTests.Open("pymodbus_socket_over_tcp_port502.pcapng"));
+        var s7 = new S7PolicyLearner { SequenceLabel = "request" };
+        new S7CaptureScanner(s7).Scan(Open("snap7-readwrite-op.pcapng"));
+        var text = new StringWriter();
+        modbus.WriteYaml(text, ["live"], 0, config, s7);
+        string yaml = text.ToString();
+
+        var result = ConfigLoader.LoadText(yaml, "learned.yaml");
+        Assert.False(result.HasErrors, string.Join("\n", result.Diagnostics) + "\n" + yaml);
+        var draft = result.Config!;
+        Assert.Equal(["learned", "learned-s7"], draft.Listeners.Select(l => l.PolicyName));
+        Assert.Equal(ListenerProtocol.ModbusTcp, draft.Policies["learned"].Protocol);
+        Assert.Equal(ListenerProtocol.S7comm, draft.Policies["learned-s7"].Protocol);
+        var replay = new S7PolicyReplay(LoadPolicy(yaml, "learned-s7"));
+        replay.Run(Open("snap7-readwrite-op.pcapng"));
+        Assert.Equal(33, replay.Requests);
+        Assert.Equal(0, replay.Denied);
+    }
+
+    private static CompiledPolicy LoadPolicy(string yaml, string name)
+    {
+        var result = ConfigLoader.LoadText(yaml.Replace("mode: monitor", "mode: enforce", StringComparison.Ordinal), "learned.yaml");
+        Assert.False(result.HasErrors, string.Join("\n", result.Diagnostics));
+        return result.Config!.Policies[name];
+    }
 }

@@ -136,6 +136,7 @@ internal sealed class S7Session : IProtocolSession
     {
         _peer = cr.Connection;
         _clientReference = cr.SourceReference;
+        _listener.Observer?.OnS7Connect(_listener, _connection.Source, _connection.SourcePort, _peer);
         var policy = _listener.Policy.Current;
         if (!Inspector.InspectConnect(policy, _connection.Source, _peer).Forwards)
         {
@@ -170,6 +171,10 @@ internal sealed class S7Session : IProtocolSession
         // The order of judgement is Inspector.InspectS7's, which replay asks too.
         var inspection = Inspector.InspectS7(policy, _connection.Source, _peer, _plus, request, Stopwatch.GetTimestamp());
         var verdict = inspection.Verdict;
+        if (inspection.Kind is not (InspectionKind.Malformed or InspectionKind.Answer))
+        {
+            _listener.Observer?.OnS7Request(_listener, _connection.Source, _connection.SourcePort, _peer, _plus, request);
+        }
         // What audit.pcap records of a refusal: the whole PDU, also when it came in several DT fragments.
         var packet = inspection.Kind == InspectionKind.Allowed ? packetIn : Evidence(packetIn, pdu);
         string word = S7Functions.PolicyWord(request.Function);

@@ -34,14 +34,23 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
     /// <summary>Malformed packets or PDUs (each ends its direction, as the gateway closes).</summary>
     public long Malformed { get; private set; }
 
+    /// <summary>What the first/last-seen comments number: "frame" (a capture) or "request" (<c>learn --listen</c>).</summary>
+    public string SequenceLabel { get; init; } = "frame";
+
     /// <inheritdoc/>
     public bool OnConnect(in CaptureContext context, in CotpTpdu request)
     {
+        ObserveConnect(context, request.Connection);
+        return true;
+    }
+
+    /// <summary>A COTP connect asking for <paramref name="connection"/> (from a capture or the live gateway).</summary>
+    public void ObserveConnect(in CaptureContext context, S7Connection connection)
+    {
         Requests++;
         CountServer(context);
-        var peer = PeerOf(context.Client, request.Connection);
+        var peer = PeerOf(context.Client, connection);
         peer.Connects.Record(context);
-        return true;
     }
 
     /// <inheritdoc/>
@@ -124,7 +133,7 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
     {
         if (_unlearnable.Count < MaxUnlearnable)
         {
-            _unlearnable.Add(string.Create(CultureInfo.InvariantCulture, $"frame {context.FrameNumber}: {what}"));
+            _unlearnable.Add(string.Create(CultureInfo.InvariantCulture, $"{SequenceLabel} {context.FrameNumber}: {what}"));
         }
         else
         {
@@ -169,7 +178,16 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
         }
         output.WriteLine();
         output.WriteLine("policies:");
-        output.WriteLine("  learned:");
+        WritePolicy(output, "learned");
+    }
+
+    /// <summary>Writes the learned policy alone, named <paramref name="name"/>, as an entry of <c>policies:</c>.</summary>
+    public void WritePolicy(TextWriter output, string name)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(name);
+        var inv = CultureInfo.InvariantCulture;
+        output.WriteLine($"  {name}:");
         output.WriteLine("    protocol: s7comm");
         output.WriteLine("    mode: monitor              # logs what it would deny; enforce once reviewed");
         output.WriteLine("    on-deny: exception");
@@ -200,7 +218,7 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
         }
     }
 
-    private static void WriteRules(TextWriter output, string source, string connection, Peer peer, List<Action> rules)
+    private void WriteRules(TextWriter output, string source, string connection, Peer peer, List<Action> rules)
     {
         string who = connection.Length == 0 ? source : $"{source} {connection}";
         string Head(string what) => $"      - name: {who} {what}";
@@ -214,7 +232,7 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
         }
         if (peer.Connects.Count > 0)
         {
-            rules.Add(() => output.WriteLine($"      # {who}: {peer.Connects.Describe("COTP connects")}"));
+            rules.Add(() => output.WriteLine($"      # {who}: {peer.Connects.Describe("COTP connects", SequenceLabel)}"));
         }
         foreach (var (function, objects) in new[] { (S7Function.ReadVar, peer.Reads), (S7Function.WriteVar, peer.Writes) })
         {
@@ -227,7 +245,7 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
             {
                 output.WriteLine(Head(word.Replace("-var", "s", StringComparison.Ordinal)));
                 Common();
-                output.WriteLine($"        function: {word}          # {seen.Describe("requests")}");
+                output.WriteLine($"        function: {word}          # {seen.Describe("requests", SequenceLabel)}");
                 objects.Write(output);
             });
         }
@@ -241,7 +259,7 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
                 output.WriteLine($"        function: [{string.Join(", ", pi.Select(S7Functions.PolicyWord))}]");
                 foreach (var f in pi)
                 {
-                    output.WriteLine($"        # {S7Functions.PolicyWord(f)}: {peer.Functions[f].Describe("requests")}");
+                    output.WriteLine($"        # {S7Functions.PolicyWord(f)}: {peer.Functions[f].Describe("requests", SequenceLabel)}");
                 }
                 if (peer.PiServices.All(IsNamedPiService))
                 {
@@ -269,7 +287,7 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
                 output.WriteLine($"        function: [{string.Join(", ", others.Select(S7Functions.PolicyWord))}]");
                 foreach (var f in others)
                 {
-                    output.WriteLine($"        # {S7Functions.PolicyWord(f)}: {peer.Functions[f].Describe("requests")}");
+                    output.WriteLine($"        # {S7Functions.PolicyWord(f)}: {peer.Functions[f].Describe("requests", SequenceLabel)}");
                 }
             });
         }
@@ -314,8 +332,8 @@ public sealed class S7PolicyLearner : IS7CaptureObserver
             LastFrame = context.FrameNumber;
         }
 
-        public string Describe(string what) => string.Create(CultureInfo.InvariantCulture,
-            $"{Count} {what}, first {PolicyLearner.Time(FirstNs)} (frame {FirstFrame}), last {PolicyLearner.Time(LastNs)} (frame {LastFrame})");
+        public string Describe(string what, string label) => string.Create(CultureInfo.InvariantCulture,
+            $"{Count} {what}, first {PolicyLearner.Time(FirstNs)} ({label} {FirstFrame}), last {PolicyLearner.Time(LastNs)} ({label} {LastFrame})");
     }
 
     /// <summary>The areas, blocks and merged spans one function touched.</summary>
