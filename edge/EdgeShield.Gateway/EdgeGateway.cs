@@ -66,7 +66,9 @@ public sealed class EdgeGateway : IAsyncDisposable
         PreferInlineSocketCompletions();
         var counters = new GatewayCounters();
         var started = new List<GatewayListener>();
-        var capture = config.AuditPcap is { } pcap ? ForensicsCapture.Start(pcap, counters, audit) : null;
+        // A refused S7 PDU is longer than a Modbus ADU: slots of a whole PDU only when a listener speaks S7comm.
+        int frameBytes = config.Listeners.Any(l => l.Protocol == ListenerProtocol.S7comm) ? ForensicsCapture.MaxS7FrameBytes : ForensicsCapture.MaxFrameBytes;
+        var capture = config.AuditPcap is { } pcap ? ForensicsCapture.Start(pcap, counters, audit, maxFrameBytes: frameBytes) : null;
         try
         {
             foreach (var listener in config.Listeners)

@@ -12,7 +12,7 @@ namespace EdgeShield.Gateway;
 /// port to the listener's, at the time of its audit event, with the event as the packet comment.
 /// </summary>
 /// <remarks>
-/// The frame path only copies the frame (at most 260 bytes) into a free slot of a fixed ring under
+/// The frame path only copies the frame (at most 266 bytes; 1024 with an S7 listener) into a free slot of a fixed ring under
 /// a short lock and wakes the writer: no allocation, no I/O, no waiting. A dedicated thread formats
 /// and writes the blocks (<see cref="PcapngWriter"/>, rotating to <c>PATH.1</c>) and flushes after
 /// each batch. When the ring is full the frame is not captured but counted
@@ -22,8 +22,14 @@ namespace EdgeShield.Gateway;
 /// </remarks>
 public sealed class ForensicsCapture : IDisposable
 {
-    /// <summary>Bytes of one frame kept: a whole Modbus TCP ADU; a malformed frame is cut there.</summary>
+    /// <summary>Bytes of one frame kept without S7 listeners: a whole Modbus TCP ADU; a malformed frame is cut there.</summary>
     public const int MaxFrameBytes = ModbusLimits.MaxVendorTcpAduLength;
+
+    /// <summary>
+    /// Bytes of one frame kept when a listener speaks S7comm: a whole S7 PDU of the largest negotiated size (960)
+    /// in one TPKT/COTP DT (7 bytes), rounded up; a malformed frame is cut there.
+    /// </summary>
+    public const int MaxS7FrameBytes = PcapngWriter.MaxPayloadBytes;
 
     private static readonly TimeSpan DropReportInterval = TimeSpan.FromSeconds(1);
 
@@ -39,8 +45,11 @@ public sealed class ForensicsCapture : IDisposable
     private long _tail;
     private volatile bool _stopping;
 
-    private ForensicsCapture(PcapAuditConfig config, PcapngWriter writer, GatewayCounters counters, IAuditSink audit, int ringSlots)
+    private readonly int _maxFrameBytes;
+
+    private ForensicsCapture(PcapAuditConfig config, PcapngWriter writer, GatewayCounters counters, IAuditSink audit, int ringSlots, int maxFrameBytes)
     {
+        _maxFrameBytes = maxFrameBytes;
         Path = config.Path;
         _writer = writer;
         _counters = counters;
@@ -48,7 +57,7 @@ public sealed class ForensicsCapture : IDisposable
         _ring = new Slot[ringSlots];
         for (int i = 0; i < _ring.Length; i++)
         {
-            _ring[i] = new Slot();
+            _ring[i] = new Slot(maxFrameBytes);
         }
         _thread = new Thread(WriteLoop) { IsBackground = true, Name = "edgeshield pcap" };
         _thread.Start();
@@ -61,12 +70,18 @@ public sealed class ForensicsCapture : IDisposable
     /// Creates (or truncates) the file and starts the writer. Throws <see cref="IOException"/> or
     /// <see cref="UnauthorizedAccessException"/> when the file cannot be created.
     /// </summary>
-    public static ForensicsCapture Start(PcapAuditConfig config, GatewayCounters counters, IAuditSink audit, int ringSlots = 256)
+    /// <param name="maxFrameBytes">
+    /// Bytes kept of one frame: <see cref="MaxFrameBytes"/> (a Modbus ADU), or <see cref="MaxS7FrameBytes"/> when a
+    /// listener speaks S7comm, whose refused PDUs are longer; the ring holds <paramref name="ringSlots"/> of them.
+    /// </param>
+    public static ForensicsCapture Start(PcapAuditConfig config, GatewayCounters counters, IAuditSink audit, int ringSlots = 256, int maxFrameBytes = MaxFrameBytes)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentOutOfRangeException.ThrowIfLessThan(ringSlots, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxFrameBytes, MaxFrameBytes);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxFrameBytes, MaxS7FrameBytes);
         var writer = new PcapngWriter(config.Path, Math.Max(config.MaxBytes, 1024));
-        return new ForensicsCapture(config, writer, counters, audit, ringSlots);
+        return new ForensicsCapture(config, writer, counters, audit, ringSlots, maxFrameBytes);
     }
 
     /// <summary>
@@ -83,7 +98,7 @@ public sealed class ForensicsCapture : IDisposable
                 return;
             }
             var slot = _ring[_head % _ring.Length];
-            frame = frame[..Math.Min(frame.Length, MaxFrameBytes)];
+            frame = frame[..Math.Min(frame.Length, _maxFrameBytes)];
             frame.CopyTo(slot.Bytes);
             slot.Length = frame.Length;
             slot.Event = auditEvent;
@@ -229,9 +244,9 @@ public sealed class ForensicsCapture : IDisposable
         }
     }
 
-    private sealed class Slot
+    private sealed class Slot(int maxFrameBytes)
     {
-        public readonly byte[] Bytes = new byte[MaxFrameBytes];
+        public readonly byte[] Bytes = new byte[maxFrameBytes];
         public int Length;
         public AuditEvent Event;
         public UInt128 Destination;

@@ -1,5 +1,6 @@
 using EdgeShield.Policy;
 using EdgeShield.Protocols.Modbus;
+using EdgeShield.Protocols.S7comm;
 
 namespace EdgeShield.Gateway;
 
@@ -15,4 +16,17 @@ public interface IRequestObserver
 
     /// <summary>A malformed frame; <paramref name="unit"/> and <paramref name="functionCode"/> are -1 when not received.</summary>
     void OnMalformed(GatewayListener listener, SourceAddress source, ushort sourcePort, FramingError reason, short unit, short functionCode);
+
+    /// <summary>An S7 client's COTP connect on a <c>protocol: s7comm</c> listener, before the policy decides.</summary>
+    void OnS7Connect(GatewayListener listener, SourceAddress source, ushort sourcePort, S7Connection connection)
+    {
+    }
+
+    /// <summary>
+    /// A reassembled S7 PDU an S7 client sent that is neither malformed nor an answer to a job the PLC sent (it may be
+    /// out of spec); <paramref name="plus"/> when the connect asked for an S7comm-Plus TSAP.
+    /// </summary>
+    void OnS7Request(GatewayListener listener, SourceAddress source, ushort sourcePort, S7Connection connection, bool plus, in S7Request request)
+    {
+    }
 }

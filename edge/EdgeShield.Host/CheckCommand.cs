@@ -18,7 +18,8 @@ internal static class CheckCommand
           --against CAPTURE  run the capture through the policy and show what it would newly deny:
                              with --baseline OLD, the requests OLD allowed that FILE denies (and the
                              reverse count); without, every request FILE denies. Also lists the rules
-                             no request of the capture matched.
+                             no request of the capture matched. A protocol: s7comm listener reads
+                             S7 streams (COTP connects, jobs, userdata; default port 102).
 
         Exit 0 when valid (warnings allowed), 2 when invalid or a file cannot be read.
         """;
@@ -63,11 +64,15 @@ internal static class CheckCommand
 
     private static int Against(Options options, string path, string capture)
     {
-        ushort port = 502;
-        if (options.Get("--port") is { } portText && !ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port))
+        ushort? portOption = null;
+        if (options.Get("--port") is { } portText)
         {
-            Console.Error.WriteLine($"edgeshield check: --port {portText}: expected a TCP port 1-65535");
-            return Cli.ExitUsage;
+            if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) || parsed == 0)
+            {
+                Console.Error.WriteLine($"edgeshield check: --port {portText}: expected a TCP port 1-65535");
+                return Cli.ExitUsage;
+            }
+            portOption = parsed;
         }
         string? listener = options.Get("--listener");
         if (!ReplayCommand.TryLoadPolicy("check", path, listener, out var listenerName, out var after, printWarnings: false))
@@ -79,27 +84,58 @@ internal static class CheckCommand
         {
             return Cli.ExitUsage;
         }
+        bool s7 = after.Protocol == ListenerProtocol.S7comm;
+        if (before is not null && (before.Protocol == ListenerProtocol.S7comm) != s7)
+        {
+            Console.Error.WriteLine($"edgeshield check: --baseline {options.Get("--baseline")}: its listener's policy speaks another protocol than {path}'s; compare policies of the same protocol");
+            return Cli.ExitUsage;
+        }
         if (!ReplayCommand.TryOpenCapture("check", capture, out var reader))
         {
             return Cli.ExitUsage;
         }
-        var diff = new PolicyDiff(after, before, port);
-        var error = diff.Run(reader);
+        ushort port = portOption ?? ReplayCommand.DefaultPort(after);
         var names = ReplayReport.UniqueRuleNames(after);
         var inv = CultureInfo.InvariantCulture;
         var output = Console.Out;
-        output.WriteLine(string.Create(inv, $"against {capture} (listener {listenerName}, port {port}): {diff.After.Requests} requests, {diff.After.Denied} denied by {path}"));
-        output.WriteLine(before is null
-            ? string.Create(inv, $"newly denied (no --baseline: every denial): {diff.NewlyDenied}")
-            : string.Create(inv, $"newly denied (allowed by {options.Get("--baseline")}): {diff.NewlyDenied}; newly allowed: {diff.NewlyAllowed}"));
-        foreach (var d in diff.FirstNewlyDenied)
+        CaptureError error;
+        long requests, denied, newlyDenied, newlyAllowed;
+        long[] allowedByRule;
+        var lines = new List<string>();
+        if (s7)
         {
-            string rule = d.RuleIndex >= 0 ? names[d.RuleIndex] : "none";
-            output.WriteLine(string.Create(inv, $"  frame {d.FrameNumber,-7} {PolicyLearnFormat(d.Source)} unit {d.UnitId} function {d.FunctionCode} → exception {d.ExceptionCode:X2} (closest rule {rule})"));
+            var diff = new S7PolicyDiff(after, before, port);
+            error = diff.Run(reader);
+            (requests, denied, newlyDenied, newlyAllowed, allowedByRule) = (diff.After.Requests, diff.After.Denied, diff.NewlyDenied, diff.NewlyAllowed, diff.After.AllowedByRule);
+            foreach (var d in diff.FirstNewlyDenied)
+            {
+                string rule = d.RuleIndex >= 0 ? names[d.RuleIndex] : "none";
+                string why = d.Reason == DenyReason.None ? "out of spec: " + d.Violation : $"closest rule {rule}";
+                lines.Add(string.Create(inv, $"  frame {d.FrameNumber,-7} {PolicyLearnFormat(d.Source)} connection {ReplayReport.ConnectionWord(d.Connection)} {S7PolicyReplay.FunctionWord(d.FunctionSlot)} ({why})"));
+            }
+        }
+        else
+        {
+            var diff = new PolicyDiff(after, before, port);
+            error = diff.Run(reader);
+            (requests, denied, newlyDenied, newlyAllowed, allowedByRule) = (diff.After.Requests, diff.After.Denied, diff.NewlyDenied, diff.NewlyAllowed, diff.After.AllowedByRule);
+            foreach (var d in diff.FirstNewlyDenied)
+            {
+                string rule = d.RuleIndex >= 0 ? names[d.RuleIndex] : "none";
+                lines.Add(string.Create(inv, $"  frame {d.FrameNumber,-7} {PolicyLearnFormat(d.Source)} unit {d.UnitId} function {d.FunctionCode} → exception {d.ExceptionCode:X2} (closest rule {rule})"));
+            }
+        }
+        output.WriteLine(string.Create(inv, $"against {capture} (listener {listenerName}, port {port}): {requests} requests, {denied} denied by {path}"));
+        output.WriteLine(before is null
+            ? string.Create(inv, $"newly denied (no --baseline: every denial): {newlyDenied}")
+            : string.Create(inv, $"newly denied (allowed by {options.Get("--baseline")}): {newlyDenied}; newly allowed: {newlyAllowed}"));
+        foreach (var line in lines)
+        {
+            output.WriteLine(line);
         }
         for (int i = 0; i < names.Length; i++)
         {
-            if (diff.After.AllowedByRule[i] == 0)
+            if (allowedByRule[i] == 0)
             {
                 output.WriteLine($"rule '{names[i]}' matched no request of the capture");
             }

@@ -20,14 +20,16 @@ internal static class LearnCommand
         bounded by what was written; each rule commented with counts and first/last seen. The draft
         is in monitor mode: review it, replay the captures through it, then switch to enforce.
         What no rule can allow (out-of-spec and malformed requests) is listed in comments.
+        Captures of S7comm alone (port 102) give a protocol: s7comm draft: per source and connection
+        type, the functions, PI services, and the areas, data blocks and byte spans read and written.
 
-          --port N   the server port of the Modbus streams (default 502)
+          --port N   the server port of the streams (default 502 for Modbus, 102 for S7comm)
           --out FILE where to write the draft YAML ('-' for stdout)
 
         --listen runs the listeners of --config FILE for N seconds (or until SIGINT/SIGTERM) with every
         policy in monitor mode: everything is forwarded, what the policy would refuse is audited (JSON
         lines on stdout, or stderr with --out -), and every request is learned. The draft keeps the
-        config's listeners, all with the learned policy.
+        config's listeners, the Modbus ones with the learned policy, the s7comm ones with learned-s7.
 
         Exit 0; 2 when a capture or the config cannot be read; 1 when a listener cannot be bound.
         """;
@@ -69,36 +71,64 @@ internal static class LearnCommand
             Console.Error.WriteLine("edgeshield learn: at least one --pcap CAPTURE and --out FILE are required");
             return Cli.ExitUsage;
         }
-        ushort port = 502;
-        if (options.Get("--port") is { } portText && !ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port))
+        ushort? portOption = null;
+        if (options.Get("--port") is { } portText)
         {
-            Console.Error.WriteLine($"edgeshield learn: --port {portText}: expected a TCP port 1-65535");
-            return Cli.ExitUsage;
+            if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) || parsed == 0)
+            {
+                Console.Error.WriteLine($"edgeshield learn: --port {portText}: expected a TCP port 1-65535");
+                return Cli.ExitUsage;
+            }
+            portOption = parsed;
         }
 
+        // Each capture is read for Modbus (port 502) and for S7comm (port 102), or both on --port N; the draft is
+        // of the protocol seen (Modbus when both are).
+        ushort modbusPort = portOption ?? 502;
+        ushort s7Port = portOption ?? 102;
         var learner = new PolicyLearner();
+        var s7Learner = new S7PolicyLearner();
         foreach (var capture in captures)
         {
             if (!ReplayCommand.TryOpenCapture("learn", capture, out var reader))
             {
                 return Cli.ExitUsage;
             }
-            var scanner = new ModbusCaptureScanner(learner, port);
-            var error = scanner.Scan(reader);
+            var error = new ModbusCaptureScanner(learner, modbusPort).Scan(reader);
+            reader.Reset();
+            new S7CaptureScanner(s7Learner, s7Port).Scan(reader);
             if (error != CaptureError.None)
             {
                 Console.Error.WriteLine($"edgeshield learn: {capture}: reading stopped after frame {reader.FrameCount}: {ReplayCommand.Describe(error)}");
             }
         }
+        bool s7 = s7Learner.Requests > 0 && learner.Requests == 0;
+        if (s7Learner.Requests > 0 && !s7)
+        {
+            Console.Error.WriteLine($"edgeshield learn: S7comm traffic was seen too ({s7Learner.Requests} requests on port {s7Port}); this draft is for Modbus: learn the S7 captures on their own for an s7comm draft");
+        }
+        void Write(TextWriter writer)
+        {
+            if (s7)
+            {
+                s7Learner.WriteYaml(writer, captures, s7Port);
+            }
+            else
+            {
+                learner.WriteYaml(writer, captures, modbusPort);
+            }
+        }
         if (output == "-")
         {
-            learner.WriteYaml(Console.Out, captures, port);
+            Write(Console.Out);
         }
         else
         {
-            using var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false));
-            learner.WriteYaml(writer, captures, port);
-            Console.Error.WriteLine($"edgeshield learn: {learner.Requests} requests → {output}");
+            using (var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false)))
+            {
+                Write(writer);
+            }
+            Console.Error.WriteLine($"edgeshield learn: {(s7 ? s7Learner.Requests : learner.Requests)} {(s7 ? "S7comm" : "Modbus")} requests → {output}");
         }
         return Cli.ExitOk;
     }
@@ -188,7 +218,7 @@ internal static class LearnCommand
         {
             using var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false));
             learner.WriteYaml(writer, description, config);
-            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests} requests → {output}");
+            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests + learner.S7Learner.Requests} requests → {output}");
         }
         return Cli.ExitOk;
     }

@@ -3,6 +3,7 @@ using EdgeShield.Policy;
 using EdgeShield.Policy.Learn;
 using EdgeShield.Protocols.Capture;
 using EdgeShield.Protocols.Modbus;
+using EdgeShield.Protocols.S7comm;
 
 namespace EdgeShield.Host;
 
@@ -20,6 +21,9 @@ internal sealed class LiveLearner : IRequestObserver
     private int _sequence;
 
     public PolicyLearner Learner { get; } = new() { SequenceLabel = "request" };
+
+    /// <summary>What the <c>s7comm</c> listeners saw: COTP connects and S7 requests (not allocation-free, unlike the Modbus path).</summary>
+    public S7PolicyLearner S7Learner { get; } = new() { SequenceLabel = "request" };
 
     /// <summary>Registers the listeners before traffic flows; the draft groups what it saw by the listener's own address.</summary>
     public void Attach(IReadOnlyList<GatewayListener> listeners)
@@ -52,12 +56,31 @@ internal sealed class LiveLearner : IRequestObserver
         }
     }
 
+    public void OnS7Connect(GatewayListener listener, SourceAddress source, ushort sourcePort, S7Connection connection)
+    {
+        long now = UnixNanoseconds();
+        lock (_lock)
+        {
+            S7Learner.ObserveConnect(Context(listener, source, sourcePort, now), connection);
+        }
+    }
+
+    public void OnS7Request(GatewayListener listener, SourceAddress source, ushort sourcePort, S7Connection connection, bool plus, in S7Request request)
+    {
+        long now = UnixNanoseconds();
+        lock (_lock)
+        {
+            S7Learner.OnRequest(Context(listener, source, sourcePort, now), connection, plus, request);
+        }
+    }
+
     /// <summary>Writes the draft under the lock, so a late request cannot change it mid-write.</summary>
     public void WriteYaml(TextWriter output, string description, EdgeShieldConfig config)
     {
         lock (_lock)
         {
-            Learner.WriteYaml(output, [description], 0, config);
+            bool s7 = config.Listeners.Any(l => l.Protocol == ListenerProtocol.S7comm);
+            Learner.WriteYaml(output, [description], 0, config, s7 ? S7Learner : null);
         }
     }
 

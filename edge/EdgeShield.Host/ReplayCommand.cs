@@ -12,14 +12,17 @@ internal static class ReplayCommand
     private const string Help = """
         usage: edgeshield replay --config FILE --pcap CAPTURE [--listener NAME] [--port N] [--json]
 
-        Runs every Modbus TCP request of a capture (pcap or pcapng; Ethernet, Linux cooked, raw IP;
-        IPv4 and IPv6; TCP streams reassembled) through the compiled policy of a listener, exactly as
-        the gateway decides it, with the capture's timestamps for rate rules. Prints counts per
-        verdict, rule, unit and function, the first denied frames and the malformed frames with their
-        frame numbers (as Wireshark numbers them).
+        Runs every request of a capture (pcap or pcapng; Ethernet, Linux cooked, raw IP; IPv4 and
+        IPv6; TCP streams reassembled) through the compiled policy of a listener, exactly as the
+        gateway decides it, with the capture's timestamps for rate rules: Modbus TCP requests for a
+        Modbus policy; for a protocol: s7comm policy, COTP connects and the reassembled S7 jobs,
+        userdata and S7comm-Plus PDUs. Prints counts per verdict, rule, unit (Modbus) and function,
+        the first denied frames and the malformed frames with their frame numbers (as Wireshark
+        numbers them).
 
           --listener NAME   the listener whose policy applies (default: the first listener)
-          --port N          the server port that marks Modbus streams and their direction (default 502)
+          --port N          the server port that marks the streams and their direction
+                            (default 502 for Modbus, 102 for S7comm)
           --json            print only {"frames","requests","responses","malformed","allowed","denied",
                             "by_function":{…},"by_rule":{…}}
 
@@ -45,11 +48,15 @@ internal static class ReplayCommand
             Console.Error.WriteLine("edgeshield replay: --config FILE and --pcap CAPTURE are required");
             return Cli.ExitUsage;
         }
-        ushort port = 502;
-        if (options.Get("--port") is { } portText && !ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port))
+        ushort? portOption = null;
+        if (options.Get("--port") is { } portText)
         {
-            Console.Error.WriteLine($"edgeshield replay: --port {portText}: expected a TCP port 1-65535");
-            return Cli.ExitUsage;
+            if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) || parsed == 0)
+            {
+                Console.Error.WriteLine($"edgeshield replay: --port {portText}: expected a TCP port 1-65535");
+                return Cli.ExitUsage;
+            }
+            portOption = parsed;
         }
         if (!TryLoadPolicy("replay", configPath, options.Get("--listener"), out var listenerName, out var policy))
         {
@@ -60,20 +67,41 @@ internal static class ReplayCommand
             return Cli.ExitUsage;
         }
 
-        var replay = new PolicyReplay(policy, port);
-        var error = replay.Run(reader);
-        if (options.Has("--json"))
+        ushort port = portOption ?? DefaultPort(policy);
+        CaptureError error;
+        bool json = options.Has("--json");
+        using var stdout = json ? Console.OpenStandardOutput() : Stream.Null;
+        if (policy.Protocol == ListenerProtocol.S7comm)
         {
-            using var stdout = Console.OpenStandardOutput();
-            using (var writer = new Utf8JsonWriter(stdout))
+            var replay = new S7PolicyReplay(policy, port);
+            error = replay.Run(reader);
+            if (json)
             {
+                using var writer = new Utf8JsonWriter(stdout);
                 ReplayReport.WriteJson(writer, replay);
             }
-            stdout.WriteByte((byte)'\n');
+            else
+            {
+                ReplayReport.WriteText(Console.Out, replay, listenerName);
+            }
         }
         else
         {
-            ReplayReport.WriteText(Console.Out, replay, listenerName);
+            var replay = new PolicyReplay(policy, port);
+            error = replay.Run(reader);
+            if (json)
+            {
+                using var writer = new Utf8JsonWriter(stdout);
+                ReplayReport.WriteJson(writer, replay);
+            }
+            else
+            {
+                ReplayReport.WriteText(Console.Out, replay, listenerName);
+            }
+        }
+        if (json)
+        {
+            stdout.WriteByte((byte)'\n');
         }
         if (error != CaptureError.None)
         {
@@ -82,6 +110,9 @@ internal static class ReplayCommand
         // Nothing readable at all is unreadable input; a capture cut short still reports what it holds.
         return error != CaptureError.None && reader.FrameCount == 0 ? Cli.ExitUsage : Cli.ExitOk;
     }
+
+    /// <summary>The server port of a policy's protocol when --port is not given: 102 for S7comm, else 502.</summary>
+    internal static ushort DefaultPort(CompiledPolicy policy) => policy.Protocol == ListenerProtocol.S7comm ? (ushort)102 : (ushort)502;
 
     /// <summary>Loads the config and picks the listener's compiled policy; prints why not.</summary>
     internal static bool TryLoadPolicy(string command, string configPath, string? listener, out string listenerName, out CompiledPolicy policy, bool printWarnings = true)

@@ -43,11 +43,12 @@ public partial class S7GatewayTests(ITestOutputHelper output)
         public string Path { get; }
         public int S7Port { get; }
 
-        public static async Task<Gateway> StartAsync(int plcPort, string policy = S7Policy)
+        public static async Task<Gateway> StartAsync(int plcPort, string policy = S7Policy, string sections = "")
         {
             string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"edgeshield-s7-{Guid.NewGuid():N}.yaml");
             await File.WriteAllTextAsync(path, $$"""
                 gateway: { name: it-gw, site: lab }
+                {{sections}}
                 listeners:
                   - name: hmi-modbus
                     bind: 127.0.0.1:0

@@ -57,6 +57,8 @@ internal sealed class S7Session : IProtocolSession
     private int _plcTpduSize = CotpWriter.MinTpduSize;
     private int _pduSize = MaxPduSize;
     private bool _plus;
+    // A PDU the client sent in several DT fragments, as one DT for audit.pcap (only when the listener captures).
+    private readonly byte[]? _evidence;
 
     public S7Session(ClientConnection connection)
     {
@@ -66,6 +68,22 @@ internal sealed class S7Session : IProtocolSession
         _maxAmq = (ushort)Math.Min(_listener.Config.Limits.PendingPerConnection, ushort.MaxValue);
         _fromClient = new CotpReassembler(new byte[MaxPduSize], MaxPduSize);
         _fromPlc = new CotpReassembler(new byte[MaxPduSize], MaxPduSize);
+        _evidence = connection.Tap is null ? null : new byte[S7Limits.DataTpduOverhead + MaxPduSize];
+    }
+
+    /// <summary>
+    /// What the forensics capture records for a judged PDU: the packet that completed it, or, for a PDU the client
+    /// sent in several DT fragments, one DT carrying the whole PDU (so that Wireshark decodes the job).
+    /// </summary>
+    private ReadOnlySpan<byte> Evidence(ReadOnlySpan<byte> packet, ReadOnlySpan<byte> pdu)
+    {
+        if (_evidence is null || packet.Overlaps(pdu))
+        {
+            return packet;
+        }
+        CotpWriter.WriteDataHeader(_evidence, pdu.Length, endOfTransmission: true);
+        pdu.CopyTo(_evidence.AsSpan(S7Limits.DataTpduOverhead));
+        return _evidence.AsSpan(0, S7Limits.DataTpduOverhead + pdu.Length);
     }
 
     public IStreamFramer ResponseFramer => TpktStreamFramer.Instance;
@@ -118,8 +136,9 @@ internal sealed class S7Session : IProtocolSession
     {
         _peer = cr.Connection;
         _clientReference = cr.SourceReference;
+        _listener.Observer?.OnS7Connect(_listener, _connection.Source, _connection.SourcePort, _peer);
         var policy = _listener.Policy.Current;
-        if (policy.Mode != PolicyMode.Monitor && !policy.NamesSourceAndConnection(_connection.Source, _peer))
+        if (!Inspector.InspectConnect(policy, _connection.Source, _peer).Forwards)
         {
             _listener.Counters.CountDenied();
             var onDeny = policy.OnDeny;
@@ -145,59 +164,53 @@ internal sealed class S7Session : IProtocolSession
         return new ClientStep(ClientAction.Forward, consumed, 0, forwardLength);
     }
 
-    private ClientStep InspectPdu(ReadOnlySpan<byte> packet, ReadOnlySpan<byte> pdu, int consumed)
+    private ClientStep InspectPdu(ReadOnlySpan<byte> packetIn, ReadOnlySpan<byte> pdu, int consumed)
     {
         var request = S7Pdu.ParseRequest(pdu);
-        if (request.Status == S7RequestStatus.Malformed)
-        {
-            Malformed(packet, "S7 PDU: " + request.Error.ToString());
-            return new ClientStep(ClientAction.Close, 0);
-        }
         var policy = _listener.Policy.Current;
-        bool monitor = policy.Mode == PolicyMode.Monitor;
+        // The order of judgement is Inspector.InspectS7's, which replay asks too.
+        var inspection = Inspector.InspectS7(policy, _connection.Source, _peer, _plus, request, Stopwatch.GetTimestamp());
+        var verdict = inspection.Verdict;
+        if (inspection.Kind is not (InspectionKind.Malformed or InspectionKind.Answer))
+        {
+            _listener.Observer?.OnS7Request(_listener, _connection.Source, _connection.SourcePort, _peer, _plus, request);
+        }
+        // What audit.pcap records of a refusal: the whole PDU, also when it came in several DT fragments.
+        var packet = inspection.Kind == InspectionKind.Allowed ? packetIn : Evidence(packetIn, pdu);
         string word = S7Functions.PolicyWord(request.Function);
+        switch (inspection.Kind)
+        {
+            case InspectionKind.Malformed:
+                Malformed(packet, "S7 PDU: " + request.Error.ToString());
+                return new ClientStep(ClientAction.Close, 0);
+            case InspectionKind.Answer:
+                // The client answering a job the PLC sent it (a download's download-block): forwarded; an answer to
+                // no job of the PLC's is dropped, as the PLC would have nothing to pair it with.
+                if (!TakePlcJob(request.Reference))
+                {
+                    _listener.Counters.CountResponseMismatch();
+                    Audit(packet, AuditEventKind.UnmatchedResponse, request.FunctionCode, word, null, "client answered no job the PLC sent it (PDU reference): dropped");
+                    return new ClientStep(ClientAction.Nothing, consumed);
+                }
+                return ForwardPdu(pdu, consumed, correlated: false, default);
+            case InspectionKind.OutOfSpec:
+                _listener.Counters.CountDenied();
+                Audit(packet, AuditEventKind.OutOfSpec, request.FunctionCode, word, null, "S7: " + request.Error.ToString());
+                return WriteRefusal(request, S7Pdu.ErrorClassServiceProcessing, 0x04, S7Items.ReturnTypeInconsistent, consumed, inspection.OnDeny);
+            case InspectionKind.Denied when request.Protocol == S7Protocol.S7commPlus || _plus:
+                // S7comm-Plus cannot be answered by a third party (integrity protection): allowed as a whole, or closed.
+                _listener.Counters.CountDenied();
+                Audit(packet, AuditEventKind.Denied, request.FunctionCode, "s7comm-plus", RuleName(policy, verdict), AuditEvents.Reason(verdict.Reason), closed: true);
+                return new ClientStep(ClientAction.Close, consumed);
+            case InspectionKind.Denied:
+                return Refuse(packet, consumed, request, policy, verdict, AuditEventKind.Denied, word);
+            case InspectionKind.WouldDeny:
+                Audit(packet, AuditEventKind.WouldDeny, request.FunctionCode, word, RuleName(policy, verdict), AuditEvents.Reason(verdict.Reason));
+                break;
+        }
         if (request.Protocol == S7Protocol.S7commPlus || _plus)
         {
-            // S7comm-Plus cannot be answered by a third party (integrity protection): allowed as a whole, or closed.
-            var plusVerdict = policy.Evaluate(_connection.Source, new S7Target(_peer, request), Stopwatch.GetTimestamp());
-            if (!plusVerdict.IsAllowed && !monitor)
-            {
-                _listener.Counters.CountDenied();
-                Audit(packet, AuditEventKind.Denied, request.FunctionCode, "s7comm-plus", RuleName(policy, plusVerdict), AuditEvents.Reason(plusVerdict.Reason), closed: true);
-                return new ClientStep(ClientAction.Close, consumed);
-            }
             return ForwardPdu(pdu, consumed, correlated: false, default);
-        }
-        if (request.Rosctr is S7Rosctr.Ack or S7Rosctr.AckData)
-        {
-            // The client answering a job the PLC sent it (a download's download-block): forwarded; an answer to
-            // no job of the PLC's is dropped, as the PLC would have nothing to pair it with.
-            if (!TakePlcJob(request.Reference))
-            {
-                _listener.Counters.CountResponseMismatch();
-                Audit(packet, AuditEventKind.UnmatchedResponse, request.FunctionCode, word, null, "client answered no job the PLC sent it (PDU reference): dropped");
-                return new ClientStep(ClientAction.Nothing, consumed);
-            }
-            return ForwardPdu(pdu, consumed, correlated: false, default);
-        }
-        if (request.Status == S7RequestStatus.OutOfSpec)
-        {
-            if (!monitor && !policy.NamesSourceAndConnection(_connection.Source, _peer))
-            {
-                return Refuse(packet, consumed, request, policy, new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1), AuditEventKind.Denied, word);
-            }
-            _listener.Counters.CountDenied();
-            Audit(packet, AuditEventKind.OutOfSpec, request.FunctionCode, word, null, "S7: " + request.Error.ToString());
-            return WriteRefusal(request, S7Pdu.ErrorClassServiceProcessing, 0x04, S7Items.ReturnTypeInconsistent, consumed, monitor ? OnDeny.Exception : policy.OnDeny);
-        }
-        var verdict = policy.Evaluate(_connection.Source, new S7Target(_peer, request), Stopwatch.GetTimestamp());
-        if (!verdict.IsAllowed)
-        {
-            if (!monitor)
-            {
-                return Refuse(packet, consumed, request, policy, verdict, AuditEventKind.Denied, word);
-            }
-            Audit(packet, AuditEventKind.WouldDeny, request.FunctionCode, word, RuleName(policy, verdict), AuditEvents.Reason(verdict.Reason));
         }
         var expectation = request.Expectation(_pduSize);
         ushort gatewayRef;

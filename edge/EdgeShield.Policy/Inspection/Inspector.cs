@@ -1,4 +1,5 @@
 using EdgeShield.Protocols.Modbus;
+using EdgeShield.Protocols.S7comm;
 
 namespace EdgeShield.Policy;
 
@@ -15,6 +16,11 @@ public enum InspectionKind : byte
     OutOfSpec,
     /// <summary>The framing is lost: never forwarded, never answered, the connection is closed.</summary>
     Malformed,
+    /// <summary>
+    /// S7: the client's Ack or Ack_Data to a job the PLC sent it (a download's download-block): not a request the
+    /// policy judges; relayed when it answers a job the PLC sent, else dropped.
+    /// </summary>
+    Answer,
 }
 
 /// <summary>
@@ -75,5 +81,73 @@ public static class Inspector
         return monitor
             ? new Inspection(InspectionKind.WouldDeny, verdict, policy.OnDeny, verdict.ExceptionCode)
             : new Inspection(InspectionKind.Denied, verdict, policy.OnDeny, verdict.ExceptionCode);
+    }
+
+    /// <summary>
+    /// Judges an S7 COTP connect (CR) of <paramref name="source"/> asking for <paramref name="connection"/>
+    /// (DESIGN.md "S7comm"): refused unless some rule (a disarmed maintenance rule too) names the source and
+    /// the connection type; monitor mode lets every connect through. A refused connect always ends the
+    /// connection (<c>on-deny: exception</c> answers a COTP DR first, <c>drop</c> and <c>close</c> close).
+    /// </summary>
+    public static Inspection InspectConnect(CompiledPolicy policy, SourceAddress source, S7Connection connection)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        if (policy.Mode == PolicyMode.Monitor || policy.NamesSourceAndConnection(source, connection))
+        {
+            return new Inspection(InspectionKind.Allowed, Verdict.Allow(-1), policy.OnDeny, 0);
+        }
+        return new Inspection(InspectionKind.Denied, new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1), OnDeny.Close, 0);
+    }
+
+    /// <summary>
+    /// Judges one reassembled S7 PDU the client sent on a connection of type <paramref name="connection"/>
+    /// (<paramref name="plus"/>: the connect asked for an S7comm-Plus TSAP), in the live S7 session's order:
+    /// malformed closes; S7comm-Plus (the PDU's protocol id or the connection's TSAP) is judged as a whole by the
+    /// <c>s7comm-plus</c> word and a refusal closes (no third party can answer it); an Ack/Ack_Data is the
+    /// client's <see cref="InspectionKind.Answer"/> to a PLC job; out of spec is refused in every mode (a source
+    /// and connection type no rule names gets the policy's refusal instead); then the rules.
+    /// </summary>
+    /// <remarks><see cref="Inspection.RefusalCode"/> is 0: an S7 refusal's bytes depend on the job (DESIGN.md "S7comm").</remarks>
+    public static Inspection InspectS7(CompiledPolicy policy, SourceAddress source, S7Connection connection, bool plus, in S7Request request, long timestamp)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        var unnamed = new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1);
+        if (request.Status == S7RequestStatus.Malformed && !(request.Rosctr is S7Rosctr.Ack or S7Rosctr.AckData))
+        {
+            return new Inspection(InspectionKind.Malformed, unnamed, OnDeny.Close, 0);
+        }
+        bool monitor = policy.Mode == PolicyMode.Monitor;
+        if (request.Protocol == S7Protocol.S7commPlus || plus)
+        {
+            var plusVerdict = policy.Evaluate(source, new S7Target(connection, request), timestamp);
+            if (plusVerdict.IsAllowed)
+            {
+                return new Inspection(InspectionKind.Allowed, plusVerdict, policy.OnDeny, 0);
+            }
+            return monitor
+                ? new Inspection(InspectionKind.WouldDeny, plusVerdict, policy.OnDeny, 0)
+                : new Inspection(InspectionKind.Denied, plusVerdict, OnDeny.Close, 0);
+        }
+        if (request.Rosctr is S7Rosctr.Ack or S7Rosctr.AckData)
+        {
+            return new Inspection(InspectionKind.Answer, default, policy.OnDeny, 0);
+        }
+        if (request.Status == S7RequestStatus.OutOfSpec)
+        {
+            if (!monitor && !policy.NamesSourceAndConnection(source, connection))
+            {
+                return new Inspection(InspectionKind.Denied, unnamed, policy.OnDeny, 0);
+            }
+            return new Inspection(InspectionKind.OutOfSpec, new Verdict(VerdictKind.Deny, DenyReason.None, -1),
+                monitor ? OnDeny.Exception : policy.OnDeny, 0);
+        }
+        var verdict = policy.Evaluate(source, new S7Target(connection, request), timestamp);
+        if (verdict.IsAllowed)
+        {
+            return new Inspection(InspectionKind.Allowed, verdict, policy.OnDeny, 0);
+        }
+        return monitor
+            ? new Inspection(InspectionKind.WouldDeny, verdict, policy.OnDeny, 0)
+            : new Inspection(InspectionKind.Denied, verdict, policy.OnDeny, 0);
     }
 }

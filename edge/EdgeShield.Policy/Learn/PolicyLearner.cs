@@ -122,7 +122,17 @@ public sealed class PolicyLearner : IModbusCaptureObserver
     /// Writes the draft configuration. With <paramref name="listeners"/> (<c>learn --listen</c>) those
     /// listeners are written, all with the learned policy, instead of one per server seen.
     /// </summary>
-    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port, EdgeShieldConfig? listeners)
+    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port, EdgeShieldConfig? listeners) => WriteYaml(output, sources, port, listeners, null);
+
+    /// <summary>The policy <c>learn --listen</c> gives a config's <c>s7comm</c> listeners.</summary>
+    public const string S7PolicyName = "learned-s7";
+
+    /// <summary>
+    /// As <see cref="WriteYaml(TextWriter, IReadOnlyList{string}, ushort, EdgeShieldConfig?)"/>; with
+    /// <paramref name="s7"/> (<c>learn --listen</c> on a config with <c>s7comm</c> listeners) those listeners get the
+    /// policy <see cref="S7PolicyName"/> that <paramref name="s7"/> learned, written after this one.
+    /// </summary>
+    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port, EdgeShieldConfig? listeners, S7PolicyLearner? s7)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(sources);
@@ -134,10 +144,14 @@ public sealed class PolicyLearner : IModbusCaptureObserver
         output.WriteLine(listeners is null
             ? string.Create(CultureInfo.InvariantCulture, $"# {Requests} requests, {Malformed} malformed ADUs, {_servers.Count} server(s) on port {port}.")
             : string.Create(CultureInfo.InvariantCulture, $"# {Requests} requests, {Malformed} malformed frames, on {listeners.Listeners.Count} listener(s)."));
+        if (s7 is not null)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# s7comm listeners: {s7.Requests} requests (COTP connects and S7 PDUs), learned into the policy {S7PolicyName}."));
+        }
         output.WriteLine("# It allows exactly what was seen (addresses merged into ranges, written values bounded by what");
         output.WriteLine("# was written). Review every rule, widen or narrow it, then switch mode to enforce.");
         output.WriteLine("# Check: edgeshield check --config FILE; replay: edgeshield replay --config FILE --pcap CAPTURE");
-        if (_servers.Count == 0)
+        if (_servers.Count == 0 && listeners is null)
         {
             output.WriteLine("# No Modbus request was seen: nothing to allow.");
             return;
@@ -153,7 +167,15 @@ public sealed class PolicyLearner : IModbusCaptureObserver
         }
         output.WriteLine();
         output.WriteLine("policies:");
-        WriteRules(output);
+        if (listeners is null || s7 is null || listeners.Listeners.Any(l => l.Protocol != ListenerProtocol.S7comm))
+        {
+            WriteRules(output);
+        }
+        if (s7 is not null)
+        {
+            output.WriteLine();
+            s7.WritePolicy(output, S7PolicyName);
+        }
     }
 
     /// <summary>One listener per server seen, bound where clients would connect (to adjust).</summary>
@@ -234,14 +256,16 @@ public sealed class PolicyLearner : IModbusCaptureObserver
             }
             output.WriteLine();
         }
-        output.WriteLine($"listeners:                     # those of {config.Path}; all share the learned policy");
+        output.WriteLine(config.Listeners.Any(l => l.Protocol == ListenerProtocol.S7comm)
+            ? $"listeners:                     # those of {config.Path}; Modbus ones share the policy learned, s7comm ones {S7PolicyName}"
+            : $"listeners:                     # those of {config.Path}; all share the learned policy");
         foreach (var listener in config.Listeners)
         {
             output.WriteLine($"  - name: \"{listener.Name}\"");
             output.WriteLine($"    bind: \"{listener.Bind}\"");
-            output.WriteLine($"    protocol: {(listener.Protocol == ListenerProtocol.ModbusRtuOverTcp ? "modbus-rtu-over-tcp" : "modbus-tcp")}");
+            output.WriteLine($"    protocol: {listener.Protocol switch { ListenerProtocol.ModbusRtuOverTcp => "modbus-rtu-over-tcp", ListenerProtocol.S7comm => "s7comm", _ => "modbus-tcp" }}");
             output.WriteLine($"    upstream: {listener.Upstream}");
-            output.WriteLine("    policy: learned");
+            output.WriteLine(listener.Protocol == ListenerProtocol.S7comm ? $"    policy: {S7PolicyName}" : "    policy: learned");
         }
     }
 

@@ -10,7 +10,7 @@ namespace EdgeShield.Policy.Replay;
 /// and the text report. Every list is in a fixed order (keys ascending, rules in policy order), so
 /// the same capture and policy always print the same bytes.
 /// </summary>
-public static class ReplayReport
+public static partial class ReplayReport
 {
     /// <summary>
     /// <c>{"frames","requests","responses","malformed","unsynchronised","allowed","denied","by_function":{"3":n,…},"by_rule":{…}}</c>:
@@ -165,9 +165,9 @@ public static class ReplayReport
         return names;
     }
 
-    private static string Clip(string s, int width) => s.Length <= width ? s : s[..(width - 1)] + "…";
+    internal static string Clip(string s, int width) => s.Length <= width ? s : s[..(width - 1)] + "…";
 
-    private static string Address(UInt128 value)
+    internal static string Address(UInt128 value)
     {
         Span<byte> bytes = stackalloc byte[16];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(bytes, value);
@@ -175,7 +175,7 @@ public static class ReplayReport
         return (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString();
     }
 
-    private static string OnDenyName(OnDeny onDeny) => onDeny switch
+    internal static string OnDenyName(OnDeny onDeny) => onDeny switch
     {
         OnDeny.Drop => "drop",
         OnDeny.Close => "close",

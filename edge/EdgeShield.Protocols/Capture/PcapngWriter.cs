@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Text;
-using EdgeShield.Protocols.Modbus;
 
 namespace EdgeShield.Protocols.Capture;
 
@@ -16,7 +15,12 @@ namespace EdgeShield.Protocols.Capture;
 public sealed class PcapngWriter : IDisposable
 {
     private const int LinkTypeRaw = 101;
-    private const int MaxPacket = 40 + 20 + ModbusLimits.MaxVendorTcpAduLength;
+    /// <summary>
+    /// The most payload bytes one packet carries (more are cut): a Modbus TCP ADU (266), or an S7 PDU of the largest
+    /// size the gateway negotiates (960) in one TPKT/COTP DT, rounded up.
+    /// </summary>
+    public const int MaxPayloadBytes = 1024;
+    private const int MaxPacket = 40 + 20 + MaxPayloadBytes;
     private const int MaxCommentBytes = 256;
     private readonly string _path;
     private readonly long _maxBytes;
@@ -58,7 +62,7 @@ public sealed class PcapngWriter : IDisposable
     /// </summary>
     public void Write(long timestampNs, UInt128 source, ushort sourcePort, UInt128 destination, ushort destinationPort, uint sequence, ReadOnlySpan<byte> adu, ReadOnlySpan<byte> commentUtf8)
     {
-        adu = adu[..Math.Min(adu.Length, ModbusLimits.MaxVendorTcpAduLength)];
+        adu = adu[..Math.Min(adu.Length, MaxPayloadBytes)];
         var block = _block.AsSpan();
         bool v4 = IsMapped(source) && IsMapped(destination);
         int ipLength = v4 ? 20 : 40;
