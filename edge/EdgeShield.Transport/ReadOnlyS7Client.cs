@@ -51,7 +51,7 @@ public readonly record struct S7ReadSummary(int JobsSent, S7ConnectFault Fault);
 /// connect or setup-communication the PLC refuses is retried after a backoff (1 s, doubling to 30 s); a TCP connect
 /// that fails backs off in the shared <see cref="TcpUpstream"/>.
 /// </remarks>
-public sealed class ReadOnlyS7Client : IUpstreamReceiver, IAsyncDisposable
+public sealed class ReadOnlyS7Client : IAsyncDisposable
 {
     /// <summary>The PDU size asked for: the largest an S7-300/400/1500 offers (the PLC answers with its own, at most this).</summary>
     public const ushort RequestedPduSize = 960;
@@ -76,6 +76,8 @@ public sealed class ReadOnlyS7Client : IUpstreamReceiver, IAsyncDisposable
     private readonly byte[] _send = new byte[CotpWriter.DataLength(RequestedPduSize, CotpWriter.MinTpduSize)];
     private readonly CotpReassembler _reassembler = new(new byte[RequestedPduSize], RequestedPduSize);
     private IUpstreamSession? _session;
+    // Which session the receive side listens to: a session replaced by a new connection may still report, late.
+    private int _epoch;
     private int _established = -1;
     private int _pduSize;
     private int _tpduSize = CotpWriter.MinTpduSize;
@@ -372,12 +374,14 @@ public sealed class ReadOnlyS7Client : IUpstreamReceiver, IAsyncDisposable
         {
             await old.DisposeAsync();
         }
-        var session = _upstream.OpenSession(this, TpktStreamFramer.Instance, _source);
         lock (_gate)
         {
-            _session = session;
+            _epoch++;
             _reassembler.Reset();
         }
+        Volatile.Write(ref _established, -1);
+        var session = _upstream.OpenSession(new Receiver(this, _epoch), TpktStreamFramer.Instance, _source);
+        _session = session;
         int length = CotpWriter.WriteConnectRequest(_send, 0x0001, RequestedTpduSizeCode, _callingTsap, _calledTsap);
         var (outcome, pending, generation) = await ExchangeAsync(Expect.ConnectConfirm, default, length, default, default, default, cancellationToken);
         if (outcome != Outcome.Ok)
@@ -402,13 +406,15 @@ public sealed class ReadOnlyS7Client : IUpstreamReceiver, IAsyncDisposable
         (bool, S7ConnectFault) Failed(Outcome outcome, S7ConnectFault refusal)
         {
             _session?.Abort();
-            if (outcome is Outcome.Refused or Outcome.BadResponse or Outcome.JobError)
+            if (outcome == Outcome.Lost)
             {
-                Interlocked.Exchange(ref _retryNotBefore, Environment.TickCount64 + (long)_refusalBackoff.TotalMilliseconds);
-                _refusalBackoff = _refusalBackoff * 2 > MaxRefusalBackoff ? MaxRefusalBackoff : _refusalBackoff * 2;
-                return (false, refusal);
+                // No TCP connection: the shared TcpUpstream backs off.
+                return (false, S7ConnectFault.None);
             }
-            return (false, S7ConnectFault.None);
+            // The PLC accepted TCP but refused, garbled or ignored the connect: wait before the next try.
+            Interlocked.Exchange(ref _retryNotBefore, Environment.TickCount64 + (long)_refusalBackoff.TotalMilliseconds);
+            _refusalBackoff = _refusalBackoff * 2 > MaxRefusalBackoff ? MaxRefusalBackoff : _refusalBackoff * 2;
+            return (false, outcome == Outcome.Timeout ? S7ConnectFault.None : refusal);
         }
     }
 
@@ -499,10 +505,22 @@ public sealed class ReadOnlyS7Client : IUpstreamReceiver, IAsyncDisposable
         }
     }
 
-    ValueTask IUpstreamReceiver.OnResponseAsync(Memory<byte> adu, int generation)
+    /// <summary>The receive side of one session: what it reports counts only while that session is the current one.</summary>
+    private sealed class Receiver(ReadOnlyS7Client owner, int epoch) : IUpstreamReceiver
+    {
+        public ValueTask OnResponseAsync(Memory<byte> adu, int generation) => owner.OnResponse(epoch, adu, generation);
+
+        public ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FrameFault fault) => owner.OnLost(epoch, generation);
+    }
+
+    private ValueTask OnResponse(int epoch, Memory<byte> adu, int generation)
     {
         lock (_gate)
         {
+            if (epoch != _epoch)
+            {
+                return ValueTask.CompletedTask;
+            }
             var pending = _pending;
             if (pending is null || (pending.Generation >= 0 && pending.Generation != generation))
             {
@@ -576,11 +594,15 @@ public sealed class ReadOnlyS7Client : IUpstreamReceiver, IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    ValueTask IUpstreamReceiver.OnUpstreamLost(int generation, UpstreamLoss loss, FrameFault fault)
+    private ValueTask OnLost(int epoch, int generation)
     {
-        Interlocked.CompareExchange(ref _established, -1, generation);
         lock (_gate)
         {
+            if (epoch != _epoch)
+            {
+                return ValueTask.CompletedTask;
+            }
+            Interlocked.CompareExchange(ref _established, -1, generation);
             if (_pending is { } pending && (pending.Generation == generation || pending.Generation < 0))
             {
                 pending.Done.TrySetResult(Outcome.Lost);
