@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using EdgeShield.Policy;
@@ -420,7 +421,8 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         /// negotiated PDU size. An item's return code other than FF makes that tag stale or bad (<c>return-code-0A</c>),
         /// a job's header error every tag of the job (<c>error-8104</c>); the others are published as they were read.
         /// </summary>
-        private async Task PollS7OnceAsync(ReadOnlyS7Client client, CancellationToken ct)
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        private async ValueTask PollS7OnceAsync(ReadOnlyS7Client client, CancellationToken ct)
         {
             var now = DateTime.UtcNow;
             ulong nowMs = (ulong)new DateTimeOffset(now).ToUnixTimeMilliseconds();
@@ -500,7 +502,8 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         }
 
         /// <summary>The cycle's Sparkplug DDATA or JSON seq state record, then one append of the whole batch.</summary>
-        private async Task FinishCycleAsync(DateTime now, ulong nowMs, CancellationToken ct)
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        private async ValueTask FinishCycleAsync(DateTime now, ulong nowMs, CancellationToken ct)
         {
             if (_sparkplug is not null)
             {

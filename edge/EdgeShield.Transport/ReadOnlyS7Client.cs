@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 using EdgeShield.Protocols;
 using EdgeShield.Protocols.S7comm;
 
@@ -83,6 +85,9 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
     private int _tpduSize = CotpWriter.MinTpduSize;
     private ushort _reference;
     private Pending? _pending;
+    // One exchange at a time: its state and awaitable are reused, as is the timeout's source.
+    private readonly Pending _exchange;
+    private CancellationTokenSource _timeout = new();
     private long _retryNotBefore;
     private TimeSpan _refusalBackoff = MinRefusalBackoff;
 
@@ -101,21 +106,67 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
         Refused,
         BadResponse,
         JobError,
+        Cancelled,
     }
 
-    private sealed class Pending(Expect expect, S7Expectation expectation, ReadOnlyMemory<S7ReadItem> items, Memory<byte> destination, Memory<S7ItemResult> results)
+    /// <summary>
+    /// The exchange in flight: what its answer must be, where its data goes, and its outcome as a reusable awaitable
+    /// (completed once, under the client's lock, by the answer, a loss, the timeout or cancellation).
+    /// </summary>
+    private sealed class Pending(object gate) : IValueTaskSource<Outcome>
     {
-        public readonly TaskCompletionSource<Outcome> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public Expect Expect { get; } = expect;
-        public S7Expectation Expectation { get; } = expectation;
-        public ReadOnlyMemory<S7ReadItem> Items { get; } = items;
-        public Memory<byte> Destination { get; } = destination;
-        public Memory<S7ItemResult> Results { get; } = results;
+        private ManualResetValueTaskSourceCore<Outcome> _core = new() { RunContinuationsAsynchronously = true };
+        private bool _completed;
+
+        public Expect Expect { get; private set; }
+        public S7Expectation Expectation { get; private set; }
+        public ReadOnlyMemory<S7ReadItem> Items { get; private set; }
+        public Memory<byte> Destination { get; private set; }
+        public Memory<S7ItemResult> Results { get; private set; }
+        public int BaseOffset { get; private set; }
         public int Generation { get; set; } = -1;
         public int TpduSize { get; set; }
         public int PduSize { get; set; }
-        public int BaseOffset { get; init; }
         public ushort ErrorCode { get; set; }
+        public short Version => _core.Version;
+
+        public void Start(Expect expect, S7Expectation expectation, ReadOnlyMemory<S7ReadItem> items, Memory<byte> destination, Memory<S7ItemResult> results, int baseOffset)
+        {
+            lock (gate)
+            {
+                _core.Reset();
+                _completed = false;
+                Expect = expect;
+                Expectation = expectation;
+                Items = items;
+                Destination = destination;
+                Results = results;
+                BaseOffset = baseOffset;
+                Generation = -1;
+                TpduSize = 0;
+                PduSize = 0;
+                ErrorCode = 0;
+            }
+        }
+
+        public void TrySetResult(Outcome outcome)
+        {
+            lock (gate)
+            {
+                if (!_completed)
+                {
+                    _completed = true;
+                    _core.SetResult(outcome);
+                }
+            }
+        }
+
+        public Outcome GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 
     /// <summary>
@@ -132,6 +183,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
         _callingTsap = callingTsap;
         _calledTsap = calledTsap;
         _responseTimeout = upstream.ResponseWindow > responseTimeout ? upstream.ResponseWindow : responseTimeout;
+        _exchange = new Pending(_gate);
     }
 
     /// <summary>The PDU size the PLC negotiated on the current connection; 0 when there is none.</summary>
@@ -153,6 +205,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
     /// items each), connecting first when needed. Item <c>i</c>'s outcome goes to <paramref name="results"/>[i] and its
     /// data into <paramref name="destination"/> (see <see cref="S7ItemResult"/>). One read at a time per client.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<S7ReadSummary> ReadAsync(ReadOnlyMemory<S7ReadItem> items, Memory<byte> destination, Memory<S7ItemResult> results, CancellationToken cancellationToken)
     {
         if (results.Length < items.Length)
@@ -363,6 +416,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(bool Connected, S7ConnectFault Fault)> ConnectAsync(CancellationToken cancellationToken)
     {
         if (Environment.TickCount64 < Interlocked.Read(ref _retryNotBefore))
@@ -425,6 +479,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
         return _reference;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ReadStatus> ReadJobAsync(ReadOnlyMemory<S7ReadItem> items, Memory<byte> destination, Memory<S7ItemResult> results, int baseOffset, CancellationToken cancellationToken)
     {
         int generation = Volatile.Read(ref _established);
@@ -471,10 +526,12 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
     }
 
     /// <summary>Sends <paramref name="length"/> bytes of <see cref="_send"/> and waits (bounded) for the answer the receive side matches to it.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(Outcome Outcome, Pending? Pending, int Generation)> ExchangeAsync(Expect expect, S7Expectation expectation, int length,
         ReadOnlyMemory<S7ReadItem> items, Memory<byte> destination, Memory<S7ItemResult> results, CancellationToken cancellationToken, int baseOffset = 0)
     {
-        var pending = new Pending(expect, expectation, items, destination, results) { BaseOffset = baseOffset };
+        var pending = _exchange;
+        pending.Start(expect, expectation, items, destination, results, baseOffset);
         lock (_gate)
         {
             _pending = pending;
@@ -487,14 +544,20 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
                 return (Outcome.Lost, null, -1);
             }
             pending.Generation = generation;
-            try
+            if (!_timeout.TryReset())
             {
-                return (await pending.Done.Task.WaitAsync(_responseTimeout, cancellationToken), pending, generation);
+                _timeout.Dispose();
+                _timeout = new CancellationTokenSource();
             }
-            catch (TimeoutException)
+            _timeout.CancelAfter(_responseTimeout);
+            Outcome outcome;
+            using (_timeout.Token.UnsafeRegister(static p => ((Pending)p!).TrySetResult(Outcome.Timeout), pending))
+            using (cancellationToken.UnsafeRegister(static p => ((Pending)p!).TrySetResult(Outcome.Cancelled), pending))
             {
-                return (Outcome.Timeout, pending, generation);
+                outcome = await new ValueTask<Outcome>(pending, pending.Version);
             }
+            cancellationToken.ThrowIfCancellationRequested();
+            return (outcome, pending, generation);
         }
         finally
         {
@@ -529,29 +592,29 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
             }
             if (TpktFramer.TryReadFrame(adu.Span, out var tpdu, out _, out _) != OperationStatus.Done)
             {
-                pending.Done.TrySetResult(Outcome.BadResponse);
+                pending.TrySetResult(Outcome.BadResponse);
                 return ValueTask.CompletedTask;
             }
             if (tpdu.Type == CotpTpduType.DisconnectRequest)
             {
-                pending.Done.TrySetResult(Outcome.Refused);
+                pending.TrySetResult(Outcome.Refused);
                 return ValueTask.CompletedTask;
             }
             if (pending.Expect == Expect.ConnectConfirm)
             {
                 if (tpdu.Type != CotpTpduType.ConnectionConfirm)
                 {
-                    pending.Done.TrySetResult(Outcome.BadResponse);
+                    pending.TrySetResult(Outcome.BadResponse);
                     return ValueTask.CompletedTask;
                 }
                 // No C0 in the CC: class 0's default, 128 bytes.
                 pending.TpduSize = tpdu.TpduSize == 0 ? CotpWriter.MinTpduSize : Math.Min(tpdu.TpduSize, 1 << RequestedTpduSizeCode);
-                pending.Done.TrySetResult(Outcome.Ok);
+                pending.TrySetResult(Outcome.Ok);
                 return ValueTask.CompletedTask;
             }
             if (tpdu.Type != CotpTpduType.Data)
             {
-                pending.Done.TrySetResult(Outcome.BadResponse);
+                pending.TrySetResult(Outcome.BadResponse);
                 return ValueTask.CompletedTask;
             }
             var appended = _reassembler.Append(tpdu, out var pdu, out _);
@@ -561,7 +624,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
             }
             if (appended != OperationStatus.Done)
             {
-                pending.Done.TrySetResult(Outcome.BadResponse);
+                pending.TrySetResult(Outcome.BadResponse);
                 return ValueTask.CompletedTask;
             }
             var status = S7Pdu.CheckResponse(pdu, pending.Expectation, out var error);
@@ -569,7 +632,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
             {
                 if (error != S7ResponseError.WrongReference)
                 {
-                    pending.Done.TrySetResult(Outcome.BadResponse);
+                    pending.TrySetResult(Outcome.BadResponse);
                 }
                 // Another REF: the answer to a job that timed out. Dropped; this job may still be answered.
                 return ValueTask.CompletedTask;
@@ -578,7 +641,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
             if (status == S7ResponseStatus.Error)
             {
                 pending.ErrorCode = (ushort)((header.ErrorClass << 8) | header.ErrorCode);
-                pending.Done.TrySetResult(pending.Expect == Expect.Setup ? Outcome.Refused : Outcome.JobError);
+                pending.TrySetResult(pending.Expect == Expect.Setup ? Outcome.Refused : Outcome.JobError);
                 return ValueTask.CompletedTask;
             }
             if (pending.Expect == Expect.Setup)
@@ -589,7 +652,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
             {
                 CopyItems(header.Data, pending.Items.Span, pending.Destination.Span, pending.Results.Span, pending.BaseOffset);
             }
-            pending.Done.TrySetResult(Outcome.Ok);
+            pending.TrySetResult(Outcome.Ok);
         }
         return ValueTask.CompletedTask;
     }
@@ -605,7 +668,7 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
             Interlocked.CompareExchange(ref _established, -1, generation);
             if (_pending is { } pending && (pending.Generation == generation || pending.Generation < 0))
             {
-                pending.Done.TrySetResult(Outcome.Lost);
+                pending.TrySetResult(Outcome.Lost);
             }
         }
         return ValueTask.CompletedTask;
@@ -618,5 +681,6 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
             await session.DisposeAsync();
         }
         _oneAtATime.Dispose();
+        _timeout.Dispose();
     }
 }
