@@ -436,7 +436,15 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                     ? $"device {_poll.Device}: {_poll.Upstream} refused the COTP connect to TSAP {_poll.S7!.CalledTsap >> 8:X2}.{_poll.S7.CalledTsap & 0xFF:X2}: check rack, slot and connection type; retried with a backoff"
                     : $"device {_poll.Device}: {_poll.Upstream} refused setup-communication; retried with a backoff", 1));
             }
-            _s7Fault = summary.Fault;
+            // One event per refusal streak: the backoff's quiet cycles (no attempt) do not end it, a job sent does.
+            if (summary.Fault != S7ConnectFault.None)
+            {
+                _s7Fault = summary.Fault;
+            }
+            else if (summary.JobsSent > 0)
+            {
+                _s7Fault = S7ConnectFault.None;
+            }
             for (int i = 0; i < _s7Items.Length; i++)
             {
                 var result = _s7Results[i];

@@ -45,7 +45,8 @@ public class S7PollTests
                 - { name: out_dword, address: QD8, type: uint32 }
         """;
 
-    private static void SeedKnownValues(S7TestPlc plc)
+    /// <summary>Seeds DB1, M, I and Q; returns DB1's and M's bytes.</summary>
+    private static (byte[] Db1, byte[] M) SeedKnownValues(S7TestPlc plc)
     {
         var db1 = new byte[32];
         db1[0] = 0b0000_0010;                                          // DBX0.1
@@ -66,6 +67,7 @@ public class S7PollTests
         q[4] = 1;
         BinaryPrimitives.WriteUInt32BigEndian(q.AsSpan(8), 3_000_000_000);
         plc.Set(S7Area.Outputs, 0, q);
+        return (db1, m);
     }
 
     private static JsonElement Last(EmbeddedBroker broker, string tag) =>
@@ -171,7 +173,7 @@ public class S7PollTests
     public async Task EveryByteThePollerSends_IsACr_SetupCommunication_OrReadVar()
     {
         await using var plc = S7TestPlc.Start(pduSize: 240);
-        SeedKnownValues(plc);
+        var (db1, m) = SeedKnownValues(plc);
         plc.DropAtReadJob = 4;
         await using var broker = await EmbeddedBroker.StartAsync();
         var lines = new List<string>();
@@ -236,8 +238,27 @@ public class S7PollTests
         Assert.Equal(plc.ReadJobs, readJobs);
         // 45 items (3 × 15 of 4-byte, 15 of 1-byte, 15 of 2-byte data) need 3 jobs per cycle: 20, 20, 5 items.
         Assert.True(readJobs >= 12);
-        // After the PLC dropped the connection the poller connected again and read good values.
-        Assert.Equal("good", Last(broker, "w0").GetProperty("q").GetString());
+        // After the PLC dropped the connection the poller connected again and read good values. Every tag, in each
+        // of the three jobs (19, 19 and 7 items: 12 + 12 × 19 = 240), has the value the PLC holds for it; DB2 is not there.
+        for (int i = 0; i < 45; i++)
+        {
+            var last = Last(broker, (i % 3) switch { 0 => "w", 1 => "b", _ => "d" } + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            switch (i % 3)
+            {
+                case 0:
+                    Assert.Equal(BinaryPrimitives.ReadInt16BigEndian(db1.AsSpan(i % 30)), last.GetProperty("v").GetInt64());
+                    break;
+                case 1:
+                    Assert.Equal(((m[i % 16] >> (i % 8)) & 1) == 1, last.GetProperty("v").GetBoolean());
+                    break;
+                default:
+                    if (i % 2 == 1)
+                    {
+                        Assert.Equal("return-code-0A", last.GetProperty("reason").GetString());
+                    }
+                    break;
+            }
+        }
     }
 
     [Fact]
@@ -251,7 +272,8 @@ public class S7PollTests
         await using (var service = TestConfig.Service(TestConfig.Load(Yaml(plc.Port, broker.Port, "            - { name: count, address: DB1.DBW2, type: int16 }", every: "20ms")), notices))
         {
             service.Start();
-            await TestConfig.Until(() => broker.Received.Count(m => m.Topic == "es/t/press1/count") >= 20);
+            // A second attempt comes only after the first backoff (1 s): the refusal streak spans it.
+            await TestConfig.Until(() => broker.Received.Count(m => m.Topic == "es/t/press1/count") >= 20 && plc.Connections >= 2, state: () => $"connections {plc.Connections}");
             await service.StopPollingAsync();
         }
         double seconds = watch.Elapsed.TotalSeconds;
@@ -260,8 +282,9 @@ public class S7PollTests
         Assert.Equal("unreachable", count.GetProperty("reason").GetString());
         var notice = Assert.Single(notices, n => n.Reason == "poll-s7-connect-refused");
         Assert.Contains("TSAP 03.02", notice.Detail, StringComparison.Ordinal);
-        // 20 cycles at 20 ms would be 20 connects without a backoff; with 1 s doubling there is at most one per second.
-        Assert.InRange(plc.Connections, 1, 1 + (int)seconds);
+        // One event for the streak, not one per attempt. Every 20 ms without a backoff would be 50 connects a second;
+        // with 1 s doubling there is at most one per second.
+        Assert.InRange(plc.Connections, 2, 1 + (int)seconds);
         Assert.All(plc.Received, r => Assert.Equal(CotpTpduType.ConnectionRequest, TpktFramer.TryReadFrame(r.Packet, out var t, out _, out _) == OperationStatus.Done ? t.Type : CotpTpduType.Unknown));
     }
 
