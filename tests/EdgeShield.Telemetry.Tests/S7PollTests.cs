@@ -288,6 +288,36 @@ public class S7PollTests
         Assert.All(plc.Received, r => Assert.Equal(CotpTpduType.ConnectionRequest, TpktFramer.TryReadFrame(r.Packet, out var t, out _, out _) == OperationStatus.Done ? t.Type : CotpTpduType.Unknown));
     }
 
+    /// <summary>
+    /// A job the PLC leaves unanswered: its tags are stale with <c>timeout</c> after the response timeout (1 s, as the
+    /// Modbus poll's), the connection is dropped (AmQ 1: no second job beside an unanswered one) and the next cycle
+    /// connects again — CR and setup-communication first — and reads good values.
+    /// </summary>
+    [Fact]
+    public async Task UnansweredJob_TimeoutThenANewConnection_GoodAgain()
+    {
+        await using var plc = S7TestPlc.Start();
+        SeedKnownValues(plc);
+        plc.SilentAtReadJob = 2;
+        await using var broker = await EmbeddedBroker.StartAsync();
+        var tags = "            - { name: count, address: DB1.DBW2, type: int16 }";
+        await using (var service = TestConfig.Service(TestConfig.Load(Yaml(plc.Port, broker.Port, tags))))
+        {
+            service.Start();
+            await TestConfig.Until(() => plc.Connections >= 2 && plc.ReadJobs >= 4, state: () => $"connections {plc.Connections}, jobs {plc.ReadJobs}");
+            await service.StopPollingAsync();
+        }
+        var counts = broker.Received.Where(m => m.Topic == "es/t/press1/count").Select(m => TestConfig.Json(m.Payload)).ToList();
+        Assert.Equal("good", counts[0].GetProperty("q").GetString());
+        var timedOut = counts.First(c => c.GetProperty("q").GetString() != "good");
+        Assert.Equal(("stale", "timeout", -1234L), (timedOut.GetProperty("q").GetString(), timedOut.GetProperty("reason").GetString(), timedOut.GetProperty("v").GetInt64()));
+        Assert.Equal("good", counts[^1].GetProperty("q").GetString());
+        // The second connection began as the first did.
+        var second = plc.Received.Where(r => r.Connection == 2).Select(r => r.Packet).ToList();
+        Assert.Equal(CotpTpduType.ConnectionRequest, TpktFramer.TryReadFrame(second[0], out var cr, out _, out _) == OperationStatus.Done ? cr.Type : CotpTpduType.Unknown);
+        Assert.Equal(0xF0, second[1][7 + 10]); // setup-communication's function byte
+    }
+
     [Fact]
     public async Task PlcGone_TagsGoStale_WithTheLastGoodValue()
     {

@@ -44,6 +44,8 @@ internal sealed class S7TestPlc : IAsyncDisposable
     public bool RefuseConnect { get; set; }
     /// <summary>Close the connection instead of answering the read-var job with this 1-based number (0: never).</summary>
     public int DropAtReadJob { get; set; }
+    /// <summary>Leave the read-var job with this 1-based number unanswered, the connection open (0: never).</summary>
+    public int SilentAtReadJob { get; set; }
     /// <summary>Every TPKT packet received, with the 1-based number of its connection.</summary>
     public IReadOnlyList<(int Connection, byte[] Packet)> Received => [.. _received];
     public int Connections => Volatile.Read(ref _connections);
@@ -160,9 +162,14 @@ internal sealed class S7TestPlc : IAsyncDisposable
                 }
                 else if (request.Function == S7Function.ReadVar)
                 {
-                    if (Interlocked.Increment(ref _readJobs) == DropAtReadJob)
+                    int job = Interlocked.Increment(ref _readJobs);
+                    if (job == DropAtReadJob)
                     {
                         return (0, true);
+                    }
+                    if (job == SilentAtReadJob)
+                    {
+                        return (0, false);
                     }
                     length = ReadAnswer(answer, request);
                 }
