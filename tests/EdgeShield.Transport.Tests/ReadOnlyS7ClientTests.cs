@@ -106,6 +106,54 @@ public class ReadOnlyS7ClientTests
         Assert.Equal(S7ResponseError.DataTooLong, error);
     }
 
+    /// <summary>
+    /// Untrusted answers: 20 000 mutations of a valid one (bytes flipped, cut, extended). Whatever the check lets
+    /// through as Normal is copied without throwing, within the destination, and each result is Ok with the item's own
+    /// length, an item error, or a bad response; a mismatch is never copied.
+    /// </summary>
+    [Fact]
+    public void MutatedAnswers_CheckedThenCopied_NeverThrow_NorWritePastTheDestination()
+    {
+        S7ReadItem[] items = [Db1Word2, M10Bit3, new(S7Area.DataBlocks, 99, 0, 0, 2), Qd8];
+        byte[] valid = Convert.FromHexString("320300000009000200180000" + "0404" + "FF040010FEDC" + "FF0300010100" + "0A000000" + "FF04002011223344");
+        var expectation = ReadOnlyS7Client.ReadExpectation(9, items, 240);
+        var random = new Random(7);
+        var destination = new byte[ReadOnlyS7Client.DestinationLength(items) + 8];
+        var results = new S7ItemResult[items.Length];
+        int normal = 0;
+        for (int round = 0; round < 20_000; round++)
+        {
+            var answer = new List<byte>(valid);
+            for (int m = random.Next(1, 4); m > 0; m--)
+            {
+                switch (random.Next(3))
+                {
+                    case 0: answer[random.Next(answer.Count)] = (byte)random.Next(256); break;
+                    case 1: answer.RemoveRange(random.Next(answer.Count), 1); break;
+                    default: answer.Insert(random.Next(answer.Count + 1), (byte)random.Next(256)); break;
+                }
+            }
+            var bytes = answer.ToArray();
+            Array.Fill(destination, (byte)0xAA);
+            if (S7Pdu.CheckResponse(bytes, expectation, out _) != S7ResponseStatus.Normal)
+            {
+                continue;
+            }
+            normal++;
+            ReadOnlyS7Client.CopyItems(S7Pdu.ParseHeader(bytes).Data, items, destination.AsSpan(0, destination.Length - 8), results, 0);
+            Assert.All(destination[^8..], b => Assert.Equal(0xAA, b));
+            for (int i = 0; i < items.Length; i++)
+            {
+                Assert.True(results[i].Status is ReadStatus.Ok or ReadStatus.Exception or ReadStatus.BadResponse, results[i].ToString());
+                if (results[i].Status == ReadStatus.Ok)
+                {
+                    Assert.Equal(items[i].DataLength, results[i].Length);
+                }
+            }
+        }
+        Assert.True(normal > 100, $"only {normal} mutated answers passed the check: the copy was hardly exercised");
+    }
+
     [Fact]
     public void BuildingJobs_AndTakingAnswers_AllocatesNothing()
     {
