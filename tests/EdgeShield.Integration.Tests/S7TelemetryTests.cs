@@ -13,8 +13,11 @@ public class S7TelemetryTests(ITestOutputHelper output)
 {
     private const string Prefix = "it/s7";
 
-    /// <summary>(tag, payload) of the newest message per tag that mosquitto_sub printed.</summary>
-    private static Dictionary<string, JsonElement> Latest(MosquittoSubscriber sub)
+    /// <summary>
+    /// (tag, payload) of the newest message per tag that mosquitto_sub printed; with <paramref name="good"/>, of the newest
+    /// good one (a loaded machine may stretch one answer past the 1 s timeout: that cycle is stale, not wrong).
+    /// </summary>
+    private static Dictionary<string, JsonElement> Latest(MosquittoSubscriber sub, bool good = false)
     {
         var latest = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         foreach (var line in sub.Lines)
@@ -24,7 +27,11 @@ public class S7TelemetryTests(ITestOutputHelper output)
             {
                 continue;
             }
-            latest[line[(Prefix.Length + "/press1/".Length)..space]] = JsonDocument.Parse(line[(space + 1)..]).RootElement.Clone();
+            var message = JsonDocument.Parse(line[(space + 1)..]).RootElement.Clone();
+            if (!good || message.GetProperty("q").GetString() == "good")
+            {
+                latest[line[(Prefix.Length + "/press1/".Length)..space]] = message;
+            }
         }
         return latest;
     }
@@ -99,8 +106,9 @@ public class S7TelemetryTests(ITestOutputHelper output)
         {
             await gateway.DisposeAsync();
         }
-        var latest = Latest(sub);
-        output.WriteLine(string.Join('\n', latest.Select(p => $"{p.Key} {p.Value.GetRawText()}")));
+        var latest = Latest(sub, good: true);
+        output.WriteLine(string.Join('\n', Latest(sub).Select(p => $"{p.Key} {p.Value.GetRawText()}")));
+        Assert.Equal(13, latest.Count); // every tag but 'absent' was read good
         Assert.Equal(-1234, latest["count"].GetProperty("v").GetInt64());
         Assert.Equal(21.5, latest["temp"].GetProperty("v").GetDouble());
         Assert.Equal("degC", latest["temp"].GetProperty("u").GetString());
@@ -115,13 +123,11 @@ public class S7TelemetryTests(ITestOutputHelper output)
         Assert.Equal(-32.5, latest["pressure"].GetProperty("v").GetDouble());
         Assert.True(latest["output"].GetProperty("v").GetBoolean());
         Assert.Equal(3_000_000_000, latest["counter"].GetProperty("v").GetInt64());
-        foreach (var (tag, message) in latest.Where(p => p.Key != "absent"))
-        {
-            Assert.True(message.GetProperty("q").GetString() == "good", $"{tag}: {message.GetRawText()}");
-        }
         // A DB the PLC does not have: snap7 answers the item with return code 0A; the tag is bad, the others are not.
-        Assert.Equal("bad", latest["absent"].GetProperty("q").GetString());
-        Assert.Equal("return-code-0A", latest["absent"].GetProperty("reason").GetString());
+        var absent = sub.Lines.Where(l => l.StartsWith(Prefix + "/press1/absent ", StringComparison.Ordinal))
+            .Select(l => JsonDocument.Parse(l[(l.IndexOf(' ', StringComparison.Ordinal) + 1)..]).RootElement.Clone()).ToList();
+        Assert.All(absent, a => Assert.Equal("bad", a.GetProperty("q").GetString()));
+        Assert.Contains(absent, a => a.GetProperty("reason").GetString() == "return-code-0A");
 
         // snap7's log, complete once every connection has logged its disconnect: reads only.
         await plc.WaitForDisconnectsAsync(15_000);
