@@ -73,6 +73,13 @@ public class S7PollTests
     private static JsonElement Last(EmbeddedBroker broker, string tag) =>
         TestConfig.Json(broker.Received.Last(m => m.Topic == "es/t/press1/" + tag).Payload);
 
+    /// <summary>The tag's newest good message: a loaded machine may stretch one answer past the 1 s timeout (that cycle is stale, not wrong).</summary>
+    private static JsonElement LastGood(EmbeddedBroker broker, string tag) =>
+        TestConfig.Json(broker.Received.Last(m => m.Topic == "es/t/press1/" + tag && TestConfig.Json(m.Payload).GetProperty("q").GetString() == "good").Payload);
+
+    private static List<JsonElement> All(EmbeddedBroker broker, string tag) =>
+        [.. broker.Received.Where(m => m.Topic == "es/t/press1/" + tag).Select(m => TestConfig.Json(m.Payload))];
+
     [Fact]
     public async Task S7Tags_PublishedAsJson_WithTheValuesThePlcHolds_AndContiguousSeq()
     {
@@ -84,22 +91,23 @@ public class S7PollTests
             service.Start();
             await TestConfig.Until(() => broker.Received.Count(m => m.Topic == "es/t/press1/out_dword") >= 3);
         }
-        Assert.Equal(-1234, Last(broker, "count").GetProperty("v").GetInt64());
-        Assert.Equal(0xBEEF, Last(broker, "word").GetProperty("v").GetInt64());
-        Assert.Equal(-70000, Last(broker, "total").GetProperty("v").GetInt64());
-        Assert.Equal(21.5, Last(broker, "temp").GetProperty("v").GetDouble());
-        Assert.Equal("degC", Last(broker, "temp").GetProperty("u").GetString());
-        Assert.Equal((-1234 * 0.5) + 1, Last(broker, "scaled").GetProperty("v").GetDouble());
-        Assert.True(Last(broker, "flag").GetProperty("v").GetBoolean());
-        Assert.Equal(321, Last(broker, "marker").GetProperty("v").GetInt64());
-        Assert.True(Last(broker, "m_bit").GetProperty("v").GetBoolean());
-        Assert.True(Last(broker, "input").GetProperty("v").GetBoolean());
-        Assert.Equal(40000, Last(broker, "in_word").GetProperty("v").GetInt64());
-        Assert.True(Last(broker, "output").GetProperty("v").GetBoolean());
-        Assert.Equal(3_000_000_000, Last(broker, "out_dword").GetProperty("v").GetInt64());
+        Assert.Equal(-1234, LastGood(broker, "count").GetProperty("v").GetInt64());
+        Assert.Equal(0xBEEF, LastGood(broker, "word").GetProperty("v").GetInt64());
+        Assert.Equal(-70000, LastGood(broker, "total").GetProperty("v").GetInt64());
+        Assert.Equal(21.5, LastGood(broker, "temp").GetProperty("v").GetDouble());
+        Assert.Equal("degC", LastGood(broker, "temp").GetProperty("u").GetString());
+        Assert.Equal((-1234 * 0.5) + 1, LastGood(broker, "scaled").GetProperty("v").GetDouble());
+        Assert.True(LastGood(broker, "flag").GetProperty("v").GetBoolean());
+        Assert.Equal(321, LastGood(broker, "marker").GetProperty("v").GetInt64());
+        Assert.True(LastGood(broker, "m_bit").GetProperty("v").GetBoolean());
+        Assert.True(LastGood(broker, "input").GetProperty("v").GetBoolean());
+        Assert.Equal(40000, LastGood(broker, "in_word").GetProperty("v").GetInt64());
+        Assert.True(LastGood(broker, "output").GetProperty("v").GetBoolean());
+        Assert.Equal(3_000_000_000, LastGood(broker, "out_dword").GetProperty("v").GetInt64());
+        // Every tag was read from the first cycle on: none is ever bad.
         foreach (var m in broker.Received.Where(m => m.Topic.StartsWith("es/t/press1/", StringComparison.Ordinal)))
         {
-            Assert.Equal("good", TestConfig.Json(m.Payload).GetProperty("q").GetString());
+            Assert.NotEqual("bad", TestConfig.Json(m.Payload).GetProperty("q").GetString());
         }
         var seqs = broker.Received.Where(m => m.Topic.StartsWith("es/t/press1/", StringComparison.Ordinal))
             .Select(m => TestConfig.Json(m.Payload).GetProperty("seq").GetInt64()).ToList();
@@ -152,14 +160,11 @@ public class S7PollTests
             service.Start();
             await TestConfig.Until(() => broker.Received.Count(m => m.Topic == "es/t/press1/marker") >= 2);
         }
-        var noDb = Last(broker, "no_db");
-        Assert.Equal("bad", noDb.GetProperty("q").GetString());
-        Assert.Equal("return-code-0A", noDb.GetProperty("reason").GetString());
-        Assert.Equal(JsonValueKind.Null, noDb.GetProperty("v").ValueKind);
-        Assert.Equal("return-code-05", Last(broker, "past_end").GetProperty("reason").GetString());
-        Assert.Equal(-1234, Last(broker, "count").GetProperty("v").GetInt64());
-        Assert.Equal("good", Last(broker, "marker").GetProperty("q").GetString());
-        Assert.Equal(321, Last(broker, "marker").GetProperty("v").GetInt64());
+        Assert.All(All(broker, "no_db"), m => Assert.Equal(("bad", JsonValueKind.Null), (m.GetProperty("q").GetString(), m.GetProperty("v").ValueKind)));
+        Assert.Contains(All(broker, "no_db"), m => m.GetProperty("reason").GetString() == "return-code-0A");
+        Assert.Contains(All(broker, "past_end"), m => m.GetProperty("reason").GetString() == "return-code-05");
+        Assert.Equal(-1234, LastGood(broker, "count").GetProperty("v").GetInt64());
+        Assert.Equal(321, LastGood(broker, "marker").GetProperty("v").GetInt64());
         // All four were items of one job: the refused items did not cost the others their values.
         Assert.True(plc.ReadJobs <= broker.Received.Count(m => m.Topic == "es/t/press1/marker") + 1, $"{plc.ReadJobs} jobs");
     }
@@ -242,19 +247,19 @@ public class S7PollTests
         // of the three jobs (19, 19 and 7 items: 12 + 12 × 19 = 240), has the value the PLC holds for it; DB2 is not there.
         for (int i = 0; i < 45; i++)
         {
-            var last = Last(broker, (i % 3) switch { 0 => "w", 1 => "b", _ => "d" } + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            string name = (i % 3) switch { 0 => "w", 1 => "b", _ => "d" } + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
             switch (i % 3)
             {
                 case 0:
-                    Assert.Equal(BinaryPrimitives.ReadInt16BigEndian(db1.AsSpan(i % 30)), last.GetProperty("v").GetInt64());
+                    Assert.Equal(BinaryPrimitives.ReadInt16BigEndian(db1.AsSpan(i % 30)), LastGood(broker, name).GetProperty("v").GetInt64());
                     break;
                 case 1:
-                    Assert.Equal(((m[i % 16] >> (i % 8)) & 1) == 1, last.GetProperty("v").GetBoolean());
+                    Assert.Equal(((m[i % 16] >> (i % 8)) & 1) == 1, LastGood(broker, name).GetProperty("v").GetBoolean());
                     break;
                 default:
                     if (i % 2 == 1)
                     {
-                        Assert.Equal("return-code-0A", last.GetProperty("reason").GetString());
+                        Assert.Contains(All(broker, name), e => e.GetProperty("reason").GetString() == "return-code-0A");
                     }
                     break;
             }
