@@ -56,6 +56,45 @@ public sealed record PollConfig
     /// </summary>
     public int MaxGap { get; init; }
     public IReadOnlyList<TagConfig> Tags { get; init; } = [];
+    /// <summary><c>protocol:</c> how the device is read: Modbus (the default) or S7comm.</summary>
+    public PollProtocol Protocol { get; init; }
+    /// <summary>The S7 connection of a <c>protocol: s7comm</c> entry; null for Modbus.</summary>
+    public S7PollConnection? S7 { get; init; }
+}
+
+/// <summary>The protocol a poll entry reads its device with.</summary>
+public enum PollProtocol : byte
+{
+    /// <summary>Modbus TCP or RTU (the upstream says which): tags by table and address.</summary>
+    Modbus = 0,
+    /// <summary>Siemens S7comm over ISO-on-TCP: tags by S7 absolute address (<c>DB1.DBW2</c>, <c>M10.0</c>).</summary>
+    S7comm,
+}
+
+/// <summary>
+/// The COTP connect of an S7 poll entry: the calling (local) TSAP and the called (remote) TSAP, whose high
+/// byte is the connection type (01 PG, 02 OP, 03 basic) and low byte rack × 32 + slot (docs/S7COMM.md).
+/// </summary>
+public sealed record S7PollConnection(ushort CallingTsap, ushort CalledTsap)
+{
+    /// <summary>The calling TSAP every S7 client library sends by default (snap7, Kepware, libnodave): 01.00.</summary>
+    public const ushort DefaultCallingTsap = 0x0100;
+    /// <summary>The connection type the poller asks for by default: 03, S7 basic (Kepware's "PC" link).</summary>
+    public const byte DefaultConnectionType = 0x03;
+
+    /// <summary>The called TSAP of a connection type and a CPU's rack and slot.</summary>
+    public static ushort Tsap(byte connectionType, int rack, int slot) => (ushort)((connectionType << 8) | (rack << 5) | slot);
+}
+
+/// <summary>Where an S7 tag is: an area, a DB number (for DB), a byte offset, and for a bit tag the bit.</summary>
+/// <param name="Area">The S7ANY area (I, Q, M, DB).</param>
+/// <param name="Db">The data block number; 0 outside DBs.</param>
+/// <param name="ByteOffset">The byte offset in the area.</param>
+/// <param name="Bit">The bit 0..7 of a bit tag (<see cref="Size"/> 0).</param>
+/// <param name="Size">Bytes the address names: 0 for a bit (X, or I0.1), 2 for W, 4 for D.</param>
+public readonly record struct S7TagAddress(EdgeShield.Protocols.S7comm.S7Area Area, ushort Db, int ByteOffset, byte Bit, byte Size)
+{
+    public bool IsBit => Size == 0;
 }
 
 /// <summary>A Modbus table a tag can be read from. Every one of them has a read function (1, 2, 3, 4) and only that is used.</summary>
@@ -124,8 +163,12 @@ public static class WordOrdering
 public sealed record TagConfig
 {
     public required string Name { get; init; }
-    public required TagTable Table { get; init; }
-    public required ushort Address { get; init; }
+    /// <summary>The Modbus table; 0 for an S7 tag (<see cref="S7"/> says where it is).</summary>
+    public TagTable Table { get; init; }
+    /// <summary>The Modbus wire address; 0 for an S7 tag.</summary>
+    public ushort Address { get; init; }
+    /// <summary>An S7 tag's address; null for a Modbus tag.</summary>
+    public S7TagAddress? S7 { get; init; }
     public TagType Type { get; init; }
     public WordOrder WordOrder { get; init; }
     public double Scale { get; init; } = 1;

@@ -17,7 +17,7 @@ internal sealed partial class ConfigReader
     private static readonly string[] TlsKeys = ["ca", "cert", "key"];
     private static readonly string[] Formats = ["json", "sparkplug-b"];
     private static readonly string[] BufferKeys = ["path", "max-mb"];
-    private static readonly string[] PollKeys = ["device", "upstream", "unit", "every", "max-gap", "tags"];
+    private static readonly string[] PollKeys = ["device", "protocol", "upstream", "unit", "every", "max-gap", "rack", "slot", "connection", "called-tsap", "calling-tsap", "tags"];
     private static readonly string[] TagKeys = ["name", "table", "address", "type", "word-order", "scale", "offset", "unit", "function"];
     private static readonly string[] Tables = ["coil", "discrete-input", "holding", "input"];
     private static readonly string[] TagTypes = ["bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"];
@@ -474,32 +474,60 @@ internal sealed partial class ConfigReader
                     devices.Add(device, poll.Node.Line);
                 }
             }
+            var protocol = PollProtocol.Modbus;
+            bool protocolOk = true;
+            if (poll.TryGet("protocol", out var protocolNode))
+            {
+                switch (OneOf(protocolNode, "protocol", PollProtocols))
+                {
+                    case "modbus": break;
+                    case "s7comm": protocol = PollProtocol.S7comm; break;
+                    default: protocolOk = false; break;
+                }
+            }
             UpstreamAddress? upstreamAddress = null;
             if (!poll.TryGet("upstream", out var upstream))
             {
-                Missing(poll, "poll entry", "upstream", "tcp://HOST:PORT or serial://BUS");
+                Missing(poll, "poll entry", "upstream", protocol == PollProtocol.S7comm ? "tcp://HOST:102" : "tcp://HOST:PORT or serial://BUS");
             }
             else
             {
                 upstreamAddress = Upstream(upstream, "upstream", serialNames);
             }
-            var unit = OptionalInteger(poll, "unit", 0, 255) ?? 1;
+            S7PollConnection? s7 = null;
+            if (protocol == PollProtocol.S7comm)
+            {
+                s7 = ReadS7Connection(poll, upstreamAddress, upstream);
+                protocolOk &= s7 is not null;
+            }
+            else
+            {
+                foreach (var key in (ReadOnlySpan<string>)["rack", "slot", "connection", "called-tsap", "calling-tsap"])
+                {
+                    if (poll.TryGetKey(key, out var keyNode))
+                    {
+                        _diagnostics.Error(keyNode!, $"'{key}' is an S7 connection key: add 'protocol: s7comm' to this poll entry, or leave it out for Modbus");
+                        protocolOk = false;
+                    }
+                }
+            }
+            var unit = protocol == PollProtocol.S7comm ? 0 : OptionalInteger(poll, "unit", 0, 255) ?? 1;
             TimeSpan every = TimeSpan.FromSeconds(1);
             if (poll.TryGet("every", out var everyNode) && Duration(everyNode, "every") is { } parsedEvery)
             {
                 every = parsedEvery;
             }
-            var maxGap = OptionalInteger(poll, "max-gap", 0, ModbusReadRegistersLimit - 1) ?? 0;
+            var maxGap = protocol == PollProtocol.S7comm ? 0 : OptionalInteger(poll, "max-gap", 0, ModbusReadRegistersLimit - 1) ?? 0;
             var tags = new List<TagConfig>();
             var tagNames = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var tagNode in Sequence(poll, "tags", "tag"))
             {
-                if (ReadTag(tagNode, tagNames) is { } tag)
+                if ((protocol == PollProtocol.S7comm ? ReadS7Tag(tagNode, tagNames) : ReadTag(tagNode, tagNames)) is { } tag)
                 {
                     tags.Add(tag);
                 }
             }
-            if (device is not null && upstreamAddress is not null)
+            if (device is not null && upstreamAddress is not null && protocolOk)
             {
                 polls.Add(new PollConfig
                 {
@@ -509,6 +537,8 @@ internal sealed partial class ConfigReader
                     Every = every,
                     MaxGap = (int)maxGap,
                     Tags = tags,
+                    Protocol = protocol,
+                    S7 = s7,
                 });
             }
         }

@@ -27,6 +27,13 @@ internal sealed class KeyMap
     }
 
     public bool Has(string key) => _entries.ContainsKey(key);
+
+    /// <summary>The key's own node (where an error about the key, not its value, points).</summary>
+    public bool TryGetKey(string key, out YamlNode? keyNode)
+    {
+        keyNode = _entries.TryGetValue(key, out var entry) ? entry.Key : null;
+        return keyNode is not null;
+    }
 }
 
 /// <summary>

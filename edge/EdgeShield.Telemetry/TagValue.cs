@@ -34,7 +34,7 @@ public readonly record struct TagValue(TagValueKind Kind, long SignedValue, ulon
     public static TagValue FromReal(double value) => new(TagValueKind.Real, 0, 0, value);
 }
 
-/// <summary>Turns the data bytes of a read response into tag values (Modbus registers are big-endian 16-bit words).</summary>
+/// <summary>Turns the data bytes of a read response into tag values (Modbus registers are big-endian 16-bit words; S7 stores big-endian).</summary>
 public static class TagDecoder
 {
     /// <summary>
@@ -54,6 +54,21 @@ public static class TagDecoder
         Span<byte> ordered = stackalloc byte[8];
         ordered = ordered[..words.Length];
         Reorder(words, ordered, tag.WordOrder);
+        return FromBigEndian(tag, ordered);
+    }
+
+    /// <summary>
+    /// Decodes an S7 tag from its item's data: one byte (0 or 1) for a bit, else the value as the CPU stores it,
+    /// big-endian (S7 has no word order to choose). Scale and offset as for Modbus tags.
+    /// </summary>
+    public static TagValue DecodeS7(TagConfig tag, ReadOnlySpan<byte> data)
+    {
+        ArgumentNullException.ThrowIfNull(tag);
+        return tag.Type == TagType.Bool ? TagValue.FromBoolean(data[0] != 0) : FromBigEndian(tag, data);
+    }
+
+    private static TagValue FromBigEndian(TagConfig tag, ReadOnlySpan<byte> ordered)
+    {
         TagValue raw = tag.Type switch
         {
             TagType.Bool => TagValue.FromBoolean(BinaryPrimitives.ReadUInt16BigEndian(ordered) != 0),

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using EdgeShield.Policy;
@@ -11,7 +12,7 @@ using Microsoft.Win32.SafeHandles;
 namespace EdgeShield.Telemetry;
 
 /// <summary>
-/// The data diode: pollers read tags through <see cref="ReadOnlyModbusClient"/> only, encode them
+/// The data diode: pollers read tags through <see cref="ReadOnlyModbusClient"/> or <see cref="ReadOnlyS7Client"/> only, encode them
 /// (JSON or Sparkplug B), write them ahead to the <see cref="MessageLog"/>, and one
 /// <see cref="TelemetryPublisher"/> sends the log to the broker. Nothing flows the other way.
 /// </summary>
@@ -276,6 +277,14 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         private readonly SafeFileHandle _seqHandle;
         private readonly object _birthGate = new();
         private ReadOnlyModbusClient? _client;
+        private ReadOnlyS7Client? _s7Client;
+        // protocol: s7comm — one item per tag, in tag order; the data and outcomes of a cycle.
+        private readonly S7ReadItem[] _s7Items = [];
+        private readonly S7ItemResult[] _s7Results = [];
+        private readonly byte[] _s7Data = [];
+        private readonly Dictionary<ushort, string> _s7Reasons = [];
+        private S7ConnectFault _s7Fault;
+        private int _count;
         private long _seq;
         private readonly byte[] _stateKey;
 
@@ -291,6 +300,17 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             }
             _last = new TagValue[poll.Tags.Count];
             _hasGood = new bool[poll.Tags.Count];
+            if (poll.Protocol == PollProtocol.S7comm)
+            {
+                _s7Items = new S7ReadItem[poll.Tags.Count];
+                for (int i = 0; i < poll.Tags.Count; i++)
+                {
+                    var at = poll.Tags[i].S7!.Value;
+                    _s7Items[i] = new S7ReadItem(at.Area, at.Db, at.ByteOffset, at.Bit, at.Size);
+                }
+                _s7Results = new S7ItemResult[poll.Tags.Count];
+                _s7Data = new byte[ReadOnlyS7Client.DestinationLength(_s7Items)];
+            }
             if (service._config.Format == TelemetryFormat.SparkplugB)
             {
                 _sparkplug = new SparkplugEncoder(poll.Tags);
@@ -330,14 +350,28 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 _service.Notice(new TelemetryNotice("poll-upstream-unavailable", $"device {_poll.Device}: no upstream {_poll.Upstream} is configured; its tags are not polled", 1));
                 return;
             }
-            _client = new ReadOnlyModbusClient(upstream, PollerSource, _service._responseTimeout);
+            if (_poll.Protocol == PollProtocol.S7comm)
+            {
+                _s7Client = new ReadOnlyS7Client(upstream, PollerSource, _poll.S7!.CallingTsap, _poll.S7.CalledTsap, _service._responseTimeout);
+            }
+            else
+            {
+                _client = new ReadOnlyModbusClient(upstream, PollerSource, _service._responseTimeout);
+            }
             var data = new byte[256];
             using var timer = new PeriodicTimer(_poll.Every);
             try
             {
                 do
                 {
-                    await PollOnceAsync(_client, data, ct);
+                    if (_s7Client is not null)
+                    {
+                        await PollS7OnceAsync(_s7Client, ct);
+                    }
+                    else
+                    {
+                        await PollOnceAsync(_client!, data, ct);
+                    }
                 }
                 while (await timer.WaitForNextTickAsync(ct));
             }
@@ -352,7 +386,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             var now = DateTime.UtcNow;
             ulong nowMs = (ulong)new DateTimeOffset(now).ToUnixTimeMilliseconds();
             _batch.ResetWrittenCount();
-            int count = 0;
+            _count = 0;
             foreach (var block in _blocks)
             {
                 // Counted before it goes out, so a read cancelled while awaiting its answer is still counted.
@@ -372,35 +406,113 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 };
                 foreach (int i in block.TagIndexes)
                 {
-                    var tag = _poll.Tags[i];
-                    TagQuality quality;
                     if (reason is null)
                     {
-                        _last[i] = TagDecoder.Decode(tag, data.AsSpan(0, result.Length), block.Start);
-                        _hasGood[i] = true;
-                        quality = TagQuality.Good;
+                        _last[i] = TagDecoder.Decode(_poll.Tags[i], data.AsSpan(0, result.Length), block.Start);
                     }
-                    else
-                    {
-                        quality = _hasGood[i] ? TagQuality.Stale : TagQuality.Bad;
-                    }
-                    var value = quality == TagQuality.Bad ? default : _last[i];
-                    if (_sparkplug is not null)
-                    {
-                        lock (_birthGate)
-                        {
-                            _sparkplug.Set(i, nowMs, value, quality);
-                        }
-                    }
-                    else
-                    {
-                        var payload = _json.Encode(now, value, quality, reason, tag.Unit, _seq++);
-                        int length = MessageLog.EncodedLength(_topics[i].Length, payload.Length);
-                        _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _topics[i], payload, retain: false));
-                        count++;
-                    }
+                    Record(i, reason, now, nowMs);
                 }
             }
+            await FinishCycleAsync(now, nowMs, ct);
+        }
+
+        /// <summary>
+        /// One cycle of an S7 device: every tag is one item; the client groups them into read-var jobs within the
+        /// negotiated PDU size. An item's return code other than FF makes that tag stale or bad (<c>return-code-0A</c>),
+        /// a job's header error every tag of the job (<c>error-8104</c>); the others are published as they were read.
+        /// </summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        private async ValueTask PollS7OnceAsync(ReadOnlyS7Client client, CancellationToken ct)
+        {
+            var now = DateTime.UtcNow;
+            ulong nowMs = (ulong)new DateTimeOffset(now).ToUnixTimeMilliseconds();
+            _batch.ResetWrittenCount();
+            _count = 0;
+            var summary = await client.ReadAsync(_s7Items, _s7Data, _s7Results, ct);
+            Interlocked.Add(ref _service._reads, summary.JobsSent);
+            if (summary.Fault != S7ConnectFault.None && summary.Fault != _s7Fault)
+            {
+                _service.Notice(new TelemetryNotice("poll-s7-connect-refused", summary.Fault == S7ConnectFault.ConnectRefused
+                    ? $"device {_poll.Device}: {_poll.Upstream} refused the COTP connect to TSAP {_poll.S7!.CalledTsap >> 8:X2}.{_poll.S7.CalledTsap & 0xFF:X2}: check rack, slot and connection type; retried with a backoff"
+                    : $"device {_poll.Device}: {_poll.Upstream} refused setup-communication; retried with a backoff", 1));
+            }
+            // One event per refusal streak: the backoff's quiet cycles (no attempt) do not end it, a job sent does.
+            if (summary.Fault != S7ConnectFault.None)
+            {
+                _s7Fault = summary.Fault;
+            }
+            else if (summary.JobsSent > 0)
+            {
+                _s7Fault = S7ConnectFault.None;
+            }
+            for (int i = 0; i < _s7Items.Length; i++)
+            {
+                var result = _s7Results[i];
+                string? reason = result.Status switch
+                {
+                    ReadStatus.Ok => null,
+                    ReadStatus.Exception => S7Reason(result.Code),
+                    ReadStatus.Timeout => "timeout",
+                    ReadStatus.BadResponse => "bad-response",
+                    _ => "unreachable",
+                };
+                if (reason is null)
+                {
+                    _last[i] = TagDecoder.DecodeS7(_poll.Tags[i], _s7Data.AsSpan(result.Offset, result.Length));
+                }
+                Record(i, reason, now, nowMs);
+            }
+            await FinishCycleAsync(now, nowMs, ct);
+        }
+
+        /// <summary><c>return-code-0A</c> for an item's return code, <c>error-8104</c> for a job's header error class and code; one string per code, kept.</summary>
+        private string S7Reason(ushort code)
+        {
+            if (!_s7Reasons.TryGetValue(code, out var reason))
+            {
+                reason = code < 0x100
+                    ? string.Create(CultureInfo.InvariantCulture, $"return-code-{code:X2}")
+                    : string.Create(CultureInfo.InvariantCulture, $"error-{code:X4}");
+                _s7Reasons.Add(code, reason);
+            }
+            return reason;
+        }
+
+        /// <summary>Tag <paramref name="i"/>'s value this cycle (<see cref="_last"/> already holds a good one when <paramref name="reason"/> is null), encoded into the batch.</summary>
+        private void Record(int i, string? reason, DateTime now, ulong nowMs)
+        {
+            var tag = _poll.Tags[i];
+            TagQuality quality;
+            if (reason is null)
+            {
+                _hasGood[i] = true;
+                quality = TagQuality.Good;
+            }
+            else
+            {
+                quality = _hasGood[i] ? TagQuality.Stale : TagQuality.Bad;
+            }
+            var value = quality == TagQuality.Bad ? default : _last[i];
+            if (_sparkplug is not null)
+            {
+                lock (_birthGate)
+                {
+                    _sparkplug.Set(i, nowMs, value, quality);
+                }
+            }
+            else
+            {
+                var payload = _json.Encode(now, value, quality, reason, tag.Unit, _seq++);
+                int length = MessageLog.EncodedLength(_topics[i].Length, payload.Length);
+                _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _topics[i], payload, retain: false));
+                _count++;
+            }
+        }
+
+        /// <summary>The cycle's Sparkplug DDATA or JSON seq state record, then one append of the whole batch.</summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        private async ValueTask FinishCycleAsync(DateTime now, ulong nowMs, CancellationToken ct)
+        {
             if (_sparkplug is not null)
             {
                 ReadOnlySpan<byte> payload;
@@ -410,7 +522,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                     int length = MessageLog.EncodedLength(_sparkplugTopic.Length, payload.Length);
                     _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _sparkplugTopic, payload, retain: false));
                 }
-                count++;
+                _count++;
             }
             if (_sparkplug is null)
             {
@@ -418,13 +530,13 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 BinaryPrimitives.WriteInt64BigEndian(next, _seq);
                 int length = MessageLog.EncodedLength(_stateKey.Length, 8);
                 _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _stateKey, next, retain: false, state: true));
-                count++;
+                _count++;
             }
             Interlocked.Add(ref _service._values, _poll.Tags.Count);
             await _service._appendGate.WaitAsync(ct);
             try
             {
-                _service._log.Append(_batch.WrittenSpan, count);
+                _service._log.Append(_batch.WrittenSpan, _count);
                 Span<byte> saved = stackalloc byte[8];
                 BinaryPrimitives.WriteInt64BigEndian(saved, _seq);
                 try
@@ -458,6 +570,10 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             if (_client is not null)
             {
                 await _client.DisposeAsync();
+            }
+            if (_s7Client is not null)
+            {
+                await _s7Client.DisposeAsync();
             }
             _json.Dispose();
             _seqHandle.Dispose();

@@ -113,14 +113,20 @@ internal sealed class Snap7Peer : IAsyncDisposable
     }
 
     /// <summary>Builds the peer if needed, starts server.js on a free loopback port and waits for <c>ready</c>.</summary>
-    public static async Task<Snap7Peer> StartServerAsync(int readyTimeoutMs = 15_000)
+    public static Task<Snap7Peer> StartServerAsync(int readyTimeoutMs = 15_000) => StartServerAsync([], readyTimeoutMs);
+
+    /// <summary>
+    /// As <see cref="StartServerAsync(int)"/>, with more arguments for server.js, e.g. <c>--seed DB2:0:FB2E</c>
+    /// (known values put in before the server starts, so no write event for them).
+    /// </summary>
+    public static async Task<Snap7Peer> StartServerAsync(string[] serverArgs, int readyTimeoutMs = 15_000)
     {
         string dir = await BuildAsync();
         // server.js binds the port itself; a port taken between FreePort and bind fails StartTo, so retry.
         for (int attempt = 1; ; attempt++)
         {
             int port = Processes.FreePort();
-            var start = Node(Path.Combine(dir, "server.js"), "--port", port.ToString(CultureInfo.InvariantCulture), "--watch-stdin");
+            var start = Node(Path.Combine(dir, "server.js"), ["--port", port.ToString(CultureInfo.InvariantCulture), "--watch-stdin", .. serverArgs]);
             start.RedirectStandardInput = true; // the lifeline: the server stops when this process goes
             var peer = new Snap7Peer(Process.Start(start)!, port);
             peer.Attach();

@@ -55,6 +55,8 @@ public class SchemaTests
         ["RuleValueTypes"] = $"{Rules}/properties/type",
         ["PolicyProtocols"] = "/properties/policies/additionalProperties/properties/protocol",
         ["WordOrders"] = $"{Rules}/properties/word-order",
+        ["PollProtocols"] = "/properties/telemetry/properties/poll/items/properties/protocol",
+        ["ConnectionTypes"] = "/properties/telemetry/properties/poll/items/properties/connection",
     };
 
     private static readonly Type Reader = typeof(ConfigLoader).Assembly.GetType("EdgeShield.Policy.ConfigReader", throwOnError: true)!;

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 
 namespace EdgeShield.Protocols.S7comm;
 
-/// <summary>Writes TPKT + COTP class 0 packets: DT (whole or fragmented), CC and DR.</summary>
+/// <summary>Writes TPKT + COTP class 0 packets: DT (whole or fragmented), CR, CC and DR.</summary>
 public static class CotpWriter
 {
     /// <summary>DR reason 0: not specified (ISO 8073, 13.5.3).</summary>
@@ -97,6 +97,40 @@ public static class CotpWriter
         }
         at = WriteParameter(destination, at, TpktFramer.ParameterCallingTsap, callingTsap);
         WriteParameter(destination, at, TpktFramer.ParameterCalledTsap, calledTsap);
+        return total;
+    }
+
+    /// <summary>
+    /// Writes a CR asking for a class 0 connection: source reference <paramref name="sourceReference"/>, destination
+    /// reference 0, C0 <paramref name="tpduSizeCode"/> (2^code bytes), C1 calling TSAP and C2 called TSAP, two bytes each,
+    /// as every S7 client sends it (snap7 <c>TIsoTcpSocket::BuildControlPDU</c>).
+    /// </summary>
+    /// <returns>The bytes written (22), or -1 when <paramref name="destination"/> is too small.</returns>
+    public static int WriteConnectRequest(Span<byte> destination, ushort sourceReference, byte tpduSizeCode, ushort callingTsap, ushort calledTsap)
+    {
+        const int li = S7Limits.ConnectFixedLength + 3 + 4 + 4;
+        const int total = S7Limits.TpktHeaderLength + 1 + li;
+        ArgumentOutOfRangeException.ThrowIfLessThan(tpduSizeCode, S7Limits.MinTpduSizeCode);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(tpduSizeCode, S7Limits.MaxTpduSizeCode);
+        if (destination.Length < total)
+        {
+            return -1;
+        }
+        WriteTpkt(destination, total);
+        destination[4] = li;
+        destination[5] = (byte)CotpTpduType.ConnectionRequest;
+        BinaryPrimitives.WriteUInt16BigEndian(destination[6..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(destination[8..], sourceReference);
+        destination[10] = 0; // class 0, no options
+        destination[11] = TpktFramer.ParameterTpduSize;
+        destination[12] = 1;
+        destination[13] = tpduSizeCode;
+        destination[14] = TpktFramer.ParameterCallingTsap;
+        destination[15] = 2;
+        BinaryPrimitives.WriteUInt16BigEndian(destination[16..], callingTsap);
+        destination[18] = TpktFramer.ParameterCalledTsap;
+        destination[19] = 2;
+        BinaryPrimitives.WriteUInt16BigEndian(destination[20..], calledTsap);
         return total;
     }
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // snap7's S7 server (node-snap7 1.0.9, MIT; snap7 itself is LGPL v3) as a test PLC for EdgeShield.
 //
-//   node server.js --port P [--host 127.0.0.1] [--log FILE] [--watch-stdin]
+//   node server.js --port P [--host 127.0.0.1] [--log FILE] [--watch-stdin] [--seed AREA:START:HEX]...
 //
 // Registers DB1, DB2, DB3 and DB100 (128 bytes each) and the M (MK), I (PE) and Q (PA) areas
 // (256 bytes each); DB1 is seeded with its byte index (0, 1, 2, ...) so reads can be checked.
+// --seed AREA:START:HEX (repeatable) puts bytes into an area before the server starts, with no client
+// and so no write event: AREA is DB2 (any registered DB), MK, PE or PA; START the byte offset.
 // Prints `ready` on stdout once listening, then logs every server event as one JSON object per
 // line (to FILE, or to stdout after `ready`), written synchronously so a reader sees it at once:
 //   {"t":"…","EvtSender":"127.0.0.1","EvtCode":262144,"name":"evcDataWrite","EvtRetCode":0,
@@ -18,13 +20,14 @@ const fs = require('fs');
 const snap7 = require('node-snap7');
 
 function parseArgs(argv) {
-  const a = { host: '127.0.0.1', port: 0, log: null, watchStdin: false };
+  const a = { host: '127.0.0.1', port: 0, log: null, watchStdin: false, seeds: [] };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     if (k === '--port') { a.port = Number(v); i++; }
     else if (k === '--host') { a.host = v; i++; }
     else if (k === '--log') { a.log = v; i++; }
     else if (k === '--watch-stdin') { a.watchStdin = true; }
+    else if (k === '--seed') { a.seeds.push(v); i++; }
     else { fail(`unknown argument ${k}`); }
   }
   if (!Number.isInteger(a.port) || a.port <= 0 || a.port > 65535) fail('--port P is required (1..65535)');
@@ -56,10 +59,20 @@ for (const db of [1, 2, 3, 100]) {
   const buffer = Buffer.alloc(DbSize);
   if (db === 1) for (let i = 0; i < DbSize; i++) buffer[i] = i;
   areas[`DB${db}`] = buffer;
-  if (!server.RegisterArea(server.srvAreaDB, db, buffer)) fail(`RegisterArea DB${db} failed`);
+}
+for (const name of ['MK', 'PE', 'PA']) areas[name] = Buffer.alloc(AreaSize);
+// Seeds go in before RegisterArea: node-snap7 copies a buffer when it is registered.
+for (const seed of args.seeds) {
+  const m = /^(DB\d+|MK|PE|PA):(\d+):((?:[0-9A-Fa-f]{2})+)$/.exec(seed || '');
+  if (!m || !areas[m[1]]) fail(`--seed ${seed}: want AREA:START:HEX with AREA one of ${Object.keys(areas).join(', ')}`);
+  const bytes = Buffer.from(m[3], 'hex'), start = Number(m[2]);
+  if (start + bytes.length > areas[m[1]].length) fail(`--seed ${seed}: past the end of ${m[1]} (${areas[m[1]].length} bytes)`);
+  bytes.copy(areas[m[1]], start);
+}
+for (const db of [1, 2, 3, 100]) {
+  if (!server.RegisterArea(server.srvAreaDB, db, areas[`DB${db}`])) fail(`RegisterArea DB${db} failed`);
 }
 for (const [name, code] of [['MK', server.srvAreaMK], ['PE', server.srvAreaPE], ['PA', server.srvAreaPA]]) {
-  areas[name] = Buffer.alloc(AreaSize);
   if (!server.RegisterArea(code, areas[name])) fail(`RegisterArea ${name} failed`);
 }
 
