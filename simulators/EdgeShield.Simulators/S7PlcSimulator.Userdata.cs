@@ -13,8 +13,8 @@ public sealed partial class S7PlcSimulator
     /// <summary>SZL ids this CPU answers (0x0000 lists them).</summary>
     private static ReadOnlySpan<ushort> SzlIds => [0x0000, 0x0011, 0x0111, 0x001C, 0x011C, 0x0424];
 
-    /// <summary>The CPU clock: the host's UTC plus what set-clock moved it by.</summary>
-    public DateTime Clock => DateTime.UtcNow.AddTicks(Interlocked.Read(ref _clockOffsetTicks));
+    /// <summary>The CPU clock: the host's local time (CPUs are set to local time) plus what set-clock moved it by.</summary>
+    public DateTime Clock => DateTime.Now.AddTicks(Interlocked.Read(ref _clockOffsetTicks));
 
     private sealed partial class Session
     {
@@ -331,8 +331,8 @@ public sealed partial class S7PlcSimulator
             int ms = (FromBcd(t[6]) * 10) + (t[7] >> 4);
             try
             {
-                var when = new DateTime(year, FromBcd(t[1]), FromBcd(t[2]), FromBcd(t[3]), FromBcd(t[4]), FromBcd(t[5]), Math.Min(ms, 999), DateTimeKind.Utc);
-                Interlocked.Exchange(ref _plc._clockOffsetTicks, (when - DateTime.UtcNow).Ticks);
+                var when = new DateTime(year, FromBcd(t[1]), FromBcd(t[2]), FromBcd(t[3]), FromBcd(t[4]), FromBcd(t[5]), Math.Min(ms, 999), DateTimeKind.Local);
+                Interlocked.Exchange(ref _plc._clockOffsetTicks, (when - DateTime.Now).Ticks);
             }
             catch (ArgumentOutOfRangeException)
             {
