@@ -359,3 +359,59 @@ public sealed partial class S7SimTests
         }
     }
 }
+
+/// <summary><c>edgeshield-sim hmi --protocol s7comm</c> against snap7's server, direct and through the gateway.</summary>
+public sealed class S7SimHmiTests
+{
+    [Fact]
+    public async Task S7HmiLoad_AgainstSnap7Server_AnswersEveryJob_AndTheServerLogsReadsAndWrites()
+    {
+        await using var server = await Snap7Peer.StartServerAsync();
+        // snap7's DBs are 128 bytes: reads of 20 bytes within 0..99, writes of 4 bytes within 100..119.
+        var result = await S7HmiLoad.RunAsync(new IPEndPoint(IPAddress.Loopback, server.Port),
+            new S7HmiOptions { Connections = 2, Duration = TimeSpan.FromSeconds(1), ReadRange = 100, TimeoutMs = 10_000 }, CancellationToken.None);
+
+        Assert.Equal(0, result.Errors);
+        Assert.Equal(0, result.TotalExceptions);
+        Assert.True(result.ResponsesOk > 20, $"only {result.ResponsesOk} answers");
+        Assert.NotNull(await server.WaitForEventAsync(e => e.Code == Snap7Event.DataRead && e.Param2 == 1 && e.Param4 == 20));
+        Assert.NotNull(await server.WaitForEventAsync(e => e.Code == Snap7Event.DataWrite && e.Param2 == 1 && e.Param4 == 4 && e.Param3 >= 100));
+    }
+
+    [Fact]
+    public async Task HmiCommand_ThroughTheGateway_ToSnap7Server_AnswersEveryJob()
+    {
+        await using var server = await Snap7Peer.StartServerAsync();
+        await using var gateway = await S7SimGateway.StartAsync(server.Port);
+        var run = await Processes.RunAsync(Processes.EdgeShieldSim("hmi", "--protocol", "s7comm", "--target", $"127.0.0.1:{gateway.Port}",
+            "--conns", "2", "--seconds", "2", "--read-range", "0,100", "--write-range", "100,20", "--timeout-ms", "10000", "--json"), 120_000);
+
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr + gateway.Process.Stderr);
+        using var json = JsonDocument.Parse(run.Stdout);
+        var r = json.RootElement;
+        Assert.Equal(0, r.GetProperty("errors").GetInt64());
+        Assert.Equal(0, r.GetProperty("exceptions").GetInt64());
+        Assert.True(r.GetProperty("ok").GetInt64() > 20, run.Stdout);
+        Assert.True(r.GetProperty("requests_per_second").GetDouble() > 0);
+        Assert.NotNull(await server.WaitForEventAsync(e => e.Code == Snap7Event.DataWrite && e.Param2 == 1 && e.Param3 >= 100));
+    }
+
+    [Fact]
+    public async Task HmiCommand_ThroughTheGateway_WritesOutsideThePolicy_AreRefusedWith05_AndNeverReachTheServer()
+    {
+        await using var server = await Snap7Peer.StartServerAsync();
+        await using var gateway = await S7SimGateway.StartAsync(server.Port);
+        // Writes to bytes 0..19 of DB1: the policy allows writes at 64..127 only (its span refusal: item return code 05).
+        var run = await Processes.RunAsync(Processes.EdgeShieldSim("hmi", "--protocol", "s7comm", "--target", $"127.0.0.1:{gateway.Port}",
+            "--seconds", "1", "--mix", "read=1,write=1", "--read-range", "0,100", "--write-range", "0,20", "--timeout-ms", "10000", "--json"), 120_000);
+
+        using var json = JsonDocument.Parse(run.Stdout);
+        var r = json.RootElement;
+        Assert.Equal(0, r.GetProperty("errors").GetInt64());
+        Assert.True(r.GetProperty("ok").GetInt64() > 0, run.Stdout);
+        Assert.True(r.GetProperty("exceptions_by_code").GetProperty("5").GetInt64() > 0, run.Stdout);
+        await server.WaitForDisconnectsAsync(30_000);
+        Assert.DoesNotContain(server.Events, e => e.Code == Snap7Event.DataWrite);
+        Assert.Contains(server.Events, e => e.Code == Snap7Event.DataRead);
+    }
+}
