@@ -390,3 +390,47 @@ public sealed class S7PlcSimulatorTests
         }
     }
 }
+
+public sealed class S7AttackSuiteTests
+{
+    [Fact]
+    public async Task AgainstTheSimulator_StopDownloadAndForcedOutputs_AreCarriedOut_AndBadFramingCloses()
+    {
+        await using var plc = await S7PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new S7PlcOptions(), CancellationToken.None);
+        var options = new S7AttackOptions { AnswerTimeoutMs = 5000, PartialConnections = 4, HoldMs = 200 };
+
+        // With no firewall in front, the CPU does what it is told: that is what the suite shows a gateway must prevent.
+        var stop = await S7AttackSuite.RunCaseAsync(plc.EndPoint, "plc-stop", options, CancellationToken.None);
+        Assert.Equal(ProbeOutcome.Normal, stop.Outcome);
+        Assert.Equal(S7CpuState.Stop, plc.State);
+        var forced = await S7AttackSuite.RunCaseAsync(plc.EndPoint, "write-q-byte", options, CancellationToken.None);
+        Assert.Equal(ProbeOutcome.Normal, forced.Outcome);
+        Assert.Equal([0xFF], plc.ReadArea(S7Area.Outputs, 0, 1));
+        var guesses = await S7AttackSuite.RunCaseAsync(plc.EndPoint, "password-guess", options, CancellationToken.None);
+        Assert.Equal(32, guesses.Sent);
+        Assert.Equal(32, plc.PasswordAttempts);
+
+        var scenario = await S7AttackSuite.RunScenarioAsync(plc.EndPoint, "bad-cotp", options, CancellationToken.None);
+        Assert.Equal(S7AttackSuite.CasesOf("bad-cotp").Count, scenario.Cases.Count);
+        Assert.All(scenario.Cases, c => Assert.True(c.Outcome == ProbeOutcome.ConnectionClosed, c.ToString()));
+        Assert.Equal(1, plc.DataBeforeConnect);
+
+        var partial = await S7AttackSuite.RunCaseAsync(plc.EndPoint, "never-completed-many", options, CancellationToken.None);
+        Assert.Equal(4, partial.NoAnswer);
+        var oversize = await S7AttackSuite.RunCaseAsync(plc.EndPoint, "oversize-fragments", options, CancellationToken.None);
+        Assert.Equal(ProbeOutcome.ConnectionClosed, oversize.Outcome);
+        Assert.Equal(1, plc.OversizePdus);
+        await WaitUntilAsync(() => plc.ActiveConnections == 0);
+        Assert.Equal(4, plc.IncompletePdus);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < until, "condition not met within 10 s");
+            await Task.Delay(20);
+        }
+    }
+}
