@@ -147,7 +147,7 @@ public static class S7AttackSuite
     // ------------------------------------------------------------------ PDUs
 
     /// <summary>plc-stop: | 29 | 00 00 00 00 00 | 09 | P_PROGRAM |.</summary>
-    private static byte[] PlcStop() => Job(1, [S7Functions.PlcStop, 0, 0, 0, 0, 0, 9, .. "P_PROGRAM"u8], []);
+    internal static byte[] PlcStop() => Job(1, [S7Functions.PlcStop, 0, 0, 0, 0, 0, 9, .. "P_PROGRAM"u8], []);
 
     /// <summary>An S7 job or userdata PDU: | 32 | ROSCTR | 0000 | REF | PL | DL | parameters | data |.</summary>
     private static byte[] Pdu(byte rosctr, ushort reference, ReadOnlySpan<byte> parameters, ReadOnlySpan<byte> data)
@@ -267,7 +267,7 @@ public static class S7AttackSuite
     }
 
     /// <summary>write-var of items (transport size, count, DB, area, byte, bit, data); data transport size 03 for bits, 04 (bits) otherwise.</summary>
-    private static byte[] Write(ushort reference, params (byte Ts, ushort Count, ushort Db, byte Area, int Byte, int Bit, byte[] Data)[] items)
+    internal static byte[] Write(ushort reference, params (byte Ts, ushort Count, ushort Db, byte Area, int Byte, int Bit, byte[] Data)[] items)
     {
         var p = new List<byte> { S7Functions.WriteVar, (byte)items.Length };
         var d = new List<byte>();
@@ -293,7 +293,7 @@ public static class S7AttackSuite
         return [0x12, 0x0A, 0x10, ts, (byte)(count >> 8), (byte)count, (byte)(db >> 8), (byte)db, area, (byte)(address >> 16), (byte)(address >> 8), (byte)address];
     }
 
-    private static byte[] Read(ushort reference, byte ts, ushort count, ushort db, byte area, int byteOffset) =>
+    internal static byte[] Read(ushort reference, byte ts, ushort count, ushort db, byte area, int byteOffset) =>
         Job(reference, [S7Functions.ReadVar, 1, .. Item(ts, count, db, area, byteOffset, 0)], []);
 
     /// <summary>A read-var of <paramref name="items"/> items of DB1 (byte items, <paramref name="bytesEach"/> bytes each).</summary>
@@ -339,7 +339,7 @@ public static class S7AttackSuite
     // ------------------------------------------------------------------ running
 
     /// <summary>An attacker's ISO-on-TCP connection: raw packets out, one TPKT packet or a whole PDU in.</summary>
-    private sealed class Connection : IDisposable
+    internal sealed class Connection : IDisposable
     {
         private readonly byte[] _rx = new byte[64 * 1024];
         private readonly CotpReassembler _reassembler = new(new byte[8192], 8192);
@@ -521,7 +521,7 @@ public static class S7AttackSuite
     }
 
     /// <summary>Opens a connection, COTP connect (unless not asked) and setup-communication; null with a result when that failed.</summary>
-    private static async Task<(Connection? Connection, AttackCaseResult? Failed)> PrepareAsync(IPEndPoint target, string name, S7AttackOptions options, bool connect, ushort pduSize, CancellationToken ct)
+    internal static async Task<(Connection? Connection, AttackCaseResult? Failed)> PrepareAsync(IPEndPoint target, string name, S7AttackOptions options, bool connect, ushort pduSize, CancellationToken ct)
     {
         var c = await Connection.OpenAsync(target, options, ct);
         if (c is null)
