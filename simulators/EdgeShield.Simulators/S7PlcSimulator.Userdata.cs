@@ -172,6 +172,10 @@ public sealed partial class S7PlcSimulator
             }
             // | 01 | 00 | 4A00 | 0022 | then the block header's 36 bytes | author | family | name (8 each) | version | 00 | checksum (2) | 8 reserved |
             const int length = 78;
+            if (length > MaxPayload)
+            {
+                return UserdataError(expected, ErrorPduSize);
+            }
             var d = Payload[..length];
             d.Clear();
             d[0] = 0x01;

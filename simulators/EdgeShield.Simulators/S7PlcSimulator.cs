@@ -346,6 +346,10 @@ public sealed partial class S7PlcSimulator : IAsyncDisposable
                     bool close = false;
                     while (!close)
                     {
+                        if (_txLength > _tx.Length / 2)
+                        {
+                            await SendAsync(ct); // a client pipelining many jobs: answer as we go
+                        }
                         var status = TpktFramer.TryReadFrame(_rx.AsSpan(offset, buffered - offset), out var tpdu, out int used, out _);
                         if (status == OperationStatus.NeedMoreData)
                         {
@@ -455,13 +459,9 @@ public sealed partial class S7PlcSimulator : IAsyncDisposable
         /// <summary>Writes an S7 PDU from <see cref="_out"/> as DT TPDUs of the connection's TPDU size.</summary>
         private bool Send(int pduLength)
         {
-            if (pduLength < 0 || pduLength > _pduSize)
+            if (pduLength < 0 || pduLength > _pduSize || CotpWriter.DataLength(pduLength, _tpduSize) > _tx.Length - _txLength)
             {
-                throw new InvalidOperationException($"answer of {pduLength} bytes does not fit the PDU size {_pduSize}");
-            }
-            if (CotpWriter.DataLength(pduLength, _tpduSize) > _tx.Length - _txLength)
-            {
-                return false; // a client pipelining far beyond its AmQ: drop it rather than grow
+                return false; // an answer that cannot be sent (it would not fit the PDU size): the connection is closed
             }
             _txLength += CotpWriter.WriteData(_tx.AsSpan(_txLength), _out.AsSpan(0, pduLength), _tpduSize);
             return true;

@@ -317,6 +317,28 @@ public sealed class S7PlcSimulatorTests
     }
 
     [Fact]
+    public async Task ManyJobsInOneSend_AreAllAnsweredInOrder()
+    {
+        await using var plc = await StartAsync();
+        await using var client = await RawS7.ConnectAsync(plc);
+        await client.ConnectAsync();
+        // 300 reads of 200 bytes: about 70 KB of answers to one send, more than the simulator's send buffer holds at once.
+        var batch = new List<byte>();
+        for (int i = 0; i < 300; i++)
+        {
+            batch.AddRange(RawS7.Dt(ReadJob((ushort)(1000 + i), Item(0x02, 200, 1, 0x84, 0)), eot: true));
+        }
+        await client.SendAsync([.. batch]);
+        for (int i = 0; i < 300; i++)
+        {
+            var answer = await client.ReceivePduAsync();
+            Assert.NotNull(answer);
+            Assert.Equal(1000 + i, BinaryPrimitives.ReadUInt16BigEndian(answer.AsSpan(4)));
+            Assert.Equal(0xFF, answer[14]);
+        }
+    }
+
+    [Fact]
     public async Task ReadSzl0424_ReportsRunThenStop()
     {
         await using var plc = await StartAsync();
