@@ -79,65 +79,65 @@ public sealed partial class S7PlcSimulator
             switch (request.Function)
             {
                 case S7Function.StartUpload:
-                {
-                    // | 1D | status | 2 | upload id (4) | name length | _0TNNNNNA |
-                    if (p.Length < 18 || p[8] != 9 || p[9] != (byte)'_' || !S7Blocks.TryParseName(p.Slice(10, 7), out byte type, out int number))
                     {
-                        return JobError(expected, ErrorServiceNotAvailable);
+                        // | 1D | status | 2 | upload id (4) | name length | _0TNNNNNA |
+                        if (p.Length < 18 || p[8] != 9 || p[9] != (byte)'_' || !S7Blocks.TryParseName(p.Slice(10, 7), out byte type, out int number))
+                        {
+                            return JobError(expected, ErrorServiceNotAvailable);
+                        }
+                        lock (_plc._sync)
+                        {
+                            _upload = _plc.BlockImage(type, number);
+                        }
+                        if (_upload is null)
+                        {
+                            return JobError(expected, ErrorBlockNotFound);
+                        }
+                        _uploadOffset = 0;
+                        // | 1D | 00 | 01 00 | upload id 00000007 | 07 | load length as 7 ASCII digits |
+                        int length = AckDataHeader(request.Reference, 16, 0);
+                        var o = _out.AsSpan(S7Limits.AckHeaderLength);
+                        o[0] = S7Functions.StartUpload;
+                        o[1] = 0;
+                        o[2] = 0x01;
+                        o[3] = 0;
+                        BinaryPrimitives.WriteUInt32BigEndian(o[4..], UploadId);
+                        o[8] = 7;
+                        S7Blocks.WriteDigits(o.Slice(9, 7), _upload.Length);
+                        return Send(length);
                     }
-                    lock (_plc._sync)
-                    {
-                        _upload = _plc.BlockImage(type, number);
-                    }
-                    if (_upload is null)
-                    {
-                        return JobError(expected, ErrorBlockNotFound);
-                    }
-                    _uploadOffset = 0;
-                    // | 1D | 00 | 01 00 | upload id 00000007 | 07 | load length as 7 ASCII digits |
-                    int length = AckDataHeader(request.Reference, 16, 0);
-                    var o = _out.AsSpan(S7Limits.AckHeaderLength);
-                    o[0] = S7Functions.StartUpload;
-                    o[1] = 0;
-                    o[2] = 0x01;
-                    o[3] = 0;
-                    BinaryPrimitives.WriteUInt32BigEndian(o[4..], UploadId);
-                    o[8] = 7;
-                    S7Blocks.WriteDigits(o.Slice(9, 7), _upload.Length);
-                    return Send(length);
-                }
                 case S7Function.Upload:
-                {
-                    if (_upload is null)
                     {
-                        return JobError(expected, ErrorStateConflict);
+                        if (_upload is null)
+                        {
+                            return JobError(expected, ErrorStateConflict);
+                        }
+                        // | 1E | 01 more / 00 last |, data | length (2) | 00 FB | block bytes |
+                        int slice = Math.Min(_upload.Length - _uploadOffset, _pduSize - S7Limits.AckHeaderLength - 2 - 4);
+                        bool last = _uploadOffset + slice == _upload.Length;
+                        int length = AckDataHeader(request.Reference, 2, 4 + slice);
+                        var o = _out.AsSpan(S7Limits.AckHeaderLength);
+                        o[0] = S7Functions.Upload;
+                        o[1] = last ? (byte)0 : (byte)1;
+                        BinaryPrimitives.WriteUInt16BigEndian(o[2..], (ushort)slice);
+                        o[4] = 0x00;
+                        o[5] = 0xFB;
+                        _upload.AsSpan(_uploadOffset, slice).CopyTo(o[6..]);
+                        _uploadOffset += slice;
+                        return Send(length);
                     }
-                    // | 1E | 01 more / 00 last |, data | length (2) | 00 FB | block bytes |
-                    int slice = Math.Min(_upload.Length - _uploadOffset, _pduSize - S7Limits.AckHeaderLength - 2 - 4);
-                    bool last = _uploadOffset + slice == _upload.Length;
-                    int length = AckDataHeader(request.Reference, 2, 4 + slice);
-                    var o = _out.AsSpan(S7Limits.AckHeaderLength);
-                    o[0] = S7Functions.Upload;
-                    o[1] = last ? (byte)0 : (byte)1;
-                    BinaryPrimitives.WriteUInt16BigEndian(o[2..], (ushort)slice);
-                    o[4] = 0x00;
-                    o[5] = 0xFB;
-                    _upload.AsSpan(_uploadOffset, slice).CopyTo(o[6..]);
-                    _uploadOffset += slice;
-                    return Send(length);
-                }
                 default:
-                {
-                    if (_upload is null)
                     {
-                        return JobError(expected, ErrorStateConflict);
+                        if (_upload is null)
+                        {
+                            return JobError(expected, ErrorStateConflict);
+                        }
+                        _upload = null;
+                        Interlocked.Increment(ref _plc._uploads);
+                        int length = AckDataHeader(request.Reference, 1, 0);
+                        _out[S7Limits.AckHeaderLength] = S7Functions.EndUpload;
+                        return Send(length);
                     }
-                    _upload = null;
-                    Interlocked.Increment(ref _plc._uploads);
-                    int length = AckDataHeader(request.Reference, 1, 0);
-                    _out[S7Limits.AckHeaderLength] = S7Functions.EndUpload;
-                    return Send(length);
-                }
             }
         }
 
