@@ -37,7 +37,7 @@ public sealed partial class S7PlcSimulator
                 case (3, 3):
                     return BlockInfo(request, expected, payload);
                 case (4, 1):
-                    return ReadSzl(request, expected, payload);
+                    return payload.IsEmpty && _szlRestLength > 0 ? ReadSzlNext(request) : ReadSzl(request, expected, payload);
                 case (5, 1):
                     return SetPassword(request, expected, payload);
                 case (5, 2):
@@ -59,7 +59,10 @@ public sealed partial class S7PlcSimulator
         /// head (<c>FF 09 LLLL</c>) for <paramref name="payloadLength"/> bytes that the caller writes at
         /// <see cref="UserdataPayloadOffset"/>; returns the PDU length.
         /// </summary>
-        private int UserdataAnswer(in S7Request request, int payloadLength)
+        private int UserdataAnswer(in S7Request request, int payloadLength) => UserdataAnswer(request, payloadLength, request.SequenceNumber, 0, 0);
+
+        /// <summary>As above, with the sequence number, data unit reference and "more data units follow" (1) of a multi-part answer.</summary>
+        private int UserdataAnswer(in S7Request request, int payloadLength, byte sequence, byte dataUnit, byte more)
         {
             var o = _out.AsSpan();
             o[0] = S7Limits.ProtocolId;
@@ -77,9 +80,9 @@ public sealed partial class S7PlcSimulator
             p[4] = 0x12;
             p[5] = (byte)(0x80 | request.UserdataGroup);
             p[6] = request.Subfunction;
-            p[7] = request.SequenceNumber;
-            p[8] = 0;  // data unit reference
-            p[9] = 0;  // last data unit: yes
+            p[7] = sequence;
+            p[8] = dataUnit;
+            p[9] = more; // last data unit: 00 yes, 01 more follow
             BinaryPrimitives.WriteUInt16BigEndian(p[10..], 0);
             var d = p[UserdataParameterLength..];
             d[0] = S7Items.ReturnSuccess;
@@ -250,11 +253,35 @@ public sealed partial class S7PlcSimulator
             {
                 return UserdataError(expected, ErrorSzlNotAvailable);
             }
-            // A list longer than the PDU would need a continuation; these lists fit a 240-byte PDU but 0x001C (246 bytes).
-            count = Math.Min(count, (MaxPayload - 8) / recordLength);
             BinaryPrimitives.WriteUInt16BigEndian(d[4..], (ushort)recordLength);
             BinaryPrimitives.WriteUInt16BigEndian(d[6..], (ushort)count);
-            return Send(UserdataAnswer(request, 8 + (count * recordLength)));
+            int total = 8 + (count * recordLength);
+            if (total <= MaxPayload)
+            {
+                _szlRestLength = 0;
+                return Send(UserdataAnswer(request, total));
+            }
+            // Longer than this PDU (0x001C on a 240-byte PDU): the first part now, marked "more follow" under a
+            // sequence number; the client asks for the rest with empty requests carrying that number.
+            _szlRestLength = total - MaxPayload;
+            d.Slice(MaxPayload, _szlRestLength).CopyTo(_szlRest);
+            _szlRestOffset = 0;
+            _szlSequence = (byte)(_szlSequence == 0xFF ? 1 : _szlSequence + 1);
+            return Send(UserdataAnswer(request, MaxPayload, _szlSequence, _szlSequence, 1));
+        }
+
+        private readonly byte[] _szlRest = new byte[MaxPduBuffer];
+        private int _szlRestLength;
+        private int _szlRestOffset;
+        private byte _szlSequence;
+
+        private bool ReadSzlNext(in S7Request request)
+        {
+            int take = Math.Min(_szlRestLength, MaxPayload);
+            _szlRest.AsSpan(_szlRestOffset, take).CopyTo(Payload);
+            _szlRestOffset += take;
+            _szlRestLength -= take;
+            return Send(UserdataAnswer(request, take, _szlSequence, _szlSequence, _szlRestLength > 0 ? (byte)1 : (byte)0));
         }
 
         private static void WriteIdentification(Span<byte> r, ushort index)

@@ -357,6 +357,30 @@ public sealed class S7PlcSimulatorTests
     }
 
     [Fact]
+    public async Task ReadSzl001C_OnA240BytePdu_ComesInTwoParts_ThatJoinToTheWholeList()
+    {
+        await using var plc = await StartAsync();
+        await using var client = await RawS7.ConnectAsync(plc);
+        await client.ConnectAsync(pduSize: 240);
+        byte[] first = [0x32, 0x07, 0x00, 0x00, 0x00, 0x05, 0x00, 0x08, 0x00, 0x08, 0x00, 0x01, 0x12, 0x04, 0x11, 0x44, 0x01, 0x00, 0xFF, 0x09, 0x00, 0x04, 0x00, 0x1C, 0x00, 0x00];
+
+        var part1 = await client.RequestAsync(first);
+        Assert.Equal(240, part1.Length);
+        byte sequence = part1[17];
+        Assert.NotEqual(0, sequence);
+        Assert.Equal(0x01, part1[19]);        // more data units follow
+        // The follow-up: parameters of length 8 with the CPU's sequence number, data 0A 00 0000.
+        byte[] next = [0x32, 0x07, 0x00, 0x00, 0x00, 0x06, 0x00, 0x0C, 0x00, 0x04, 0x00, 0x01, 0x12, 0x08, 0x12, 0x44, 0x01, sequence, 0x00, 0x00, 0x00, 0x00, 0x0A, 0x00, 0x00, 0x00];
+        var part2 = await client.RequestAsync(next);
+        Assert.Equal(0x00, part2[19]);        // the last one
+
+        byte[] list = [.. part1.AsSpan(26), .. part2.AsSpan(26)];
+        Assert.Equal(new byte[] { 0x00, 0x1C, 0x00, 0x00, 0x00, 0x22, 0x00, 0x07 }, list.AsSpan(0, 8).ToArray());
+        Assert.Equal(8 + (7 * 34), list.Length);
+        Assert.Equal(S7PlcSimulator.SerialNumber, System.Text.Encoding.ASCII.GetString(list, 8 + (4 * 34) + 2, S7PlcSimulator.SerialNumber.Length));
+    }
+
+    [Fact]
     public void PasswordEncoding_IsWhatS7ClientsSend()
     {
         // snap7's client encodes "secret" padded to 8 with spaces: bytes 0 and 1 XOR 0x55, then XOR 0x55 XOR the byte two before.
