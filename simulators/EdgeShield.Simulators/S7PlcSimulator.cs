@@ -31,7 +31,7 @@ public sealed partial class S7PlcSimulator : IAsyncDisposable
     private readonly S7PlcOptions _options;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<Socket, Task> _connections = new();
-    private readonly long[] _jobs = new long[32];
+    private readonly long[] _jobs = new long[256]; // indexed by S7Function (a byte enum)
     private readonly object _sync = new();
     private readonly Dictionary<int, byte[]> _dbs = [];
     private readonly byte[] _m, _i, _q;
