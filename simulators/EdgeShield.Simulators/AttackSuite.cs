@@ -70,6 +70,8 @@ public sealed record AttackCaseResult(string Name, ProbeOutcome Outcome, byte Ex
     public int Mismatched { get; init; }
     /// <summary>Whether the case stopped at its time or count bound before finishing.</summary>
     public bool Truncated { get; init; }
+    /// <summary>What the answer was, in the protocol's words, when the outcome alone does not say (the S7 suite: "Ack_Data error 8703", "COTP DR reason 03"…).</summary>
+    public string? Detail { get; init; }
 
     public override string ToString()
     {
@@ -82,6 +84,10 @@ public sealed record AttackCaseResult(string Name, ProbeOutcome Outcome, byte Ex
             ProbeOutcome.Garbage => "non-Modbus answer",
             _ => "connect failed",
         };
+        if (Detail is not null)
+        {
+            outcome += " (" + Detail + ")";
+        }
         return Sent == 1 && Connections == 1
             ? $"{Name}: {outcome}"
             : string.Create(CultureInfo.InvariantCulture,

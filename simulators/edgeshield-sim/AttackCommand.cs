@@ -26,6 +26,13 @@ internal static class AttackCommand
           --sweep-max N             requests per address sweep (default 512; FC 3 scan 525)
           --json                    print one JSON object instead of lines
           --list                    print the scenarios and their cases
+          --protocol P              modbus-tcp (default) or s7comm: the S7 suite (scenarios stop, download, upload,
+                                    password, forced-outputs, oversize-pdu, fragments, bad-cotp; --list names the cases)
+          --conn-type T             s7comm: the connection type of the attacker's COTP connects, pg (default), op or basic
+          --guesses N               s7comm: passwords tried by password-guess (default 32)
+          --partial N               s7comm: connections holding an unfinished PDU in never-completed-many (default 32)
+        The Modbus options (--unit, --source, --half-open, --flood, --slowloris, --burst, --value-*, --forbidden-address,
+        --sweep-max) do not apply to s7comm.
         Prints one line per case (NAME: exception XX | connection closed | no answer | answered normally,
         with counts for multi-frame cases) and one line per scenario with the frames it sent.
         """;
@@ -43,6 +50,11 @@ internal static class AttackCommand
         int slowloris = defaults.SlowlorisConnections, slowSeconds = (int)defaults.SlowlorisDuration.TotalSeconds, slowInterval = defaults.SlowlorisByteIntervalMs;
         int burst = defaults.BurstFrames, sweepMax = defaults.SweepMaxRequests, valueFrom = defaults.ValueSweepFrom, forbidden = defaults.ForbiddenWriteAddress;
         (ushort Start, int Count) valueWindow = (defaults.ValueSweepStart, defaults.ValueSweepCount);
+        string protocol = "modbus-tcp";
+        bool list = false, modbusOnly = false;
+        byte connType = 1;
+        var s7Defaults = new S7AttackOptions();
+        int guesses = s7Defaults.PasswordGuesses, partial = s7Defaults.PartialConnections;
         for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
             switch (option)
@@ -51,39 +63,48 @@ internal static class AttackCommand
                     Console.WriteLine(Help);
                     return 0;
                 case "--list":
-                    foreach (string scenario in AttackSuite.ScenarioNames)
+                    list = true;
+                    break;
+                case "--protocol":
+                    protocol = args.Value(option) switch
                     {
-                        Console.WriteLine($"{scenario}: {string.Join(' ', AttackSuite.CasesOf(scenario))}");
-                    }
-                    return 0;
+                        var p when p is "modbus-tcp" or "s7comm" => p,
+                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp or s7comm"),
+                    };
+                    break;
+                case "--conn-type":
+                    connType = args.Value(option) switch
+                    {
+                        "pg" => 1,
+                        "op" => 2,
+                        "basic" => 3,
+                        var other => throw new UsageException($"--conn-type: '{other}' is not pg, op or basic"),
+                    };
+                    break;
+                case "--guesses":
+                    guesses = args.Int(option, 1, 100_000);
+                    break;
+                case "--partial":
+                    partial = args.Int(option, 1, 10_000);
+                    break;
                 case "--target":
                     target = args.EndPoint(option);
                     break;
                 case "--case":
-                    string value = args.Value(option);
-                    if (!AttackSuite.CaseNames.Contains(value))
-                    {
-                        throw new UsageException($"attack: no case '{value}' (attack --list names them)");
-                    }
-                    cases.Add(value);
+                    cases.Add(args.Value(option));
                     break;
                 case "--scenario":
-                    foreach (string name in args.Value(option).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                    {
-                        if (!AttackSuite.ScenarioNames.Contains(name))
-                        {
-                            throw new UsageException($"attack: no scenario '{name}' (valid: {string.Join(", ", AttackSuite.ScenarioNames)})");
-                        }
-                        scenarios.Add(name);
-                    }
+                    scenarios.AddRange(args.Value(option).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
                     break;
                 case "--unit":
+                    modbusOnly = true;
                     unit = args.Int(option, 0, 255);
                     break;
                 case "--timeout-ms":
                     timeoutMs = args.Int(option, 1, 60_000);
                     break;
                 case "--source":
+                    modbusOnly = true;
                     string text = args.Value(option);
                     if (!IPAddress.TryParse(text, out source))
                     {
@@ -91,39 +112,51 @@ internal static class AttackCommand
                     }
                     break;
                 case "--source-count":
+                    modbusOnly = true;
                     sourceCount = args.Int(option, 1, 4096);
                     break;
                 case "--half-open":
+                    modbusOnly = true;
                     halfOpen = args.Int(option, 1, 100_000);
                     break;
                 case "--hold-ms":
+                    modbusOnly = true;
                     holdMs = args.Int(option, 0, 600_000);
                     break;
                 case "--flood":
+                    modbusOnly = true;
                     flood = args.Int(option, 1, 100_000);
                     break;
                 case "--slowloris":
+                    modbusOnly = true;
                     slowloris = args.Int(option, 1, 10_000);
                     break;
                 case "--slowloris-seconds":
+                    modbusOnly = true;
                     slowSeconds = args.Int(option, 1, 3600);
                     break;
                 case "--slowloris-interval-ms":
+                    modbusOnly = true;
                     slowInterval = args.Int(option, 1, 60_000);
                     break;
                 case "--burst":
+                    modbusOnly = true;
                     burst = args.Int(option, 1, 65_536);
                     break;
                 case "--sweep-max":
+                    modbusOnly = true;
                     sweepMax = args.Int(option, 1, 65_536);
                     break;
                 case "--value-from":
+                    modbusOnly = true;
                     valueFrom = args.Int(option, 0, 65535);
                     break;
                 case "--forbidden-address":
+                    modbusOnly = true;
                     forbidden = args.Int(option, 0, 65535);
                     break;
                 case "--value-window":
+                    modbusOnly = true;
                     valueWindow = ParseWindow(option, args.Value(option));
                     break;
                 case "--json":
@@ -131,6 +164,31 @@ internal static class AttackCommand
                     break;
                 default:
                     throw new UsageException($"attack: unknown argument '{option}' (see attack --help)");
+            }
+        }
+        bool s7 = protocol == "s7comm";
+        IReadOnlyList<string> scenarioNames = s7 ? S7AttackSuite.ScenarioNames : AttackSuite.ScenarioNames;
+        IReadOnlyList<string> caseNames = s7 ? S7AttackSuite.CaseNames : AttackSuite.CaseNames;
+        if (list)
+        {
+            foreach (string scenario in scenarioNames)
+            {
+                Console.WriteLine($"{scenario}: {string.Join(' ', s7 ? S7AttackSuite.CasesOf(scenario) : AttackSuite.CasesOf(scenario))}");
+            }
+            return 0;
+        }
+        foreach (string name in cases)
+        {
+            if (!caseNames.Contains(name))
+            {
+                throw new UsageException($"attack: no {protocol} case '{name}' (attack --list names them)");
+            }
+        }
+        foreach (string name in scenarios)
+        {
+            if (!scenarioNames.Contains(name))
+            {
+                throw new UsageException($"attack: no {protocol} scenario '{name}' (valid: {string.Join(", ", scenarioNames)})");
             }
         }
         if (target is null)
@@ -141,6 +199,11 @@ internal static class AttackCommand
         {
             throw new UsageException("attack: give --case or --scenario, not both");
         }
+        if (s7 && modbusOnly)
+        {
+            throw new UsageException("attack --protocol s7comm: a Modbus option was given (see attack --help)");
+        }
+        var s7Options = new S7AttackOptions { AnswerTimeoutMs = timeoutMs, ConnectionType = connType, PasswordGuesses = guesses, PartialConnections = partial };
         var options = new AttackOptions
         {
             Unit = (byte)unit,
@@ -169,7 +232,7 @@ internal static class AttackCommand
                 var caseResults = new List<AttackCaseResult>();
                 foreach (string name in cases)
                 {
-                    var result = await AttackSuite.RunCaseAsync(target, name, options, stop.Token);
+                    var result = s7 ? await S7AttackSuite.RunCaseAsync(target, name, s7Options, stop.Token) : await AttackSuite.RunCaseAsync(target, name, options, stop.Token);
                     caseResults.Add(result);
                     if (!json)
                     {
@@ -180,9 +243,9 @@ internal static class AttackCommand
             }
             else
             {
-                foreach (string scenario in scenarios.Count > 0 ? scenarios : AttackSuite.ScenarioNames)
+                foreach (string scenario in scenarios.Count > 0 ? scenarios : scenarioNames)
                 {
-                    var result = await AttackSuite.RunScenarioAsync(target, scenario, options, stop.Token);
+                    var result = s7 ? await S7AttackSuite.RunScenarioAsync(target, scenario, s7Options, stop.Token) : await AttackSuite.RunScenarioAsync(target, scenario, options, stop.Token);
                     results.Add(result);
                     if (!json)
                     {
@@ -260,6 +323,10 @@ internal static class AttackCommand
                     w.WriteStartObject();
                     w.WriteString("name", c.Name);
                     w.WriteString("outcome", c.ToString());
+                    if (c.Detail is not null)
+                    {
+                        w.WriteString("detail", c.Detail);
+                    }
                     w.WriteNumber("frames_sent", c.Sent);
                     WriteCounts(w, c.Connections, c.Normal, c.Exceptions, c.Closed, c.NoAnswer, c.ConnectFailed, c.Mismatched);
                     w.WriteBoolean("stopped_at_bound", c.Truncated);

@@ -8,9 +8,9 @@ using EdgeShield.Telemetry;
 namespace EdgeShield.Simulators.Cli;
 
 /// <summary>
-/// <c>edgeshield-sim demo</c>: a simulated PLC, the EdgeShield gateway library with the bundled
-/// demo policy in front of it, an embedded MQTT broker, and HMI traffic that includes forbidden
-/// writes, a vendor programming request and one malformed frame — all in this process, on
+/// <c>edgeshield-sim demo</c>: a simulated Modbus PLC and S7 CPU, the EdgeShield gateway library with the
+/// bundled demo policy in front of them, an embedded MQTT broker, and HMI traffic that includes forbidden
+/// writes, a vendor programming request, one malformed frame, S7 CPU stops and forced outputs — all in this process, on
 /// loopback, with nothing to set up. The gateway is composed through EdgeShield.Service, as
 /// <c>edgeshield run</c> composes it; the firmware binary carries none of the simulators.
 /// </summary>
@@ -24,7 +24,8 @@ internal static class DemoCommand
 
         Starts, on 127.0.0.1, a simulated PLC, the EdgeShield firewall with the bundled demo
         policy, and HMI clients that read, write setpoints, and now and then try forbidden writes,
-        a Schneider UMAS (FC 90) request and one malformed frame. The data diode polls the PLC's
+        a Schneider UMAS (FC 90) request and one malformed frame; and a simulated S7 CPU behind an
+        s7comm listener whose HMI reads DB1, writes recipe bytes and tries a CPU stop and forced outputs. The data diode polls the PLC's
         tags every 250 ms and publishes them (JSON, topics edgeshield/demo/demo-gw/plc1/<tag>) to an
         MQTT broker embedded on loopback, or to the broker given with --broker.
         Prints live counts each second on stdout (telemetry = messages the broker acknowledged) and
@@ -32,7 +33,8 @@ internal static class DemoCommand
         The pump coil writes are a maintenance rule: type 'key' and Enter to turn the simulated
         maintenance key (stdin only; nothing from the network can arm it), and again to turn it back.
         Exit 0 when the firewall behaved: forbidden requests refused, the malformed frame dropped,
-        nothing refused or malformed reached the PLC, and telemetry reached the broker.
+        nothing refused or malformed reached the PLCs (the S7 CPU still in RUN, its outputs untouched),
+        and telemetry reached the broker.
         """;
 
     /// <summary>The bundled demo policy; <c>{PLC_PORT}</c> is the simulated PLC's port.</summary>
@@ -45,6 +47,11 @@ internal static class DemoCommand
             protocol: modbus-tcp
             upstream: tcp://127.0.0.1:{PLC_PORT}
             policy: plc1
+          - name: hmi-s7
+            bind: 127.0.0.1:0
+            protocol: s7comm
+            upstream: tcp://127.0.0.1:{S7_PLC_PORT}
+            policy: press1
         policies:
           plc1:
             mode: enforce
@@ -67,6 +74,25 @@ internal static class DemoCommand
                 function: write-single-coil
                 address: 0-9
                 maintenance: true
+          press1:
+            protocol: s7comm
+            mode: enforce
+            on-deny: exception
+            rules:
+              - name: hmi reads
+                from: [127.0.0.0/8, "::1"]
+                connection: op
+                function: read
+                area: [db, m, i, q]
+                db: 1-3
+                address: 0-255
+              - name: recipe writes
+                from: [127.0.0.0/8, "::1"]
+                connection: op
+                function: write-var
+                area: db
+                db: 1
+                address: 64-127
         hardware:
           profile: simulated
           maintenance-key: { gpio: 17, active: low, arm-minutes: 5 }
@@ -116,12 +142,14 @@ internal static class DemoCommand
             new IPEndPoint(IPAddress.Loopback, 0),
             new PlcOptions { Units = [1], SineStart = 0, SineCount = 10, SinePeriodSeconds = 20 },
             CancellationToken.None);
+        await using var s7Plc = await S7PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new S7PlcOptions(), CancellationToken.None);
         await using var embeddedBroker = brokerUrl is null ? await DemoBroker.StartAsync() : null;
         brokerUrl ??= $"mqtt://127.0.0.1:{embeddedBroker!.Port}";
         string buffer = Path.Combine(Path.GetTempPath(), $"edgeshield-demo-{Environment.ProcessId}");
         var maintenance = new MaintenanceState();
         var loaded = ConfigLoader.LoadText(DemoConfig
             .Replace("{PLC_PORT}", plc.Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            .Replace("{S7_PLC_PORT}", s7Plc.Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
             .Replace("{BROKER}", brokerUrl, StringComparison.Ordinal)
             .Replace("{BUFFER}", buffer, StringComparison.Ordinal), "demo.yaml", maintenance);
         if (loaded.HasErrors || loaded.Config is null)
@@ -147,7 +175,9 @@ internal static class DemoCommand
             DemoKey.Start(hardware, loaded.Config.Hardware);
             telemetry.Start();
             var listener = gateway.Listeners[0];
+            var s7Listener = gateway.Listeners[1];
             Console.Out.WriteLine($"demo: PLC simulator on 127.0.0.1:{plc.Port}; EdgeShield listener {listener.Config.Name} on {listener.LocalEndPoint}; telemetry to {brokerUrl}{(embeddedBroker is null ? "" : " (embedded)")} under {telemetry.TopicPrefix}/; {seconds} s of HMI traffic");
+            Console.Out.WriteLine($"demo: S7 PLC simulator on 127.0.0.1:{s7Plc.Port}; EdgeShield listener {s7Listener.Config.Name} (s7comm) on {s7Listener.LocalEndPoint}; an S7 HMI reads DB1, writes recipe bytes and tries a CPU stop and forced outputs");
 
             using var stop = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) =>
@@ -156,7 +186,8 @@ internal static class DemoCommand
                 stop.Cancel();
             };
             var traffic = new DemoTraffic(listener.LocalEndPoint, new DemoTrafficOptions { Unit = 1, Clients = 3 });
-            var running = traffic.RunAsync(TimeSpan.FromSeconds(seconds), stop.Token);
+            var s7Traffic = new S7DemoTraffic(s7Listener.LocalEndPoint);
+            var running = Task.WhenAll(traffic.RunAsync(TimeSpan.FromSeconds(seconds), stop.Token), s7Traffic.RunAsync(TimeSpan.FromSeconds(seconds), stop.Token));
             var counters = gateway.Counters;
             while (!running.IsCompleted)
             {
@@ -178,6 +209,7 @@ internal static class DemoCommand
             long plcWrites = plc.RequestsReceived(6) + plc.RequestsReceived(16) + plc.RequestsReceived(5);
             Console.Out.WriteLine($"demo: HMI saw {traffic.Responses} responses and {traffic.TotalExceptions} exceptions (01: {traffic.Exceptions(1)}, 02: {traffic.Exceptions(2)}, 03: {traffic.Exceptions(3)}, 0B: {traffic.Exceptions(0x0B)}); {traffic.ClosedConnections} connection closed by the firewall");
             Console.Out.WriteLine($"demo: PLC received {plc.TotalRequests} requests ({plcWrites} allowed writes, {plc.RequestsReceived(90)} FC 90, {reachedPlcMalformed} malformed)");
+            Console.Out.WriteLine($"demo: S7 HMI sent {s7Traffic.JobsSent} jobs ({s7Traffic.ForbiddenSent} forbidden: CPU stop and forced outputs) and saw {s7Traffic.Responses} answers and {s7Traffic.Refusals} refusals; S7 PLC received {s7Plc.TotalRequests} jobs ({s7Plc.ItemsWritten} items written, {s7Plc.Stops} stops, {s7Plc.OutputWrites} output writes, {s7Plc.MalformedFrames} malformed), CPU in {s7Plc.State}");
             // The poller reads through the same upstream as the listener (its own connection, outside
             // the policy's counts), so the PLC's upstream counter holds the HMI's forwarded requests and the polls.
             long pollReads = telemetry.ReadsSent;
@@ -189,7 +221,8 @@ internal static class DemoCommand
             var forbidden = new DemoTrafficOptions();
             bool forbiddenWritesReached = plc.GetHoldingRegister(1, forbidden.ForbiddenRegister) != 0 || plc.GetCoil(1, forbidden.ForbiddenCoil);
             behaved = counters.Denied > 0 && counters.Malformed == 1 && reachedPlcMalformed == 0 && plc.RequestsReceived(90) == 0
-                && !forbiddenWritesReached && counters.Allowed > 0 && published > 0;
+                && !forbiddenWritesReached && counters.Allowed > 0 && published > 0
+                && s7Traffic.Responses > 0 && s7Traffic.Refusals > 0 && s7Plc.Stops == 0 && s7Plc.OutputWrites == 0 && s7Plc.State == S7CpuState.Run && s7Plc.MalformedFrames == 0;
         }
         Console.Out.WriteLine(behaved ? "demo: ok — every forbidden request was refused, nothing malformed reached the PLC, and telemetry reached the broker" : "demo: FAILED — see the counts above");
         try

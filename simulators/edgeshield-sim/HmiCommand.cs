@@ -21,6 +21,13 @@ internal static class HmiCommand
           --interval S         also report every S seconds: answers, errors, p50/p99/max of that interval
                                (a line as it ends; with --json one object per interval before the summary)
           --json               print one JSON object instead of text
+          --protocol P         modbus-tcp (default) or s7comm: ISO-on-TCP connections (COTP connect, setup-communication),
+                               one job outstanding each, read-var / write-var of one DB item; --read-range and
+                               --write-range are byte offsets in the DB (default 0,200 and 100,20)
+          --db N               s7comm: the DB read and written (default 1)
+          --read-bytes N       s7comm: bytes per read-var item (default 20); --write-bytes N per write (default 4)
+          --conn-type T        s7comm: op (default, an HMI's), pg or basic; --rack R --slot S (default 0, 2)
+        For s7comm, exceptions_by_code counts item return codes (01..0A) and negative Ack_Data by error class (81..87, D2).
         Exit 0 when every request was answered, 1 when there were errors.
         """;
 
@@ -32,6 +39,10 @@ internal static class HmiCommand
         (ushort Start, int Count) readRange = (0, 1000), writeRange = (100, 20);
         bool json = false;
         int intervalSeconds = 0;
+        string protocol = "modbus-tcp";
+        int db = 1, readBytes = 20, writeBytes = 4, rack = 0, slot = 2;
+        byte connType = 2;
+        bool readRangeSet = false, unitOrPipelineSet = false;
         for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
             switch (option)
@@ -50,9 +61,42 @@ internal static class HmiCommand
                     break;
                 case "--unit":
                     unit = args.Int(option, 0, 255);
+                    unitOrPipelineSet = true;
                     break;
                 case "--pipeline":
                     pipeline = args.Int(option, 1, 64);
+                    unitOrPipelineSet = true;
+                    break;
+                case "--protocol":
+                    protocol = args.Value(option) switch
+                    {
+                        var p when p is "modbus-tcp" or "s7comm" => p,
+                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp or s7comm"),
+                    };
+                    break;
+                case "--db":
+                    db = args.Int(option, 1, 65535);
+                    break;
+                case "--read-bytes":
+                    readBytes = args.Int(option, 1, 462);
+                    break;
+                case "--write-bytes":
+                    writeBytes = args.Int(option, 1, 452);
+                    break;
+                case "--rack":
+                    rack = args.Int(option, 0, 7);
+                    break;
+                case "--slot":
+                    slot = args.Int(option, 0, 31);
+                    break;
+                case "--conn-type":
+                    connType = args.Value(option) switch
+                    {
+                        "pg" => 1,
+                        "op" => 2,
+                        "basic" => 3,
+                        var other => throw new UsageException($"--conn-type: '{other}' is not op, pg or basic"),
+                    };
                     break;
                 case "--timeout-ms":
                     timeoutMs = args.Int(option, 1, 600_000);
@@ -62,6 +106,7 @@ internal static class HmiCommand
                     break;
                 case "--read-range":
                     readRange = ParseRange(option, args.Value(option));
+                    readRangeSet = true;
                     break;
                 case "--write-range":
                     writeRange = ParseRange(option, args.Value(option));
@@ -81,6 +126,37 @@ internal static class HmiCommand
             throw new UsageException("hmi: --target HOST:PORT is required");
         }
 
+        if (protocol == "s7comm")
+        {
+            if (unitOrPipelineSet || intervalSeconds > 0)
+            {
+                throw new UsageException("hmi --protocol s7comm: --unit, --pipeline and --interval are Modbus options");
+            }
+            var s7 = new S7HmiOptions
+            {
+                Connections = conns,
+                Duration = TimeSpan.FromSeconds(seconds),
+                ReadWeight = read,
+                WriteWeight = write,
+                Db = db,
+                ReadStart = readRange.Start,
+                ReadRange = readRangeSet ? readRange.Count : 200,
+                ReadBytes = readBytes,
+                WriteStart = writeRange.Start,
+                WriteRange = writeRange.Count,
+                WriteBytes = writeBytes,
+                ConnectionType = connType,
+                Rack = (byte)rack,
+                Slot = (byte)slot,
+                TimeoutMs = timeoutMs,
+            };
+            using var s7Stop = Cli.StopOnSignal(out var s7Signals);
+            using (s7Signals)
+            {
+                return Report(await S7HmiLoad.RunAsync(target, s7, s7Stop.Token), json);
+            }
+        }
+
         var options = HmiOptions.WithMix(read, write, new HmiOptions
         {
             Connections = conns,
@@ -98,27 +174,31 @@ internal static class HmiCommand
         using var stop = Cli.StopOnSignal(out var signals);
         using (signals)
         {
-            var result = await HmiLoad.RunAsync(target, options, stop.Token);
-            if (json)
+            return Report(await HmiLoad.RunAsync(target, options, stop.Token), json);
+        }
+    }
+
+    private static int Report(HmiResult result, bool json)
+    {
+        if (json)
+        {
+            WriteJson(result);
+        }
+        else
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"requests/s {result.RequestsPerSecond:F0} p50 {result.P50Us} us p99 {result.P99Us} us p999 {result.P999Us} us max {result.MaxUs} us"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"requests {result.Requests} ok {result.ResponsesOk} exceptions {result.TotalExceptions} errors {result.Errors} (timeouts {result.Timeouts} mismatched {result.Mismatched} disconnects {result.Disconnects} connect-failures {result.ConnectFailures})"));
+            for (int code = 1; code < 256; code++)
             {
-                WriteJson(result);
-            }
-            else
-            {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"requests/s {result.RequestsPerSecond:F0} p50 {result.P50Us} us p99 {result.P99Us} us p999 {result.P999Us} us max {result.MaxUs} us"));
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"requests {result.Requests} ok {result.ResponsesOk} exceptions {result.TotalExceptions} errors {result.Errors} (timeouts {result.Timeouts} mismatched {result.Mismatched} disconnects {result.Disconnects} connect-failures {result.ConnectFailures})"));
-                for (int code = 1; code < 256; code++)
+                if (result.Exceptions((byte)code) > 0)
                 {
-                    if (result.Exceptions((byte)code) > 0)
-                    {
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  exception {code:X2}: {result.Exceptions((byte)code)}"));
-                    }
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  exception {code:X2}: {result.Exceptions((byte)code)}"));
                 }
             }
-            return result.Errors == 0 ? 0 : 1;
         }
+        return result.Errors == 0 ? 0 : 1;
     }
 
     private static void WriteIntervalText(HmiInterval i) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -11,6 +11,8 @@ internal static class PlcCommand
                edgeshield-sim plc --serial DEVICE --baud N [--unit ID] [--second-unit ID]
                                   [--parity even|none|odd] [--stop-bits 1|2] [--fault LIST]
                                   [--late-ms N] [--split-gap-ms N]
+               edgeshield-sim plc --protocol s7comm --listen HOST:PORT [--db FIRST,COUNT,SIZE] [--area-size N]
+                                  [--pdu-size N] [--password PWD]
           --listen HOST:PORT        address to bind (port 0 picks a free port; the bound one is printed)
           --units LIST              unit ids served (default: every unit id)
           --unit-not-served MODE    other unit ids get exception 0B (default) or no answer
@@ -21,6 +23,11 @@ internal static class PlcCommand
           --fault LIST              comma list of crc, no-reply, late, split, garbage, wrong-unit,
                                     wrong-function, truncated, twice (applied to every reply)
           --late-ms N / --split-gap-ms N   size of the late and split faults (default 500 / 20)
+          --protocol P              modbus-tcp (default) or s7comm (an S7-300/400-like CPU on ISO-on-TCP)
+          --db FIRST,COUNT,SIZE     s7comm: the DBs served (default 1,10,256: DB1..DB10 of 256 bytes)
+          --area-size N             s7comm: bytes of M, I and Q each (default 256)
+          --pdu-size N              s7comm: the largest PDU size negotiated (240..960, default 480)
+          --password PWD            s7comm: protect the CPU (stop, PI services, upload, download need PWD)
         Prints "listening on HOST:PORT" (or "serial on DEVICE"), runs until SIGINT/SIGTERM, then prints its counters.
         """;
 
@@ -37,6 +44,9 @@ internal static class PlcCommand
         byte unit = 1, secondUnit = 0;
         string parity = "even";
         string[] faults = [];
+        string protocol = "modbus-tcp";
+        int firstDb = 1, dbCount = 10, dbSize = 256, areaSize = 256, pduSize = 480;
+        string? password = null;
         for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
             switch (option)
@@ -95,6 +105,29 @@ internal static class PlcCommand
                 case "--split-gap-ms":
                     splitGapMs = args.Int(option, 1, 60_000);
                     break;
+                case "--protocol":
+                    protocol = args.Value(option) switch
+                    {
+                        var p when p is "modbus-tcp" or "s7comm" => p,
+                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp or s7comm"),
+                    };
+                    break;
+                case "--db":
+                    (firstDb, dbCount, dbSize) = ParseDbs(args.Value(option));
+                    break;
+                case "--area-size":
+                    areaSize = args.Int(option, 1, 65536);
+                    break;
+                case "--pdu-size":
+                    pduSize = args.Int(option, 240, S7PlcSimulator.MaxPduBuffer);
+                    break;
+                case "--password":
+                    password = args.Value(option);
+                    if (password.Length is 0 or > 8)
+                    {
+                        throw new UsageException("--password: 1 to 8 characters");
+                    }
+                    break;
                 default:
                     throw new UsageException($"plc: unknown argument '{option}' (see plc --help)");
             }
@@ -107,6 +140,11 @@ internal static class PlcCommand
         if (listen is null)
         {
             throw new UsageException("plc: --listen HOST:PORT or --serial DEVICE is required");
+        }
+        if (protocol == "s7comm")
+        {
+            var s7 = new S7PlcOptions { FirstDb = firstDb, DbCount = dbCount, DbSize = dbSize, AreaSize = areaSize, MaxPduSize = pduSize, Password = password };
+            return await RunS7Async(listen, s7);
         }
 
         using var stop = Cli.StopOnSignal(out var signals);
@@ -183,6 +221,50 @@ internal static class PlcCommand
             Console.WriteLine($"frames {plc.FramesReceived} crc-errors {plc.CrcErrors} replies {plc.RepliesSent} broadcasts {plc.Broadcasts}");
         }
         return 0;
+    }
+
+    private static async Task<int> RunS7Async(IPEndPoint listen, S7PlcOptions options)
+    {
+        using var stop = Cli.StopOnSignal(out var signals);
+        using (signals)
+        {
+            await using var plc = await S7PlcSimulator.StartAsync(listen, options, stop.Token);
+            Console.WriteLine($"listening on {plc.EndPoint}");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // SIGINT or SIGTERM: stop and report.
+            }
+            await plc.DisposeAsync();
+            Console.WriteLine($"frames {plc.FramesReceived} pdus {plc.PdusReceived} requests {plc.TotalRequests} malformed {plc.MalformedFrames} oversize {plc.OversizePdus} data-before-connect {plc.DataBeforeConnect} incomplete {plc.IncompletePdus} connections {plc.ConnectionsAccepted}");
+            Console.WriteLine($"items-read {plc.ItemsRead} items-written {plc.ItemsWritten} output-writes {plc.OutputWrites} stops {plc.Stops} starts {plc.Starts} uploads {plc.Uploads} downloads {plc.Downloads} password-attempts {plc.PasswordAttempts} password-failures {plc.PasswordFailures} state {plc.State}");
+            foreach (var function in Enum.GetValues<EdgeShield.Protocols.S7comm.S7Function>())
+            {
+                long count = plc.Requests(function);
+                if (count > 0)
+                {
+                    Console.WriteLine($"  {EdgeShield.Protocols.S7comm.S7Functions.PolicyWord(function)}: {count}");
+                }
+            }
+        }
+        return 0;
+    }
+
+    private static (int First, int Count, int Size) ParseDbs(string text)
+    {
+        var parts = text.Split(',');
+        if (parts.Length != 3
+            || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int first)
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int count)
+            || !int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out int size)
+            || first < 1 || count > 65536 - first || size < 1 || size > 65536)
+        {
+            throw new UsageException($"--db: '{text}' is not FIRST,COUNT,SIZE (DB numbers 1..65535, size 1..65536)");
+        }
+        return (first, count, size);
     }
 
     private static List<byte> ParseUnits(string text)
