@@ -13,7 +13,7 @@ LMB=$ROOT/artifacts/peers/libmodbus
 mkdir -p "$OUT"
 CC=${CC:-cc}
 for prog in libmodbus-load libmodbus-plc; do
-  if [[ ! -x $OUT/$prog || $ROOT/bench/$prog.c -nt $OUT/$prog || $LMB/install/lib/libmodbus.a -nt $OUT/$prog ]]; then
+  if [[ ! -x $OUT/$prog || $ROOT/bench/$prog.c -nt $OUT/$prog || $ROOT/bench/load-histogram.h -nt $OUT/$prog || $LMB/install/lib/libmodbus.a -nt $OUT/$prog ]]; then
     $CC -O2 -Wall -Wextra -std=gnu11 -I"$LMB/install/include/modbus" -o "$OUT/$prog" \
       "$ROOT/bench/$prog.c" "$LMB/install/lib/libmodbus.a" -lpthread
   fi

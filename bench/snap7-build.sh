@@ -16,7 +16,7 @@ SRC=$PKG/deps/snap7/src
 mkdir -p "$OUT"
 CXX=${CXX:-g++}
 for prog in snap7-load snap7-plc; do
-  if [[ ! -x $OUT/$prog || $ROOT/bench/$prog.cpp -nt $OUT/$prog || $LIB -nt $OUT/$prog ]]; then
+  if [[ ! -x $OUT/$prog || $ROOT/bench/$prog.cpp -nt $OUT/$prog || $ROOT/bench/load-histogram.h -nt $OUT/$prog || $LIB -nt $OUT/$prog ]]; then
     $CXX -O2 -Wall -Wno-unused-parameter -I"$SRC/lib" -I"$SRC/core" -I"$SRC/sys" -o "$OUT/$prog" \
       "$ROOT/bench/$prog.cpp" "$LIB" -lpthread
   fi

@@ -21,11 +21,9 @@
 
 #include "snap7_libmain.h"
 
+#include "load-histogram.h"
+
 #define MAX_CONNS 4096
-/* Latency histogram: 1 µs buckets below 10 ms, 100 µs buckets from 10 ms to 10 s. */
-#define FINE_US 10000
-#define COARSE_US 100
-#define BUCKETS (FINE_US + (10000000 - FINE_US) / COARSE_US)
 #define MAX_RECONNECTS 1000
 #define READ_BYTES 20
 
@@ -129,37 +127,12 @@ static void *run(void *arg)
             w->ok++;
         }
         int64_t us = ns_between(&start, &now) / 1000;
-        int64_t bucket = us < FINE_US ? us : FINE_US + (us - FINE_US) / COARSE_US;
-        w->latency_us[bucket < BUCKETS ? bucket : BUCKETS - 1]++;
+        w->latency_us[latency_bucket(us)]++;
     }
     if (client != 0) {
         close_connection(&client);
     }
     return NULL;
-}
-
-static int bucket_us(int bucket)
-{
-    return bucket < FINE_US ? bucket : FINE_US + (bucket - FINE_US) * COARSE_US;
-}
-
-static int percentile(const uint64_t *hist, uint64_t total, double p)
-{
-    if (total == 0) {
-        return 0;
-    }
-    uint64_t rank = (uint64_t) (p * (double) total);
-    if (rank >= total) {
-        rank = total - 1;
-    }
-    uint64_t seen = 0;
-    for (int i = 0; i < BUCKETS; i++) {
-        seen += hist[i];
-        if (seen > rank) {
-            return bucket_us(i);
-        }
-    }
-    return bucket_us(BUCKETS - 1);
 }
 
 int main(int argc, char **argv)
@@ -208,13 +181,7 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &end);
     double elapsed = (double) ns_between(&begin, &end) / 1e9;
     uint64_t answered = ok + refused;
-    int max = 0;
-    for (int b = BUCKETS - 1; b >= 0; b--) {
-        if (hist[b]) {
-            max = bucket_us(b);
-            break;
-        }
-    }
+    int max = max_us(hist);
     /* "exceptions": refused jobs, the key e2e.sh reads for Modbus exception answers. */
     printf("{\"client\":\"snap7 (node-snap7 1.0.9)\",\"conns\":%d,\"requests\":%llu,\"ok\":%llu,\"exceptions\":%llu,"
            "\"errors\":%llu,\"reads\":%llu,\"writes\":%llu,\"seconds\":%.3f,"
