@@ -213,6 +213,30 @@ public class S7InspectionBenchmarks
         return (int)verdict.Reason;
     }
 
+    [Benchmark(Description = "S7 breakdown: frame→reassemble→parse")]
+    public int FrameParse()
+    {
+        if (TpktFramer.TryReadFrame(_readVar, out var tpdu, out _, out _) != OperationStatus.Done
+            || _reassembler.Append(tpdu, out var pdu, out _) != OperationStatus.Done)
+        {
+            throw new InvalidOperationException("not a whole PDU");
+        }
+        var request = S7Pdu.ParseRequest(pdu);
+        return request.ItemCount;
+    }
+
+    [Benchmark(Description = "S7 breakdown: frame→reassemble→parse→verdict (no expectation)")]
+    public int FrameParseVerdictOnly()
+    {
+        if (TpktFramer.TryReadFrame(_readVar, out var tpdu, out _, out _) != OperationStatus.Done
+            || _reassembler.Append(tpdu, out var pdu, out _) != OperationStatus.Done)
+        {
+            throw new InvalidOperationException("not a whole PDU");
+        }
+        var request = S7Pdu.ParseRequest(pdu);
+        return (int)_policy.Evaluate(_source, new S7Target(_op, request), Stopwatch.GetTimestamp()).Reason;
+    }
+
     [Benchmark(Description = "S7 answer check read-var 1 item 20 bytes")]
     public S7ResponseStatus CheckAnswer() => S7Pdu.CheckResponse(_answer, _expectation, out _);
 }

@@ -170,7 +170,7 @@ public sealed class CompiledPolicy
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(ruleIndex, -1);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(ruleIndex, _rules.Length);
-        var request = target.Request;
+        ref readonly var request = ref target.Request;
         if (request.Status == S7RequestStatus.Malformed || request.Function is not (S7Function.ReadVar or S7Function.WriteVar))
         {
             return 0;

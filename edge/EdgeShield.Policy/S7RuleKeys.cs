@@ -126,7 +126,7 @@ internal sealed class S7RuleKeys : RuleKeys, IRuleKeys<S7Target>
 
     public DenyReason Check(in S7Target target)
     {
-        var request = target.Request;
+        ref readonly var request = ref target.Request;
         if (request.Status == S7RequestStatus.Malformed || !AllowsFunction(request))
         {
             return DenyReason.Function;

@@ -162,8 +162,14 @@ public readonly ref struct S7Request
     /// is malformed. <c>foreach (var item in request.Items)</c> allocates nothing.
     /// </summary>
     public S7ItemEnumerator Items => Status != S7RequestStatus.Malformed && Function is S7Function.ReadVar or S7Function.WriteVar
-        ? new S7ItemEnumerator(S7Pdu.ParseHeader(Pdu), ItemCount, Function == S7Function.WriteVar)
+        ? new S7ItemEnumerator(ItemParameters, ItemData, ItemCount, Function == S7Function.WriteVar)
         : default;
+
+    /// <summary>Read/write-var: the parameter block (function code, item count, items), kept so that walking the items again does not parse the header again.</summary>
+    internal ReadOnlySpan<byte> ItemParameters { get; init; }
+
+    /// <summary>Read/write-var: the data part (write-var's data blocks).</summary>
+    internal ReadOnlySpan<byte> ItemData { get; init; }
 
     /// <summary>Whether <see cref="PiService"/> is <paramref name="name"/> (ASCII), e.g. <c>"P_PROGRAM"u8</c>.</summary>
     public bool PiServiceIs(ReadOnlySpan<byte> name) => PiService.SequenceEqual(name);
@@ -182,10 +188,10 @@ public ref struct S7ItemEnumerator
     private int _index;
     private S7Item _current;
 
-    internal S7ItemEnumerator(S7Header header, int count, bool write)
+    internal S7ItemEnumerator(ReadOnlySpan<byte> parameters, ReadOnlySpan<byte> data, int count, bool write)
     {
-        _items = header.Parameters.Length >= 2 ? header.Parameters[2..] : default;
-        _data = header.Data;
+        _items = parameters.Length >= 2 ? parameters[2..] : default;
+        _data = data;
         _count = count;
         _write = write;
         _index = 0;
@@ -316,6 +322,8 @@ public static partial class S7Pdu
             TotalItemBytes = total,
             Status = status,
             Error = error,
+            ItemParameters = header.Parameters,
+            ItemData = header.Data,
         };
     }
 
