@@ -111,8 +111,8 @@ internal static class ReplayCommand
         return error != CaptureError.None && reader.FrameCount == 0 ? Cli.ExitUsage : Cli.ExitOk;
     }
 
-    /// <summary>The server port of a policy's protocol when --port is not given: 102 for S7comm, else 502.</summary>
-    internal static ushort DefaultPort(CompiledPolicy policy) => policy.Protocol == ListenerProtocol.S7comm ? (ushort)102 : (ushort)502;
+    /// <summary>The server port of a policy's protocol when --port is not given: 102 for S7comm, 2404 for IEC 104, else 502.</summary>
+    internal static ushort DefaultPort(CompiledPolicy policy) => ListenerProtocols.DefaultPort(policy.Protocol);
 
     /// <summary>Loads the config and picks the listener's compiled policy; prints why not.</summary>
     internal static bool TryLoadPolicy(string command, string configPath, string? listener, out string listenerName, out CompiledPolicy policy, bool printWarnings = true)

@@ -38,7 +38,7 @@ public sealed class CompiledPolicy
     /// <summary>
     /// <c>protocol:</c> of the policy: whose vocabulary its rules speak. <see cref="ListenerProtocol.ModbusTcp"/> for
     /// both Modbus framings (<c>modbus-tcp</c>, <c>modbus-rtu-over-tcp</c>: one vocabulary), or
-    /// <see cref="ListenerProtocol.S7comm"/>. A listener uses only a policy of its own protocol family.
+    /// <see cref="ListenerProtocol.S7comm"/> or <see cref="ListenerProtocol.Iec104"/>. A listener uses only a policy of its own protocol family.
     /// </summary>
     public ListenerProtocol Protocol { get; internal init; }
 
@@ -73,6 +73,15 @@ public sealed class CompiledPolicy
     /// type): as <see cref="Evaluate(SourceAddress, byte, in ModbusRequest, long)"/>, with the rules' S7 keys.
     /// </summary>
     public Verdict Evaluate(SourceAddress source, in S7Target target, long timestamp) => Evaluate<S7Target>(source, target, timestamp);
+
+    /// <summary>
+    /// Decides one IEC 104 command ASDU: as <see cref="Evaluate(SourceAddress, byte, in ModbusRequest, long)"/>, with the
+    /// rules' IEC 104 keys (scope: the common address; then type, IOA span, qualifier / value / select-before-operate).
+    /// <see cref="Iec104Refusals.Cause"/> turns a refusal into the station's cause. Allocates nothing and changes
+    /// nothing but the rate buckets: the session records selects and consumes them (<see cref="RequiresSelect"/>).
+    /// </summary>
+    /// <param name="timestamp">Now, as <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/> (also <see cref="Iec104Command.Now"/>).</param>
+    public Verdict Evaluate(SourceAddress source, in Iec104Command command, long timestamp) => Evaluate<Iec104Command>(source, command, timestamp);
 
     /// <summary>
     /// The common engine, for every protocol: sources, scope, maintenance, the protocol's keys, rate; first
@@ -153,6 +162,35 @@ public sealed class CompiledPolicy
         }
         return false;
     }
+
+    /// <summary>
+    /// True when some IEC 104 rule names this source (a disarmed maintenance rule too, whatever its common
+    /// addresses): the gateway closes the connection before STARTDT otherwise (DESIGN.md "IEC 60870-5-104").
+    /// Allocates nothing.
+    /// </summary>
+    public bool NamesIec104Source(SourceAddress source)
+    {
+        foreach (var rule in _rules)
+        {
+            if (rule.Keys is Iec104RuleKeys && rule.MatchesSource(source.Value))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// True when rule <paramref name="ruleIndex"/> (the one that allowed a select) has <c>select-before-operate: true</c>:
+    /// the session then records the select it forwards (<see cref="Iec104Selects.Selected"/>), and after an allowed
+    /// execute consumes it. False for -1 and for rules of other protocols.
+    /// </summary>
+    public bool RequiresSelect(int ruleIndex) =>
+        ruleIndex >= 0 && ruleIndex < _rules.Length && _rules[ruleIndex].Keys is Iec104RuleKeys { SelectBeforeOperate: true };
+
+    /// <summary><c>select-timeout:</c> of rule <paramref name="ruleIndex"/> (10 s when not written); <see cref="TimeSpan.Zero"/> for a rule without <c>select-before-operate</c>.</summary>
+    public TimeSpan SelectTimeout(int ruleIndex) =>
+        ruleIndex >= 0 && ruleIndex < _rules.Length && _rules[ruleIndex].Keys is Iec104RuleKeys { SelectBeforeOperate: true } keys ? keys.SelectTimeout : TimeSpan.Zero;
 
     /// <summary>
     /// The item return codes of a refused read-var or write-var job, one per item into <paramref name="codes"/>,

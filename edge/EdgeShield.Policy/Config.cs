@@ -47,6 +47,29 @@ public enum ListenerProtocol : byte
     ModbusRtuOverTcp,
     /// <summary>Siemens S7comm over ISO-on-TCP (TPKT + COTP), port 102.</summary>
     S7comm,
+    /// <summary>IEC 60870-5-104 (telecontrol: APCI + ASDU over TCP), port 2404.</summary>
+    Iec104,
+}
+
+/// <summary>The words and default ports of <see cref="ListenerProtocol"/> (DESIGN.md "Protocols").</summary>
+public static class ListenerProtocols
+{
+    /// <summary>The word of <c>protocol:</c> (<c>modbus-tcp</c>, <c>modbus-rtu-over-tcp</c>, <c>s7comm</c>, <c>iec104</c>).</summary>
+    public static string Word(ListenerProtocol protocol) => protocol switch
+    {
+        ListenerProtocol.ModbusRtuOverTcp => "modbus-rtu-over-tcp",
+        ListenerProtocol.S7comm => "s7comm",
+        ListenerProtocol.Iec104 => "iec104",
+        _ => "modbus-tcp",
+    };
+
+    /// <summary>The server port of the protocol where none is given (<c>replay</c>, <c>check --against</c>): 502, 102 or 2404.</summary>
+    public static ushort DefaultPort(ListenerProtocol protocol) => protocol switch
+    {
+        ListenerProtocol.S7comm => 102,
+        ListenerProtocol.Iec104 => 2404,
+        _ => 502,
+    };
 }
 
 /// <summary>Where a listener forwards to: <c>tcp://HOST:PORT</c> or <c>serial://BUS</c>.</summary>
@@ -77,6 +100,20 @@ public sealed record ListenerLimits
     public TimeSpan ResponseTimeout { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>How long a TCP connect to the PLC may take before requests are answered 0B.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// IEC 104 <c>k</c>: I-frames the gateway sends on one leg without an acknowledgement before it waits
+    /// (1..32767, the 15-bit sequence space halved). Only for <c>protocol: iec104</c> listeners; the same on both legs.
+    /// </summary>
+    public int K { get; init; } = 12;
+    /// <summary>IEC 104 <c>w</c>: I-frames received on one leg before the gateway acknowledges them (1..<see cref="K"/>).</summary>
+    public int W { get; init; } = 8;
+    /// <summary>IEC 104 <c>t1</c>: how long a sent I-frame or U-frame waits for its acknowledgement before the leg is closed.</summary>
+    public TimeSpan T1 { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>IEC 104 <c>t2</c>: the latest the gateway acknowledges received I-frames when it has none to send (below <see cref="T1"/>).</summary>
+    public TimeSpan T2 { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>IEC 104 <c>t3</c>: idle time on a leg before the gateway sends TESTFR act.</summary>
+    public TimeSpan T3 { get; init; } = TimeSpan.FromSeconds(20);
 }
 
 /// <summary>One entry of <c>listeners:</c>.</summary>

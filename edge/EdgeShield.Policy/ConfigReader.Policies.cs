@@ -99,7 +99,7 @@ internal sealed partial class ConfigReader
         {
             ok = false;
         }
-        var s7 = protocol?.Protocol == ListenerProtocol.S7comm;
+        var family = protocol?.Protocol ?? ListenerProtocol.ModbusTcp;
         PolicyMode mode = PolicyMode.Enforce;
         if (!map.TryGet("mode", out var modeNode))
         {
@@ -131,7 +131,12 @@ internal sealed partial class ConfigReader
         var names = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var ruleNode in Sequence(map, "rules", "rule"))
         {
-            var rule = s7 ? ReadS7Rule(ruleNode, rules.Count + 1, name) : ReadRule(ruleNode, rules.Count + 1, name);
+            var rule = family switch
+            {
+                ListenerProtocol.S7comm => ReadS7Rule(ruleNode, rules.Count + 1, name),
+                ListenerProtocol.Iec104 => ReadIec104Rule(ruleNode, rules.Count + 1, name),
+                _ => ReadRule(ruleNode, rules.Count + 1, name),
+            };
             if (rule is null)
             {
                 ok = false;
@@ -168,7 +173,7 @@ internal sealed partial class ConfigReader
             _diagnostics.Error(node, $"rule {number} is empty; a rule needs at least one of {string.Join(", ", RuleKeys)}");
             return null;
         }
-        var map = Map(node, "rule", RuleKeys, key => ForeignRuleKeyMessage(key, policy, s7: false));
+        var map = Map(node, "rule", RuleKeys, key => ForeignRuleKeyMessage(key, policy, ListenerProtocol.ModbusTcp));
         if (map is null)
         {
             return null;

@@ -10,7 +10,7 @@ internal sealed partial class ConfigReader
     /// <summary>The keys of a rule in a <c>protocol: s7comm</c> policy.</summary>
     private static readonly string[] S7RuleYamlKeys = ["name", "from", "connection", "function", "pi-service", "area", "db", "address", "type", "value", "rate", "maintenance"];
     /// <summary>Policy <c>protocol:</c>; both Modbus framings share one vocabulary.</summary>
-    private static readonly string[] PolicyProtocols = ["modbus-tcp", "modbus-rtu-over-tcp", "s7comm"];
+    private static readonly string[] PolicyProtocols = ["modbus-tcp", "modbus-rtu-over-tcp", "s7comm", "iec104"];
     private static readonly string[] S7FunctionGroups = ["read", "write", "program", "control", "engineering"];
     private static readonly string[] S7ConnectionWords = ["pg", "op", "basic", "plus-hmi", "plus-es"];
     /// <summary>The PI services of S7-300/400 CPUs by name (Wireshark <c>pi_service_names</c>); NC services are <c>_N_…</c>.</summary>
@@ -55,16 +55,12 @@ internal sealed partial class ConfigReader
             "modbus-tcp" => (ListenerProtocol.ModbusTcp, "modbus-tcp"),
             "modbus-rtu-over-tcp" => (ListenerProtocol.ModbusTcp, "modbus-rtu-over-tcp"),
             "s7comm" => (ListenerProtocol.S7comm, "s7comm"),
+            "iec104" => (ListenerProtocol.Iec104, "iec104"),
             _ => null,
         };
     }
 
-    private static string ProtocolWord(ListenerProtocol protocol) => protocol switch
-    {
-        ListenerProtocol.ModbusRtuOverTcp => "modbus-rtu-over-tcp",
-        ListenerProtocol.S7comm => "s7comm",
-        _ => "modbus-tcp",
-    };
+    private static string ProtocolWord(ListenerProtocol protocol) => ListenerProtocols.Word(protocol);
 
     /// <summary>The policy vocabulary a listener speaking <paramref name="protocol"/> needs.</summary>
     private static ListenerProtocol Family(ListenerProtocol protocol) =>
@@ -78,15 +74,20 @@ internal sealed partial class ConfigReader
             return;
         }
         var word = ProtocolWord(protocol);
-        var need = protocol == ListenerProtocol.S7comm ? "s7comm" : "modbus-tcp (or modbus-rtu-over-tcp)";
+        var need = Family(protocol) == ListenerProtocol.ModbusTcp ? "modbus-tcp (or modbus-rtu-over-tcp)" : word;
         _diagnostics.Error(policyNode,
             $"listener{(listener is null ? "" : $" '{listener}'")} speaks {word}, but policy '{policyNode.Value}' is protocol: {policy.Word}; "
             + $"a listener may only use a policy of its own protocol (use a policy with 'protocol: {need}')");
     }
 
     /// <summary>The error for a key a rule of this policy's protocol does not have: another protocol's key is named as such.</summary>
-    private static string ForeignRuleKeyMessage(string key, string policy, bool s7)
+    private static string ForeignRuleKeyMessage(string key, string policy, ListenerProtocol family)
     {
+        if (family == ListenerProtocol.Iec104)
+        {
+            return Iec104ForeignRuleKeyMessage(key, policy);
+        }
+        var s7 = family == ListenerProtocol.S7comm;
         if (s7 && IsModbusOnlyKey(key))
         {
             return $"'{key}' is a Modbus rule key, but policy '{policy}' is protocol: s7comm; valid keys of an S7 rule: {string.Join(", ", S7RuleYamlKeys)}";
@@ -94,6 +95,12 @@ internal sealed partial class ConfigReader
         if (!s7 && IsS7OnlyKey(key))
         {
             return $"'{key}' is an S7comm rule key, but policy '{policy}' is a Modbus policy (add 'protocol: s7comm' to the policy for S7 PLCs); valid keys of a Modbus rule: {string.Join(", ", RuleKeys)}";
+        }
+        if (Array.IndexOf(Iec104RuleYamlKeys, key) >= 0)
+        {
+            return s7
+                ? $"'{key}' is an IEC 104 rule key, but policy '{policy}' is protocol: s7comm; valid keys of an S7 rule: {string.Join(", ", S7RuleYamlKeys)}"
+                : $"'{key}' is an IEC 104 rule key, but policy '{policy}' is a Modbus policy (add 'protocol: iec104' to the policy for IEC 104 stations); valid keys of a Modbus rule: {string.Join(", ", RuleKeys)}";
         }
         return UnknownKeyMessage(key, s7 ? "S7 rule" : "rule", s7 ? S7RuleYamlKeys : RuleKeys);
     }
@@ -105,7 +112,7 @@ internal sealed partial class ConfigReader
             _diagnostics.Error(node, $"rule {number} is empty; a rule needs at least one of {string.Join(", ", S7RuleYamlKeys)}");
             return null;
         }
-        var map = Map(node, "S7 rule", S7RuleYamlKeys, key => ForeignRuleKeyMessage(key, policy, s7: true));
+        var map = Map(node, "S7 rule", S7RuleYamlKeys, key => ForeignRuleKeyMessage(key, policy, ListenerProtocol.S7comm));
         if (map is null)
         {
             return null;

@@ -10,8 +10,8 @@ internal sealed partial class ConfigReader
     private static readonly string[] SerialKeys = ["name", "device", "baud", "parity", "stop-bits", "response-timeout-ms", "turnaround-ms", "late-reply-guard-ms", "read-retries", "queue-depth", "queue-timeout-ms", "breaker-failures", "breaker-open-ms"];
     private static readonly string[] Parities = ["none", "even", "odd"];
     private static readonly string[] ListenerKeys = ["name", "bind", "protocol", "upstream", "policy", "limits"];
-    private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp", "s7comm"];
-    private static readonly string[] LimitKeys = ["connections-per-source", "max-connections", "pending-per-connection", "idle-timeout", "frame-timeout", "response-timeout", "connect-timeout"];
+    private static readonly string[] Protocols = ["modbus-tcp", "modbus-rtu-over-tcp", "s7comm", "iec104"];
+    private static readonly string[] LimitKeys = ["connections-per-source", "max-connections", "pending-per-connection", "idle-timeout", "frame-timeout", "response-timeout", "connect-timeout", "k", "w", "t1", "t2", "t3"];
     private static readonly string[] TelemetryKeys = ["mqtt", "format", "buffer", "poll"];
     private static readonly string[] MqttKeys = ["broker", "client-id", "topic-prefix", "tls", "username", "password-file"];
     private static readonly string[] TlsKeys = ["ca", "cert", "key"];
@@ -167,6 +167,7 @@ internal sealed partial class ConfigReader
                 {
                     case "modbus-rtu-over-tcp": protocol = ListenerProtocol.ModbusRtuOverTcp; break;
                     case "s7comm": protocol = ListenerProtocol.S7comm; break;
+                    case "iec104": protocol = ListenerProtocol.Iec104; break;
                 }
             }
 
@@ -181,6 +182,11 @@ internal sealed partial class ConfigReader
                 if (protocol == ListenerProtocol.S7comm && upstream is { Scheme: "serial" })
                 {
                     _diagnostics.Error(upstreamNode, $"an s7comm listener forwards to a PLC over ISO-on-TCP: 'upstream' must be tcp://HOST:PORT (usually port 102), not {upstreamNode.Value}");
+                    upstream = null;
+                }
+                else if (protocol == ListenerProtocol.Iec104 && upstream is { Scheme: "serial" })
+                {
+                    _diagnostics.Error(upstreamNode, $"an iec104 listener forwards to a station over TCP: 'upstream' must be tcp://HOST:PORT (usually port 2404), not {upstreamNode.Value}");
                     upstream = null;
                 }
             }
@@ -208,9 +214,10 @@ internal sealed partial class ConfigReader
             }
 
             var limits = new ListenerLimits();
-            if (map.TryGet("limits", out var limitsNode) && Map(limitsNode, "limits", LimitKeys) is { } limitsMap)
+            var limitKeys = protocol == ListenerProtocol.Iec104 ? LimitKeys : NonIec104LimitWords;
+            if (map.TryGet("limits", out var limitsNode) && Map(limitsNode, "limits", limitKeys, key => LimitKeyMessage(key, protocol, limitKeys)) is { } limitsMap)
             {
-                limits = ReadLimits(limitsMap);
+                limits = ReadLimits(limitsMap, protocol);
             }
 
             if (name is not null && bind is not null && upstream is not null && policy is not null)
@@ -229,7 +236,7 @@ internal sealed partial class ConfigReader
         return listeners;
     }
 
-    private ListenerLimits ReadLimits(KeyMap map)
+    private ListenerLimits ReadLimits(KeyMap map, ListenerProtocol protocol)
     {
         var limits = new ListenerLimits();
         if (OptionalInteger(map, "connections-per-source", 1, 65_535) is { } connections)
@@ -261,7 +268,7 @@ internal sealed partial class ConfigReader
         {
             limits = limits with { ConnectTimeout = connectTimeout };
         }
-        return limits;
+        return ReadIec104Limits(map, protocol, limits);
     }
 
     internal static bool TryParseBind(string text, out IPEndPoint endPoint)

@@ -223,7 +223,7 @@ public class ConfigLoaderTests
             "test.yaml:11:5: error: listener is missing required key 'policy' (the name of a policy under 'policies:'; no listener runs without one)",
             "test.yaml:11:11: error: duplicate listener name 'a' (first at line 6)",
             "test.yaml:12:11: error: bind 127.0.0.1:502 overlaps the listener at line 6 (0.0.0.0:502); each listener needs its own address and port",
-            "test.yaml:13:15: error: 'protocol' must be one of modbus-tcp, modbus-rtu-over-tcp, s7comm; found 'modbus-udp'; did you mean 'modbus-tcp'?",
+            "test.yaml:13:15: error: 'protocol' must be one of modbus-tcp, modbus-rtu-over-tcp, s7comm, iec104; found 'modbus-udp'; did you mean 'modbus-tcp'?",
             "test.yaml:14:15: error: 'upstream' must be tcp://HOST:PORT (port 1..65535) or serial://BUS, not 'tcp://10.0.0.1'",
             "test.yaml:16:11: error: 'bind' must be IP:PORT such as 0.0.0.0:502, 127.0.0.1:5020 or [::]:502 (port 0..65535), not 'localhost:502'",
             "test.yaml:17:15: error: 'upstream' must be tcp://HOST:PORT (port 1..65535) or serial://BUS, not 'http://x'");

@@ -66,7 +66,7 @@ public class S7ConfigTests
             "test.yaml:2:92: error: listener 's7' speaks s7comm, but policy 'modbus' is protocol: modbus-tcp; a listener may only use a policy of its own protocol (use a policy with 'protocol: s7comm')",
             "test.yaml:3:105: error: listener 'mb' speaks modbus-rtu-over-tcp, but policy 's7' is protocol: s7comm; a listener may only use a policy of its own protocol (use a policy with 'protocol: modbus-tcp (or modbus-rtu-over-tcp)')",
             "test.yaml:4:65: error: an s7comm listener forwards to a PLC over ISO-on-TCP: 'upstream' must be tcp://HOST:PORT (usually port 102), not serial://rs485-1",
-            "test.yaml:10:20: error: 'protocol' must be one of modbus-tcp, modbus-rtu-over-tcp, s7comm; found 's7'");
+            "test.yaml:10:20: error: 'protocol' must be one of modbus-tcp, modbus-rtu-over-tcp, s7comm, iec104; found 's7'");
     }
 
     [Fact]

@@ -15,6 +15,7 @@ public class SchemaTests
 {
     private const string Rules = "/properties/policies/additionalProperties/properties/rules/items/anyOf/0";
     private const string S7Rules = "/properties/policies/additionalProperties/properties/rules/items/anyOf/1";
+    private const string Iec104Rules = "/properties/policies/additionalProperties/properties/rules/items/anyOf/2";
 
     /// <summary>Which schema object each key array of the loader describes (JSON pointer; "" is the root).</summary>
     private static readonly Dictionary<string, string> KeyArrays = new(StringComparer.Ordinal)
@@ -27,6 +28,7 @@ public class SchemaTests
         ["PolicyKeys"] = "/properties/policies/additionalProperties",
         ["RuleKeys"] = Rules,
         ["S7RuleYamlKeys"] = S7Rules,
+        ["Iec104RuleYamlKeys"] = Iec104Rules,
         ["TelemetryKeys"] = "/properties/telemetry",
         ["MqttKeys"] = "/properties/telemetry/properties/mqtt",
         ["TlsKeys"] = "/properties/telemetry/properties/mqtt/properties/tls",
