@@ -5,8 +5,8 @@
 #   ./test.sh [dotnet test arguments…]      e.g. ./test.sh --filter "FullyQualifiedName~Refusal"
 #
 # The tests drive third-party peers and tools (mbpoll, pymodbus, libmodbus's own test programs,
-# snap7's S7 server and client, socat, tshark, Mosquitto, nft, systemd-analyze, clang for the Native
-# AOT test). As root the missing Debian packages are installed; as any other user, when one is missing, the one
+# snap7's S7 server and client, our IEC 104 station and client on lib60870, scapy, socat, tshark,
+# Mosquitto, nft, systemd-analyze, clang for the Native AOT test). As root the missing Debian packages are installed; as any other user, when one is missing, the one
 # `apt-get install …` line is printed and nothing runs (exit 3). Tests that need root or network
 # namespaces skip with their reason when not root. Exit status: 0 when every test passed.
 set -uo pipefail
@@ -15,10 +15,14 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 # What each package is for:
 #   mbpoll python3-pymodbus python3-serial-asyncio   independent Modbus clients and servers (judges, not our code)
-#   autoconf automake libtool make gcc libc6-dev   build libmodbus's test programs (tests/peers)
+#   autoconf automake libtool make gcc libc6-dev   build libmodbus's test programs and lib60870 with our IEC 104
+#                                      station and client (tests/peers)
+#   python3-scapy                      crafts malformed IEC 104 frames (tests/peers/iec104/craft.py, scapy's iec104
+#                                      layers; run with /usr/bin/python3) that tshark then judges
 #   socat                              pseudo-terminal pairs: a real serial line for RTU
 #   tshark                             the decoding oracle for captures and forensics pcapng
-#   clang zlib1g-dev lld llvm binutils file qemu-user-static   Native AOT publish (x64, arm64) and its qemu smoke test
+#   clang zlib1g-dev lld llvm binutils file qemu-user-static   Native AOT publish (x64, arm64) and its qemu smoke test;
+#                                      binutils' objcopy also for build-lib60870.sh
 #   systemd nftables                   systemd-analyze for the unit, nft for the generated ruleset
 #   mosquitto mosquitto-clients openssl   the MQTT broker of the telemetry tests and a test CA
 #   iproute2 faketime                  network namespaces (diode isolation), the clock-jump test
@@ -26,7 +30,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 #   g++ python3                        node-gyp's compiler and build driver for snap7 (below)
 #   nodejs npm libnode-dev             only when node is missing (the machine image has Node 20): snap7's S7 server and
 #                                      client (npm package node-snap7, built with node-gyp against Node's headers)
-packages=(mbpoll python3-pymodbus python3-serial-asyncio autoconf automake libtool make gcc libc6-dev socat tshark
+packages=(mbpoll python3-pymodbus python3-serial-asyncio autoconf automake libtool make gcc libc6-dev python3-scapy socat tshark
   clang zlib1g-dev lld llvm binutils file qemu-user-static systemd nftables mosquitto
   mosquitto-clients openssl iproute2 faketime procps g++ python3)
 command -v node >/dev/null || packages+=(nodejs npm libnode-dev)
@@ -50,6 +54,7 @@ fi
 
 tests/peers/build-libmodbus.sh || { echo "test.sh: could not build the libmodbus peer"; exit 3; }
 tests/peers/build-snap7.sh || { echo "test.sh: could not build the snap7 peer"; exit 3; }
+tests/peers/build-lib60870.sh || { echo "test.sh: could not build the lib60870 peer"; exit 3; }
 
 mkdir -p TestResults
 # Each test assembly ends with a line such as
