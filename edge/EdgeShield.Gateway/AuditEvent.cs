@@ -87,6 +87,8 @@ public readonly record struct AuditEvent
     public string? FunctionName { get; init; }
     /// <summary>S7: the first item the verdict is about (area, DB, byte span); default for none.</summary>
     public ProtocolItem Item { get; init; }
+    /// <summary>IEC 104: the ASDU's common address, first IOA and cause; empty otherwise.</summary>
+    public Iec104Fields Iec104 { get; init; }
     /// <summary>A fixed phrase: why.</summary>
     public string Reason { get; init; }
     /// <summary>The Modbus exception code sent to the client, or 0 for none.</summary>
@@ -106,6 +108,12 @@ public readonly record struct ProtocolItem(byte Index, byte Area, ushort Block, 
 }
 
 /// <summary>Where audit events go.</summary>
+/// <summary>What an IEC 104 event names of its ASDU: common address, first information object address and cause of transmission.</summary>
+public readonly record struct Iec104Fields(ushort CommonAddress, uint Ioa, byte Cause)
+{
+    public bool IsEmpty => Cause == 0;
+}
+
 public interface IAuditSink
 {
     /// <summary>Records an event; must not block and must not allocate.</summary>

@@ -327,6 +327,12 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         }
         WriteSpan(json, "read"u8, e.ReadSpan);
         WriteSpan(json, "write"u8, e.WriteSpan);
+        if (!e.Iec104.IsEmpty)
+        {
+            json.WriteNumber("ca"u8, e.Iec104.CommonAddress);
+            json.WriteNumber("ioa"u8, e.Iec104.Ioa);
+            json.WriteNumber("cause"u8, e.Iec104.Cause);
+        }
         if (!e.Item.IsEmpty)
         {
             json.WriteStartObject("item"u8);

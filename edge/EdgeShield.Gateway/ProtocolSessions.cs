@@ -1,3 +1,4 @@
+using EdgeShield.Gateway.Iec104;
 using EdgeShield.Gateway.Modbus;
 using EdgeShield.Gateway.S7comm;
 using EdgeShield.Policy;
@@ -18,6 +19,7 @@ internal static class ProtocolSessions
         ListenerProtocol.ModbusTcp => static (connection, upstream) => new ModbusSession(connection, upstream, ModbusClientFraming.Mbap),
         ListenerProtocol.ModbusRtuOverTcp => static (connection, upstream) => new ModbusSession(connection, upstream, ModbusClientFraming.RtuOverTcp),
         ListenerProtocol.S7comm => static (connection, upstream) => new S7Session(connection),
+        ListenerProtocol.Iec104 => static (connection, upstream) => new Iec104Session(connection),
         _ => throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "no session for this protocol"),
     };
 }

@@ -72,6 +72,42 @@ public readonly ref struct Iec104Command
     public const uint MaxIoa = 0xFFFFFF;
 
     /// <summary>Types whose qualifier carries S/E (select / execute): 45-50 and 58-63 (SCO, DCO, RCO, QOS). Not 51/64 (bitstrings).</summary>
+    /// <summary>
+    /// The command as rules see it, read from a well-formed (or unsized) ASDU: IOA span, values and qualifiers of
+    /// every object; the select-before-operate key of a single-object command (0 for several objects, which
+    /// select-before-operate never matches). Allocation-free.
+    /// </summary>
+    public static Iec104Command From(in Iec104Asdu asdu, Iec104Selects? selects, long now)
+    {
+        double min = 0, max = 0;
+        bool hasValue = IsSetPoint(asdu.Type) && asdu.TryGetValue(out min, out max);
+        ulong key = 0;
+        if (asdu.Status == Iec104AsduStatus.WellFormed && asdu.Count == 1)
+        {
+            foreach (var o in asdu)
+            {
+                key = Key(asdu.Type, asdu.CommonAddress, o.Ioa, o.Element);
+            }
+        }
+        bool wellFormed = asdu.Status == Iec104AsduStatus.WellFormed;
+        return new Iec104Command
+        {
+            Type = asdu.Type,
+            Cause = asdu.Cause,
+            CommonAddress = asdu.CommonAddress,
+            LowestIoa = wellFormed ? asdu.LowestIoa : asdu.FirstIoa,
+            HighestIoa = wellFormed ? asdu.HighestIoa : asdu.FirstIoa,
+            HasValue = hasValue,
+            ValueMin = min,
+            ValueMax = max,
+            IsSelect = asdu.IsSelect,
+            QualifierValid = asdu.QualifierValid,
+            CommandKey = key,
+            Selects = selects,
+            Now = now,
+        };
+    }
+
     public static bool CarriesSelect(byte type) => type is >= 45 and <= 50 or >= 58 and <= 63;
 
     /// <summary>Set-point types, the ones <c>value:</c> bounds: 48-50 and 61-63.</summary>

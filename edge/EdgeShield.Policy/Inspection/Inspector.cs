@@ -1,3 +1,4 @@
+using EdgeShield.Protocols.Iec104;
 using EdgeShield.Protocols.Modbus;
 using EdgeShield.Protocols.S7comm;
 
@@ -149,5 +150,46 @@ public static class Inspector
         return monitor
             ? new Inspection(InspectionKind.WouldDeny, verdict, policy.OnDeny, 0)
             : new Inspection(InspectionKind.Denied, verdict, policy.OnDeny, 0);
+    }
+
+    /// <summary>
+    /// Judges a new IEC 104 connection of <paramref name="source"/> before anything it sends is carried: no rule
+    /// names the source → refused, and the connection is closed before STARTDT (DESIGN.md "IEC 60870-5-104").
+    /// </summary>
+    public static Inspection InspectIec104Connect(CompiledPolicy policy, SourceAddress source)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        if (policy.NamesIec104Source(source))
+        {
+            return new Inspection(InspectionKind.Allowed, Verdict.Allow(-1), policy.OnDeny, 0);
+        }
+        var unnamed = new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1);
+        return policy.Mode == PolicyMode.Monitor
+            ? new Inspection(InspectionKind.WouldDeny, unnamed, policy.OnDeny, 0)
+            : new Inspection(InspectionKind.Denied, unnamed, OnDeny.Close, 0);
+    }
+
+    /// <summary>
+    /// Judges one ASDU a controlling station sent (an I-frame's payload): malformed closes; otherwise the rules,
+    /// with <paramref name="selects"/> the connection's confirmed selects for select-before-operate. A type the
+    /// codec cannot size is judged by its type and common address alone (only a rule naming 41 or 81-95 allows it).
+    /// </summary>
+    /// <remarks><see cref="Inspection.RefusalCode"/> is the cause of the station's negative confirmation (44, 46, 47, 7, 9, or 5 for a read).</remarks>
+    public static Inspection InspectIec104(CompiledPolicy policy, SourceAddress source, in Iec104Asdu asdu, Iec104Selects? selects, long timestamp)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        if (asdu.Status == Iec104AsduStatus.Malformed)
+        {
+            return new Inspection(InspectionKind.Malformed, new Verdict(VerdictKind.Deny, DenyReason.SourceOrUnit, -1), OnDeny.Close, 0);
+        }
+        var verdict = policy.Evaluate(source, Iec104Command.From(asdu, selects, timestamp), timestamp);
+        if (verdict.IsAllowed)
+        {
+            return new Inspection(InspectionKind.Allowed, verdict, policy.OnDeny, 0);
+        }
+        byte cause = Iec104Refusals.Cause(verdict, asdu.Type, asdu.Cause);
+        return policy.Mode == PolicyMode.Monitor
+            ? new Inspection(InspectionKind.WouldDeny, verdict, policy.OnDeny, cause)
+            : new Inspection(InspectionKind.Denied, verdict, policy.OnDeny, cause);
     }
 }

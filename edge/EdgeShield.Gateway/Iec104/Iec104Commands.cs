@@ -1,0 +1,174 @@
+namespace EdgeShield.Gateway.Iec104;
+
+/// <summary>
+/// The commands of one connection that the station has not finished answering (DESIGN.md "IEC 60870-5-104":
+/// a confirmation or termination must match a command outstanding on that connection). A command is keyed by
+/// type, common address and first IOA; it is <em>confirmed</em> by the station's activation (or deactivation)
+/// confirmation and finished by its termination, a negative confirmation, or, once confirmed, the end of
+/// its wait for a termination (not every command is terminated). Fixed capacity; each slot keeps a copy of
+/// the command's ASDU so that a command the station never confirmed is answered to the client as the station
+/// would refuse it. Thread-safe (the receive loop adds, the upstream loop and the sweeper take).
+/// </summary>
+internal sealed class Iec104Commands
+{
+    /// <summary>The longest ASDU an APDU carries (253 - 4 control octets).</summary>
+    public const int MaxAsdu = 249;
+
+    internal struct Slot
+    {
+        public bool InUse;
+        public bool Confirmed;
+        /// <summary>A select (S/E = 1) of a rule with select-before-operate: its positive confirmation arms the execute.</summary>
+        public bool IsSelect;
+        public byte Type;
+        public byte Cause;
+        public ushort CommonAddress;
+        public uint Ioa;
+        public ulong CommandKey;
+        /// <summary>Unconfirmed: when the gateway answers it as lost. Confirmed: when it stops waiting for a termination.</summary>
+        public long Deadline;
+        public long Sequence;
+        public int AsduLength;
+    }
+
+    private readonly Slot[] _slots;
+    private readonly byte[] _asdus;
+    private long _sequence;
+
+    public Iec104Commands(int capacity)
+    {
+        _slots = new Slot[capacity];
+        _asdus = new byte[capacity * MaxAsdu];
+    }
+
+    public int Count { get; private set; }
+
+    /// <summary>Adds a command the gateway forwards; false when the table is full.</summary>
+    public bool TryAdd(byte type, byte cause, ushort commonAddress, uint ioa, ulong commandKey, bool isSelect, ReadOnlySpan<byte> asdu, long deadline)
+    {
+        lock (_slots)
+        {
+            for (int i = 0; i < _slots.Length; i++)
+            {
+                if (_slots[i].InUse)
+                {
+                    continue;
+                }
+                _slots[i] = new Slot
+                {
+                    InUse = true, Type = type, Cause = cause, CommonAddress = commonAddress, Ioa = ioa, CommandKey = commandKey,
+                    IsSelect = isSelect, Deadline = deadline, Sequence = ++_sequence, AsduLength = asdu.Length,
+                };
+                asdu.CopyTo(_asdus.AsSpan(i * MaxAsdu, MaxAsdu));
+                Count++;
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Matches a confirmation or termination from the station to the oldest command it can answer: cause 7 or 9
+    /// an unconfirmed activation or deactivation; cause 10 a confirmed command; a negative confirmation
+    /// (P/N = 1) an unconfirmed command first. Updates or finishes that command.
+    /// </summary>
+    /// <returns>False when no outstanding command matches (the answer is dropped).</returns>
+    public bool TryMatch(byte type, byte cause, bool negative, ushort commonAddress, uint ioa, long now, long terminationWait, out Slot matched)
+    {
+        lock (_slots)
+        {
+            int best = -1;
+            for (int pass = 0; pass < 2 && best < 0; pass++)
+            {
+                // Pass 0: the commands this answer is for first; pass 1: what a negative answer may also close.
+                for (int i = 0; i < _slots.Length; i++)
+                {
+                    ref var slot = ref _slots[i];
+                    if (!slot.InUse || slot.Type != type || slot.CommonAddress != commonAddress || slot.Ioa != ioa)
+                    {
+                        continue;
+                    }
+                    bool fits = cause switch
+                    {
+                        7 => !slot.Confirmed && slot.Cause == 6,
+                        9 => !slot.Confirmed && slot.Cause == 8,
+                        10 => slot.Confirmed || pass == 1,
+                        _ => negative && (pass == 1 || !slot.Confirmed),
+                    };
+                    if (fits && (best < 0 || slot.Sequence < _slots[best].Sequence))
+                    {
+                        best = i;
+                    }
+                }
+            }
+            if (best < 0)
+            {
+                matched = default;
+                return false;
+            }
+            ref var found = ref _slots[best];
+            matched = found;
+            if (!negative && cause is 7 or 9 && !found.IsSelect)
+            {
+                // Confirmed: it now waits for its termination, which some commands never get.
+                found.Confirmed = true;
+                found.Deadline = now + terminationWait;
+            }
+            else
+            {
+                found = default;
+                Count--;
+            }
+            return true;
+        }
+    }
+
+    /// <summary>A read (C_RD_NA_1) is answered by the point's data with cause 5: finishes the oldest read of that address.</summary>
+    public void ReadAnswered(ushort commonAddress, uint ioa)
+    {
+        lock (_slots)
+        {
+            int best = -1;
+            for (int i = 0; i < _slots.Length; i++)
+            {
+                ref var slot = ref _slots[i];
+                if (slot.InUse && slot.Type == 102 && slot.CommonAddress == commonAddress && slot.Ioa == ioa && (best < 0 || slot.Sequence < _slots[best].Sequence))
+                {
+                    best = i;
+                }
+            }
+            if (best >= 0)
+            {
+                _slots[best] = default;
+                Count--;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes a command past its deadline at <paramref name="now"/> (every command with <see cref="long.MaxValue"/>):
+    /// an unconfirmed one is copied out with its ASDU (to be answered as lost); a confirmed one simply ends.
+    /// </summary>
+    /// <returns>False when none is due.</returns>
+    public bool TryTakeExpired(long now, out Slot expired, Span<byte> asdu)
+    {
+        lock (_slots)
+        {
+            for (int i = 0; i < _slots.Length; i++)
+            {
+                ref var slot = ref _slots[i];
+                if (!slot.InUse || (now != long.MaxValue && slot.Deadline > now))
+                {
+                    continue;
+                }
+                expired = slot;
+                _asdus.AsSpan(i * MaxAsdu, slot.AsduLength).CopyTo(asdu);
+                slot = default;
+                Count--;
+                return true;
+            }
+            expired = default;
+            return false;
+        }
+    }
+}

@@ -1,0 +1,660 @@
+using System.Diagnostics;
+using EdgeShield.Policy;
+using EdgeShield.Protocols;
+using EdgeShield.Protocols.Iec104;
+using EdgeShield.Transport;
+
+namespace EdgeShield.Gateway.Iec104;
+
+/// <summary>
+/// The IEC 60870-5-104 side of a client connection on a <c>protocol: iec104</c> listener (DESIGN.md "IEC
+/// 60870-5-104"): a protocol break. The gateway is a station to the client and a controlling station to the
+/// RTU, with its own sequence numbers, k/w windows, t1/t2/t3 and TESTFR on each leg (<see cref="Iec104Leg"/>);
+/// ASDUs and STARTDT/STOPDT are carried end to end. Every ASDU of the client is judged; a refused command is
+/// answered as a station answers it (the mirrored ASDU, P/N = 1, the cause of the closest rule) and never
+/// reaches the RTU, and no leg's numbering notices. From the RTU, a confirmation or termination must match a
+/// command outstanding on this connection (<see cref="Iec104Commands"/>); the rest of its well-formed ASDUs
+/// (monitor data, interrogated points) are relayed once STARTDT is confirmed.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "As ClientConnection's: a semaphore holds no OS handle unless its wait handle is asked for; flows may still touch it briefly after close.")]
+internal sealed class Iec104Session : IProtocolSession
+{
+    private const string ProtocolName = "iec104";
+
+    private readonly ClientConnection _connection;
+    private readonly GatewayListener _listener;
+    private readonly Iec104Leg _client;
+    private readonly Iec104Leg _station;
+    private readonly Iec104Selects _selects = new();
+    private readonly Iec104Commands _commands;
+    // Sends to the RTU come from the receive loop, the upstream loop and the sweeper; an upstream session's sends must not overlap.
+    private readonly SemaphoreSlim _stationSend = new(1, 1);
+    private readonly long _t1;
+    private readonly long _t2;
+    private readonly long _t3;
+    private readonly TimeSpan _t1Span;
+    private readonly long _terminationWait;
+    // The receive loop's own frames (to the client: refusals, U and S; to the RTU: a forwarded ASDU, U and S).
+    private readonly byte[] _toClientFromLoop = new byte[Iec104Limits.MaxFrame];
+    private readonly byte[] _toStationFromLoop = new byte[Iec104Limits.MaxFrame];
+    // The upstream loop's (the RTU's ASDUs for the client; its S, U frames).
+    private readonly byte[] _toClientFromStation = new byte[Iec104Limits.MaxFrame];
+    private readonly byte[] _toStationFromUpstream = new byte[Iec104Limits.MaxFrame];
+    // The sweeper's.
+    private readonly byte[] _toClientFromSweeper = new byte[Iec104Limits.MaxFrame];
+    private readonly byte[] _toStationFromSweeper = new byte[Iec104Limits.MaxFrame];
+    private readonly byte[] _expiredAsdu = new byte[Iec104Commands.MaxAsdu];
+    private volatile DataTransfer _transfer;
+    private bool _judgedSource;
+    // What the receive loop's last step asks of ReplyAsync / ForwardAsync.
+    private PendingSend _loopSend;
+    private int _loopLength;
+
+    private enum DataTransfer : byte
+    {
+        /// <summary>No STARTDT yet, or after STOPDT con: no I-frames.</summary>
+        Stopped = 0,
+        /// <summary>The client's STARTDT act is at the RTU.</summary>
+        Starting,
+        /// <summary>The RTU confirmed STARTDT: ASDUs flow.</summary>
+        Started,
+        /// <summary>The client's STOPDT act is at the RTU.</summary>
+        Stopping,
+    }
+
+    /// <summary>What the receive loop sends for its last step.</summary>
+    private enum PendingSend : byte
+    {
+        None = 0,
+        /// <summary>To the client: the refusal I-frame in <see cref="_toClientFromLoop"/> (numbered when sent).</summary>
+        ClientIFrame,
+        /// <summary>To the client: an S-frame acknowledging what it sent.</summary>
+        ClientS,
+        /// <summary>To the client: a U-frame in <see cref="_toClientFromLoop"/>.</summary>
+        ClientU,
+        /// <summary>To the RTU: the allowed ASDU (numbered when sent).</summary>
+        StationIFrame,
+        /// <summary>To the RTU: a U-frame (STARTDT or STOPDT act).</summary>
+        StationU,
+    }
+
+    public Iec104Session(ClientConnection connection)
+    {
+        _connection = connection;
+        _listener = connection.Listener;
+        var limits = _listener.Config.Limits;
+        _client = new Iec104Leg("client", limits.K, limits.W);
+        _station = new Iec104Leg("station", limits.K, limits.W);
+        _commands = new Iec104Commands(limits.PendingPerConnection);
+        _t1Span = limits.T1;
+        _t1 = Ticks(limits.T1);
+        _t2 = Ticks(limits.T2);
+        _t3 = Ticks(limits.T3);
+        _terminationWait = _t1;
+    }
+
+    private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
+
+    public IStreamFramer ResponseFramer => Iec104Framer.Instance;
+
+    public ClientStep Inspect(Span<byte> input)
+    {
+        var status = Iec104Framer.Instance.TryDelimit(input, out int consumed, out var fault);
+        if (status == System.Buffers.OperationStatus.NeedMoreData)
+        {
+            return new ClientStep(ClientAction.NeedMoreData, 0);
+        }
+        if (status == System.Buffers.OperationStatus.InvalidData)
+        {
+            Malformed(input[..Math.Min(input.Length, Iec104Limits.MaxFrame)], Iec104Framer.Instance.Describe(fault));
+            return new ClientStep(ClientAction.Close, 0);
+        }
+        var frame = input[..consumed];
+        long now = _connection.ReadAt;
+        _client.Received(now);
+        if (!_judgedSource)
+        {
+            _judgedSource = true;
+            var connect = Inspector.InspectIec104Connect(_listener.Policy.Current, _connection.Source);
+            if (connect.Kind == InspectionKind.Denied)
+            {
+                _listener.Counters.CountDenied();
+                Audit(frame, AuditEventKind.Denied, null, "no rule for this source: closed before STARTDT", closed: true);
+                return new ClientStep(ClientAction.Close, consumed);
+            }
+            if (connect.Kind == InspectionKind.WouldDeny)
+            {
+                Audit(frame, AuditEventKind.WouldDeny, null, "no rule for this source");
+            }
+        }
+        if (!Iec104Apdu.TryParse(frame, out var apdu, out fault))
+        {
+            Malformed(frame, "IEC 104: " + Iec104FrameErrors.Describe(fault));
+            return new ClientStep(ClientAction.Close, 0);
+        }
+        if (apdu.Format != Iec104Format.U && !_client.ApplyAcknowledgement(apdu.ReceiveSequence, now))
+        {
+            Malformed(frame, $"IEC 104: the client's N(R) {apdu.ReceiveSequence} acknowledges an I-frame the gateway never sent");
+            return new ClientStep(ClientAction.Close, 0);
+        }
+        return apdu.Format switch
+        {
+            Iec104Format.S => new ClientStep(ClientAction.Nothing, consumed),
+            Iec104Format.U => ClientU(frame, apdu.UFunction, consumed),
+            _ => ClientI(frame, apdu, consumed, now),
+        };
+    }
+
+    private ClientStep ClientU(ReadOnlySpan<byte> frame, Iec104UFunction function, int consumed)
+    {
+        switch (function)
+        {
+            case Iec104UFunction.TestFrAct:
+                // Each leg answers its own TESTFR: the RTU never sees the client's.
+                return LoopSend(PendingSend.ClientU, Iec104Writer.WriteU(_toClientFromLoop, Iec104UFunction.TestFrCon), consumed, ClientAction.Reply);
+            case Iec104UFunction.TestFrCon:
+                _client.TestConfirmed();
+                return new ClientStep(ClientAction.Nothing, consumed);
+            case Iec104UFunction.StartDtAct when _transfer is DataTransfer.Stopped:
+                _transfer = DataTransfer.Starting;
+                _connection.MarkAllowed();
+                return LoopSend(PendingSend.StationU, Iec104Writer.WriteU(_toStationFromLoop, Iec104UFunction.StartDtAct), consumed, ClientAction.Forward);
+            case Iec104UFunction.StopDtAct when _transfer is DataTransfer.Started or DataTransfer.Starting:
+                _transfer = DataTransfer.Stopping;
+                return LoopSend(PendingSend.StationU, Iec104Writer.WriteU(_toStationFromLoop, Iec104UFunction.StopDtAct), consumed, ClientAction.Forward);
+            case Iec104UFunction.StartDtAct or Iec104UFunction.StopDtAct:
+                // A repeated STARTDT while started (or STOPDT while stopped): confirmed as a station does, nothing changes.
+                var con = function == Iec104UFunction.StartDtAct ? Iec104UFunction.StartDtCon : Iec104UFunction.StopDtCon;
+                return LoopSend(PendingSend.ClientU, Iec104Writer.WriteU(_toClientFromLoop, con), consumed, ClientAction.Reply);
+            default:
+                Malformed(frame, $"IEC 104: the client sent {Iec104UFunctions.Name(function)}, which only a station sends");
+                return new ClientStep(ClientAction.Close, 0);
+        }
+    }
+
+    private ClientStep ClientI(ReadOnlySpan<byte> frame, in Iec104Apdu apdu, int consumed, long now)
+    {
+        if (!_client.ReceiveIFrame(apdu.SendSequence))
+        {
+            Malformed(frame, $"IEC 104: sequence error: the client's N(S) is {apdu.SendSequence}, expected {_client.ReceiveNext}");
+            return new ClientStep(ClientAction.Close, 0);
+        }
+        if (_transfer != DataTransfer.Started)
+        {
+            Malformed(frame, "IEC 104: an I-frame before the station confirmed STARTDT");
+            return new ClientStep(ClientAction.Close, 0);
+        }
+        if (!Iec104Asdu.TryParse(apdu.Asdu, out var asdu, out var fault))
+        {
+            Malformed(frame, "IEC 104 ASDU: " + Iec104FrameErrors.Describe(fault));
+            return new ClientStep(ClientAction.Close, 0);
+        }
+        var policy = _listener.Policy.Current;
+        // The order of judgement is Inspector.InspectIec104's, which replay asks too.
+        var inspection = Inspector.InspectIec104(policy, _connection.Source, asdu, _selects, now);
+        var verdict = inspection.Verdict;
+        switch (inspection.Kind)
+        {
+            case InspectionKind.Malformed:
+                Malformed(frame, "IEC 104 ASDU: malformed");
+                return new ClientStep(ClientAction.Close, 0);
+            case InspectionKind.Denied:
+                return Refuse(frame, asdu, policy, verdict, inspection.RefusalCode, consumed);
+            case InspectionKind.WouldDeny:
+                Audit(frame, AuditEventKind.WouldDeny, RuleName(policy, verdict), Reason(verdict, inspection.RefusalCode), asdu: asdu);
+                break;
+        }
+        bool tracked = ExpectsConfirmation(asdu);
+        bool select = tracked && asdu.IsSelect && policy.RequiresSelect(verdict.RuleIndex);
+        if (tracked && !_commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, KeyOf(asdu), select, asdu.Bytes,
+                now + _listener.ResponseTimeoutTicks))
+        {
+            _listener.Counters.CountDenied();
+            Audit(frame, AuditEventKind.PendingLimit, null, "too many commands outstanding on this connection", asdu: asdu);
+            return WriteRefusal(asdu, asdu.Cause == Iec104Refusals.CauseDeactivation ? Iec104Refusals.CauseDeactivationConfirmation : Iec104Refusals.CauseActivationConfirmation, OnDeny.Exception, consumed);
+        }
+        if (verdict.IsAllowed && asdu.IsCommand && policy.RequiresSelect(verdict.RuleIndex))
+        {
+            ulong key = KeyOf(asdu);
+            if (asdu.IsSelect)
+            {
+                _selects.Selected(key, now);
+            }
+            else
+            {
+                // One execute per confirmed select.
+                _selects.Consume(key);
+            }
+        }
+        _listener.Counters.CountAllowed();
+        _connection.MarkAllowed();
+        apdu.Asdu.CopyTo(_toStationFromLoop.AsSpan(Iec104Limits.ApciLength));
+        return LoopSend(PendingSend.StationIFrame, apdu.Asdu.Length, consumed, ClientAction.Forward);
+    }
+
+    /// <summary>A command or system request the station confirms (cause 6 or 8), or a read (cause 5): tracked until answered.</summary>
+    private static bool ExpectsConfirmation(in Iec104Asdu asdu) =>
+        asdu.Status == Iec104AsduStatus.WellFormed
+        && (asdu.Type == 102 ? asdu.Cause == Iec104Refusals.CauseRequest : asdu.Cause is Iec104Refusals.CauseActivation or Iec104Refusals.CauseDeactivation)
+        && Iec104Types.Group(asdu.Type) is not Iec104TypeGroup.Monitor;
+
+    private static ulong KeyOf(in Iec104Asdu asdu)
+    {
+        if (asdu.Status != Iec104AsduStatus.WellFormed || asdu.Count != 1)
+        {
+            return 0;
+        }
+        foreach (var o in asdu)
+        {
+            return Iec104Command.Key(asdu.Type, asdu.CommonAddress, o.Ioa, o.Element);
+        }
+        return 0;
+    }
+
+    private ClientStep Refuse(ReadOnlySpan<byte> frame, in Iec104Asdu asdu, CompiledPolicy policy, Verdict verdict, byte cause, int consumed)
+    {
+        _listener.Counters.CountDenied();
+        var onDeny = policy.OnDeny;
+        Audit(frame, AuditEventKind.Denied, RuleName(policy, verdict), Reason(verdict, cause), closed: onDeny == OnDeny.Close, asdu: asdu);
+        return WriteRefusal(asdu, cause, onDeny, consumed);
+    }
+
+    private ClientStep WriteRefusal(in Iec104Asdu asdu, byte cause, OnDeny onDeny, int consumed)
+    {
+        switch (onDeny)
+        {
+            case OnDeny.Drop:
+                // Nothing is answered, but the client's I-frame still counts: it is acknowledged in time.
+                return _client.MustAcknowledge ? LoopSend(PendingSend.ClientS, 0, consumed, ClientAction.Reply) : new ClientStep(ClientAction.Nothing, consumed);
+            case OnDeny.Close:
+                return new ClientStep(ClientAction.Close, consumed);
+        }
+        // The station's answer: the same ASDU, P/N = 1 and the cause; numbered when it is sent.
+        Iec104Writer.WriteMirror(_toClientFromLoop, 0, 0, asdu.Bytes, cause, negative: true);
+        return LoopSend(PendingSend.ClientIFrame, asdu.Bytes.Length, consumed, ClientAction.Reply);
+    }
+
+    private ClientStep LoopSend(PendingSend send, int length, int consumed, ClientAction action)
+    {
+        _loopSend = send;
+        _loopLength = length;
+        return new ClientStep(action, consumed, 0, length);
+    }
+
+    public async ValueTask ReplyAsync(ClientStep step)
+    {
+        var send = _loopSend;
+        _loopSend = PendingSend.None;
+        switch (send)
+        {
+            case PendingSend.ClientIFrame:
+                await SendIFrameToClientAsync(_toClientFromLoop, _loopLength);
+                break;
+            case PendingSend.ClientU:
+                await _connection.SendToClientAsync(_toClientFromLoop.AsMemory(0, Iec104Limits.ApciLength));
+                break;
+            case PendingSend.ClientS:
+                await _connection.SendToClientAsync(new SFrame(_client), _toClientFromLoop);
+                break;
+        }
+        if (_client.MustAcknowledge)
+        {
+            await _connection.SendToClientAsync(new SFrame(_client), _toClientFromLoop);
+        }
+    }
+
+    public async ValueTask ForwardAsync(ReadOnlyMemory<byte> frame, ClientStep step)
+    {
+        var send = _loopSend;
+        _loopSend = PendingSend.None;
+        bool sent = send switch
+        {
+            PendingSend.StationIFrame => await SendIFrameToStationAsync(_toStationFromLoop, _loopLength),
+            PendingSend.StationU => await SendToStationAsync(_toStationFromLoop.AsMemory(0, Iec104Limits.ApciLength)),
+            _ => true,
+        };
+        if (!sent && !_connection.Closed.IsCancellationRequested)
+        {
+            _listener.Audit.Write(Event(AuditEventKind.UpstreamUnreachable, null, "station unreachable or not acknowledging (t1)") with { ConnectionClosed = true });
+            _ = CloseAsync();
+            return;
+        }
+        if (_client.MustAcknowledge)
+        {
+            await _connection.SendToClientAsync(new SFrame(_client), _toClientFromLoop);
+        }
+    }
+
+    /// <summary>Sends the ASDU at <paramref name="buffer"/>[6..] to the client as the next I-frame of the client leg, waiting for its window (k) up to t1.</summary>
+    private async ValueTask SendIFrameToClientAsync(byte[] buffer, int asduLength)
+    {
+        if (!await _client.TakeWindowAsync(_t1Span, _connection.Closed))
+        {
+            if (!_connection.Closed.IsCancellationRequested)
+            {
+                _listener.Audit.Write(Event(AuditEventKind.IdleTimeout, null, "t1: the client did not acknowledge within t1 (k frames unacknowledged)") with { ConnectionClosed = true });
+                _ = CloseAsync();
+            }
+            return;
+        }
+        await _connection.SendToClientAsync(new IFrame(_client, asduLength), buffer);
+    }
+
+    /// <summary>Sends the ASDU at <paramref name="buffer"/>[6..] to the RTU as the next I-frame of the station leg; false when it cannot be sent.</summary>
+    private async ValueTask<bool> SendIFrameToStationAsync(byte[] buffer, int asduLength)
+    {
+        if (!await _station.TakeWindowAsync(_t1Span, _connection.Closed))
+        {
+            return false;
+        }
+        await _stationSend.WaitAsync(_connection.Closed);
+        try
+        {
+            int length = new IFrame(_station, asduLength).Write(buffer);
+            return await _connection.SendUpstreamAsync(buffer.AsMemory(0, length)) > 0;
+        }
+        finally
+        {
+            _stationSend.Release();
+        }
+    }
+
+    private async ValueTask<bool> SendToStationAsync(ReadOnlyMemory<byte> frame)
+    {
+        try
+        {
+            await _stationSend.WaitAsync(_connection.Closed);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        try
+        {
+            return await _connection.SendUpstreamAsync(frame) > 0;
+        }
+        finally
+        {
+            _stationSend.Release();
+        }
+    }
+
+    private async ValueTask<bool> SendSFrameToStationAsync(byte[] buffer)
+    {
+        try
+        {
+            await _stationSend.WaitAsync(_connection.Closed);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        try
+        {
+            int length = new SFrame(_station).Write(buffer);
+            return await _connection.SendUpstreamAsync(buffer.AsMemory(0, length)) > 0;
+        }
+        finally
+        {
+            _stationSend.Release();
+        }
+    }
+
+    public async ValueTask OnResponseAsync(Memory<byte> packet, int generation)
+    {
+        long now = Stopwatch.GetTimestamp();
+        _station.Received(now);
+        var action = StationFrame(packet.Span, now, out int asduLength);
+        switch (action)
+        {
+            case StationAction.ForwardAsdu:
+                _listener.Counters.CountResponse();
+                await SendIFrameToClientAsync(_toClientFromStation, asduLength);
+                break;
+            case StationAction.TestFrCon:
+                await SendToStationAsync(_toStationFromUpstream.AsMemory(0, Iec104Limits.ApciLength));
+                break;
+            case StationAction.ClientU:
+                await _connection.SendToClientAsync(_toClientFromStation.AsMemory(0, Iec104Limits.ApciLength));
+                break;
+        }
+        if (_station.MustAcknowledge)
+        {
+            await SendSFrameToStationAsync(_toStationFromUpstream);
+        }
+    }
+
+    private enum StationAction : byte
+    {
+        Nothing = 0,
+        /// <summary>The ASDU in _toClientFromStation[6..] goes to the client.</summary>
+        ForwardAsdu,
+        /// <summary>Answer the RTU's TESTFR act (in _toStationFromUpstream).</summary>
+        TestFrCon,
+        /// <summary>A STARTDT/STOPDT con for the client (in _toClientFromStation).</summary>
+        ClientU,
+    }
+
+    /// <summary>Judges one APDU of the RTU; synchronous (spans).</summary>
+    private StationAction StationFrame(ReadOnlySpan<byte> frame, long now, out int asduLength)
+    {
+        asduLength = 0;
+        if (!Iec104Apdu.TryParse(frame, out var apdu, out var fault))
+        {
+            StationFault("the station sent a malformed APDU: " + Iec104FrameErrors.Describe(fault));
+            return StationAction.Nothing;
+        }
+        if (apdu.Format != Iec104Format.U && !_station.ApplyAcknowledgement(apdu.ReceiveSequence, now))
+        {
+            StationFault($"the station's N(R) {apdu.ReceiveSequence} acknowledges an I-frame the gateway never sent");
+            return StationAction.Nothing;
+        }
+        if (apdu.Format == Iec104Format.S)
+        {
+            return StationAction.Nothing;
+        }
+        if (apdu.Format == Iec104Format.U)
+        {
+            return StationU(apdu.UFunction);
+        }
+        if (!_station.ReceiveIFrame(apdu.SendSequence))
+        {
+            StationFault($"sequence error: the station's N(S) is {apdu.SendSequence}, expected {_station.ReceiveNext}");
+            return StationAction.Nothing;
+        }
+        if (!Iec104Asdu.TryParse(apdu.Asdu, out var asdu, out fault) || asdu.Status != Iec104AsduStatus.WellFormed)
+        {
+            // Acknowledged on the station leg (its numbering stays intact) but never carried to the client.
+            _listener.Counters.CountResponseMismatch();
+            _listener.Audit.Write(Event(AuditEventKind.ResponseMismatch, null,
+                asdu.Status == Iec104AsduStatus.UnknownType ? $"the station sent type {asdu.Type}, which the gateway cannot check: dropped"
+                : "the station sent a malformed ASDU: dropped (" + Iec104FrameErrors.Describe(fault) + ")"));
+            return StationAction.Nothing;
+        }
+        if (_transfer != DataTransfer.Started)
+        {
+            _listener.Counters.CountResponseMismatch();
+            _listener.Audit.Write(Event(AuditEventKind.UnmatchedResponse, null, "the station sent an ASDU before STARTDT was confirmed: dropped") with { Iec104 = Fields(asdu) });
+            return StationAction.Nothing;
+        }
+        byte cause = asdu.Cause;
+        bool answer = cause is 7 or 9 or 10 || (asdu.Negative && cause is >= 44 and <= 47);
+        if (answer)
+        {
+            if (!_commands.TryMatch(asdu.Type, cause, asdu.Negative, asdu.CommonAddress, asdu.FirstIoa, now, _terminationWait, out var command))
+            {
+                _listener.Counters.CountResponseMismatch();
+                _listener.Audit.Write(Event(AuditEventKind.UnmatchedResponse, Iec104Types.Name(asdu.Type),
+                    $"the station's {Iec104Causes.Name(cause)}{(asdu.Negative ? " (negative)" : "")} answers no command outstanding on this connection: dropped") with { Iec104 = Fields(asdu) });
+                return StationAction.Nothing;
+            }
+            if (command.IsSelect && cause == 7)
+            {
+                _selects.Confirmed(command.CommandKey, positive: !asdu.Negative, now);
+            }
+        }
+        else if (cause == Iec104Refusals.CauseRequest)
+        {
+            _commands.ReadAnswered(asdu.CommonAddress, asdu.FirstIoa);
+        }
+        asdu.Bytes.CopyTo(_toClientFromStation.AsSpan(Iec104Limits.ApciLength));
+        asduLength = asdu.Bytes.Length;
+        return StationAction.ForwardAsdu;
+    }
+
+    private StationAction StationU(Iec104UFunction function)
+    {
+        switch (function)
+        {
+            case Iec104UFunction.TestFrAct:
+                Iec104Writer.WriteU(_toStationFromUpstream, Iec104UFunction.TestFrCon);
+                return StationAction.TestFrCon;
+            case Iec104UFunction.TestFrCon:
+                _station.TestConfirmed();
+                return StationAction.Nothing;
+            case Iec104UFunction.StartDtCon when _transfer == DataTransfer.Starting:
+                _transfer = DataTransfer.Started;
+                Iec104Writer.WriteU(_toClientFromStation, Iec104UFunction.StartDtCon);
+                return StationAction.ClientU;
+            case Iec104UFunction.StopDtCon when _transfer == DataTransfer.Stopping:
+                _transfer = DataTransfer.Stopped;
+                Iec104Writer.WriteU(_toClientFromStation, Iec104UFunction.StopDtCon);
+                return StationAction.ClientU;
+            default:
+                StationFault($"the station sent {Iec104UFunctions.Name(function)}, which it has no reason to send now");
+                return StationAction.Nothing;
+        }
+    }
+
+    private void StationFault(string reason)
+    {
+        _listener.Counters.CountResponseMismatch();
+        _listener.Audit.Write(Event(AuditEventKind.UpstreamLost, null, reason) with { ConnectionClosed = true });
+        _ = CloseAsync();
+    }
+
+    public ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FrameFault fault)
+    {
+        _listener.Audit.Write(Event(AuditEventKind.UpstreamLost, null, loss == UpstreamLoss.InvalidFraming
+            ? "the station sent bytes that are not IEC 104: " + ResponseFramer.Describe(fault)
+            : "station connection lost: the client's connection is closed (its sequence numbers went with it)") with { ConnectionClosed = true });
+        // The RTU's numbering went with its TCP connection: the client reconnects and starts again, as it would direct.
+        _ = CloseAsync();
+        return ValueTask.CompletedTask;
+    }
+
+    private Task CloseAsync()
+    {
+        _client.Close();
+        _station.Close();
+        return _connection.CloseAsync();
+    }
+
+    /// <summary>Always: the timers of both legs run for the whole connection (the sweeper asks every 50 ms).</summary>
+    public bool HasPending => true;
+
+    public async ValueTask AnswerExpiredAsync(long now)
+    {
+        if (_connection.Closed.IsCancellationRequested)
+        {
+            return;
+        }
+        if (_client.T1Expired(now, _t1) || _station.T1Expired(now, _t1))
+        {
+            var leg = _client.T1Expired(now, _t1) ? _client : _station;
+            _listener.Audit.Write(Event(AuditEventKind.IdleTimeout, null, $"t1: the {leg.Name} did not acknowledge within t1") with { ConnectionClosed = true });
+            _ = CloseAsync();
+            return;
+        }
+        // Commands the station never confirmed: the client gets the negative confirmation a station gives.
+        while (_commands.TryTakeExpired(now, out var expired, _expiredAsdu))
+        {
+            if (expired.Confirmed)
+            {
+                continue;
+            }
+            _listener.Counters.CountTimeout();
+            _listener.Audit.Write(Event(AuditEventKind.ResponseTimeout, Iec104Types.Name(expired.Type), "the station did not confirm within response-timeout: negative confirmation sent")
+                with { Iec104 = new Iec104Fields(expired.CommonAddress, expired.Ioa, expired.Cause) });
+            byte cause = expired.Type == 102 ? Iec104Refusals.CauseRequest
+                : expired.Cause == Iec104Refusals.CauseDeactivation ? Iec104Refusals.CauseDeactivationConfirmation : Iec104Refusals.CauseActivationConfirmation;
+            Iec104Writer.WriteMirror(_toClientFromSweeper, 0, 0, _expiredAsdu.AsSpan(0, expired.AsduLength), cause, negative: true);
+            await SendIFrameToClientAsync(_toClientFromSweeper, expired.AsduLength);
+        }
+        if (_client.T2Due(now, _t2))
+        {
+            await _connection.SendToClientAsync(new SFrame(_client), _toClientFromSweeper);
+        }
+        if (_station.T2Due(now, _t2))
+        {
+            await SendSFrameToStationAsync(_toStationFromSweeper);
+        }
+        if (_client.T3Due(now, _t3))
+        {
+            _client.TestSent(now);
+            Iec104Writer.WriteU(_toClientFromSweeper, Iec104UFunction.TestFrAct);
+            await _connection.SendToClientAsync(_toClientFromSweeper.AsMemory(0, Iec104Limits.ApciLength));
+        }
+        if (_transfer != DataTransfer.Stopped && _station.T3Due(now, _t3))
+        {
+            _station.TestSent(now);
+            Iec104Writer.WriteU(_toStationFromSweeper, Iec104UFunction.TestFrAct);
+            await SendToStationAsync(_toStationFromSweeper.AsMemory(0, Iec104Limits.ApciLength));
+        }
+    }
+
+    /// <summary>An I-frame numbered for its leg when it is written, under that leg's send lock: numbers go out in order.</summary>
+    private readonly struct IFrame(Iec104Leg leg, int asduLength) : IClientReply
+    {
+        public int Write(Span<byte> destination)
+        {
+            var (ns, nr) = leg.NextIFrame(Stopwatch.GetTimestamp());
+            destination[0] = Iec104Limits.StartOctet;
+            destination[1] = (byte)(4 + asduLength);
+            destination[2..Iec104Limits.ApciLength].Clear();
+            Iec104Writer.SetControl(destination[..(Iec104Limits.ApciLength + asduLength)], ns, nr);
+            return Iec104Limits.ApciLength + asduLength;
+        }
+    }
+
+    /// <summary>An S-frame acknowledging every I-frame received on its leg, written under that leg's send lock.</summary>
+    private readonly struct SFrame(Iec104Leg leg) : IClientReply
+    {
+        public int Write(Span<byte> destination)
+        {
+            return Iec104Writer.WriteS(destination, leg.Acknowledge(Stopwatch.GetTimestamp()));
+        }
+    }
+
+    private static string? RuleName(CompiledPolicy policy, Verdict verdict) =>
+        verdict.RuleIndex >= 0 && verdict.RuleIndex < policy.RuleNames.Count ? policy.RuleNames[verdict.RuleIndex] : null;
+
+    private static string Reason(Verdict verdict, byte cause) =>
+        $"{(verdict.Reason == DenyReason.SourceOrUnit ? "no rule for this source and common address" : AuditEvents.Reason(verdict.Reason))} (cause {cause}: {Iec104Causes.Name(cause)})";
+
+    private static Iec104Fields Fields(in Iec104Asdu asdu) => new(asdu.CommonAddress, asdu.FirstIoa, asdu.Cause);
+
+    private void Malformed(ReadOnlySpan<byte> frame, string reason)
+    {
+        _listener.Counters.CountMalformed();
+        var malformed = Event(AuditEventKind.Malformed, null, reason) with { ConnectionClosed = true };
+        _listener.Audit.Write(malformed);
+        _connection.Tap?.Record(frame, malformed, _connection.StreamOffset);
+    }
+
+    private void Audit(ReadOnlySpan<byte> frame, AuditEventKind kind, string? rule, string reason, bool closed = false, in Iec104Asdu asdu = default)
+    {
+        var e = Event(kind, asdu.Bytes.IsEmpty ? null : Iec104Types.Name(asdu.Type), reason) with
+        {
+            Rule = rule,
+            ConnectionClosed = closed,
+            FunctionCode = asdu.Bytes.IsEmpty ? (short)-1 : asdu.Type,
+            Iec104 = asdu.Bytes.IsEmpty ? default : Fields(asdu),
+        };
+        _listener.Audit.Write(e);
+        _connection.Tap?.Record(frame, e, _connection.StreamOffset);
+    }
+
+    private AuditEvent Event(AuditEventKind kind, string? typeName, string reason) =>
+        _connection.Event(kind, -1, -1, reason) with { Protocol = ProtocolName, FunctionName = typeName };
+}
