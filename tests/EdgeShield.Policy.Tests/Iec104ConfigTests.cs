@@ -276,4 +276,20 @@ public class Iec104ConfigTests
             "test.yaml:10:87: error: 'k' is a limit of IEC 104 listeners (k, w, t1, t2, t3), and this listener speaks modbus-tcp",
             "test.yaml:10:94: error: 't3' is a limit of IEC 104 listeners (k, w, t1, t2, t3), and this listener speaks modbus-tcp");
     }
+
+    [Fact]
+    public void PolicyPageExample_Loads()
+    {
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(EdgeShield.Protocols.Tests.TestData.Directory))!;
+        var page = File.ReadAllText(Path.Combine(root, "docs", "POLICY.md"));
+        var section = page[page.IndexOf("## IEC 104 policies", StringComparison.Ordinal)..];
+        var start = section.IndexOf("```yaml\n", StringComparison.Ordinal) + "```yaml\n".Length;
+        var yaml = section[start..section.IndexOf("```", start, StringComparison.Ordinal)];
+        var result = Load(yaml);
+        Assert.True(result.Diagnostics.Count == 0, string.Join("\n", Lines(result)));
+        var policy = result.Config!.Policies["rtu7"];
+        Assert.Equal(4, policy.RuleNames.Count);
+        Assert.True(Evaluate(policy, ClockSync(0xFFFF), "10.30.0.2").IsAllowed);
+        Assert.False(Evaluate(policy, ClockSync(0xFFFF), "10.30.0.3").IsAllowed);
+    }
 }
