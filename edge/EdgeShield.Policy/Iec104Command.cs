@@ -20,7 +20,11 @@ public readonly ref struct Iec104Command
     /// <summary>The type identification (45 C_SC_NA_1 …; <see cref="Iec104TypeId"/>).</summary>
     public byte Type { get; init; }
 
-    /// <summary>The cause of transmission (bits 0-5): 6 activation, 8 deactivation, 5 request (C_RD_NA_1)…</summary>
+    /// <summary>
+    /// The cause of transmission (bits 0-5): 6 activation, 8 deactivation, 5 request (C_RD_NA_1)… Rules do not judge it
+    /// (a cause the type does not take is the session's to answer, 45, before the policy is asked); it chooses the
+    /// refusal's cause (<see cref="Iec104Refusals.Cause"/>: 7, 9 or 5).
+    /// </summary>
     public byte Cause { get; init; }
 
     /// <summary>The common address (station); 0xFFFF is the global address.</summary>

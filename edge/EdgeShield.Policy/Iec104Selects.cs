@@ -8,7 +8,7 @@ namespace EdgeShield.Policy;
 /// <remarks>
 /// The session's part: <see cref="Selected"/> when it forwards an allowed select (S/E = 1, cause 6) of a rule that
 /// <see cref="CompiledPolicy.RequiresSelect"/>; <see cref="Confirmed"/> when the station's activation confirmation
-/// of it arrives (P/N = 1 removes it); <see cref="Consume"/> after it forwarded an allowed execute (one execute per
+/// of it arrives (the mirrored ASDU with S/E = 1, cause 7; P/N = 1 removes it; never for an execute's confirmation); <see cref="Consume"/> after it forwarded an allowed execute (one execute per
 /// select), and for a deactivation (break-off) of the select. Rules only ask <see cref="HasConfirmedSelect"/>,
 /// which changes nothing: several rules may be asked about one request. <c>select-timeout</c> runs from the select,
 /// as the station's own timer does. When the table is full, a new select takes the oldest entry's place.
