@@ -76,7 +76,6 @@ public class Iec104ConfigTests
         Assert.Equal(TimeSpan.FromSeconds(10), policy.SelectTimeout(1));
         Assert.False(policy.RequiresSelect(3));
         Assert.Equal(TimeSpan.FromSeconds(30), policy.SelectTimeout(4));
-
     }
 
     [Fact]
