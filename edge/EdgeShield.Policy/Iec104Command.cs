@@ -69,6 +69,13 @@ public readonly ref struct Iec104Command
     /// <summary>An execute (S/E = 0) of a type that can be selected (<see cref="CarriesSelect"/>): what <c>select-before-operate</c> gates.</summary>
     public bool IsExecuteOfSelectable => CarriesSelect(Type) && !IsSelect;
 
+    /// <summary>
+    /// A <see cref="CommandKey"/> that identifies nothing (a multi-object command, a command the session could not
+    /// key): <see cref="Iec104Selects"/> never records nor confirms it, so it never satisfies select-before-operate.
+    /// <see cref="Key(byte, ushort, uint, ReadOnlySpan{byte})"/> never returns it.
+    /// </summary>
+    public const ulong NoKey = 0;
+
     /// <summary>The global common address (broadcast to every station behind the address).</summary>
     public const ushort GlobalAddress = 0xFFFF;
 
@@ -110,7 +117,7 @@ public readonly ref struct Iec104Command
     /// the IOA) without its CP56Time2a time tag and with S/E cleared, so a select and its execute (same type, CA,
     /// IOA, value and qualifier but S/E and time) get the same key. Two commands to the same type, CA and IOA with
     /// different elements (up to 8 octets) never share a key; keys of different objects are mixed with a secret
-    /// of the process. Allocation-free.
+    /// of the process. Never <see cref="NoKey"/>. Allocation-free.
     /// </summary>
     public static ulong Key(byte type, ushort commonAddress, uint ioa, ReadOnlySpan<byte> element)
     {
@@ -143,7 +150,8 @@ public readonly ref struct Iec104Command
         {
             hash = Mix(hash ^ chunk);
         }
-        return Mix(hash ^ (ulong)element.Length);
+        hash = Mix(hash ^ (ulong)element.Length);
+        return hash == NoKey ? 1 : hash;
     }
 
     private static readonly ulong Seed = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));

@@ -12,6 +12,8 @@ namespace EdgeShield.Policy;
 /// select), and for a deactivation (break-off) of the select. Rules only ask <see cref="HasConfirmedSelect"/>,
 /// which changes nothing: several rules may be asked about one request. <c>select-timeout</c> runs from the select,
 /// as the station's own timer does. When the table is full, a new select takes the oldest entry's place.
+/// Key 0 is no key (<see cref="Iec104Command.NoKey"/>, e.g. a multi-object command): it is never recorded and
+/// never confirmed, so select-before-operate never allows an execute without a key.
 /// Thread-safe: the connection's receive loop (selects, executes) and upstream loop (confirmations) share it
 /// under a per-table lock.
 /// </remarks>
@@ -65,6 +67,10 @@ public sealed class Iec104Selects
     /// </summary>
     public void Selected(ulong commandKey, long now)
     {
+        if (commandKey == Iec104Command.NoKey)
+        {
+            return;
+        }
         lock (_lock)
         {
             var slot = Find(commandKey);
@@ -154,6 +160,10 @@ public sealed class Iec104Selects
 
     private int Find(ulong commandKey)
     {
+        if (commandKey == Iec104Command.NoKey)
+        {
+            return -1;
+        }
         for (var i = 0; i < _keys.Length; i++)
         {
             if (_states[i] != Free && _keys[i] == commandKey)
