@@ -62,6 +62,11 @@ internal static class ReplayCommand
         {
             return Cli.ExitUsage;
         }
+        if (policy.Protocol == ListenerProtocol.Iec104)
+        {
+            Console.Error.WriteLine("edgeshield replay: the listener's policy is protocol: iec104, whose captures cannot be replayed yet (the IEC 104 codec is being built)");
+            return Cli.ExitUsage;
+        }
         if (!TryOpenCapture("replay", capturePath, out var reader))
         {
             return Cli.ExitUsage;

@@ -20,7 +20,11 @@ public readonly ref struct Iec104Command
     /// <summary>The type identification (45 C_SC_NA_1 …; <see cref="Iec104TypeId"/>).</summary>
     public byte Type { get; init; }
 
-    /// <summary>The cause of transmission (bits 0-5): 6 activation, 8 deactivation, 5 request (C_RD_NA_1)…</summary>
+    /// <summary>
+    /// The cause of transmission (bits 0-5): 6 activation, 8 deactivation, 5 request (C_RD_NA_1)… Rules do not judge it
+    /// (a cause the type does not take is the session's to answer, 45, before the policy is asked); it chooses the
+    /// refusal's cause (<see cref="Iec104Refusals.Cause"/>: 7, 9 or 5).
+    /// </summary>
     public byte Cause { get; init; }
 
     /// <summary>The common address (station); 0xFFFF is the global address.</summary>
@@ -64,6 +68,13 @@ public readonly ref struct Iec104Command
 
     /// <summary>An execute (S/E = 0) of a type that can be selected (<see cref="CarriesSelect"/>): what <c>select-before-operate</c> gates.</summary>
     public bool IsExecuteOfSelectable => CarriesSelect(Type) && !IsSelect;
+
+    /// <summary>
+    /// A <see cref="CommandKey"/> that identifies nothing (a multi-object command, a command the session could not
+    /// key): <see cref="Iec104Selects"/> never records nor confirms it, so it never satisfies select-before-operate.
+    /// <see cref="Key(byte, ushort, uint, ReadOnlySpan{byte})"/> never returns it.
+    /// </summary>
+    public const ulong NoKey = 0;
 
     /// <summary>The global common address (broadcast to every station behind the address).</summary>
     public const ushort GlobalAddress = 0xFFFF;
@@ -142,7 +153,7 @@ public readonly ref struct Iec104Command
     /// the IOA) without its CP56Time2a time tag and with S/E cleared, so a select and its execute (same type, CA,
     /// IOA, value and qualifier but S/E and time) get the same key. Two commands to the same type, CA and IOA with
     /// different elements (up to 8 octets) never share a key; keys of different objects are mixed with a secret
-    /// of the process. Allocation-free.
+    /// of the process. Never <see cref="NoKey"/>. Allocation-free.
     /// </summary>
     public static ulong Key(byte type, ushort commonAddress, uint ioa, ReadOnlySpan<byte> element)
     {
@@ -175,7 +186,8 @@ public readonly ref struct Iec104Command
         {
             hash = Mix(hash ^ chunk);
         }
-        return Mix(hash ^ (ulong)element.Length);
+        hash = Mix(hash ^ (ulong)element.Length);
+        return hash == NoKey ? 1 : hash;
     }
 
     private static readonly ulong Seed = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));

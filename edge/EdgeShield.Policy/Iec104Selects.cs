@@ -8,10 +8,12 @@ namespace EdgeShield.Policy;
 /// <remarks>
 /// The session's part: <see cref="Selected"/> when it forwards an allowed select (S/E = 1, cause 6) of a rule that
 /// <see cref="CompiledPolicy.RequiresSelect"/>; <see cref="Confirmed"/> when the station's activation confirmation
-/// of it arrives (P/N = 1 removes it); <see cref="Consume"/> after it forwarded an allowed execute (one execute per
+/// of it arrives (the mirrored ASDU with S/E = 1, cause 7; P/N = 1 removes it; never for an execute's confirmation); <see cref="Consume"/> after it forwarded an allowed execute (one execute per
 /// select), and for a deactivation (break-off) of the select. Rules only ask <see cref="HasConfirmedSelect"/>,
 /// which changes nothing: several rules may be asked about one request. <c>select-timeout</c> runs from the select,
 /// as the station's own timer does. When the table is full, a new select takes the oldest entry's place.
+/// Key 0 is no key (<see cref="Iec104Command.NoKey"/>, e.g. a multi-object command): it is never recorded and
+/// never confirmed, so select-before-operate never allows an execute without a key.
 /// Thread-safe: the connection's receive loop (selects, executes) and upstream loop (confirmations) share it
 /// under a per-table lock.
 /// </remarks>
@@ -65,6 +67,10 @@ public sealed class Iec104Selects
     /// </summary>
     public void Selected(ulong commandKey, long now)
     {
+        if (commandKey == Iec104Command.NoKey)
+        {
+            return;
+        }
         lock (_lock)
         {
             var slot = Find(commandKey);
@@ -154,6 +160,10 @@ public sealed class Iec104Selects
 
     private int Find(ulong commandKey)
     {
+        if (commandKey == Iec104Command.NoKey)
+        {
+            return -1;
+        }
         for (var i = 0; i < _keys.Length; i++)
         {
             if (_states[i] != Free && _keys[i] == commandKey)

@@ -38,7 +38,7 @@ public static class PolicyAnalysis
                     var earlier = policy.RuleAt(i);
                     if (OverlapWithOtherConditions(earlier, rule) is { } range)
                     {
-                        findings.Add(Warn(config, rule, $"rule '{rule.Name}' of policy '{name}' overlaps rule '{earlier.Name}' (line {earlier.Line}) on addresses {range} for sources, units and functions both cover: there '{earlier.Name}' decides first, so this rule's {Conditions(rule, earlier)} do not apply"));
+                        findings.Add(Warn(config, rule, $"rule '{rule.Name}' of policy '{name}' overlaps rule '{earlier.Name}' (line {earlier.Line}) {(rule.Keys is Iec104RuleKeys ? $"on information object addresses {range} for sources, common addresses and types" : $"on addresses {range} for sources, units and functions")} both cover: there '{earlier.Name}' decides first, so this rule's {Conditions(rule, earlier)} do not apply"));
                     }
                 }
             }
@@ -55,6 +55,10 @@ public static class PolicyAnalysis
         if (common.Keys is S7RuleKeys s7)
         {
             return S7NeverMatches(s7);
+        }
+        if (common.Keys is Iec104RuleKeys iec104)
+        {
+            return Iec104NeverMatches(iec104);
         }
         if (common.Keys is not ModbusRuleKeys rule)
         {
@@ -96,6 +100,62 @@ public static class PolicyAnalysis
         }
         return null;
     }
+
+    /// <summary>
+    /// IEC 104: a rule whose every type addresses information object 0 (interrogation, counter interrogation,
+    /// clock synchronisation, reset process, test: the standard's "irrelevant" IOA) while its <c>ioa:</c> leaves 0 out.
+    /// </summary>
+    private static string? Iec104NeverMatches(Iec104RuleKeys rule)
+    {
+        if (rule.Ioas is null || rule.Ioas.Contains(0))
+        {
+            return null;
+        }
+        for (int t = 0; t < 256; t++)
+        {
+            if (rule.Types.Contains((byte)t) && t is not (100 or 101 or 103 or 105 or 107))
+            {
+                return null;
+            }
+        }
+        return "its types (C_IC_NA_1, C_CI_NA_1, C_CS_NA_1, C_RP_NA_1, C_TS_TA_1) are sent to information object address 0, which its 'ioa' leaves out";
+    }
+
+    /// <summary>
+    /// IEC 104: the first overlapping IOA range, when both rules can allow the same sources, common addresses and
+    /// types but set different conditions (value bounds, select-before-operate, maintenance, rate).
+    /// </summary>
+    private static string? Iec104OverlapWithOtherConditions(AllowRule earlierRule, AllowRule laterRule)
+    {
+        if (earlierRule.Keys is not Iec104RuleKeys earlier || laterRule.Keys is not Iec104RuleKeys later
+            || earlier.Ioas is null || later.Ioas is null)
+        {
+            return null;
+        }
+        bool sameConditions = SameIec104Conditions(earlier, later)
+            && earlierRule.Maintenance == laterRule.Maintenance
+            && (earlierRule.Rate is null) == (laterRule.Rate is null)
+            && (earlierRule.Rate is null || earlierRule.Rate.Count == laterRule.Rate!.Count);
+        if (sameConditions || earlier.Ioas.IsSupersetOf(later.Ioas))
+        {
+            return null;
+        }
+        bool sharedCa = (earlier.Global && later.Global)
+            || earlier.CommonAddresses is null || later.CommonAddresses is null
+            || FirstOverlap(earlier.CommonAddresses, later.CommonAddresses) is not null;
+        if (!Intersect(earlierRule.Sources, laterRule.Sources) || !sharedCa || !Intersect(earlier.Types, later.Types))
+        {
+            return null;
+        }
+        return FirstOverlap(earlier.Ioas, later.Ioas);
+    }
+
+    /// <summary>The same <c>value:</c>, <c>select-before-operate</c> and <c>select-timeout</c>.</summary>
+    private static bool SameIec104Conditions(Iec104RuleKeys a, Iec104RuleKeys b) =>
+        (a.Values is null) == (b.Values is null)
+        && (a.Values is null || (a.Values.IsSupersetOf(b.Values!) && b.Values!.IsSupersetOf(a.Values)))
+        && a.SelectBeforeOperate == b.SelectBeforeOperate
+        && (!a.SelectBeforeOperate || a.SelectTimeout == b.SelectTimeout);
 
     /// <summary>S7 keys that bound items (<c>area</c>, <c>db</c>, <c>address</c>, <c>value</c>) on a rule that allows neither read-var nor write-var.</summary>
     private static string? S7KeysWithoutEffect(AllowRule common)
@@ -173,6 +233,10 @@ public static class PolicyAnalysis
         {
             return S7OverlapWithOtherConditions(earlierRule, laterRule);
         }
+        if (earlierRule.Keys is Iec104RuleKeys)
+        {
+            return Iec104OverlapWithOtherConditions(earlierRule, laterRule);
+        }
         if (earlierRule.Keys is not ModbusRuleKeys earlier || laterRule.Keys is not ModbusRuleKeys later
             || earlier.Addresses is null || later.Addresses is null)
         {
@@ -209,8 +273,19 @@ public static class PolicyAnalysis
 
     private static string Conditions(AllowRule later, AllowRule earlier)
     {
-        var parts = new List<string>(3);
-        if (!SameValues(earlier, later) && !(earlier.Keys is S7RuleKeys se && later.Keys is S7RuleKeys sl && se.ValueBoundsCover(sl) && sl.ValueBoundsCover(se)))
+        var parts = new List<string>(4);
+        if (earlier.Keys is Iec104RuleKeys ie && later.Keys is Iec104RuleKeys il)
+        {
+            if ((ie.Values is null) != (il.Values is null) || (ie.Values is not null && !(ie.Values.IsSupersetOf(il.Values!) && il.Values!.IsSupersetOf(ie.Values))))
+            {
+                parts.Add("'value:' bounds");
+            }
+            if (ie.SelectBeforeOperate != il.SelectBeforeOperate || (ie.SelectBeforeOperate && ie.SelectTimeout != il.SelectTimeout))
+            {
+                parts.Add("'select-before-operate:'");
+            }
+        }
+        else if (!SameValues(earlier, later) && !(earlier.Keys is S7RuleKeys se && later.Keys is S7RuleKeys sl && se.ValueBoundsCover(sl) && sl.ValueBoundsCover(se)))
         {
             parts.Add("'value:' bounds");
         }

@@ -217,4 +217,18 @@ public class Iec104SelectTests
         Assert.False(Iec104Command.TryReadSetPoint(45, [1], out _));
         Assert.False(Iec104Command.TryReadSetPoint(50, [0, 0, 0], out _));
     }
+
+    [Fact]
+    public void NoKey_IsNeverSelected_SoAnExecuteWithoutAKeyNeverPasses()
+    {
+        var selects = new Iec104Selects();
+        selects.Selected(Iec104Command.NoKey, T0);
+        Assert.False(selects.Confirmed(Iec104Command.NoKey, positive: true, T0));
+        Assert.Equal(0, selects.Count);
+        Assert.False(selects.HasConfirmedSelect(Iec104Command.NoKey, long.MaxValue, T0));
+        // A multi-object execute the session could not key: refused by a select-before-operate rule.
+        var execute = Single(1, 2000).Build(selects, T0) with { CommandKey = Iec104Command.NoKey, HighestIoa = 2001 };
+        Assert.Equal(DenyReason.Value, Breakers.Evaluate(TestPolicies.Ip("10.30.0.10"), execute, T0).Reason);
+        Assert.NotEqual(Iec104Command.NoKey, Iec104Command.Key(45, 1, 1, [1]));
+    }
 }
