@@ -82,7 +82,6 @@ public readonly ref struct Iec104Command
     /// <summary>Largest information object address (3 octets).</summary>
     public const uint MaxIoa = 0xFFFFFF;
 
-    /// <summary>Types whose qualifier carries S/E (select / execute): 45-50 and 58-63 (SCO, DCO, RCO, QOS). Not 51/64 (bitstrings).</summary>
     /// <summary>
     /// The command as rules see it, read from a well-formed (or unsized) ASDU: IOA span, values and qualifiers of
     /// every object; the select-before-operate key of a single-object command (0 for several objects, which
@@ -119,6 +118,7 @@ public readonly ref struct Iec104Command
         };
     }
 
+    /// <summary>Types whose qualifier carries S/E (select / execute): 45-50 and 58-63 (SCO, DCO, RCO, QOS). Not 51/64 (bitstrings).</summary>
     public static bool CarriesSelect(byte type) => type is >= 45 and <= 50 or >= 58 and <= 63;
 
     /// <summary>Set-point types, the ones <c>value:</c> bounds: 48-50 and 61-63.</summary>
