@@ -39,7 +39,8 @@
  *   reply conn=N type=T cot=C neg=0|1 ca=CA ioa=IOA     (each confirmation/termination sent)
  *   lib conn=N msg="…"                  (what lib60870 reports that means an error: invalid frame,
  *                                        sequence error, timeout, socket error)
- *   close conn=N reason="…"             (the last such report of that connection, or "closed")
+ *   close conn=N reason="…"             (the last such report of that connection; "peer closed or reset"
+ *                                        when the peer closed it; "closed" when lib60870 said nothing)
  *   spontaneous type=T ioa=IOA value=V
  *   stop
  * Connection numbers count from 1 in the order connections are opened.
@@ -120,7 +121,7 @@ static void logline(const char *fmt, ...)
 void lib60870_debug_print(const char *format, ...)
 {
     static const char *const keys[] = {"rror", "nvalid", "orrupt", "imeout", "too small", "close connection",
-                                       "failed", "unexpected", "nknown", "Unexpected"};
+                                       "failed", "unexpected", "nknown", "Unexpected", "mismatch", "active close"};
     bool wanted = false;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !wanted; i++) {
         wanted = strstr(format, keys[i]) != NULL;
@@ -141,6 +142,11 @@ void lib60870_debug_print(const char *format, ...)
     size_t len = strlen(msg);
     while (len > 0 && msg[len - 1] == ' ') {
         msg[--len] = '\0';
+    }
+    if (strstr(msg, "Error reading from socket") != NULL) {
+        /* recv failed or returned 0: the peer closed or reset the connection; no line, just the reason */
+        snprintf(tl_reason, sizeof tl_reason, "peer closed or reset");
+        return;
     }
     if (strstr(msg, "unable to send ASDU") != NULL) {
         /* lib60870 tries to answer on a connection that is not active: worth a line, not a reason */
