@@ -4,7 +4,7 @@
  * Built by tests/peers/build-lib60870.sh into artifacts/peers/lib60870/bin/.
  *
  *   iec104-station [--listen HOST:PORT] [--ca N] [--redundancy-groups] [--spontaneous-ms N]
- *                  [--max-connections N] [--direct-operate] [--log FILE]
+ *                  [--max-connections N] [--direct-operate] [--quiet] [--log FILE]
  *
  * Points (common address --ca, default 1): single points M_SP_NA_1 IOA 100-109, double points
  * M_DP_NA_1 110-119, floats M_ME_NC_1 200-209, scaled M_ME_NB_1 210-219. Every --spontaneous-ms
@@ -43,7 +43,8 @@
  *                                        when the peer closed it; "closed" when lib60870 said nothing)
  *   spontaneous type=T ioa=IOA value=V
  *   stop
- * Connection numbers count from 1 in the order connections are opened.
+ * Connection numbers count from 1 in the order connections are opened. --quiet leaves out the asdu,
+ * reply and spontaneous lines (for benchmarks, where logging would cost more than answering).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -73,6 +74,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
 static int station_ca = 1;
 static bool direct_operate = false;
+static bool quiet = false;
 
 /* The process image. */
 static bool single_points[10];
@@ -284,6 +286,9 @@ static int first_ioa(CS101_ASDU asdu)
 
 static void log_reply(IMasterConnection con, CS101_ASDU asdu)
 {
+    if (quiet) {
+        return;
+    }
     logline("reply conn=%d type=%d cot=%d neg=%d ca=%d ioa=%d", conn_id(con), CS101_ASDU_getTypeID(asdu),
             CS101_ASDU_getCOT(asdu), CS101_ASDU_isNegative(asdu) ? 1 : 0, CS101_ASDU_getCA(asdu), first_ioa(asdu));
 }
@@ -323,15 +328,19 @@ static bool is_broadcast_ok(int type)
  */
 static CS101_SlavePlugin_Result plugin_handle_asdu(void *parameter, IMasterConnection con, CS101_ASDU asdu)
 {
-    char obj[200];
-    describe_object(asdu, obj, sizeof obj);
+    char obj[200] = "";
+    if (!quiet) {
+        describe_object(asdu, obj, sizeof obj);
+    }
     int ca = CS101_ASDU_getCA(asdu);
     int type = CS101_ASDU_getTypeID(asdu);
     const char *name = TypeID_toString((TypeID) type);
-    logline("asdu conn=%d type=%d name=%s cot=%d neg=%d test=%d oa=%d ca=%d sq=%d n=%d%s", conn_id(con), type,
-            name ? name : "unknown", CS101_ASDU_getCOT(asdu), CS101_ASDU_isNegative(asdu) ? 1 : 0,
-            CS101_ASDU_isTest(asdu) ? 1 : 0, CS101_ASDU_getOA(asdu), ca, CS101_ASDU_isSequence(asdu) ? 1 : 0,
-            CS101_ASDU_getNumberOfElements(asdu), obj);
+    if (!quiet) {
+        logline("asdu conn=%d type=%d name=%s cot=%d neg=%d test=%d oa=%d ca=%d sq=%d n=%d%s", conn_id(con), type,
+                name ? name : "unknown", CS101_ASDU_getCOT(asdu), CS101_ASDU_isNegative(asdu) ? 1 : 0,
+                CS101_ASDU_isTest(asdu) ? 1 : 0, CS101_ASDU_getOA(asdu), ca, CS101_ASDU_isSequence(asdu) ? 1 : 0,
+                CS101_ASDU_getNumberOfElements(asdu), obj);
+    }
     if (ca != station_ca && !(ca == 65535 && is_broadcast_ok(type))) {
         send_negative(con, asdu, CS101_COT_UNKNOWN_CA);
         return CS101_PLUGIN_RESULT_HANDLED;
@@ -401,7 +410,9 @@ static bool counter_interrogation_handler(void *parameter, IMasterConnection con
 static bool clock_sync_handler(void *parameter, IMasterConnection con, CS101_ASDU asdu, CP56Time2a newTime)
 {
     /* lib60870 sends the positive actcon when this returns true */
-    logline("reply conn=%d type=%d cot=7 neg=0 ca=%d ioa=0", conn_id(con), C_CS_NA_1, CS101_ASDU_getCA(asdu));
+    if (!quiet) {
+        logline("reply conn=%d type=%d cot=7 neg=0 ca=%d ioa=0", conn_id(con), C_CS_NA_1, CS101_ASDU_getCA(asdu));
+    }
     return true;
 }
 
@@ -429,7 +440,9 @@ static bool read_handler(void *parameter, IMasterConnection con, CS101_ASDU asdu
     CS101_ASDU answer = CS101_ASDU_create(al, false, CS101_COT_REQUEST, CS101_ASDU_getOA(asdu), station_ca, false, false);
     CS101_ASDU_addInformationObject(answer, io);
     InformationObject_destroy(io);
-    logline("reply conn=%d type=%d cot=5 neg=0 ca=%d ioa=%d", conn_id(con), CS101_ASDU_getTypeID(answer), station_ca, ioa);
+    if (!quiet) {
+        logline("reply conn=%d type=%d cot=5 neg=0 ca=%d ioa=%d", conn_id(con), CS101_ASDU_getTypeID(answer), station_ca, ioa);
+    }
     IMasterConnection_sendASDU(con, answer);
     CS101_ASDU_destroy(answer);
     return true;
@@ -474,7 +487,9 @@ static bool asdu_handler(void *parameter, IMasterConnection con, CS101_ASDU asdu
     int type = CS101_ASDU_getTypeID(asdu);
     if (!is_command(type) && !is_setpoint(type)) {
         /* lib60870 answers: the same ASDU, negative, cause 44 (unknown type) */
-        logline("reply conn=%d type=%d cot=44 neg=1 ca=%d ioa=%d", conn_id(con), type, CS101_ASDU_getCA(asdu), first_ioa(asdu));
+        if (!quiet) {
+            logline("reply conn=%d type=%d cot=44 neg=1 ca=%d ioa=%d", conn_id(con), type, CS101_ASDU_getCA(asdu), first_ioa(asdu));
+        }
         return false;
     }
     int cot = CS101_ASDU_getCOT(asdu);
@@ -613,7 +628,8 @@ static void spontaneous(CS104_Slave slave, int step)
     }
     pthread_mutex_unlock(&state_lock);
     CS101_ASDU_addInformationObject(asdu, io);
-    logline("spontaneous type=%d ioa=%d value=%s", InformationObject_getType(io), InformationObject_getObjectAddress(io), value);
+    if (!quiet)
+        logline("spontaneous type=%d ioa=%d value=%s", InformationObject_getType(io), InformationObject_getObjectAddress(io), value);
     InformationObject_destroy(io);
     CS104_Slave_enqueueASDU(slave, asdu);
     CS101_ASDU_destroy(asdu);
@@ -627,7 +643,7 @@ static void on_signal(int sig)
 static void usage(void)
 {
     fprintf(stderr, "usage: iec104-station [--listen HOST:PORT] [--ca N] [--redundancy-groups] [--spontaneous-ms N]\n"
-                    "                      [--max-connections N] [--direct-operate] [--log FILE]\n");
+                    "                      [--max-connections N] [--direct-operate] [--quiet] [--log FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -663,6 +679,8 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--redundancy-groups")) {
             groups = true;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = true;
         } else if (!strcmp(a, "--direct-operate")) {
             direct_operate = true;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
