@@ -224,6 +224,24 @@ public class Iec104PeerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task InSingleRedundancyGroupMode_ASecondClientsStartdt_MakesTheStationCloseTheFirst()
+    {
+        await using var station = await Iec104Peer.StartStationAsync("--spontaneous-ms", "50");
+
+        var first = station.RunClientAsync("--listen-ms", "4000");
+        Assert.NotNull(await station.WaitForLineAsync(l => l.Kind == "startdt"));
+        var second = await station.RunClientAsync("--interrogate");
+        var firstRun = await first;
+
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(1, firstRun.ExitCode);
+        Assert.Single(firstRun.OfKind("drop"));
+        await station.WaitForClosesAsync();
+        Assert.Equal("closed", station.Log.Single(l => l.Kind == "close" && l["conn"] == "1")["reason"]);
+        Assert.True(station.Log.ToList().FindIndex(l => l.Kind == "close" && l["conn"] == "1") > station.Log.ToList().FindIndex(l => l.Kind == "startdt" && l["conn"] == "2"));
+    }
+
+    [Fact]
     public async Task ClockSyncAndReads_AreConfirmed_AndASetPointIsReadBack()
     {
         await using var station = await Iec104Peer.StartStationAsync("--ca", "7");
