@@ -16,9 +16,11 @@ public class Iec104CraftTests(ITestOutputHelper output)
 
     private static string Craft => Path.Combine(Processes.RepoRoot, "tests", "peers", "iec104", "craft.py");
 
-    private sealed record Frame(string Name, string Hex, JsonElement Expect);
+    /// <summary>One frame of craft.py: its name, its bytes in hex, what tshark must show (for gateway tests too).</summary>
+    internal sealed record Frame(string Name, string Hex, JsonElement Expect);
 
-    private static async Task<List<Frame>> FramesAsync(string pcap)
+    /// <summary>Runs craft.py (it also writes <paramref name="pcap"/>): every frame with its expectation.</summary>
+    internal static async Task<List<Frame>> FramesAsync(string pcap)
     {
         var hex = await Processes.RunAsync(Processes.Tool(Python, Craft, "--pcap", pcap));
         Assert.True(hex.ExitCode == 0, "craft.py failed (apt-get install python3-scapy):\n" + hex.Stdout + hex.Stderr);
@@ -108,7 +110,7 @@ public class Iec104CraftTests(ITestOutputHelper output)
     }
 
     /// <summary>What lib60870's station did with one crafted frame sent after STARTDT on a fresh connection.</summary>
-    private sealed record Reaction(bool Closed, string Reply);
+    internal sealed record Reaction(bool Closed, string Reply);
 
     /// <summary>
     /// The same frames sent straight to our lib60870 station (no gateway): what the peer a gateway protects
@@ -179,8 +181,11 @@ public class Iec104CraftTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, string.Join('\n', failures));
     }
 
-    /// <summary>Connects, STARTDT act/con, sends the frame, then collects what comes back until 400 ms of silence or the close.</summary>
-    private static async Task<Reaction> SendAsync(int port, byte[] frame)
+    /// <summary>
+    /// Connects to 127.0.0.1:port (a station or a gateway), STARTDT act/con, sends the frame (its N(S) 0, right for a
+    /// fresh connection), then collects what comes back until 400 ms of silence or the close.
+    /// </summary>
+    internal static async Task<Reaction> SendAsync(int port, byte[] frame)
     {
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
