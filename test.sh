@@ -55,6 +55,8 @@ fi
 tests/peers/build-libmodbus.sh || { echo "test.sh: could not build the libmodbus peer"; exit 3; }
 tests/peers/build-snap7.sh || { echo "test.sh: could not build the snap7 peer"; exit 3; }
 tests/peers/build-lib60870.sh || { echo "test.sh: could not build the lib60870 peer"; exit 3; }
+/usr/bin/python3 -c 'import scapy.contrib.scada.iec104' 2>/dev/null \
+  || { echo "test.sh: Debian's python3-scapy does not import scapy.contrib.scada.iec104 (tests/peers/iec104/craft.py needs it)"; exit 3; }
 
 mkdir -p TestResults
 # Each test assembly ends with a line such as

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using Xunit.Abstractions;
 
 namespace EdgeShield.Integration.Tests;
@@ -157,7 +159,8 @@ public class Iec104PeerTests(ITestOutputHelper output)
             }
             Assert.Single(station.Log, l => l.Kind == "connect");
             Assert.Single(station.Log, l => l.Kind == "startdt");
-            Assert.DoesNotContain(station.Log, l => l.Kind == "lib" && !l["msg"].Contains("Error reading from socket", StringComparison.Ordinal));
+            Assert.DoesNotContain(station.Log, l => l.Kind == "lib");
+            Assert.Equal("peer closed or reset", station.Log.Single(l => l.Kind == "close")["reason"]);
         }
         finally
         {
@@ -221,6 +224,24 @@ public class Iec104PeerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task InSingleRedundancyGroupMode_ASecondClientsStartdt_MakesTheStationCloseTheFirst()
+    {
+        await using var station = await Iec104Peer.StartStationAsync("--spontaneous-ms", "50");
+
+        var first = station.RunClientAsync("--listen-ms", "4000");
+        Assert.NotNull(await station.WaitForLineAsync(l => l.Kind == "startdt"));
+        var second = await station.RunClientAsync("--interrogate");
+        var firstRun = await first;
+
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(1, firstRun.ExitCode);
+        Assert.Single(firstRun.OfKind("drop"));
+        await station.WaitForClosesAsync();
+        Assert.Equal("closed", station.Log.Single(l => l.Kind == "close" && l["conn"] == "1")["reason"]);
+        Assert.True(station.Log.ToList().FindIndex(l => l.Kind == "close" && l["conn"] == "1") > station.Log.ToList().FindIndex(l => l.Kind == "startdt" && l["conn"] == "2"));
+    }
+
+    [Fact]
     public async Task ClockSyncAndReads_AreConfirmed_AndASetPointIsReadBack()
     {
         await using var station = await Iec104Peer.StartStationAsync("--ca", "7");
@@ -242,5 +263,100 @@ public class Iec104PeerTests(ITestOutputHelper output)
         {
             File.Delete(file);
         }
+    }
+
+    [Fact]
+    public async Task AnIFrameWithTheWrongSendSequenceNumber_IsLoggedByTheStationAsASequenceError_AndClosed()
+    {
+        await using var station = await Iec104Peer.StartStationAsync();
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, station.Port));
+        await socket.SendAsync(new byte[] { 0x68, 0x04, 0x07, 0x00, 0x00, 0x00 }, SocketFlags.None); // STARTDT act
+        await ReadAsync(socket, 6);
+        // C_SC_NA_1 select, IOA 2000, with N(S) = 5 where the station expects 0.
+        await socket.SendAsync(Convert.FromHexString("680e0a0000002d0106000100d0070081"), SocketFlags.None);
+
+        Assert.Equal(0, await ReadAsync(socket, 1, allowClose: true)); // the station closes
+        await station.WaitForClosesAsync();
+        Assert.Empty(station.Asdus);
+        Assert.Contains(station.Log, l => l.Kind == "lib" && l["msg"].Contains("Sequence error", StringComparison.Ordinal));
+        Assert.Contains("Sequence error", station.Log.Single(l => l.Kind == "close")["reason"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheClient_ReportsADroppedConnection_Reconnects_AndExitsNonZero()
+    {
+        // A fake station that confirms STARTDT and closes at the first I-frame, every time.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource(60_000);
+        int accepted = 0;
+        var fake = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var peer = await listener.AcceptSocketAsync(stop.Token);
+                Interlocked.Increment(ref accepted);
+                var buffer = new byte[256];
+                while (true)
+                {
+                    int n = await peer.ReceiveAsync(buffer, SocketFlags.None, stop.Token);
+                    if (n == 0 || (buffer[2] & 1) == 0)
+                    {
+                        break; // closed, or an I-frame: drop the connection
+                    }
+                    if (buffer[2] == 0x07)
+                    {
+                        await peer.SendAsync(new byte[] { 0x68, 0x04, 0x0b, 0x00, 0x00, 0x00 }, SocketFlags.None);
+                    }
+                }
+            }
+        });
+        string file = Path.Combine(Path.GetTempPath(), $"iec104-drop-{Guid.NewGuid():N}.txt");
+        await File.WriteAllLinesAsync(file, ["C_SE_NC_1 ca=1 ioa=3000 value=1", "C_SE_NC_1 ca=1 ioa=3000 value=2", "C_SE_NC_1 ca=1 ioa=3000 value=3"]);
+        try
+        {
+            var run = await Iec104Peer.RunClientAsync($"127.0.0.1:{port}", ["--commands", file, "--timeout-ms", "2000", "--max-reconnects", "2"]);
+
+            Assert.Equal(1, run.ExitCode);
+            Assert.Equal(("3", "0", "3", "2"), (run.Summary["sent"], run.Summary["confirmed"], run.Summary["timeouts"], run.Summary["reconnects"]));
+            Assert.Equal(3, run.OfKind("drop").Count());
+            Assert.Equal(3, accepted);
+        }
+        finally
+        {
+            File.Delete(file);
+            await stop.CancelAsync();
+            listener.Stop();
+            try { await fake; } catch (OperationCanceledException) { } catch (SocketException) { } catch (ObjectDisposedException) { }
+        }
+    }
+
+    /// <summary>Reads exactly <paramref name="count"/> bytes (5 s at most); with allowClose, returns 0 when the peer closed first.</summary>
+    private static async Task<int> ReadAsync(Socket socket, int count, bool allowClose = false)
+    {
+        var buffer = new byte[count];
+        int have = 0;
+        using var cts = new CancellationTokenSource(5_000);
+        while (have < count)
+        {
+            int n;
+            try
+            {
+                n = await socket.ReceiveAsync(buffer.AsMemory(have), SocketFlags.None, cts.Token);
+            }
+            catch (SocketException) when (allowClose)
+            {
+                return 0; // reset
+            }
+            if (n == 0)
+            {
+                Assert.True(allowClose, "the station closed the connection");
+                return 0;
+            }
+            have += n;
+        }
+        return have;
     }
 }

@@ -38,9 +38,11 @@ else
   chmod -R u+w "$out/src"
   {
     # CFLAGS from the environment is added to the Makefile's own (-std=gnu99 -Wall …).
-    CFLAGS="-O2 -g -DCONFIG_DEBUG_OUTPUT=1" make -C "$out/src/lib60870-C" -j"$(nproc)" lib
-    make -C "$out/src/lib60870-C" install INSTALL_PREFIX="$out/install"
-    objcopy --weaken-symbol=lib60870_debug_print "$lib"
+    # (&&: set -e does not apply inside a group followed by ||)
+    CFLAGS="-O2 -g -DCONFIG_DEBUG_OUTPUT=1" make -C "$out/src/lib60870-C" -j"$(nproc)" lib &&
+    make -C "$out/src/lib60870-C" install INSTALL_PREFIX="$out/install" &&
+    objcopy --weaken-symbol=lib60870_debug_print "$lib" &&
+    [ "$(nm "$lib" | grep -c ' W lib60870_debug_print$')" = 1 ]
   } >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; echo "lib60870: library build failed (log: $out/build.log)" >&2; exit 1; }
   echo "-I$out/install/include -DCONFIG_DEBUG_OUTPUT=1" >"$out/lib60870.cflags"
   echo "$lib_stamp" >"$out/.stamp-lib"

@@ -63,9 +63,10 @@ def frames():
                 {"tshark": ["-o", "tcp.desegment_tcp_streams:FALSE"], "malformed": True,
                  "expert": "Malformed Packet", "absent": ["iec60870_104.apdulen", "iec60870_asdu.typeid"]}))
 
-    # An S-frame carrying an ASDU: scapy's S layer with LEN set by hand and the ASDU as raw payload.
+    # An S-frame carrying an ASDU: scapy's S layer with LEN set by hand and the ASDU as raw payload
+    # (N(R) = 0, right for a fresh connection, so that the ASDU is the only thing wrong).
     asdu = bytes(sc())[6:]
-    out.append(("s_frame_with_asdu", bytes(IEC104_S_Message(apdu_length=4 + len(asdu), rx_seq_num=1)) + asdu,
+    out.append(("s_frame_with_asdu", bytes(IEC104_S_Message(apdu_length=4 + len(asdu), rx_seq_num=0)) + asdu,
                 {"fields": {"iec60870_104.type": "0x00000001", "iec60870_104.apdulen": str(4 + len(asdu))},
                  "absent": ["iec60870_asdu.typeid"], "malformed": False}))
 

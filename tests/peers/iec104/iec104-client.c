@@ -91,7 +91,7 @@ static void out(const char *fmt, ...)
 /* lib60870's debug output (weak in the library, see build-lib60870.sh): errors only. */
 void lib60870_debug_print(const char *format, ...)
 {
-    static const char *const keys[] = {"rror", "nvalid", "orrupt", "imeout", "too small", "close connection", "failed", "nexpected"};
+    static const char *const keys[] = {"rror", "nvalid", "orrupt", "imeout", "too small", "close connection", "failed", "nexpected", "mismatch", "active close"};
     bool wanted = false;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !wanted; i++) {
         wanted = strstr(format, keys[i]) != NULL;

@@ -4,7 +4,7 @@
  * Built by tests/peers/build-lib60870.sh into artifacts/peers/lib60870/bin/.
  *
  *   iec104-station [--listen HOST:PORT] [--ca N] [--redundancy-groups] [--spontaneous-ms N]
- *                  [--max-connections N] [--direct-operate] [--log FILE]
+ *                  [--max-connections N] [--direct-operate] [--quiet] [--log FILE]
  *
  * Points (common address --ca, default 1): single points M_SP_NA_1 IOA 100-109, double points
  * M_DP_NA_1 110-119, floats M_ME_NC_1 200-209, scaled M_ME_NB_1 210-219. Every --spontaneous-ms
@@ -39,10 +39,12 @@
  *   reply conn=N type=T cot=C neg=0|1 ca=CA ioa=IOA     (each confirmation/termination sent)
  *   lib conn=N msg="…"                  (what lib60870 reports that means an error: invalid frame,
  *                                        sequence error, timeout, socket error)
- *   close conn=N reason="…"             (the last such report of that connection, or "closed")
+ *   close conn=N reason="…"             (the last such report of that connection; "peer closed or reset"
+ *                                        when the peer closed it; "closed" when lib60870 said nothing)
  *   spontaneous type=T ioa=IOA value=V
  *   stop
- * Connection numbers count from 1 in the order connections are opened.
+ * Connection numbers count from 1 in the order connections are opened. --quiet leaves out the asdu,
+ * reply and spontaneous lines (for benchmarks, where logging would cost more than answering).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -72,6 +74,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
 static int station_ca = 1;
 static bool direct_operate = false;
+static bool quiet = false;
 
 /* The process image. */
 static bool single_points[10];
@@ -120,7 +123,7 @@ static void logline(const char *fmt, ...)
 void lib60870_debug_print(const char *format, ...)
 {
     static const char *const keys[] = {"rror", "nvalid", "orrupt", "imeout", "too small", "close connection",
-                                       "failed", "unexpected", "nknown", "Unexpected"};
+                                       "failed", "unexpected", "nknown", "Unexpected", "mismatch", "active close"};
     bool wanted = false;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !wanted; i++) {
         wanted = strstr(format, keys[i]) != NULL;
@@ -141,6 +144,11 @@ void lib60870_debug_print(const char *format, ...)
     size_t len = strlen(msg);
     while (len > 0 && msg[len - 1] == ' ') {
         msg[--len] = '\0';
+    }
+    if (strstr(msg, "Error reading from socket") != NULL) {
+        /* recv failed or returned 0: the peer closed or reset the connection; no line, just the reason */
+        snprintf(tl_reason, sizeof tl_reason, "peer closed or reset");
+        return;
     }
     if (strstr(msg, "unable to send ASDU") != NULL) {
         /* lib60870 tries to answer on a connection that is not active: worth a line, not a reason */
@@ -278,6 +286,9 @@ static int first_ioa(CS101_ASDU asdu)
 
 static void log_reply(IMasterConnection con, CS101_ASDU asdu)
 {
+    if (quiet) {
+        return;
+    }
     logline("reply conn=%d type=%d cot=%d neg=%d ca=%d ioa=%d", conn_id(con), CS101_ASDU_getTypeID(asdu),
             CS101_ASDU_getCOT(asdu), CS101_ASDU_isNegative(asdu) ? 1 : 0, CS101_ASDU_getCA(asdu), first_ioa(asdu));
 }
@@ -317,15 +328,19 @@ static bool is_broadcast_ok(int type)
  */
 static CS101_SlavePlugin_Result plugin_handle_asdu(void *parameter, IMasterConnection con, CS101_ASDU asdu)
 {
-    char obj[200];
-    describe_object(asdu, obj, sizeof obj);
+    char obj[200] = "";
+    if (!quiet) {
+        describe_object(asdu, obj, sizeof obj);
+    }
     int ca = CS101_ASDU_getCA(asdu);
     int type = CS101_ASDU_getTypeID(asdu);
     const char *name = TypeID_toString((TypeID) type);
-    logline("asdu conn=%d type=%d name=%s cot=%d neg=%d test=%d oa=%d ca=%d sq=%d n=%d%s", conn_id(con), type,
-            name ? name : "unknown", CS101_ASDU_getCOT(asdu), CS101_ASDU_isNegative(asdu) ? 1 : 0,
-            CS101_ASDU_isTest(asdu) ? 1 : 0, CS101_ASDU_getOA(asdu), ca, CS101_ASDU_isSequence(asdu) ? 1 : 0,
-            CS101_ASDU_getNumberOfElements(asdu), obj);
+    if (!quiet) {
+        logline("asdu conn=%d type=%d name=%s cot=%d neg=%d test=%d oa=%d ca=%d sq=%d n=%d%s", conn_id(con), type,
+                name ? name : "unknown", CS101_ASDU_getCOT(asdu), CS101_ASDU_isNegative(asdu) ? 1 : 0,
+                CS101_ASDU_isTest(asdu) ? 1 : 0, CS101_ASDU_getOA(asdu), ca, CS101_ASDU_isSequence(asdu) ? 1 : 0,
+                CS101_ASDU_getNumberOfElements(asdu), obj);
+    }
     if (ca != station_ca && !(ca == 65535 && is_broadcast_ok(type))) {
         send_negative(con, asdu, CS101_COT_UNKNOWN_CA);
         return CS101_PLUGIN_RESULT_HANDLED;
@@ -395,7 +410,9 @@ static bool counter_interrogation_handler(void *parameter, IMasterConnection con
 static bool clock_sync_handler(void *parameter, IMasterConnection con, CS101_ASDU asdu, CP56Time2a newTime)
 {
     /* lib60870 sends the positive actcon when this returns true */
-    logline("reply conn=%d type=%d cot=7 neg=0 ca=%d ioa=0", conn_id(con), C_CS_NA_1, CS101_ASDU_getCA(asdu));
+    if (!quiet) {
+        logline("reply conn=%d type=%d cot=7 neg=0 ca=%d ioa=0", conn_id(con), C_CS_NA_1, CS101_ASDU_getCA(asdu));
+    }
     return true;
 }
 
@@ -423,7 +440,9 @@ static bool read_handler(void *parameter, IMasterConnection con, CS101_ASDU asdu
     CS101_ASDU answer = CS101_ASDU_create(al, false, CS101_COT_REQUEST, CS101_ASDU_getOA(asdu), station_ca, false, false);
     CS101_ASDU_addInformationObject(answer, io);
     InformationObject_destroy(io);
-    logline("reply conn=%d type=%d cot=5 neg=0 ca=%d ioa=%d", conn_id(con), CS101_ASDU_getTypeID(answer), station_ca, ioa);
+    if (!quiet) {
+        logline("reply conn=%d type=%d cot=5 neg=0 ca=%d ioa=%d", conn_id(con), CS101_ASDU_getTypeID(answer), station_ca, ioa);
+    }
     IMasterConnection_sendASDU(con, answer);
     CS101_ASDU_destroy(answer);
     return true;
@@ -468,7 +487,9 @@ static bool asdu_handler(void *parameter, IMasterConnection con, CS101_ASDU asdu
     int type = CS101_ASDU_getTypeID(asdu);
     if (!is_command(type) && !is_setpoint(type)) {
         /* lib60870 answers: the same ASDU, negative, cause 44 (unknown type) */
-        logline("reply conn=%d type=%d cot=44 neg=1 ca=%d ioa=%d", conn_id(con), type, CS101_ASDU_getCA(asdu), first_ioa(asdu));
+        if (!quiet) {
+            logline("reply conn=%d type=%d cot=44 neg=1 ca=%d ioa=%d", conn_id(con), type, CS101_ASDU_getCA(asdu), first_ioa(asdu));
+        }
         return false;
     }
     int cot = CS101_ASDU_getCOT(asdu);
@@ -607,7 +628,8 @@ static void spontaneous(CS104_Slave slave, int step)
     }
     pthread_mutex_unlock(&state_lock);
     CS101_ASDU_addInformationObject(asdu, io);
-    logline("spontaneous type=%d ioa=%d value=%s", InformationObject_getType(io), InformationObject_getObjectAddress(io), value);
+    if (!quiet)
+        logline("spontaneous type=%d ioa=%d value=%s", InformationObject_getType(io), InformationObject_getObjectAddress(io), value);
     InformationObject_destroy(io);
     CS104_Slave_enqueueASDU(slave, asdu);
     CS101_ASDU_destroy(asdu);
@@ -621,7 +643,7 @@ static void on_signal(int sig)
 static void usage(void)
 {
     fprintf(stderr, "usage: iec104-station [--listen HOST:PORT] [--ca N] [--redundancy-groups] [--spontaneous-ms N]\n"
-                    "                      [--max-connections N] [--direct-operate] [--log FILE]\n");
+                    "                      [--max-connections N] [--direct-operate] [--quiet] [--log FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -657,6 +679,8 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--redundancy-groups")) {
             groups = true;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = true;
         } else if (!strcmp(a, "--direct-operate")) {
             direct_operate = true;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
