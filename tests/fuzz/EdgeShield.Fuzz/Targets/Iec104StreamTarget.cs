@@ -87,22 +87,19 @@ internal static class Iec104StreamTarget
         }
         Invariant.That(Invariant.IsSliceAt(frame, apdu.Frame, 0) && apdu.Frame.Length == frame.Length, "the APDU view is not the frame");
         Invariant.That(apdu.SendSequence < Iec104Limits.SequenceModulus && apdu.ReceiveSequence < Iec104Limits.SequenceModulus, "a sequence number above 15 bits");
-        switch (apdu.Format)
+        if (apdu.Format == Iec104Format.S)
         {
-            case Iec104Format.S:
-            {
-                Invariant.That(c1 == 1 && frame[3] == 0 && length == 4 && apdu.Asdu.IsEmpty, "an S-frame that is not 01 00 and 4 octets");
-                int n = Iec104Writer.WriteS(state.Output, apdu.ReceiveSequence);
-                Invariant.That(Iec104Apdu.TryParse(state.Output.AsSpan(0, n), out var again, out _) && again.Format == Iec104Format.S && again.ReceiveSequence == apdu.ReceiveSequence, "a written S-frame reads back otherwise");
-                return;
-            }
-            case Iec104Format.U:
-            {
-                Invariant.That((c1 & 3) == 3 && length == 4 && functions != 0 && (functions & (functions - 1)) == 0 && (int)apdu.UFunction == functions, "a U-frame without exactly one function");
-                int n = Iec104Writer.WriteU(state.Output, apdu.UFunction);
-                Invariant.That(state.Output.AsSpan(0, n).SequenceEqual(frame), "a written U-frame is not the frame");
-                return;
-            }
+            Invariant.That(c1 == 1 && frame[3] == 0 && length == 4 && apdu.Asdu.IsEmpty, "an S-frame that is not 01 00 and 4 octets");
+            int n = Iec104Writer.WriteS(state.Output, apdu.ReceiveSequence);
+            Invariant.That(Iec104Apdu.TryParse(state.Output.AsSpan(0, n), out var again, out _) && again.Format == Iec104Format.S && again.ReceiveSequence == apdu.ReceiveSequence, "a written S-frame reads back otherwise");
+            return;
+        }
+        if (apdu.Format == Iec104Format.U)
+        {
+            Invariant.That((c1 & 3) == 3 && length == 4 && functions != 0 && (functions & (functions - 1)) == 0 && (int)apdu.UFunction == functions, "a U-frame without exactly one function");
+            int n = Iec104Writer.WriteU(state.Output, apdu.UFunction);
+            Invariant.That(state.Output.AsSpan(0, n).SequenceEqual(frame), "a written U-frame is not the frame");
+            return;
         }
         Invariant.That((c1 & 1) == 0 && Invariant.IsSliceAt(frame, apdu.Asdu, 6) && apdu.Asdu.Length == length - 4 && apdu.Asdu.Length >= 6, "an I-frame's ASDU is not the octets after the APCI");
         var asdu = apdu.Asdu;
