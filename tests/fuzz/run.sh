@@ -12,7 +12,7 @@ seconds="${1:-30}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(mbap pdu-request pdu-response rtu capture config s7stream s7response)
+  targets=(mbap pdu-request pdu-response rtu capture config s7stream s7response iec104stream)
 fi
 command -v afl-fuzz >/dev/null || { echo "fuzz: afl-fuzz not found (apt-get install afl++)"; exit 2; }
 

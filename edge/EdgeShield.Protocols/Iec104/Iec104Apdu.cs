@@ -179,16 +179,19 @@ public readonly ref struct Iec104Apdu
     public Iec104Format Format { get; }
 
     /// <summary>I-format: N(S), the 15-bit send sequence number; 0 otherwise.</summary>
-    public ushort SendSequence => Format == Iec104Format.I ? (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(Frame[2..]) >> 1) : (ushort)0;
+    public ushort SendSequence => Format == Iec104Format.I && IsParsed ? (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(Frame[2..]) >> 1) : (ushort)0;
 
     /// <summary>I- and S-format: N(R), the 15-bit receive sequence number (every frame before it is acknowledged); 0 for U.</summary>
-    public ushort ReceiveSequence => Format == Iec104Format.U ? (ushort)0 : (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(Frame[4..]) >> 1);
+    public ushort ReceiveSequence => Format == Iec104Format.U || !IsParsed ? (ushort)0 : (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(Frame[4..]) >> 1);
 
     /// <summary>U-format: the one function bit; <see cref="Iec104UFunction.None"/> otherwise.</summary>
-    public Iec104UFunction UFunction => Format == Iec104Format.U ? (Iec104UFunction)(Frame[2] & 0xFC) : Iec104UFunction.None;
+    public Iec104UFunction UFunction => Format == Iec104Format.U && IsParsed ? (Iec104UFunction)(Frame[2] & 0xFC) : Iec104UFunction.None;
 
     /// <summary>I-format: the ASDU (at least its 6-octet header); empty otherwise.</summary>
-    public ReadOnlySpan<byte> Asdu => Format == Iec104Format.I ? Frame[Iec104Limits.ApciLength..] : default;
+    public ReadOnlySpan<byte> Asdu => Format == Iec104Format.I && IsParsed ? Frame[Iec104Limits.ApciLength..] : default;
+
+    /// <summary>False on a view that was not parsed (default): then every number is 0 and every span empty.</summary>
+    public bool IsParsed => Frame.Length >= Iec104Limits.ApciLength;
 
     /// <summary>
     /// Reads the APCI of one delimited frame (<see cref="Iec104Framer"/>): start octet, LEN 4..253 and the frame

@@ -47,7 +47,7 @@ public readonly ref partial struct Iec104Asdu
     /// <summary>
     /// The qualifiers of a command hold values docs/IEC104.md permits, in every object: DCO and RCO state 1 or 2
     /// (0 and 3 are not permitted), QU of SCO/DCO/RCO 0..3, and one S/E for all objects (a select and an execute
-    /// mixed in one ASDU is refused). True for every type that is not a command.
+    /// mixed in one ASDU is refused). True for every other parsed ASDU; false on a view that was not parsed.
     /// </summary>
     public bool QualifierValid
     {
@@ -55,7 +55,7 @@ public readonly ref partial struct Iec104Asdu
         {
             if (!IsCommand)
             {
-                return true;
+                return Status != Iec104AsduStatus.Malformed;
             }
             byte baseType = BaseType;
             int offset = QualifierOffset;

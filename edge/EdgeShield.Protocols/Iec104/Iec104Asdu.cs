@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace EdgeShield.Protocols.Iec104;
 
 /// <summary>How far an ASDU could be checked. The default is the safe one: nothing checked.</summary>
@@ -64,35 +62,38 @@ public readonly ref partial struct Iec104Asdu
     /// <summary>Well-formed, or of a type whose length cannot be checked.</summary>
     public Iec104AsduStatus Status { get; }
 
-    /// <summary>The type identification octet (<see cref="Iec104Types"/> names it).</summary>
-    public byte Type => Bytes[0];
+    /// <summary>The type identification octet (<see cref="Iec104Types"/> names it); 0 on a view that was not parsed.</summary>
+    public byte Type => Octet(0);
+
+    /// <summary>The policy group of <see cref="Type"/>.</summary>
+    public Iec104TypeGroup Group => Iec104Types.Group(Type);
 
     /// <summary>SQ: one base IOA, then N elements at consecutive addresses.</summary>
-    public bool Sequence => (Bytes[1] & 0x80) != 0;
+    public bool Sequence => (Octet(1) & 0x80) != 0;
 
     /// <summary>N, the number of objects (or of elements when <see cref="Sequence"/>), 1..127.</summary>
-    public int Count => Bytes[1] & 0x7F;
+    public int Count => Octet(1) & 0x7F;
 
     /// <summary>The cause of transmission, 1..63 (<see cref="Iec104Causes.Name"/>).</summary>
-    public byte Cause => (byte)(Bytes[2] & 0x3F);
+    public byte Cause => (byte)(Octet(2) & 0x3F);
 
     /// <summary>P/N: a negative confirmation.</summary>
-    public bool Negative => (Bytes[2] & 0x40) != 0;
+    public bool Negative => (Octet(2) & 0x40) != 0;
 
     /// <summary>T: test, not to be acted upon.</summary>
-    public bool Test => (Bytes[2] & 0x80) != 0;
+    public bool Test => (Octet(2) & 0x80) != 0;
 
     /// <summary>The originator address (second COT octet; 0 when not used).</summary>
-    public byte Originator => Bytes[3];
+    public byte Originator => Octet(3);
 
     /// <summary>The common address (little-endian); 0xFFFF is global.</summary>
-    public ushort CommonAddress => BinaryPrimitives.ReadUInt16LittleEndian(Bytes[4..]);
+    public ushort CommonAddress => (ushort)(Octet(4) | Octet(5) << 8);
 
     /// <summary>True for the global common address 0xFFFF.</summary>
     public bool IsGlobal => CommonAddress == Iec104Limits.GlobalCommonAddress;
 
     /// <summary>The octets after the header: the information objects.</summary>
-    public ReadOnlySpan<byte> Objects => Bytes[Iec104Limits.AsduHeaderLength..];
+    public ReadOnlySpan<byte> Objects => Bytes.Length >= Iec104Limits.AsduHeaderLength ? Bytes[Iec104Limits.AsduHeaderLength..] : default;
 
     /// <summary>The element size of <see cref="Type"/> (<see cref="Iec104Types.ElementSize"/>).</summary>
     public int ElementSize => Iec104Types.ElementSize(Type);
@@ -107,7 +108,7 @@ public readonly ref partial struct Iec104Asdu
     public uint HighestIoa { get; }
 
     /// <summary>The objects, in order (nothing for <see cref="Iec104AsduStatus.UnknownType"/>). Allocation-free.</summary>
-    public Iec104ObjectEnumerator GetEnumerator() => new(Status == Iec104AsduStatus.WellFormed ? Objects : default, Sequence, Count, ElementSize);
+    public Iec104ObjectEnumerator GetEnumerator() => Status == Iec104AsduStatus.WellFormed ? new(Objects, Sequence, Count, ElementSize) : default;
 
     /// <summary>
     /// Reads an ASDU (an I-frame's <see cref="Iec104Apdu.Asdu"/>): a 6-octet header, N ≠ 0, cause ≠ 0, and for a
@@ -201,6 +202,9 @@ public readonly ref partial struct Iec104Asdu
         fault = FrameFault.None;
         return true;
     }
+
+    /// <summary>A header octet; 0 on a view that was not parsed (default), so that reading one never throws.</summary>
+    private byte Octet(int index) => Bytes.Length >= Iec104Limits.AsduHeaderLength ? Bytes[index] : (byte)0;
 
     internal static uint ReadIoa(ReadOnlySpan<byte> bytes) => (uint)(bytes[0] | bytes[1] << 8 | bytes[2] << 16);
 

@@ -22,6 +22,14 @@ public static class Iec104Causes
     public const byte UnknownCommonAddress = 46;
     public const byte UnknownIoa = 47;
 
+    /// <summary>
+    /// True for a cause a station answers a command with (DESIGN.md "IEC 60870-5-104"): activation or deactivation
+    /// confirmation (7, 9), activation termination (10), or, with P/N set, unknown type, cause, common address or
+    /// information object address (44-47). Such an ASDU must match a command outstanding on its connection.
+    /// </summary>
+    public static bool IsAnswer(byte cause, bool negative) => cause is ActivationConfirmation or DeactivationConfirmation or ActivationTermination
+        || (negative && cause is >= UnknownType and <= UnknownIoa);
+
     /// <summary>The name of <paramref name="cause"/> (bits 0-5 of the COT octet), "reserved" for 14-16 and 48-63.</summary>
     public static string Name(byte cause) => cause switch
     {

@@ -262,4 +262,34 @@ public class Iec104AsduTests
         Assert.Equal("reserved", Iec104Causes.Name(15));
         Assert.Equal("reserved", Iec104Causes.Name(63));
     }
+
+    [Fact]
+    public void DefaultViews_ReadAsNothing_WithoutThrowing()
+    {
+        Iec104Asdu asdu = default;
+        Assert.Equal(Iec104AsduStatus.Malformed, asdu.Status);
+        Assert.Equal(0, asdu.Type);
+        Assert.Equal(0, asdu.Count);
+        Assert.Equal(0, asdu.CommonAddress);
+        Assert.Equal(0u, asdu.FirstIoa);
+        Assert.False(asdu.IsCommand);
+        Assert.False(asdu.IsSelect);
+        Assert.False(asdu.QualifierValid);
+        Assert.False(asdu.TryGetValue(out _, out _));
+        Assert.False(asdu.TryGetCommandKey(out _));
+        foreach (var o in asdu)
+        {
+            Assert.Fail("a default view has no objects");
+        }
+        Iec104Apdu apdu = default;
+        Assert.False(apdu.IsParsed);
+        Assert.Equal(0, apdu.SendSequence);
+        Assert.Equal(0, apdu.ReceiveSequence);
+        Assert.True(apdu.Asdu.IsEmpty);
+        Assert.False(Iec104Apdu.TryParse([0x68, 4, 0x47, 0, 0, 0], out apdu, out _));
+        Assert.False(apdu.IsParsed);
+        Assert.False(Iec104Asdu.TryParse([100, 0, 6, 0, 1, 0], out asdu, out _));
+        Assert.Equal(0, asdu.Type);
+        Assert.Equal(Iec104TypeGroup.Unknown, asdu.Group);
+    }
 }

@@ -97,4 +97,36 @@ public class Iec104WriterTests
         Iec104Writer.WriteMirror(frame, 10, 20, request, 7, negative: false);
         Assert.Equal(0x87, frame[8]);
     }
+
+    [Fact]
+    public void WriteMirror_InPlace_OverTheRequestFrame()
+    {
+        // The session may answer in the receive buffer: the request's I-frame becomes the mirror.
+        var request = Asdu(45, false, 1, 6, 1, [.. Ioa(5000), 0x81]);
+        var frame = IFrame(7, 8, request);
+        Assert.True(Iec104Apdu.TryParse(frame, out var apdu, out _));
+        int n = Iec104Writer.WriteMirror(frame, 100, 200, apdu.Asdu, Iec104Causes.UnknownIoa, negative: true);
+        Assert.Equal(frame.Length, n);
+        Assert.True(Iec104Apdu.TryParse(frame, out var answer, out _));
+        Assert.Equal(100, answer.SendSequence);
+        Assert.True(Iec104Asdu.TryParse(answer.Asdu, out var asdu, out _));
+        Assert.Equal(47, asdu.Cause);
+        Assert.True(asdu.Negative);
+        Assert.Equal(5000u, asdu.FirstIoa);
+        Assert.True(Iec104Causes.IsAnswer(asdu.Cause, asdu.Negative));
+    }
+
+    [Theory]
+    [InlineData(7, false, true)]
+    [InlineData(7, true, true)]
+    [InlineData(9, false, true)]
+    [InlineData(10, false, true)]
+    [InlineData(44, true, true)]
+    [InlineData(47, true, true)]
+    [InlineData(44, false, false)]
+    [InlineData(6, false, false)]
+    [InlineData(3, false, false)]
+    [InlineData(48, true, false)]
+    public void IsAnswer_ConfirmationsTerminationsAndNegativeUnknowns(byte cause, bool negative, bool answer) =>
+        Assert.Equal(answer, Iec104Causes.IsAnswer(cause, negative));
 }

@@ -9,7 +9,8 @@ namespace EdgeShield.Fuzz;
 /// <summary>
 /// Writes small seed corpora from the real captures in tests/data: Modbus TCP ADUs and their PDUs,
 /// request/response pairs, RTU frames (RTU over TCP, and the TCP ADUs as an RS-485 bus would carry
-/// them), and trimmed capture files; S7comm client streams and job/answer pairs (tests/data/s7comm).
+/// them), and trimmed capture files; S7comm client streams and job/answer pairs (tests/data/s7comm); IEC 104
+/// streams of each direction (tests/data/iec104) and crafted APDUs.
 /// One input per distinct function code and length, so the corpus stays small and AFL's calibration quick.
 /// </summary>
 internal static class Seeds
@@ -56,6 +57,15 @@ internal static class Seeds
                 S7Seeds.Collect(s7Reader, sets["s7stream"], sets["s7response"]);
             }
         }
+        foreach (string file in Directory.GetFiles(Path.Combine(repository, "tests", "data", "iec104")).Order(StringComparer.Ordinal))
+        {
+            if (CaptureReader.TryOpen(File.ReadAllBytes(file), out var iecReader, out _) && iecReader is not null)
+            {
+                string name = Path.GetFileNameWithoutExtension(file).Replace("iti__IEC60870-5-104__", "", StringComparison.Ordinal);
+                Iec104Seeds.Collect(name, iecReader, sets["iec104stream"]);
+            }
+        }
+        Iec104Seeds.Crafted(sets["iec104stream"]);
         var config = sets["config"] = new SeedSet();
         foreach (string file in Directory.GetFiles(Path.Combine(repository, "firmware-config", "examples"), "*.yaml").Order(StringComparer.Ordinal))
         {

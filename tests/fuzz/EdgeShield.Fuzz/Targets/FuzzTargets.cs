@@ -8,7 +8,7 @@ namespace EdgeShield.Fuzz;
 public static class FuzzTargets
 {
     /// <summary>Target names, as given to <c>edgeshield-fuzz</c> and as corpus directory names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["mbap", "pdu-request", "pdu-response", "rtu", "capture", "config", "s7stream", "s7response"];
+    public static IReadOnlyList<string> Names { get; } = ["mbap", "pdu-request", "pdu-response", "rtu", "capture", "config", "s7stream", "s7response", "iec104stream"];
 
     /// <summary>Runs <paramref name="target"/> on <paramref name="input"/>, an array of exactly the input's length.</summary>
     public static void Run(string target, byte[] input)
@@ -39,6 +39,9 @@ public static class FuzzTargets
                 break;
             case "s7response":
                 S7ResponseTarget.Run(input);
+                break;
+            case "iec104stream":
+                Iec104StreamTarget.Run(input);
                 break;
             default:
                 throw new ArgumentException("unknown fuzz target '" + target + "'; targets: " + string.Join(", ", Names), nameof(target));
