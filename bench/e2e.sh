@@ -18,6 +18,11 @@
 # 20 bytes of DB1, one job outstanding per connection; S7_WRITE_PERCENT of write-var, default 0) against
 # bench/snap7-plc (snap7's server), the gateway with an s7comm listener; built by bench/snap7-build.sh.
 #   LOAD=snap7 ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS=aot bench/e2e.sh
+# LOAD=iec104 is the IEC 104 bench: bench/iec104-load (C, against lib60870's client: one command outstanding
+# per connection, waiting for its activation confirmation; IEC104_MODE setpoint (default), sbo, read or
+# interrogation) against lib60870's station in redundancy-groups mode (several active connections), the
+# gateway with an iec104 listener (a protocol break: both legs terminated); built by bench/iec104-build.sh.
+#   LOAD=iec104 ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS=aot bench/e2e.sh
 # HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
 # epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
@@ -34,10 +39,10 @@ GW_PORT=${GW_PORT:-25022}
 OUT=${OUT:-$ROOT/bench/e2e-results.tsv}
 LOAD=${LOAD:-sim}
 case $LOAD in
-  sim) PLC=${PLC:-sim} ;; libmodbus) PLC=${PLC:-libmodbus} ;; snap7) PLC=snap7 ;;
-  *) echo "e2e: LOAD is sim, libmodbus or snap7" >&2; exit 2 ;;
+  sim) PLC=${PLC:-sim} ;; libmodbus) PLC=${PLC:-libmodbus} ;; snap7) PLC=snap7 ;; iec104) PLC=iec104 ;;
+  *) echo "e2e: LOAD is sim, libmodbus, snap7 or iec104" >&2; exit 2 ;;
 esac
-case $PLC in sim|libmodbus|snap7) ;; *) echo "e2e: PLC is sim, libmodbus or snap7" >&2; exit 2 ;; esac
+case $PLC in sim|libmodbus|snap7|iec104) ;; *) echo "e2e: PLC is sim, libmodbus, snap7 or iec104" >&2; exit 2 ;; esac
 LMB_BIN=$ROOT/artifacts/bench
 HOST=127.0.0.1   # loopback only, always
 
@@ -56,6 +61,9 @@ if [[ $LOAD == libmodbus || $PLC == libmodbus ]]; then
 fi
 if [[ $LOAD == snap7 ]]; then
   "$ROOT/bench/snap7-build.sh" "$LMB_BIN"
+fi
+if [[ $LOAD == iec104 ]]; then
+  "$ROOT/bench/iec104-build.sh" "$LMB_BIN"
 fi
 if [[ -z "${NOBUILD:-}" ]]; then
   dotnet build -c Release -v q -nologo "$ROOT/simulators/edgeshield-sim" >/dev/null
@@ -90,6 +98,8 @@ if [[ $PLC == libmodbus ]]; then
   "$LMB_BIN/libmodbus-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
 elif [[ $PLC == snap7 ]]; then
   "$LMB_BIN/snap7-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
+elif [[ $PLC == iec104 ]]; then
+  "$LMB_BIN/iec104-station" --listen $HOST:$PLC_PORT --ca 1 --redundancy-groups --max-connections 256 --quiet >"$WORK/plc.log" 2>&1 &
 else
   dotnet "$SIM_DLL" plc --listen $HOST:$PLC_PORT >"$WORK/plc.log" 2>&1 &
 fi
@@ -120,6 +130,7 @@ wait_port $HAPROXY_PORT haproxy
 # values 0-1000), so every frame is framed, decoded, judged, forwarded and its response checked.
 gateway_config() { # port
   if [[ $LOAD == snap7 ]]; then s7_gateway_config "$1"; return; fi
+  if [[ $LOAD == iec104 ]]; then iec104_gateway_config "$1"; return; fi
   cat <<YAML
 gateway: { name: bench-gw, site: lab }
 listeners:
@@ -177,6 +188,39 @@ policies:
 YAML
 }
 
+# Allows exactly what bench/iec104-load sends (float set-points to CA 1, IOA 3000-3009, 0-150; single
+# commands to 2000-2099 with select-before-operate; reads; interrogation), so every ASDU is judged.
+iec104_gateway_config() { # port
+  cat <<YAML
+gateway: { name: bench-gw, site: lab }
+listeners:
+  - name: bench
+    bind: $HOST:$1
+    protocol: iec104
+    upstream: tcp://$HOST:$PLC_PORT
+    policy: rtu1
+    limits: { connections-per-source: 1024 }
+policies:
+  rtu1:
+    protocol: iec104
+    mode: enforce
+    rules:
+      - name: scada monitoring
+        type: [C_IC_NA_1, C_RD_NA_1]
+        ca: 1
+      - name: set-points
+        type: C_SE_NC_1
+        ca: 1
+        ioa: 3000-3009
+        value: 0-150.0
+      - name: breakers
+        type: C_SC_NA_1
+        ca: 1
+        ioa: 2000-2099
+        select-before-operate: true
+YAML
+}
+
 TARGETS="direct:$PLC_PORT haproxy:$HAPROXY_PORT"
 port=$GW_PORT
 for gw in $GATEWAYS; do
@@ -208,6 +252,8 @@ hmi() { # port conns seconds -> one JSON line
     timeout $(( $3 + 20 )) "$LMB_BIN/libmodbus-load" $HOST $1 $2 $3 || true
   elif [[ $LOAD == snap7 ]]; then
     timeout $(( $3 + 20 )) "$LMB_BIN/snap7-load" $HOST $1 $2 $3 "${S7_WRITE_PERCENT:-0}" || true
+  elif [[ $LOAD == iec104 ]]; then
+    timeout $(( $3 + 20 )) "$LMB_BIN/iec104-load" $HOST $1 $2 $3 "${IEC104_MODE:-setpoint}" || true
   else
     timeout $(( $3 + 20 )) dotnet "$SIM_DLL" hmi --target $HOST:$1 --conns $2 --seconds $3 --json || true
   fi
