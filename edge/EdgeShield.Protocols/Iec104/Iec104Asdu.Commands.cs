@@ -47,12 +47,18 @@ public readonly ref partial struct Iec104Asdu
     /// <summary>
     /// The qualifiers of a command hold values docs/IEC104.md permits, in every object: DCO and RCO state 1 or 2
     /// (0 and 3 are not permitted), QU of SCO/DCO/RCO 0..3, and one S/E for all objects (a select and an execute
-    /// mixed in one ASDU is refused). True for every other parsed ASDU; false on a view that was not parsed.
+    /// mixed in one ASDU is refused). For the system commands: C_IC_NA_1's QOI 20 (station) or 21-36 (group),
+    /// C_CI_NA_1's QCC request 1-5 (group 1-4, general; any freeze), C_RP_NA_1's QRP 1 or 2 (general reset, reset of
+    /// the event buffer). True for every other parsed ASDU; false on a view that was not parsed.
     /// </summary>
     public bool QualifierValid
     {
         get
         {
+            if (Status == Iec104AsduStatus.WellFormed && Type is 100 or 101 or 105)
+            {
+                return SystemQualifiersValid();
+            }
             if (!IsCommand)
             {
                 return Status != Iec104AsduStatus.Malformed;
@@ -84,6 +90,27 @@ public readonly ref partial struct Iec104Asdu
             }
             return true;
         }
+    }
+
+    /// <summary>QOI, QCC or QRP of every object of a C_IC_NA_1, C_CI_NA_1 or C_RP_NA_1 (IEC 60870-5-101, 7.2.6.22, 7.2.6.23, 7.2.6.27).</summary>
+    private bool SystemQualifiersValid()
+    {
+        byte type = Type;
+        foreach (var o in this)
+        {
+            byte q = o.Element[0];
+            bool valid = type switch
+            {
+                100 => q is >= 20 and <= 36,
+                101 => (q & 0x3F) is >= 1 and <= 5,
+                _ => q is 1 or 2,
+            };
+            if (!valid)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>

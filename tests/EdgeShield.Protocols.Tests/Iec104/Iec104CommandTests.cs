@@ -232,4 +232,33 @@ public class Iec104CommandTests
         Assert.False(Iec104Sequence.IsValidAcknowledgement(32766, 2, 1));
         Assert.False(Iec104Sequence.IsValidAcknowledgement(32766, 32765, 1));
     }
+
+    [Theory]
+    [InlineData(100, 20, true)]   // station interrogation
+    [InlineData(100, 21, true)]
+    [InlineData(100, 36, true)]   // group 16
+    [InlineData(100, 0, false)]
+    [InlineData(100, 19, false)]
+    [InlineData(100, 37, false)]
+    [InlineData(100, 255, false)]
+    [InlineData(101, 0x05, true)] // general counter request, no freeze
+    [InlineData(101, 0x45, true)] // general, freeze without reset
+    [InlineData(101, 0x01, true)] // group 1
+    [InlineData(101, 0x00, false)]
+    [InlineData(101, 0x06, false)]
+    [InlineData(101, 0x60, false)]
+    [InlineData(105, 1, true)]
+    [InlineData(105, 2, true)]
+    [InlineData(105, 0, false)]
+    [InlineData(105, 3, false)]
+    [InlineData(105, 128, false)]
+    [InlineData(102, 0, true)]    // C_RD_NA_1 has no qualifier
+    public void QualifierValid_SystemCommands_CheckQoiQccQrp(byte type, byte qualifier, bool valid)
+    {
+        byte[] element = type == 102 ? [] : [qualifier];
+        var view = Parse(Asdu(type, false, 1, type == 102 ? (byte)5 : (byte)6, 1, [.. Ioa(0), .. element]));
+        Assert.Equal(valid, view.QualifierValid);
+        Assert.False(view.IsCommand);
+        Assert.False(view.IsSelect);
+    }
 }

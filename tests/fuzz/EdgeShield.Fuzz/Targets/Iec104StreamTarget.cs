@@ -157,7 +157,7 @@ internal static class Iec104StreamTarget
         bool hasValue = asdu.TryGetValue(out double min, out double max);
         Invariant.That(!hasValue || (min <= max && asdu.IsCommand), "a value range upside down, or a value of a type that is not a command");
         bool keyed = asdu.TryGetCommandKey(out var key);
-        Invariant.That(keyed == (asdu.IsCommand && asdu.Count == 1) && (!select || asdu.IsCommand) && (valid || asdu.IsCommand), "command helpers disagree with IsCommand");
+        Invariant.That(keyed == (asdu.IsCommand && asdu.Count == 1) && (!select || asdu.IsCommand) && (valid || asdu.IsCommand || asdu.Type is 100 or 101 or 105), "command helpers disagree with IsCommand");
 
         if (bytes.Length > Iec104Limits.MaxAsduLength)
         {
