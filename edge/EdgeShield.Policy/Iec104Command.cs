@@ -135,13 +135,13 @@ public readonly ref struct Iec104Command
         switch (type)
         {
             case 48 or 61 when element.Length >= 2:
-                value = BinaryPrimitives.ReadInt16LittleEndian(element) / 32768.0;
+                value = Iec104Values.Normalised(element);
                 return true;
             case 49 or 62 when element.Length >= 2:
-                value = BinaryPrimitives.ReadInt16LittleEndian(element);
+                value = Iec104Values.Scaled(element);
                 return true;
             case 50 or 63 when element.Length >= 4:
-                value = BinaryPrimitives.ReadSingleLittleEndian(element);
+                value = Iec104Values.Float(element);
                 return true;
             default:
                 return false;
