@@ -162,6 +162,8 @@ public class S7InspectionBenchmarks
     private readonly SourceAddress _source = SourceAddress.From(IPAddress.Loopback);
     private readonly S7Connection _op = new(S7ConnectionKind.Op, 2, 0, 2);
     private S7Expectation _expectation;
+    // The live session judges at the timestamp of the read that brought the frame (ClientConnection.ReadAt), taken once per read.
+    private readonly long _readAt = Stopwatch.GetTimestamp();
 
     private static CompiledPolicy S7Policy()
     {
@@ -208,7 +210,7 @@ public class S7InspectionBenchmarks
             throw new InvalidOperationException("not a whole PDU");
         }
         var request = S7Pdu.ParseRequest(pdu);
-        var verdict = _policy.Evaluate(_source, new S7Target(_op, request), Stopwatch.GetTimestamp());
+        var verdict = _policy.Evaluate(_source, new S7Target(_op, request), _readAt);
         _expectation = request.Expectation(960);
         return (int)verdict.Reason;
     }
@@ -234,7 +236,7 @@ public class S7InspectionBenchmarks
             throw new InvalidOperationException("not a whole PDU");
         }
         var request = S7Pdu.ParseRequest(pdu);
-        return (int)_policy.Evaluate(_source, new S7Target(_op, request), Stopwatch.GetTimestamp()).Reason;
+        return (int)_policy.Evaluate(_source, new S7Target(_op, request), _readAt).Reason;
     }
 
     [Benchmark(Description = "S7 answer check read-var 1 item 20 bytes")]

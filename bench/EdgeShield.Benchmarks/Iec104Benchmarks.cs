@@ -22,6 +22,8 @@ public class Iec104InspectionBenchmarks
     private readonly CompiledPolicy _policy = Policy();
     private readonly SourceAddress _source = SourceAddress.From(IPAddress.Loopback);
     private readonly Iec104Selects _selects = new();
+    // The live session judges at the timestamp of the read that brought the frame (ClientConnection.ReadAt), taken once per read.
+    private readonly long _readAt = Stopwatch.GetTimestamp();
 
     private static CompiledPolicy Policy()
     {
@@ -78,6 +80,6 @@ public class Iec104InspectionBenchmarks
         {
             throw new InvalidOperationException("not a well-formed I-frame");
         }
-        return (int)Inspector.InspectIec104(_policy, _source, asdu, _selects, Stopwatch.GetTimestamp()).Kind;
+        return (int)Inspector.InspectIec104(_policy, _source, asdu, _selects, _readAt).Kind;
     }
 }

@@ -93,7 +93,7 @@ internal sealed class ModbusSession : IProtocolSession
         var clientFrame = input[..consumed];
 
         var policy = _listener.Policy.Current;
-        var inspection = Inspector.Inspect(policy, _connection.Source, unit, request, Stopwatch.GetTimestamp());
+        var inspection = Inspector.Inspect(policy, _connection.Source, unit, request, _connection.ReadAt);
         if (!inspection.Forwards)
         {
             var verdict = inspection.Verdict;

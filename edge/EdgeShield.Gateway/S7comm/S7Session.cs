@@ -169,7 +169,7 @@ internal sealed class S7Session : IProtocolSession
         var request = S7Pdu.ParseRequest(pdu);
         var policy = _listener.Policy.Current;
         // The order of judgement is Inspector.InspectS7's, which replay asks too.
-        var inspection = Inspector.InspectS7(policy, _connection.Source, _peer, _plus, request, Stopwatch.GetTimestamp());
+        var inspection = Inspector.InspectS7(policy, _connection.Source, _peer, _plus, request, _connection.ReadAt);
         var verdict = inspection.Verdict;
         if (inspection.Kind is not (InspectionKind.Malformed or InspectionKind.Answer))
         {
