@@ -123,6 +123,9 @@ internal static class Iec104Build
         return e;
     }
 
+    /// <summary>The standard's name of a type (C_SC_NA_1), or "type N" for a number the codec does not know.</summary>
+    public static string TypeName(byte type) => Iec104Types.IsKnown(type) ? Iec104Types.Name(type) : "type " + type.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Type, IOA and cause of an ASDU, for logs and reports: "C_SC_NA_1 ca=1 ioa=2000 cause=7 neg".</summary>
     public static string Describe(ReadOnlySpan<byte> asdu)
     {
@@ -132,6 +135,6 @@ internal static class Iec104Build
         }
         uint ioa = asdu.Length >= Iec104Limits.AsduHeaderLength + 3 ? (uint)(asdu[6] | asdu[7] << 8 | asdu[8] << 16) : 0;
         return string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"{Iec104Types.Name(asdu[0])} ca={BinaryPrimitives.ReadUInt16LittleEndian(asdu[4..])} ioa={ioa} cause={asdu[2] & 0x3F}{((asdu[2] & 0x40) != 0 ? " negative" : "")}");
+            $"{TypeName(asdu[0])} ca={BinaryPrimitives.ReadUInt16LittleEndian(asdu[4..])} ioa={ioa} cause={asdu[2] & 0x3F}{((asdu[2] & 0x40) != 0 ? " negative" : "")}");
     }
 }

@@ -327,3 +327,88 @@ public sealed class Iec104PlcSimulatorTests
         Assert.Equal(8, received);
     }
 }
+
+public sealed class Iec104LoadAndAttackTests
+{
+    [Fact]
+    public async Task Iec104Hmi_AgainstSimulator_CommandsWithoutErrors()
+    {
+        await using var plc = await Iec104PlcSimulatorTests.StartAsync(new Iec104PlcOptions { SpontaneousMs = 20 });
+        var result = await Iec104HmiLoad.RunAsync(plc.EndPoint, new Iec104HmiOptions { Connections = 3, Duration = TimeSpan.FromSeconds(1) }, CancellationToken.None);
+        Assert.True(result.ResponsesOk > 50, $"only {result.ResponsesOk} commands confirmed");
+        Assert.Equal(0, result.Errors);
+        Assert.Equal(0, result.TotalExceptions);
+        Assert.True(result.RequestsPerSecond > 0);
+        Assert.True(result.P50Us > 0 && result.P50Us <= result.P99Us);
+        Assert.True(plc.Selects > 0 && plc.Executes > 0 && plc.Setpoints > 0);
+        Assert.Equal(0, plc.MalformedFrames + plc.SequenceErrors + plc.TotalNegatives);
+    }
+
+    [Fact]
+    public async Task Iec104Hmi_WrongCommonAddress_CountsNegativeConfirmations()
+    {
+        await using var plc = await Iec104PlcSimulatorTests.StartAsync();
+        var result = await Iec104HmiLoad.RunAsync(plc.EndPoint, new Iec104HmiOptions { CommonAddress = 9, Duration = TimeSpan.FromMilliseconds(300) }, CancellationToken.None);
+        Assert.Equal(0, result.Errors);
+        Assert.True(result.Exceptions(46) > 0);
+        Assert.Equal(0, result.ResponsesOk);
+    }
+
+    [Fact]
+    public async Task Iec104Attack_AgainstSimulator_EveryCaseReportsWhatCameBack()
+    {
+        await using var plc = await Iec104PlcSimulatorTests.StartAsync(new Iec104PlcOptions { SpontaneousMs = 100 });
+        var options = new Iec104AttackOptions { AnswerTimeoutMs = 500, FloodCommands = 100, FloodInterrogations = 20 };
+        var cases = new Dictionary<string, AttackCaseResult>();
+        foreach (string scenario in Iec104AttackSuite.ScenarioNames)
+        {
+            var result = await Iec104AttackSuite.RunScenarioAsync(plc.EndPoint, scenario, options, CancellationToken.None);
+            Assert.Equal(Iec104AttackSuite.CasesOf(scenario).Count, result.Cases.Count);
+            foreach (var c in result.Cases)
+            {
+                cases[c.Name] = c;
+            }
+        }
+        Assert.Equal(Iec104AttackSuite.CaseNames.Count, cases.Count);
+        Assert.All(cases.Values, c => Assert.True(c.Sent > 0 && c.ConnectFailed == 0 && !c.Truncated, c.ToString()));
+
+        void Expect(string name, ProbeOutcome outcome, byte cause = 0)
+        {
+            var c = cases[name];
+            Assert.True(c.Outcome == outcome && c.ExceptionCode == cause, $"{name}: expected {outcome} {cause}, got {c}");
+        }
+        Expect("command-flood", ProbeOutcome.Exception, 7);
+        Assert.Equal(100, cases["command-flood"].Exceptions);
+        Expect("setpoint-flood", ProbeOutcome.Normal);
+        Assert.Equal(20, cases["interrogation-flood"].Normal);
+        Expect("global-ca-single-command", ProbeOutcome.Exception, 46);
+        Expect("global-ca-setpoint", ProbeOutcome.Exception, 46);
+        Expect("global-ca-interrogation", ProbeOutcome.Normal);
+        foreach (string name in Iec104AttackSuite.CasesOf("forged-confirmations"))
+        {
+            Expect(name, ProbeOutcome.Exception, 45);
+        }
+        foreach (string name in Iec104AttackSuite.CasesOf("bad-lengths").Concat(Iec104AttackSuite.CasesOf("sequence-gaps")).Concat(Iec104AttackSuite.CasesOf("before-startdt")))
+        {
+            Expect(name, ProbeOutcome.ConnectionClosed);
+        }
+        Expect("u-two-functions", ProbeOutcome.ConnectionClosed);
+        Expect("testfr-con-unasked", ProbeOutcome.NoAnswer);
+        Expect("n-zero", ProbeOutcome.ConnectionClosed);
+        Expect("sq1-without-base-ioa", ProbeOutcome.ConnectionClosed);
+        Expect("sq1-command-three", ProbeOutcome.Exception, 7);
+        foreach (string name in Iec104AttackSuite.CasesOf("unknown-types").Concat(Iec104AttackSuite.CasesOf("monitor-types")))
+        {
+            Expect(name, ProbeOutcome.Exception, 44);
+        }
+        foreach (string name in Iec104AttackSuite.CasesOf("select-before-operate"))
+        {
+            Expect(name, ProbeOutcome.Exception, 7);
+        }
+        // What the attacks did to the station: no command executed; it closed what it could not read.
+        Assert.Equal(0, plc.Executes);
+        Assert.True(plc.MalformedFrames >= 20, $"malformed {plc.MalformedFrames}");
+        Assert.Equal(4, plc.SequenceErrors);
+        Assert.Equal(3, plc.IFramesBeforeStart);
+    }
+}
