@@ -580,10 +580,18 @@ public sealed partial class Iec104PlcSimulator : IAsyncDisposable
                 {
                     return;
                 }
+                if (_pending.Count >= MaxPending)
+                {
+                    Close(string.Create(CultureInfo.InvariantCulture, $"{MaxPending} ASDUs waiting for the client's acknowledgements"));
+                    return;
+                }
                 _pending.Enqueue(asdu);
                 Pump();
             }
         }
+
+        /// <summary>ASDUs held back by the k window before the connection is given up (t1 usually closes it first).</summary>
+        private const int MaxPending = 10_000;
 
         /// <summary>Under <see cref="_gate"/>: moves pending ASDUs to the wire while the k window allows.</summary>
         private void Pump()

@@ -307,6 +307,31 @@ public sealed class Iec104PlcSimulatorTests
     }
 
     [Fact]
+    public async Task Iec104_T1_UnacknowledgedFramesClose_T3_SendsTestFrame()
+    {
+        var log = new List<string>();
+        await using var plc = await StartAsync(new Iec104PlcOptions { SpontaneousMs = 0, T1 = TimeSpan.FromMilliseconds(400), T3 = TimeSpan.FromMilliseconds(200), Log = m => { lock (log) { log.Add(m); } } });
+        using var idle = await ConnectAsync(plc);
+        // Idle: the station tests the link (t3) and the client's TESTFR con keeps it open.
+        Assert.NotNull(await idle.WaitAsync(static r => r.Function == Iec104UFunction.TestFrAct, TimeoutMs, CancellationToken.None));
+        var silent = await Iec104Client.ConnectAsync(plc.EndPoint, TimeoutMs, CancellationToken.None);
+        using (silent)
+        {
+            // A client that stops reading (so never acknowledges) after asking for 8 ASDUs: t1 closes it.
+            Assert.True(await silent!.StartAsync(TimeoutMs, CancellationToken.None));
+            await silent.SendAsduAsync(Iec104Build.Asdu(IC, 6, 1, 0, [20]), CancellationToken.None);
+            // Meanwhile the idle client keeps reading, so it answers every TESTFR act and stays.
+            Assert.Null(await idle.WaitAsync(static _ => false, 1200, CancellationToken.None));
+            Assert.Equal(1, plc.T1Expired);
+        }
+        lock (log)
+        {
+            Assert.Contains(log, m => m.Contains("t1:", StringComparison.Ordinal));
+        }
+        Assert.False(idle.Closed);
+    }
+
+    [Fact]
     public async Task Iec104_Window_StationStopsAtK_UntilAcknowledged()
     {
         await using var plc = await StartAsync(new Iec104PlcOptions { SpontaneousMs = 0, K = 4, W = 100 });
