@@ -380,6 +380,20 @@ public sealed class Iec104LoadAndAttackTests
     }
 
     [Fact]
+    public async Task Iec104DemoTraffic_AgainstSimulator_ConfirmedAndRefused()
+    {
+        // Without a firewall the station itself refuses what it can: the execute without select (7) and the global CA (46).
+        await using var plc = await Iec104PlcSimulatorTests.StartAsync(new Iec104PlcOptions { SpontaneousMs = 100 });
+        var traffic = new Iec104DemoTraffic(plc.EndPoint);
+        await traffic.RunAsync(TimeSpan.FromMilliseconds(1500), CancellationToken.None);
+        Assert.True(traffic.Confirmed > 5 && traffic.Refusals > 0 && traffic.ForbiddenSent > 0, $"sent {traffic.CommandsSent} confirmed {traffic.Confirmed} refusals {traffic.Refusals} forbidden {traffic.ForbiddenSent} closed {traffic.ClosedConnections} no-answer {traffic.NoAnswers} reports {traffic.Reports} negatives {plc.TotalNegatives}");
+        Assert.True(traffic.Reports >= 6, $"reports {traffic.Reports}"); // the interrogation alone answers 6 ASDUs
+        Assert.Equal(0, traffic.ClosedConnections + traffic.NoAnswers);
+        Assert.Equal(1, plc.Interrogations);
+        Assert.True(plc.Executes > 0 && plc.Setpoints > 0);
+    }
+
+    [Fact]
     public async Task Iec104Attack_AgainstSimulator_EveryCaseReportsWhatCameBack()
     {
         await using var plc = await Iec104PlcSimulatorTests.StartAsync(new Iec104PlcOptions { SpontaneousMs = 100 });
