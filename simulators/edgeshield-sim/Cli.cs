@@ -11,7 +11,7 @@ internal static class Cli
           attack  --target HOST:PORT [--scenario NAME[,NAME]]      malformed frames, forbidden functions, sweeps, floods, slowloris, half-open
                                                                    (--protocol s7comm: stop, download, upload, passwords, forced outputs, fragments, bad COTP;
                                                                    --protocol iec104: floods, global CA, forged confirmations, length/SQ/sequence lies, U-frames)
-          demo    [--seconds N] [--broker URL]                    Modbus and S7 PLCs, the gateway with the demo policy, HMI traffic and an MQTT broker, in one process
+          demo    [--seconds N] [--broker URL]                    Modbus and S7 PLCs and an IEC 104 station, the gateway with the demo policy, HMI traffic and an MQTT broker, in one process
         """;
 
     public static async Task<int> RunAsync(string[] args)
