@@ -31,8 +31,15 @@ internal static class AttackCommand
           --conn-type T             s7comm: the connection type of the attacker's COTP connects, pg (default), op or basic
           --guesses N               s7comm: passwords tried by password-guess (default 32)
           --partial N               s7comm: connections holding an unfinished PDU in never-completed-many (default 32)
+          --protocol iec104         the IEC 60870-5-104 suite (scenarios command-flood, global-ca, forged-confirmations,
+                                    bad-lengths, sq-number-lies, sequence-gaps, u-frames, before-startdt, unknown-types,
+                                    monitor-types, select-before-operate; --list names the cases)
+          --ca N                    iec104: the station's common address (default 1)
+          --commands N              iec104: commands of command-flood and setpoint-flood (default 500)
+          --interrogations N        iec104: interrogations of interrogation-flood (default 100)
         The Modbus options (--unit, --source, --half-open, --flood, --slowloris, --burst, --value-*, --forbidden-address,
-        --sweep-max) do not apply to s7comm.
+        --sweep-max) do not apply to s7comm or iec104; for iec104 "exception N" is a negative confirmation with cause N
+        (hex, as the other suites print codes; the detail says it in decimal).
         Prints one line per case (NAME: exception XX | connection closed | no answer | answered normally,
         with counts for multi-frame cases) and one line per scenario with the frames it sent.
         """;
@@ -55,6 +62,9 @@ internal static class AttackCommand
         byte connType = 1;
         var s7Defaults = new S7AttackOptions();
         int guesses = s7Defaults.PasswordGuesses, partial = s7Defaults.PartialConnections;
+        var iecDefaults = new Iec104AttackOptions();
+        int ca = iecDefaults.CommonAddress, floodCommands = iecDefaults.FloodCommands, floodInterrogations = iecDefaults.FloodInterrogations;
+        bool s7Only = false, iecOnly = false;
         for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
             switch (option)
@@ -68,11 +78,24 @@ internal static class AttackCommand
                 case "--protocol":
                     protocol = args.Value(option) switch
                     {
-                        var p when p is "modbus-tcp" or "s7comm" => p,
-                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp or s7comm"),
+                        var p when p is "modbus-tcp" or "s7comm" or "iec104" => p,
+                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp, s7comm or iec104"),
                     };
                     break;
+                case "--ca":
+                    iecOnly = true;
+                    ca = args.Int(option, 1, 65535);
+                    break;
+                case "--commands":
+                    iecOnly = true;
+                    floodCommands = args.Int(option, 1, 1_000_000);
+                    break;
+                case "--interrogations":
+                    iecOnly = true;
+                    floodInterrogations = args.Int(option, 1, 1_000_000);
+                    break;
                 case "--conn-type":
+                    s7Only = true;
                     connType = args.Value(option) switch
                     {
                         "pg" => 1,
@@ -82,9 +105,11 @@ internal static class AttackCommand
                     };
                     break;
                 case "--guesses":
+                    s7Only = true;
                     guesses = args.Int(option, 1, 100_000);
                     break;
                 case "--partial":
+                    s7Only = true;
                     partial = args.Int(option, 1, 10_000);
                     break;
                 case "--target":
@@ -166,14 +191,14 @@ internal static class AttackCommand
                     throw new UsageException($"attack: unknown argument '{option}' (see attack --help)");
             }
         }
-        bool s7 = protocol == "s7comm";
-        IReadOnlyList<string> scenarioNames = s7 ? S7AttackSuite.ScenarioNames : AttackSuite.ScenarioNames;
-        IReadOnlyList<string> caseNames = s7 ? S7AttackSuite.CaseNames : AttackSuite.CaseNames;
+        bool s7 = protocol == "s7comm", iec = protocol == "iec104";
+        IReadOnlyList<string> scenarioNames = s7 ? S7AttackSuite.ScenarioNames : iec ? Iec104AttackSuite.ScenarioNames : AttackSuite.ScenarioNames;
+        IReadOnlyList<string> caseNames = s7 ? S7AttackSuite.CaseNames : iec ? Iec104AttackSuite.CaseNames : AttackSuite.CaseNames;
         if (list)
         {
             foreach (string scenario in scenarioNames)
             {
-                Console.WriteLine($"{scenario}: {string.Join(' ', s7 ? S7AttackSuite.CasesOf(scenario) : AttackSuite.CasesOf(scenario))}");
+                Console.WriteLine($"{scenario}: {string.Join(' ', s7 ? S7AttackSuite.CasesOf(scenario) : iec ? Iec104AttackSuite.CasesOf(scenario) : AttackSuite.CasesOf(scenario))}");
             }
             return 0;
         }
@@ -203,6 +228,15 @@ internal static class AttackCommand
         {
             throw new UsageException("attack --protocol s7comm: a Modbus option was given (see attack --help)");
         }
+        if (iec && (modbusOnly || s7Only))
+        {
+            throw new UsageException("attack --protocol iec104: a Modbus or S7 option was given (see attack --help)");
+        }
+        if (iecOnly && !iec)
+        {
+            throw new UsageException("attack: --ca, --commands and --interrogations are iec104 options (--protocol iec104)");
+        }
+        var iecOptions = new Iec104AttackOptions { AnswerTimeoutMs = timeoutMs, CommonAddress = (ushort)ca, FloodCommands = floodCommands, FloodInterrogations = floodInterrogations };
         var s7Options = new S7AttackOptions { AnswerTimeoutMs = timeoutMs, ConnectionType = connType, PasswordGuesses = guesses, PartialConnections = partial };
         var options = new AttackOptions
         {
@@ -232,7 +266,9 @@ internal static class AttackCommand
                 var caseResults = new List<AttackCaseResult>();
                 foreach (string name in cases)
                 {
-                    var result = s7 ? await S7AttackSuite.RunCaseAsync(target, name, s7Options, stop.Token) : await AttackSuite.RunCaseAsync(target, name, options, stop.Token);
+                    var result = s7 ? await S7AttackSuite.RunCaseAsync(target, name, s7Options, stop.Token)
+                        : iec ? await Iec104AttackSuite.RunCaseAsync(target, name, iecOptions, stop.Token)
+                        : await AttackSuite.RunCaseAsync(target, name, options, stop.Token);
                     caseResults.Add(result);
                     if (!json)
                     {
@@ -245,7 +281,9 @@ internal static class AttackCommand
             {
                 foreach (string scenario in scenarios.Count > 0 ? scenarios : scenarioNames)
                 {
-                    var result = s7 ? await S7AttackSuite.RunScenarioAsync(target, scenario, s7Options, stop.Token) : await AttackSuite.RunScenarioAsync(target, scenario, options, stop.Token);
+                    var result = s7 ? await S7AttackSuite.RunScenarioAsync(target, scenario, s7Options, stop.Token)
+                        : iec ? await Iec104AttackSuite.RunScenarioAsync(target, scenario, iecOptions, stop.Token)
+                        : await AttackSuite.RunScenarioAsync(target, scenario, options, stop.Token);
                     results.Add(result);
                     if (!json)
                     {

@@ -4,11 +4,14 @@ internal static class Cli
 {
     private const string Usage = """
         usage: edgeshield-sim <command> [options]   (--help on each command)
-          plc     --listen HOST:PORT [--units 1,2] [--delay-ms N]   a Modbus TCP PLC (--protocol s7comm: an S7-300/400-like CPU)
-          hmi     --target HOST:PORT --conns N --seconds S [...]   HMI load; requests/s and latency (--protocol s7comm: S7 read/write-var)
+          plc     --listen HOST:PORT [--units 1,2] [--delay-ms N]   a Modbus TCP PLC (--protocol s7comm: an S7-300/400-like CPU;
+                                                                   --protocol iec104: an IEC 60870-5-104 controlled station)
+          hmi     --target HOST:PORT --conns N --seconds S [...]   HMI load; requests/s and latency (--protocol s7comm: S7 read/write-var;
+                                                                   --protocol iec104: IEC 104 select+execute commands and set-points)
           attack  --target HOST:PORT [--scenario NAME[,NAME]]      malformed frames, forbidden functions, sweeps, floods, slowloris, half-open
-                                                                   (--protocol s7comm: stop, download, upload, passwords, forced outputs, fragments, bad COTP)
-          demo    [--seconds N] [--broker URL]                    Modbus and S7 PLCs, the gateway with the demo policy, HMI traffic and an MQTT broker, in one process
+                                                                   (--protocol s7comm: stop, download, upload, passwords, forced outputs, fragments, bad COTP;
+                                                                   --protocol iec104: floods, global CA, forged confirmations, length/SQ/sequence lies, U-frames)
+          demo    [--seconds N] [--broker URL]                    Modbus and S7 PLCs and an IEC 104 station, the gateway with the demo policy, HMI traffic and an MQTT broker, in one process
         """;
 
     public static async Task<int> RunAsync(string[] args)

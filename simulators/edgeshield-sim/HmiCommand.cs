@@ -27,7 +27,12 @@ internal static class HmiCommand
           --db N               s7comm: the DB read and written (default 1)
           --read-bytes N       s7comm: bytes per read-var item (default 20); --write-bytes N per write (default 4)
           --conn-type T        s7comm: op (default, an HMI's), pg or basic; --rack R --slot S (default 0, 2)
-        For s7comm, exceptions_by_code counts item return codes (01..0A) and negative Ack_Data by error class (81..87, D2).
+          --protocol iec104    IEC 60870-5-104: each connection STARTDT, then one command outstanding at a time, waiting for
+                               its actcon: select+execute pairs of C_SC_NA_1 / C_DC_NA_1 (IOA 2000-2099) and C_SE_NC_1
+                               set-points (IOA 3000-3009, values 0..100); --mix command=C,setpoint=S (default 70,30)
+          --ca N               iec104: the station's common address (default 1)
+        For s7comm, exceptions_by_code counts item return codes (01..0A) and negative Ack_Data by error class (81..87, D2);
+        for iec104, negative confirmations by cause (7, 44..47, decimal).
         Exit 0 when every request was answered, 1 when there were errors.
         """;
 
@@ -42,7 +47,9 @@ internal static class HmiCommand
         string protocol = "modbus-tcp";
         int db = 1, readBytes = 20, writeBytes = 4, rack = 0, slot = 2;
         byte connType = 2;
-        bool readRangeSet = false, unitOrPipelineSet = false;
+        bool readRangeSet = false, unitOrPipelineSet = false, modbusOrS7Set = false;
+        int ca = 1;
+        string? mix = null;
         for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
             switch (option)
@@ -70,26 +77,32 @@ internal static class HmiCommand
                 case "--protocol":
                     protocol = args.Value(option) switch
                     {
-                        var p when p is "modbus-tcp" or "s7comm" => p,
-                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp or s7comm"),
+                        var p when p is "modbus-tcp" or "s7comm" or "iec104" => p,
+                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp, s7comm or iec104"),
                     };
                     break;
                 case "--db":
+                    modbusOrS7Set = true;
                     db = args.Int(option, 1, 65535);
                     break;
                 case "--read-bytes":
+                    modbusOrS7Set = true;
                     readBytes = args.Int(option, 1, 462);
                     break;
                 case "--write-bytes":
+                    modbusOrS7Set = true;
                     writeBytes = args.Int(option, 1, 452);
                     break;
                 case "--rack":
+                    modbusOrS7Set = true;
                     rack = args.Int(option, 0, 7);
                     break;
                 case "--slot":
+                    modbusOrS7Set = true;
                     slot = args.Int(option, 0, 31);
                     break;
                 case "--conn-type":
+                    modbusOrS7Set = true;
                     connType = args.Value(option) switch
                     {
                         "pg" => 1,
@@ -102,13 +115,18 @@ internal static class HmiCommand
                     timeoutMs = args.Int(option, 1, 600_000);
                     break;
                 case "--mix":
-                    (read, write) = ParseMix(args.Value(option));
+                    mix = args.Value(option);
+                    break;
+                case "--ca":
+                    ca = args.Int(option, 1, 65535);
                     break;
                 case "--read-range":
+                    modbusOrS7Set = true;
                     readRange = ParseRange(option, args.Value(option));
                     readRangeSet = true;
                     break;
                 case "--write-range":
+                    modbusOrS7Set = true;
                     writeRange = ParseRange(option, args.Value(option));
                     break;
                 case "--json":
@@ -126,6 +144,36 @@ internal static class HmiCommand
             throw new UsageException("hmi: --target HOST:PORT is required");
         }
 
+        if (protocol == "iec104")
+        {
+            if (unitOrPipelineSet || intervalSeconds > 0 || modbusOrS7Set)
+            {
+                throw new UsageException("hmi --protocol iec104: --unit, --pipeline, --interval, --db, --read-*, --write-*, --rack, --slot and --conn-type are Modbus or S7 options");
+            }
+            var (commands, setpoints) = mix is null ? (70, 30) : ParseIec104Mix(mix);
+            var iec = new Iec104HmiOptions
+            {
+                Connections = conns,
+                Duration = TimeSpan.FromSeconds(seconds),
+                CommonAddress = (ushort)ca,
+                CommandWeight = commands,
+                SetpointWeight = setpoints,
+                TimeoutMs = timeoutMs,
+            };
+            using var iecStop = Cli.StopOnSignal(out var iecSignals);
+            using (iecSignals)
+            {
+                return Report(await Iec104HmiLoad.RunAsync(target, iec, iecStop.Token), json, causes: true);
+            }
+        }
+        if (mix is not null)
+        {
+            (read, write) = ParseMix(mix);
+        }
+        if (ca != 1)
+        {
+            throw new UsageException("hmi: --ca is an iec104 option (--protocol iec104)");
+        }
         if (protocol == "s7comm")
         {
             if (unitOrPipelineSet || intervalSeconds > 0)
@@ -178,7 +226,7 @@ internal static class HmiCommand
         }
     }
 
-    private static int Report(HmiResult result, bool json)
+    private static int Report(HmiResult result, bool json, bool causes = false)
     {
         if (json)
         {
@@ -194,7 +242,9 @@ internal static class HmiCommand
             {
                 if (result.Exceptions((byte)code) > 0)
                 {
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  exception {code:X2}: {result.Exceptions((byte)code)}"));
+                    Console.WriteLine(causes
+                        ? string.Create(CultureInfo.InvariantCulture, $"  negative cause {code} ({EdgeShield.Protocols.Iec104.Iec104Causes.Name((byte)code)}): {result.Exceptions((byte)code)}")
+                        : string.Create(CultureInfo.InvariantCulture, $"  exception {code:X2}: {result.Exceptions((byte)code)}"));
                 }
             }
         }
@@ -284,6 +334,35 @@ internal static class HmiCommand
             throw new UsageException("--mix: read and write cannot both be 0");
         }
         return (read, write);
+    }
+
+    private static (int Commands, int Setpoints) ParseIec104Mix(string text)
+    {
+        int commands = 0, setpoints = 0;
+        foreach (var part in text.Split(','))
+        {
+            int eq = part.IndexOf('=', StringComparison.Ordinal);
+            if (eq < 0 || !int.TryParse(part.AsSpan(eq + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int weight))
+            {
+                throw new UsageException($"--mix: '{part}' is not command=N or setpoint=N");
+            }
+            switch (part[..eq])
+            {
+                case "command":
+                    commands = weight;
+                    break;
+                case "setpoint":
+                    setpoints = weight;
+                    break;
+                default:
+                    throw new UsageException($"--mix: '{part[..eq]}' is not command or setpoint (iec104)");
+            }
+        }
+        if (commands + setpoints == 0)
+        {
+            throw new UsageException("--mix: command and setpoint cannot both be 0");
+        }
+        return (commands, setpoints);
     }
 
     private static (ushort Start, int Count) ParseRange(string option, string text)

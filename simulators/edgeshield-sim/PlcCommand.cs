@@ -13,6 +13,8 @@ internal static class PlcCommand
                                   [--late-ms N] [--split-gap-ms N]
                edgeshield-sim plc --protocol s7comm --listen HOST:PORT [--db FIRST,COUNT,SIZE] [--area-size N]
                                   [--pdu-size N] [--password PWD]
+               edgeshield-sim plc --protocol iec104 --listen HOST:PORT [--ca N] [--spontaneous-ms N] [--single-group]
+                                  [--direct-operate]
           --listen HOST:PORT        address to bind (port 0 picks a free port; the bound one is printed)
           --units LIST              unit ids served (default: every unit id)
           --unit-not-served MODE    other unit ids get exception 0B (default) or no answer
@@ -23,11 +25,17 @@ internal static class PlcCommand
           --fault LIST              comma list of crc, no-reply, late, split, garbage, wrong-unit,
                                     wrong-function, truncated, twice (applied to every reply)
           --late-ms N / --split-gap-ms N   size of the late and split faults (default 500 / 20)
-          --protocol P              modbus-tcp (default) or s7comm (an S7-300/400-like CPU on ISO-on-TCP)
+          --protocol P              modbus-tcp (default), s7comm (an S7-300/400-like CPU on ISO-on-TCP) or iec104
+                                    (an IEC 60870-5-104 controlled station, port 2404 by convention)
           --db FIRST,COUNT,SIZE     s7comm: the DBs served (default 1,10,256: DB1..DB10 of 256 bytes)
           --area-size N             s7comm: bytes of M, I and Q each (default 256)
           --pdu-size N              s7comm: the largest PDU size negotiated (240..960, default 480)
           --password PWD            s7comm: protect the CPU (stop, PI services, upload, download need PWD)
+          --ca N                    iec104: the station's common address (default 1; 1..65534)
+          --spontaneous-ms N        iec104: one point changes and is sent with cause 3 every N ms (default 1000; 0 = never)
+          --single-group            iec104: one redundancy group: STARTDT on a connection closes the one active before
+          --direct-operate          iec104: execute C_SC/C_DC/C_RC without a select (default: select-before-operate)
+        iec104 says on stderr why it closed a connection (sequence error, malformed frame, t1, I-frame before STARTDT).
         Prints "listening on HOST:PORT" (or "serial on DEVICE"), runs until SIGINT/SIGTERM, then prints its counters.
         """;
 
@@ -47,6 +55,8 @@ internal static class PlcCommand
         string protocol = "modbus-tcp";
         int firstDb = 1, dbCount = 10, dbSize = 256, areaSize = 256, pduSize = 480;
         string? password = null;
+        int ca = 1, spontaneousMs = 1000;
+        bool singleGroup = false, directOperate = false, iecOnly = false;
         for (string? option = args.NextOption(); option is not null; option = args.NextOption())
         {
             switch (option)
@@ -108,8 +118,8 @@ internal static class PlcCommand
                 case "--protocol":
                     protocol = args.Value(option) switch
                     {
-                        var p when p is "modbus-tcp" or "s7comm" => p,
-                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp or s7comm"),
+                        var p when p is "modbus-tcp" or "s7comm" or "iec104" => p,
+                        var other => throw new UsageException($"--protocol: '{other}' is not modbus-tcp, s7comm or iec104"),
                     };
                     break;
                 case "--db":
@@ -128,9 +138,29 @@ internal static class PlcCommand
                         throw new UsageException("--password: 1 to 8 characters");
                     }
                     break;
+                case "--ca":
+                    ca = args.Int(option, 1, 65534);
+                    iecOnly = true;
+                    break;
+                case "--spontaneous-ms":
+                    spontaneousMs = args.Int(option, 0, 3_600_000);
+                    iecOnly = true;
+                    break;
+                case "--single-group":
+                    singleGroup = true;
+                    iecOnly = true;
+                    break;
+                case "--direct-operate":
+                    directOperate = true;
+                    iecOnly = true;
+                    break;
                 default:
                     throw new UsageException($"plc: unknown argument '{option}' (see plc --help)");
             }
+        }
+        if (serial is not null && protocol == "iec104")
+        {
+            throw new UsageException("plc --protocol iec104: --serial is Modbus RTU (IEC 104 is TCP only: --listen HOST:PORT)");
         }
         if (serial is not null)
         {
@@ -140,6 +170,22 @@ internal static class PlcCommand
         if (listen is null)
         {
             throw new UsageException("plc: --listen HOST:PORT or --serial DEVICE is required");
+        }
+        if (iecOnly && protocol != "iec104")
+        {
+            throw new UsageException("plc: --ca, --spontaneous-ms, --single-group and --direct-operate are iec104 options (--protocol iec104)");
+        }
+        if (protocol == "iec104")
+        {
+            var iec = new Iec104PlcOptions
+            {
+                CommonAddress = (ushort)ca,
+                SpontaneousMs = spontaneousMs,
+                SingleGroup = singleGroup,
+                DirectOperate = directOperate,
+                Log = static line => Console.Error.WriteLine(line),
+            };
+            return await RunIec104Async(listen, iec);
         }
         if (protocol == "s7comm")
         {
@@ -247,6 +293,44 @@ internal static class PlcCommand
                 if (count > 0)
                 {
                     Console.WriteLine($"  {EdgeShield.Protocols.S7comm.S7Functions.PolicyWord(function)}: {count}");
+                }
+            }
+        }
+        return 0;
+    }
+
+    private static async Task<int> RunIec104Async(IPEndPoint listen, Iec104PlcOptions options)
+    {
+        using var stop = Cli.StopOnSignal(out var signals);
+        using (signals)
+        {
+            await using var plc = await Iec104PlcSimulator.StartAsync(listen, options, stop.Token);
+            Console.WriteLine($"listening on {plc.EndPoint}");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // SIGINT or SIGTERM: stop and report.
+            }
+            await plc.DisposeAsync();
+            Console.WriteLine($"frames {plc.FramesReceived} i {plc.IFrames} s {plc.SFrames} u {plc.UFrames} malformed {plc.MalformedFrames} sequence-errors {plc.SequenceErrors} before-startdt {plc.IFramesBeforeStart} t1-expired {plc.T1Expired} connections {plc.ConnectionsAccepted}");
+            Console.WriteLine($"selects {plc.Selects} executes {plc.Executes} setpoints {plc.Setpoints} interrogations {plc.Interrogations} counter-interrogations {plc.CounterInterrogations} reads {plc.Reads} clock-syncs {plc.ClockSyncs} spontaneous {plc.SpontaneousChanges} negative {plc.TotalNegatives}");
+            for (int type = 0; type < 256; type++)
+            {
+                long count = plc.Asdus((byte)type);
+                if (count > 0)
+                {
+                    Console.WriteLine($"  {(EdgeShield.Protocols.Iec104.Iec104Types.IsKnown((byte)type) ? EdgeShield.Protocols.Iec104.Iec104Types.Name((byte)type) : $"type {type}")}: {count}");
+                }
+            }
+            for (int cause = 0; cause < 64; cause++)
+            {
+                long count = plc.Negatives((byte)cause);
+                if (count > 0)
+                {
+                    Console.WriteLine($"  negative cause {cause} ({EdgeShield.Protocols.Iec104.Iec104Causes.Name((byte)cause)}): {count}");
                 }
             }
         }
