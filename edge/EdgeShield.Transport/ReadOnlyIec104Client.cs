@@ -209,7 +209,11 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                 }
                 finally
                 {
-                    Close(link, link.Closed ? link.CloseReason : "stopping", protocolError: false);
+                    // A link still open here is being stopped: closed gracefully (FIN) by disposing its session, not reset.
+                    lock (_gate)
+                    {
+                        CloseLocked(link, "stopping", protocolError: false, abort: false);
+                    }
                     await link.Session.DisposeAsync();
                 }
                 if (cancellationToken.IsCancellationRequested)
@@ -404,7 +408,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
         }
     }
 
-    private static void CloseLocked(Link link, string reason, bool protocolError)
+    private static void CloseLocked(Link link, string reason, bool protocolError, bool abort = true)
     {
         if (link.Closed)
         {
@@ -413,8 +417,11 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
         link.Closed = true;
         link.CloseReason = reason;
         link.ProtocolError = protocolError;
-        // Abort drops the socket at once; the session is disposed by RunAsync, so nothing reopens it.
-        link.Session.Abort();
+        // Abort drops the socket at once (a reset); the session is disposed by RunAsync, so nothing reopens it.
+        if (abort)
+        {
+            link.Session.Abort();
+        }
     }
 
     /// <summary>What the receive side decided about one frame (decided under the lock, acted on after it).</summary>
@@ -611,7 +618,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
             link = _link;
             if (link is not null)
             {
-                CloseLocked(link, "stopping", protocolError: false);
+                CloseLocked(link, "stopping", protocolError: false, abort: false);
             }
         }
         if (link is not null)
