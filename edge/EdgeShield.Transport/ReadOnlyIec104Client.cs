@@ -77,7 +77,8 @@ public enum Iec104ClientFrame : byte
 /// A read-only IEC 60870-5-104 controlling station for telemetry: it connects through an <see cref="IUpstream"/>, starts
 /// data transfer, interrogates the station (C_IC_NA_1, QOI 20, to its one common address) after every STARTDT con and every
 /// <see cref="Iec104ClientOptions.InterrogationPeriod"/>, and hands every monitor ASDU the station sends (interrogated and
-/// spontaneous) to its <see cref="IIec104Sink"/>. It keeps N(R), acknowledges after w I-frames or t2, answers TESTFR act and
+/// spontaneous) to its <see cref="IIec104Sink"/>; an end of initialisation (M_EI_NA_1) from the station triggers another
+/// interrogation. It keeps N(R), acknowledges after w I-frames or t2, answers TESTFR act and
 /// sends TESTFR act after t3 idle; a sequence error, an impossible N(R), a malformed APDU or ASDU, an expired t1 or a lost
 /// connection closes the connection, and it connects again after a backoff (1 s doubling to 30 s).
 /// </summary>
@@ -126,6 +127,8 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
         public long IFrameSentAt { get; set; }
         public bool StartDtConfirmed { get; set; }
         public bool InterrogationTerminated { get; set; }
+        /// <summary>The station reported end of initialisation (M_EI_NA_1): its process image may be new; interrogate again.</summary>
+        public bool InterrogateNow { get; set; }
         public bool Closed { get; set; }
         public string CloseReason { get; set; } = "";
         public bool ProtocolError { get; set; }
@@ -271,7 +274,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
             long now = Stopwatch.GetTimestamp();
-            bool startDt, sendTestFr = false, sendAck = false;
+            bool startDt, sendTestFr = false, sendAck = false, interrogateNow;
             lock (_gate)
             {
                 if (link.Closed)
@@ -279,6 +282,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                     return active;
                 }
                 startDt = link.StartDtConfirmed;
+                interrogateNow = link.InterrogateNow;
                 if (!startDt && Stopwatch.GetElapsedTime(started, now) >= _options.T1)
                 {
                     CloseLocked(link, $"no STARTDT con within t1 ({_options.T1.TotalSeconds:0.###} s)", protocolError: true);
@@ -325,13 +329,17 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                     return active;
                 }
             }
-            if (active && now >= nextInterrogation)
+            if (active && (now >= nextInterrogation || interrogateNow))
             {
                 bool idle;
                 lock (_gate)
                 {
                     // One interrogation in flight at most: the next waits for the station to acknowledge this one.
                     idle = link.IFrameSentAt == 0;
+                    if (idle)
+                    {
+                        link.InterrogateNow = false;
+                    }
                 }
                 if (idle)
                 {
@@ -559,6 +567,12 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                 link.InterrogationTerminated = true;
                 return Action.InterrogationDone;
             }
+            return Action.Counted;
+        }
+        if (asdu.Type == (byte)Iec104TypeId.M_EI_NA_1)
+        {
+            // End of initialisation: the station (re)started behind a connection that stayed up.
+            link.InterrogateNow = true;
             return Action.Counted;
         }
         if (Iec104Types.Group(asdu.Type) != Iec104TypeGroup.Monitor || asdu.Type > 40)

@@ -178,6 +178,26 @@ public class Iec104PollTests
     }
 
     [Fact]
+    public async Task Iec104_EndOfInitialisation_TriggersAnotherInterrogation_OnTheSameConnection()
+    {
+        await using var station = Iec104ScriptedStation.Start();
+        SeedPoints(station);
+        await using var broker = await EmbeddedBroker.StartAsync();
+        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port))))
+        {
+            service.Start();
+            await TestConfig.Until(() => All(broker, "absent").Count >= 1);
+            // The station restarted its application: M_EI_NA_1, cause 4, COI 0; and now holds another value.
+            station.Points[2] = Iec104ScriptedStation.Asdu(13, 20, Ca, (200, Iec104ScriptedStation.Float(99.5f)));
+            await station.SendAsduAsync(Iec104ScriptedStation.Asdu(70, 4, Ca, (0, [0x00])));
+            await TestConfig.Until(() => station.Interrogations >= 2 && All(broker, "feeder-mw").Count >= 2);
+        }
+        Assert.Equal(1, station.Connections);
+        Assert.Equal(99.5, Last(broker, "feeder-mw").GetProperty("v").GetDouble());
+        AssertOnlyReadOnlyFrames(station.Received, Ca);
+    }
+
+    [Fact]
     public async Task Iec104_TestFrAct_IsAnswered_AndAfterT3Idle_TheClientSendsTestFr()
     {
         await using var station = Iec104ScriptedStation.Start();
