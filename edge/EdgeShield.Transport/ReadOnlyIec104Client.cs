@@ -601,6 +601,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
 
     private ValueTask OnLost(int epoch, UpstreamLoss loss, FrameFault fault)
     {
+        Link? lost = null;
         lock (_gate)
         {
             if (_link is { } link && link.Epoch == epoch)
@@ -611,9 +612,12 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                     UpstreamLoss.Closed => "connection closed by the station",
                     _ => "connection lost",
                 }, protocolError: loss == UpstreamLoss.InvalidFraming);
+                lost = link;
             }
         }
-        return ValueTask.CompletedTask;
+        // The connection is gone: dispose its session now, so that no send can make it connect again (a connection the
+        // station would see begin with something other than STARTDT act). RunAsync opens a new session for the next one.
+        return lost is null ? ValueTask.CompletedTask : lost.Session.DisposeAsync();
     }
 
     /// <summary>The receive side of one connection's session.</summary>
