@@ -134,10 +134,12 @@ public class Iec104TelemetryTests(ITestOutputHelper output)
             Assert.True(messages.Any(m => m.GetProperty("q").GetString() == "good" && Math.Abs(Number(m.GetProperty("v")) - value) < 1e-6),
                 $"the station sent ioa {change["ioa"]} = {value} (type {change["type"]}); published: {string.Join(' ', messages.Select(m => m.GetProperty("v").GetRawText()))}");
         }
-        // Every published good value is one the station held at some point (its log's start or a change).
+        // Every published good value is one the station held at some point (its log's start or a change; the whole log, as
+        // values were published after the snapshot too).
+        var whole = station.Log;
         foreach (int ioa in Ioas)
         {
-            var held = log.Where(l => l.Kind == "spontaneous" && l.Int("ioa") == ioa).Select(l => double.Parse(l["value"], CultureInfo.InvariantCulture)).Append(Initial(ioa)).ToList();
+            var held = whole.Where(l => l.Kind == "spontaneous" && l.Int("ioa") == ioa).Select(l => double.Parse(l["value"], CultureInfo.InvariantCulture)).Append(Initial(ioa)).ToList();
             Assert.All(published["p" + ioa.ToString(CultureInfo.InvariantCulture)].Where(m => m.GetProperty("q").GetString() == "good"),
                 m => Assert.Contains(held, h => Math.Abs(h - Number(m.GetProperty("v"))) < 1e-6));
         }
