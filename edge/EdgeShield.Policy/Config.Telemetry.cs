@@ -60,6 +60,17 @@ public sealed record PollConfig
     public PollProtocol Protocol { get; init; }
     /// <summary>The S7 connection of a <c>protocol: s7comm</c> entry; null for Modbus.</summary>
     public S7PollConnection? S7 { get; init; }
+    /// <summary><c>ca:</c> the common address (ASDU address) of a <c>protocol: iec104</c> entry's station, 1..65534; 0 otherwise.</summary>
+    public ushort CommonAddress { get; init; }
+
+    /// <summary>
+    /// How many <see cref="Every"/> periods lie between two station interrogations of an IEC 104 entry (besides the one
+    /// after every (re)connect): 60, so <c>every: 1s</c> interrogates once a minute; spontaneous data is published as it arrives.
+    /// </summary>
+    public const int Iec104InterrogationPeriods = 60;
+
+    /// <summary>The period of an IEC 104 entry's station interrogations: <see cref="Iec104InterrogationPeriods"/> × <see cref="Every"/>.</summary>
+    public TimeSpan InterrogationPeriod => Every * Iec104InterrogationPeriods;
 }
 
 /// <summary>The protocol a poll entry reads its device with.</summary>
@@ -69,6 +80,8 @@ public enum PollProtocol : byte
     Modbus = 0,
     /// <summary>Siemens S7comm over ISO-on-TCP: tags by S7 absolute address (<c>DB1.DBW2</c>, <c>M10.0</c>).</summary>
     S7comm,
+    /// <summary>IEC 60870-5-104 as a controlling station: tags by information object address of one common address.</summary>
+    Iec104,
 }
 
 /// <summary>
@@ -169,6 +182,13 @@ public sealed record TagConfig
     public ushort Address { get; init; }
     /// <summary>An S7 tag's address; null for a Modbus tag.</summary>
     public S7TagAddress? S7 { get; init; }
+    /// <summary>An IEC 104 tag's information object address (0..16777215); null for other protocols.</summary>
+    public uint? Ioa { get; init; }
+    /// <summary>
+    /// An IEC 104 tag's expected monitor type, as its untimed form (1 M_SP_NA_1, 3 M_DP_NA_1, 13 M_ME_NC_1 …; the
+    /// time-tagged form 30-37 of the same kind is accepted too); 0 = any type the station sends at <see cref="Ioa"/>.
+    /// </summary>
+    public byte Iec104Type { get; init; }
     public TagType Type { get; init; }
     public WordOrder WordOrder { get; init; }
     public double Scale { get; init; } = 1;

@@ -17,8 +17,8 @@ internal sealed partial class ConfigReader
     private static readonly string[] TlsKeys = ["ca", "cert", "key"];
     private static readonly string[] Formats = ["json", "sparkplug-b"];
     private static readonly string[] BufferKeys = ["path", "max-mb"];
-    private static readonly string[] PollKeys = ["device", "protocol", "upstream", "unit", "every", "max-gap", "rack", "slot", "connection", "called-tsap", "calling-tsap", "tags"];
-    private static readonly string[] TagKeys = ["name", "table", "address", "type", "word-order", "scale", "offset", "unit", "function"];
+    private static readonly string[] PollKeys = ["device", "protocol", "upstream", "unit", "every", "max-gap", "rack", "slot", "connection", "called-tsap", "calling-tsap", "ca", "tags"];
+    private static readonly string[] TagKeys = ["name", "table", "address", "ioa", "type", "word-order", "scale", "offset", "unit", "function"];
     private static readonly string[] Tables = ["coil", "discrete-input", "holding", "input"];
     private static readonly string[] TagTypes = ["bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"];
     private static readonly string[] AuditKeys = ["pcap"];
@@ -489,19 +489,26 @@ internal sealed partial class ConfigReader
                 {
                     case "modbus": break;
                     case "s7comm": protocol = PollProtocol.S7comm; break;
+                    case "iec104": protocol = PollProtocol.Iec104; break;
                     default: protocolOk = false; break;
                 }
             }
             UpstreamAddress? upstreamAddress = null;
             if (!poll.TryGet("upstream", out var upstream))
             {
-                Missing(poll, "poll entry", "upstream", protocol == PollProtocol.S7comm ? "tcp://HOST:102" : "tcp://HOST:PORT or serial://BUS");
+                Missing(poll, "poll entry", "upstream", protocol switch
+                {
+                    PollProtocol.S7comm => "tcp://HOST:102",
+                    PollProtocol.Iec104 => "tcp://HOST:2404",
+                    _ => "tcp://HOST:PORT or serial://BUS",
+                });
             }
             else
             {
                 upstreamAddress = Upstream(upstream, "upstream", serialNames);
             }
             S7PollConnection? s7 = null;
+            ushort commonAddress = 0;
             if (protocol == PollProtocol.S7comm)
             {
                 s7 = ReadS7Connection(poll, upstreamAddress, upstream);
@@ -513,23 +520,43 @@ internal sealed partial class ConfigReader
                 {
                     if (poll.TryGetKey(key, out var keyNode))
                     {
-                        _diagnostics.Error(keyNode!, $"'{key}' is an S7 connection key: add 'protocol: s7comm' to this poll entry, or leave it out for Modbus");
+                        _diagnostics.Error(keyNode!, protocol == PollProtocol.Iec104
+                            ? $"'{key}' is an S7 connection key; an iec104 poll entry names its station by 'ca' (the common address)"
+                            : $"'{key}' is an S7 connection key: add 'protocol: s7comm' to this poll entry, or leave it out for Modbus");
                         protocolOk = false;
                     }
                 }
             }
-            var unit = protocol == PollProtocol.S7comm ? 0 : OptionalInteger(poll, "unit", 0, 255) ?? 1;
+            if (protocol == PollProtocol.Iec104)
+            {
+                var ca = ReadIec104Station(poll, upstreamAddress, upstream);
+                protocolOk &= ca is not null;
+                commonAddress = ca ?? 0;
+            }
+            else if (poll.TryGetKey("ca", out var caKey))
+            {
+                _diagnostics.Error(caKey!, "'ca' is the common address of an IEC 104 station: add 'protocol: iec104' to this poll entry, or leave it out");
+                protocolOk = false;
+            }
+            var unit = protocol != PollProtocol.Modbus ? 0 : OptionalInteger(poll, "unit", 0, 255) ?? 1;
             TimeSpan every = TimeSpan.FromSeconds(1);
             if (poll.TryGet("every", out var everyNode) && Duration(everyNode, "every") is { } parsedEvery)
             {
                 every = parsedEvery;
             }
-            var maxGap = protocol == PollProtocol.S7comm ? 0 : OptionalInteger(poll, "max-gap", 0, ModbusReadRegistersLimit - 1) ?? 0;
+            var maxGap = protocol != PollProtocol.Modbus ? 0 : OptionalInteger(poll, "max-gap", 0, ModbusReadRegistersLimit - 1) ?? 0;
             var tags = new List<TagConfig>();
             var tagNames = new Dictionary<string, int>(StringComparer.Ordinal);
+            var ioas = new Dictionary<uint, (string Name, int Line)>();
             foreach (var tagNode in Sequence(poll, "tags", "tag"))
             {
-                if ((protocol == PollProtocol.S7comm ? ReadS7Tag(tagNode, tagNames) : ReadTag(tagNode, tagNames)) is { } tag)
+                var tag = protocol switch
+                {
+                    PollProtocol.S7comm => ReadS7Tag(tagNode, tagNames),
+                    PollProtocol.Iec104 => ReadIec104Tag(tagNode, tagNames, ioas),
+                    _ => ReadTag(tagNode, tagNames),
+                };
+                if (tag is not null)
                 {
                     tags.Add(tag);
                 }
@@ -546,6 +573,7 @@ internal sealed partial class ConfigReader
                     Tags = tags,
                     Protocol = protocol,
                     S7 = s7,
+                    CommonAddress = commonAddress,
                 });
             }
         }

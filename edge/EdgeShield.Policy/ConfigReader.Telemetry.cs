@@ -44,6 +44,7 @@ internal sealed partial class ConfigReader
             return null;
         }
         bool ok = ReadTagName(tag, tagNames, out var name);
+        ok &= RefuseIec104Key(tag, "a Modbus tag is addressed by 'table' and 'address'");
         TagTable? table = null;
         if (!tag.TryGet("table", out var tableNode))
         {
@@ -149,7 +150,7 @@ internal sealed partial class ConfigReader
     // ---- S7 poll entries (protocol: s7comm) ------------------------------------------------
 
     private const string S7AddressForms = "DB1.DBX0.0, DB1.DBW2, DB1.DBD4, M10.0, MW10, MD12, I0.1, IW4, ID8, Q4.0, QW2, QD8";
-    private static readonly string[] PollProtocols = ["modbus", "s7comm"];
+    private static readonly string[] PollProtocols = ["modbus", "s7comm", "iec104"];
     private static readonly string[] ConnectionTypes = ["pg", "op", "basic"];
 
     /// <summary>
@@ -264,7 +265,8 @@ internal sealed partial class ConfigReader
         foreach (var (key, modbusOnly) in (ReadOnlySpan<(string, string)>)[
             ("table", "a Modbus key: an S7 tag's address names its area (" + S7AddressForms + ")"),
             ("word-order", "a Modbus key: S7 stores every value big-endian, as the CPU holds it, so there is no word order to choose"),
-            ("function", "a Modbus key: an S7 tag is always read with read-var")])
+            ("function", "a Modbus key: an S7 tag is always read with read-var"),
+            ("ioa", "an IEC 104 key: an S7 tag is addressed by 'address' (" + S7AddressForms + ")")])
         {
             if (tag.TryGet(key, out _))
             {

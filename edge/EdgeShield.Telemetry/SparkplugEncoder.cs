@@ -103,7 +103,7 @@ public sealed class SparkplugEncoder
             default:
                 double d = value.Kind switch
                 {
-                    TagValueKind.Whole => value.SignedValue,
+                    TagValueKind.Whole or TagValueKind.Boolean => value.SignedValue,
                     TagValueKind.UnsignedLong => value.UnsignedValue,
                     _ => value.Real,
                 };
@@ -204,7 +204,7 @@ public sealed class SparkplugEncoder
             default:
                 metric.DoubleValue = value.Kind switch
                 {
-                    TagValueKind.Whole => value.SignedValue,
+                    TagValueKind.Whole or TagValueKind.Boolean => value.SignedValue,
                     TagValueKind.UnsignedLong => value.UnsignedValue,
                     _ => value.Real,
                 };

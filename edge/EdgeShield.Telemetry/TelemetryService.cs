@@ -12,7 +12,8 @@ using Microsoft.Win32.SafeHandles;
 namespace EdgeShield.Telemetry;
 
 /// <summary>
-/// The data diode: pollers read tags through <see cref="ReadOnlyModbusClient"/> or <see cref="ReadOnlyS7Client"/> only, encode them
+/// The data diode: pollers read tags through <see cref="ReadOnlyModbusClient"/>, <see cref="ReadOnlyS7Client"/> or
+/// <see cref="ReadOnlyIec104Client"/> only, encode them
 /// (JSON or Sparkplug B), write them ahead to the <see cref="MessageLog"/>, and one
 /// <see cref="TelemetryPublisher"/> sends the log to the broker. Nothing flows the other way.
 /// </summary>
@@ -41,6 +42,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
     private long _eventsDropped;
     private long _values;
     private long _reads;
+    private long _iec104Ignored;
     private ulong _bdSeq;
     private bool _sparkplugStarted;
 
@@ -73,8 +75,16 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 
     /// <summary>Tag values read and written to the log (good, stale and bad).</summary>
     public long ValuesPolled => Interlocked.Read(ref _values);
-    /// <summary>Read requests sent to PLCs.</summary>
-    public long ReadsSent => Interlocked.Read(ref _reads);
+    /// <summary>Read requests sent to PLCs (IEC 104: station interrogations).</summary>
+    public long ReadsSent => Interlocked.Read(ref _reads) + _devices.Sum(d => d.Interrogations);
+    /// <summary>IEC 104 points received whose information object address no tag of the entry names (not published).</summary>
+    public long Iec104PointsIgnored => Interlocked.Read(ref _iec104Ignored);
+
+    /// <summary>
+    /// Timers of the IEC 104 clients (t1, t2, t3, w, backoff; the standard's defaults when null). The interrogation period is
+    /// always the entry's <see cref="PollConfig.InterrogationPeriod"/>. For tests.
+    /// </summary>
+    public Iec104ClientOptions? Iec104Options { get; init; }
     /// <summary>Messages the broker acknowledged.</summary>
     public long Published => _publisher.Published;
     /// <summary>Messages dropped because the disk buffer was full.</summary>
@@ -261,7 +271,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
     }
 
     /// <summary>One poll entry: its reads, its tags' last values, its seq.</summary>
-    private sealed class Device : IAsyncDisposable
+    private sealed class Device : IAsyncDisposable, IIec104Sink
     {
         private static readonly string[] ExceptionReasons = BuildExceptionReasons();
         private readonly TelemetryService _service;
@@ -284,6 +294,13 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         private readonly byte[] _s7Data = [];
         private readonly Dictionary<ushort, string> _s7Reasons = [];
         private S7ConnectFault _s7Fault;
+        // protocol: iec104 — the tag of each information object address, and which tags the station sent since the
+        // connection started or the last interrogation ended.
+        private ReadOnlyIec104Client? _iecClient;
+        private readonly Dictionary<uint, int> _iecTags = [];
+        private readonly bool[] _iecSeen = [];
+        private readonly SemaphoreSlim _iecGate = new(1, 1);
+        private readonly Dictionary<int, string> _iecTypeReasons = [];
         private int _count;
         private long _seq;
         private readonly byte[] _stateKey;
@@ -311,6 +328,14 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 _s7Results = new S7ItemResult[poll.Tags.Count];
                 _s7Data = new byte[ReadOnlyS7Client.DestinationLength(_s7Items)];
             }
+            if (poll.Protocol == PollProtocol.Iec104)
+            {
+                for (int i = 0; i < poll.Tags.Count; i++)
+                {
+                    _iecTags.Add(poll.Tags[i].Ioa!.Value, i);
+                }
+                _iecSeen = new bool[poll.Tags.Count];
+            }
             if (service._config.Format == TelemetryFormat.SparkplugB)
             {
                 _sparkplug = new SparkplugEncoder(poll.Tags);
@@ -334,6 +359,8 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 
         public string Name => _poll.Device;
 
+        public long Interrogations => _iecClient?.Interrogations ?? 0;
+
         public byte[] Birth(ulong now, ulong seq)
         {
             lock (_birthGate)
@@ -348,6 +375,14 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             if (upstream is null)
             {
                 _service.Notice(new TelemetryNotice("poll-upstream-unavailable", $"device {_poll.Device}: no upstream {_poll.Upstream} is configured; its tags are not polled", 1));
+                return;
+            }
+            if (_poll.Protocol == PollProtocol.Iec104)
+            {
+                // A station sends: the client runs the connection, this device publishes what it delivers (IIec104Sink).
+                var options = (_service.Iec104Options ?? new Iec104ClientOptions()) with { InterrogationPeriod = _poll.InterrogationPeriod };
+                _iecClient = new ReadOnlyIec104Client(upstream, PollerSource, _poll.CommonAddress, options, this);
+                await _iecClient.RunAsync(ct);
                 return;
             }
             if (_poll.Protocol == PollProtocol.S7comm)
@@ -511,7 +546,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 
         /// <summary>The cycle's Sparkplug DDATA or JSON seq state record, then one append of the whole batch.</summary>
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-        private async ValueTask FinishCycleAsync(DateTime now, ulong nowMs, CancellationToken ct)
+        private async ValueTask FinishCycleAsync(DateTime now, ulong nowMs, CancellationToken ct, int values = -1)
         {
             if (_sparkplug is not null)
             {
@@ -532,7 +567,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _stateKey, next, retain: false, state: true));
                 _count++;
             }
-            Interlocked.Add(ref _service._values, _poll.Tags.Count);
+            Interlocked.Add(ref _service._values, values < 0 ? _poll.Tags.Count : values);
             await _service._appendGate.WaitAsync(ct);
             try
             {
@@ -555,6 +590,159 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             _service._publisher.Wake();
         }
 
+        // ---- protocol: iec104 ------------------------------------------------------------------------------------
+
+        /// <summary>
+        /// One ASDU of the station: every object whose IOA a tag names is published (its time tag as the sample time, its
+        /// quality bits as the quality), all of them in one append; objects of other IOAs are counted and dropped.
+        /// </summary>
+        async ValueTask IIec104Sink.OnAsduAsync(ReadOnlyMemory<byte> asdu)
+        {
+            await _iecGate.WaitAsync();
+            try
+            {
+                var now = DateTime.UtcNow;
+                ulong nowMs = (ulong)new DateTimeOffset(now).ToUnixTimeMilliseconds();
+                _batch.ResetWrittenCount();
+                _count = 0;
+                int published = EncodeAsdu(asdu.Span, now);
+                if (published > 0)
+                {
+                    await FinishCycleAsync(now, nowMs, CancellationToken.None, published);
+                }
+            }
+            finally
+            {
+                _iecGate.Release();
+            }
+        }
+
+        private int EncodeAsdu(ReadOnlySpan<byte> bytes, DateTime now)
+        {
+            if (!Protocols.Iec104.Iec104Asdu.TryParse(bytes, out var asdu, out _))
+            {
+                return 0;
+            }
+            int published = 0;
+            foreach (var point in asdu)
+            {
+                if (!_iecTags.TryGetValue(point.Ioa, out int i))
+                {
+                    Interlocked.Increment(ref _service._iec104Ignored);
+                    continue;
+                }
+                var tag = _poll.Tags[i];
+                _iecSeen[i] = true;
+                published++;
+                if (!Iec104PointDecoder.TryDecode(asdu.Type, point.Element, out var raw, out byte flags, out var time))
+                {
+                    RecordIec104(i, default, fresh: false, TypeReason("unsupported-", asdu.Type), now);
+                    continue;
+                }
+                if (tag.Iec104Type != 0 && Iec104PointDecoder.Untimed(asdu.Type) != tag.Iec104Type)
+                {
+                    RecordIec104(i, default, fresh: false, TypeReason("unexpected-", asdu.Type), time ?? now);
+                    continue;
+                }
+                // IV: the value must not be used; the last good one stays (stale), or none (bad).
+                bool invalid = (flags & Iec104PointDecoder.Invalid) != 0;
+                RecordIec104(i, Iec104PointDecoder.Scale(tag, raw), fresh: !invalid, Iec104PointDecoder.Reason(flags), time ?? now);
+            }
+            return published;
+        }
+
+        /// <summary><c>unexpected-M_ME_NC_1</c> / <c>unsupported-M_EP_TD_1</c>: one string per type, kept.</summary>
+        private string TypeReason(string prefix, byte type)
+        {
+            int key = type | (prefix[2] == 'e' ? 0x100 : 0);
+            if (!_iecTypeReasons.TryGetValue(key, out var reason))
+            {
+                reason = prefix + Protocols.Iec104.Iec104Types.Name(type);
+                _iecTypeReasons.Add(key, reason);
+            }
+            return reason;
+        }
+
+        /// <summary>
+        /// Tag <paramref name="i"/>: with <paramref name="fresh"/> a value the station sent (good, or stale with the quality
+        /// bits as the reason); without, the last value the station sent is repeated as stale (bad when there is none) with
+        /// <paramref name="reason"/>.
+        /// </summary>
+        private void RecordIec104(int i, in TagValue value, bool fresh, string? reason, DateTime timestamp)
+        {
+            TagQuality quality;
+            if (fresh)
+            {
+                _last[i] = value;
+                _hasGood[i] = true;
+                quality = reason is null ? TagQuality.Good : TagQuality.Stale;
+            }
+            else
+            {
+                quality = _hasGood[i] ? TagQuality.Stale : TagQuality.Bad;
+            }
+            var published = quality == TagQuality.Bad ? default : _last[i];
+            if (_sparkplug is not null)
+            {
+                lock (_birthGate)
+                {
+                    _sparkplug.Set(i, (ulong)new DateTimeOffset(timestamp).ToUnixTimeMilliseconds(), published, quality);
+                }
+            }
+            else
+            {
+                var payload = _json.Encode(timestamp, published, quality, reason, _poll.Tags[i].Unit, _seq++);
+                int length = MessageLog.EncodedLength(_topics[i].Length, payload.Length);
+                _batch.Advance(MessageLog.Encode(_batch.GetSpan(length), _topics[i], payload, retain: false));
+                _count++;
+            }
+        }
+
+        /// <summary>
+        /// The link: when it goes down every tag is published once as stale (bad if never received) with reason
+        /// <c>unreachable</c>, and a protocol error is an event; when an interrogation ends, a tag the station did not send
+        /// since the connection started or the previous interrogation ended is published with reason <c>not-interrogated</c>.
+        /// </summary>
+        async ValueTask IIec104Sink.OnLinkAsync(Iec104LinkChange change)
+        {
+            if (change.State == Iec104LinkState.Down && change.ProtocolError)
+            {
+                _service.Notice(new TelemetryNotice("poll-iec104-closed", $"device {_poll.Device}: closed the connection to {_poll.Upstream}: {change.Reason}; reconnecting with a backoff", 1));
+            }
+            await _iecGate.WaitAsync();
+            try
+            {
+                if (change.State == Iec104LinkState.Active)
+                {
+                    Array.Clear(_iecSeen);
+                    return;
+                }
+                var now = DateTime.UtcNow;
+                ulong nowMs = (ulong)new DateTimeOffset(now).ToUnixTimeMilliseconds();
+                _batch.ResetWrittenCount();
+                _count = 0;
+                int published = 0;
+                string reason = change.State == Iec104LinkState.Down ? "unreachable" : "not-interrogated";
+                for (int i = 0; i < _iecSeen.Length; i++)
+                {
+                    if (change.State == Iec104LinkState.Down || !_iecSeen[i])
+                    {
+                        RecordIec104(i, default, fresh: false, reason, now);
+                        published++;
+                    }
+                }
+                Array.Clear(_iecSeen);
+                if (published > 0)
+                {
+                    await FinishCycleAsync(now, nowMs, CancellationToken.None, published);
+                }
+            }
+            finally
+            {
+                _iecGate.Release();
+            }
+        }
+
         private static string[] BuildExceptionReasons()
         {
             var reasons = new string[256];
@@ -575,6 +763,11 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             {
                 await _s7Client.DisposeAsync();
             }
+            if (_iecClient is not null)
+            {
+                await _iecClient.DisposeAsync();
+            }
+            _iecGate.Dispose();
             _json.Dispose();
             _seqHandle.Dispose();
         }

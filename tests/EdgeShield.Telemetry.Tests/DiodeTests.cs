@@ -27,10 +27,11 @@ public class DiodeTests
         Assert.Contains("PublishAsync", members);
         Assert.DoesNotContain(members, m => m.Contains("Subscribe", StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(members, m => m.Contains("ApplicationMessageReceived", StringComparison.OrdinalIgnoreCase));
-        // The only ways to a PLC it uses are the read-only clients (Modbus, S7), never a raw upstream session send.
+        // The only ways to a PLC it uses are the read-only clients (Modbus, S7, IEC 104), never a raw upstream session send.
         var typeRefs = metadata.TypeReferences.Select(h => metadata.GetString(metadata.GetTypeReference(h).Name)).ToList();
         Assert.Contains("ReadOnlyModbusClient", typeRefs);
         Assert.Contains("ReadOnlyS7Client", typeRefs);
+        Assert.Contains("ReadOnlyIec104Client", typeRefs);
         Assert.DoesNotContain("IUpstreamSession", typeRefs);
     }
 
