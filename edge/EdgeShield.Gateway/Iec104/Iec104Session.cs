@@ -206,7 +206,7 @@ internal sealed class Iec104Session : IProtocolSession
         }
         bool tracked = ExpectsConfirmation(asdu);
         bool select = tracked && asdu.IsSelect && policy.RequiresSelect(verdict.RuleIndex);
-        if (tracked && !_commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, KeyOf(asdu), select, asdu.Bytes,
+        if (tracked && !_commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, KeyOf(asdu), select, ExpectsTermination(asdu), asdu.Bytes,
                 now + _listener.ResponseTimeoutTicks))
         {
             _listener.Counters.CountDenied();
@@ -237,6 +237,15 @@ internal sealed class Iec104Session : IProtocolSession
         asdu.Status == Iec104AsduStatus.WellFormed
         && (asdu.Type == 102 ? asdu.Cause == Iec104Refusals.CauseRequest : asdu.Cause is Iec104Refusals.CauseActivation or Iec104Refusals.CauseDeactivation)
         && Iec104Types.Group(asdu.Type) is not Iec104TypeGroup.Monitor;
+
+    /// <summary>
+    /// An activation the station terminates (cause 10) after its confirmation: the execute of a command or set-point
+    /// (45-51, 58-64; a select is not terminated) and an interrogation (100, 101). Not a clock synchronisation, reset,
+    /// test command or parameter (IEC 60870-5-104 / -101 7.4: confirmed only).
+    /// </summary>
+    private static bool ExpectsTermination(in Iec104Asdu asdu) =>
+        asdu.Cause == Iec104Refusals.CauseActivation && !asdu.IsSelect
+        && asdu.Type is (>= 45 and <= 51) or (>= 58 and <= 64) or 100 or 101;
 
     private static ulong KeyOf(in Iec104Asdu asdu)
     {
