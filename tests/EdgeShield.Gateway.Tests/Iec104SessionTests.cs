@@ -138,6 +138,26 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task ARefusalWhileTheClientsWindowIsFull_IsSentOnceTheClientsAcknowledgementBehindItIsRead()
+    {
+        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 3s, t2: 1s }");
+        // The station fills the client's window (k = 2): two spontaneous points the client has not acknowledged yet.
+        await station.SendAsync(Apci.I(0, 0, SinglePoint(100, 1)));
+        await station.SendAsync(Apci.I(1, 0, SinglePoint(101, 1)));
+        Assert.Equal(0, Apci.SendSequence(await client.ReadIAsync()));
+        Assert.Equal(1, Apci.SendSequence(await client.ReadIAsync()));
+
+        // A refused command and, in the same segment, the S-frame that opens the window again.
+        var clock = Stopwatch.StartNew();
+        await client.SendAsync([.. Apci.I(0, 0, SingleCommand(2100)), .. Apci.S(2)]);
+        var refusal = await client.ReadIAsync(10_000);
+        Assert.Equal(2, Apci.SendSequence(refusal));
+        Assert.Equal(SingleCommand(2100, cause: 47, negative: true), refusal[6..]);
+        Assert.True(clock.ElapsedMilliseconds < 1000, $"the refusal came after {clock.ElapsedMilliseconds} ms: the receive loop waited for an acknowledgement it had not read");
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+    }
+
+    [Fact]
     public async Task KWindow_TheStationNotAcknowledging_GetsAtMostKIFrames_AndTheGatewayClosesAfterT1()
     {
         var (client, station) = await StartedAsync("{ k: 3, w: 2, t1: 2s, t2: 1s }");
