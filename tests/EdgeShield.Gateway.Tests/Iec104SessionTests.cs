@@ -276,6 +276,26 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task BetweenStopDtActAndCon_TheStationsConfirmationOfAnOutstandingCommand_StillReachesTheClient()
+    {
+        var (client, station) = await StartedAsync();
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(SingleCommand(2000), (await station.ReadIAsync())[6..]);
+
+        await client.SendAsync(Apci.U(0x13));
+        Assert.Equal(Apci.U(0x13), await station.ReadAsync());
+        // The station finishes the command, then confirms STOPDT (IEC 60870-5-104 5.3).
+        await station.SendAsync(Apci.I(0, 1, SingleCommand(2000, cause: 7)));
+        await station.SendAsync(Apci.I(1, 1, SingleCommand(2000, cause: 10)));
+        await station.SendAsync(Apci.U(0x23));
+
+        Assert.Equal(SingleCommand(2000, cause: 7), (await client.ReadIAsync())[6..]);
+        Assert.Equal(SingleCommand(2000, cause: 10), (await client.ReadIAsync())[6..]);
+        Assert.Equal(Apci.U(0x23), (await client.ReadAsync()) is var f && Apci.IsS(f) ? await client.ReadAsync() : f);
+        Assert.Empty(_audit.OfKind(AuditEventKind.UnmatchedResponse));
+    }
+
+    [Fact]
     public async Task StopDt_ActAndCon_AreCarriedEndToEnd_AndStartDtAgainAfter()
     {
         var (client, station) = await StartedAsync();

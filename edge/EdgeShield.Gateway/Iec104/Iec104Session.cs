@@ -544,7 +544,9 @@ internal sealed class Iec104Session : IProtocolSession
                 : "the station sent a malformed ASDU: dropped (" + Iec104FrameErrors.Describe(fault) + ")"));
             return StationAction.Nothing;
         }
-        if (_transfer != DataTransfer.Started)
+        // Between STOPDT act and con the station still finishes what it had to send (the confirmations and
+        // terminations of commands outstanding: IEC 60870-5-104 5.3); only before STARTDT con, and after STOPDT con, is an ASDU dropped.
+        if (_transfer is not (DataTransfer.Started or DataTransfer.Stopping))
         {
             _listener.Counters.CountResponseMismatch();
             _listener.Audit.Write(Event(AuditEventKind.UnmatchedResponse, null, "the station sent an ASDU before STARTDT was confirmed: dropped") with { Iec104 = Fields(asdu) });
