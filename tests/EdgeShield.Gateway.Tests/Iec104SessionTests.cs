@@ -296,6 +296,20 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task AStationThatConfirmsAfterASecondAndAHalf_IsWaitedFor_NotAnsweredNegativelyByTheGateway()
+    {
+        var (client, station) = await StartedAsync("{ t1: 3s, t2: 1s }"); // no response-timeout: an IEC 104 listener waits t1
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(SingleCommand(2000), (await station.ReadIAsync())[6..]);
+        await Task.Delay(1500);
+        await station.SendAsync(Apci.I(0, 1, SingleCommand(2000, cause: 7)));
+
+        Assert.Equal(SingleCommand(2000, cause: 7), (await client.ReadIAsync())[6..]);
+        Assert.Empty(_audit.OfKind(AuditEventKind.ResponseTimeout));
+        Assert.Empty(_audit.OfKind(AuditEventKind.UnmatchedResponse));
+    }
+
+    [Fact]
     public async Task StopDt_ActAndCon_AreCarriedEndToEnd_AndStartDtAgainAfter()
     {
         var (client, station) = await StartedAsync();
