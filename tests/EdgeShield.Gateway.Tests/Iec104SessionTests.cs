@@ -310,6 +310,26 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task StopDtActBeforeTheStationsStartDtCon_BothConsAreRelayed_TheConnectionStays()
+    {
+        var client = await StartGatewayAsync();
+        await client.SendAsync([.. Apci.U(0x07), .. Apci.U(0x13)]);
+        var station = await AcceptStationAsync();
+        Assert.Equal(Apci.U(0x07), await station.ReadAsync());
+        Assert.Equal(Apci.U(0x13), await station.ReadAsync());
+        await station.SendAsync([.. Apci.U(0x0B), .. Apci.U(0x23)]);
+
+        Assert.Equal(Apci.U(0x0B), await client.ReadAsync());
+        Assert.Equal(Apci.U(0x23), await client.ReadAsync());
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+        // Stopped: STARTDT again works.
+        await client.SendAsync(Apci.U(0x07));
+        Assert.Equal(Apci.U(0x07), await station.ReadAsync());
+        await station.SendAsync(Apci.U(0x0B));
+        Assert.Equal(Apci.U(0x0B), await client.ReadAsync());
+    }
+
+    [Fact]
     public async Task StopDt_ActAndCon_AreCarriedEndToEnd_AndStartDtAgainAfter()
     {
         var (client, station) = await StartedAsync();

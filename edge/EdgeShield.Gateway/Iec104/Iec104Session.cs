@@ -587,8 +587,13 @@ internal sealed class Iec104Session : IProtocolSession
             case Iec104UFunction.TestFrCon:
                 _station.TestConfirmed();
                 return StationAction.Nothing;
-            case Iec104UFunction.StartDtCon when _transfer == DataTransfer.Starting:
-                _transfer = DataTransfer.Started;
+            case Iec104UFunction.StartDtCon when _transfer is DataTransfer.Starting or DataTransfer.Stopping:
+                // Stopping: the client sent STOPDT act before this con arrived; it still waits for this con, and the
+                // STOPDT con follows (the station answers in order). Relayed, and the transfer stays stopping.
+                if (_transfer == DataTransfer.Starting)
+                {
+                    _transfer = DataTransfer.Started;
+                }
                 Iec104Writer.WriteU(_toClientFromStation, Iec104UFunction.StartDtCon);
                 return StationAction.ClientU;
             case Iec104UFunction.StopDtCon when _transfer == DataTransfer.Stopping:
