@@ -215,9 +215,18 @@ internal sealed partial class ConfigReader
 
             var limits = new ListenerLimits();
             var limitKeys = protocol == ListenerProtocol.Iec104 ? LimitKeys : NonIec104LimitWords;
+            bool responseTimeoutGiven = false;
             if (map.TryGet("limits", out var limitsNode) && Map(limitsNode, "limits", limitKeys, key => LimitKeyMessage(key, protocol, limitKeys)) is { } limitsMap)
             {
                 limits = ReadLimits(limitsMap, protocol);
+                responseTimeoutGiven = limitsMap.TryGet("response-timeout", out _);
+            }
+            if (protocol == ListenerProtocol.Iec104 && !responseTimeoutGiven)
+            {
+                // An RTU confirms a command when it has acted (a breaker may take seconds), and a controlling station
+                // waits for that as long as for an acknowledgement: t1, not Modbus's 1 s. Shorter, the gateway would
+                // answer a negative confirmation of a command the RTU then confirms and executes (its actcon dropped).
+                limits = limits with { ResponseTimeout = limits.T1 };
             }
 
             if (name is not null && bind is not null && upstream is not null && policy is not null)

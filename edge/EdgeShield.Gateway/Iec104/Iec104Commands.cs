@@ -20,6 +20,8 @@ internal sealed class Iec104Commands
         public bool Confirmed;
         /// <summary>A select (S/E = 1) of a rule with select-before-operate: its positive confirmation arms the execute.</summary>
         public bool IsSelect;
+        /// <summary>An activation the station terminates (cause 10) after confirming it: an execute of a command or set-point, an interrogation.</summary>
+        public bool ExpectsTermination;
         public byte Type;
         public byte Cause;
         public ushort CommonAddress;
@@ -44,7 +46,7 @@ internal sealed class Iec104Commands
     public int Count { get; private set; }
 
     /// <summary>Adds a command the gateway forwards; false when the table is full.</summary>
-    public bool TryAdd(byte type, byte cause, ushort commonAddress, uint ioa, ulong commandKey, bool isSelect, ReadOnlySpan<byte> asdu, long deadline)
+    public bool TryAdd(byte type, byte cause, ushort commonAddress, uint ioa, ulong commandKey, bool isSelect, bool expectsTermination, ReadOnlySpan<byte> asdu, long deadline)
     {
         lock (_slots)
         {
@@ -57,7 +59,7 @@ internal sealed class Iec104Commands
                 _slots[i] = new Slot
                 {
                     InUse = true, Type = type, Cause = cause, CommonAddress = commonAddress, Ioa = ioa, CommandKey = commandKey,
-                    IsSelect = isSelect, Deadline = deadline, Sequence = ++_sequence, AsduLength = asdu.Length,
+                    IsSelect = isSelect, ExpectsTermination = expectsTermination, Deadline = deadline, Sequence = ++_sequence, AsduLength = asdu.Length,
                 };
                 asdu.CopyTo(_asdus.AsSpan(i * MaxAsdu, MaxAsdu));
                 Count++;
@@ -108,9 +110,12 @@ internal sealed class Iec104Commands
             }
             ref var found = ref _slots[best];
             matched = found;
-            if (!negative && cause is 7 or 9 && !found.IsSelect)
+            if (!negative && cause == 7 && found.ExpectsTermination)
             {
-                // Confirmed: it now waits for its termination, which some commands never get.
+                // Confirmed: it now waits for its termination, which some stations never send. A select, a clock
+                // synchronisation, a reset, a test command, a parameter or a deactivation is finished by its
+                // confirmation: kept waiting for a termination that never comes, each would hold a slot for t1
+                // and a client that sends more than pending-per-connection of them within t1 would be refused.
                 found.Confirmed = true;
                 found.Deadline = now + terminationWait;
             }

@@ -73,6 +73,9 @@ internal sealed class Iec104Leg
         }
     }
 
+    /// <summary>Takes room in the peer's window (k) for one I-frame if there is some now; never waits.</summary>
+    public bool TryTakeWindow() => _window.Wait(0, CancellationToken.None);
+
     /// <summary>Gives back a window credit taken for an I-frame that was not sent after all.</summary>
     public void ReturnWindow() => _window.Release();
 

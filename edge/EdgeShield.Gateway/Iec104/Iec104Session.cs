@@ -44,6 +44,15 @@ internal sealed class Iec104Session : IProtocolSession
     private readonly byte[] _toClientFromSweeper = new byte[Iec104Limits.MaxFrame];
     private readonly byte[] _toStationFromSweeper = new byte[Iec104Limits.MaxFrame];
     private readonly byte[] _expiredAsdu = new byte[Iec104Commands.MaxAsdu];
+    // Refusals the receive loop could not send at once because the client's window (k) was full: the
+    // acknowledgement that frees it may be behind the refused command in the same stream, which only this loop
+    // reads, so it must not wait for it. Sent in order as the client's acknowledgements open the window. Only the
+    // receive loop touches them.
+    private const int DeferredMax = 16;
+    private readonly byte[] _deferred = new byte[DeferredMax * Iec104Commands.MaxAsdu];
+    private readonly int[] _deferredLength = new int[DeferredMax];
+    private int _deferredHead;
+    private int _deferredCount;
     private volatile DataTransfer _transfer;
     private bool _judgedSource;
     // What the receive loop's last step asks of ReplyAsync / ForwardAsync.
@@ -72,6 +81,8 @@ internal sealed class Iec104Session : IProtocolSession
         ClientS,
         /// <summary>To the client: a U-frame in <see cref="_toClientFromLoop"/>.</summary>
         ClientU,
+        /// <summary>To the client: the deferred refusals its acknowledgement made room for.</summary>
+        ClientDeferred,
         /// <summary>To the RTU: the allowed ASDU (numbered when sent).</summary>
         StationIFrame,
         /// <summary>To the RTU: a U-frame (STARTDT or STOPDT act).</summary>
@@ -139,7 +150,7 @@ internal sealed class Iec104Session : IProtocolSession
         }
         return apdu.Format switch
         {
-            Iec104Format.S => new ClientStep(ClientAction.Nothing, consumed),
+            Iec104Format.S => _deferredCount > 0 ? LoopSend(PendingSend.ClientDeferred, 0, consumed, ClientAction.Reply) : new ClientStep(ClientAction.Nothing, consumed),
             Iec104Format.U => ClientU(frame, apdu.UFunction, consumed),
             _ => ClientI(frame, apdu, consumed, now),
         };
@@ -206,7 +217,7 @@ internal sealed class Iec104Session : IProtocolSession
         }
         bool tracked = ExpectsConfirmation(asdu);
         bool select = tracked && asdu.IsSelect && policy.RequiresSelect(verdict.RuleIndex);
-        if (tracked && !_commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, KeyOf(asdu), select, asdu.Bytes,
+        if (tracked && !_commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, KeyOf(asdu), select, ExpectsTermination(asdu), asdu.Bytes,
                 now + _listener.ResponseTimeoutTicks))
         {
             _listener.Counters.CountDenied();
@@ -237,6 +248,15 @@ internal sealed class Iec104Session : IProtocolSession
         asdu.Status == Iec104AsduStatus.WellFormed
         && (asdu.Type == 102 ? asdu.Cause == Iec104Refusals.CauseRequest : asdu.Cause is Iec104Refusals.CauseActivation or Iec104Refusals.CauseDeactivation)
         && Iec104Types.Group(asdu.Type) is not Iec104TypeGroup.Monitor;
+
+    /// <summary>
+    /// An activation the station terminates (cause 10) after its confirmation: the execute of a command or set-point
+    /// (45-51, 58-64; a select is not terminated) and an interrogation (100, 101). Not a clock synchronisation, reset,
+    /// test command or parameter (IEC 60870-5-104 / -101 7.4: confirmed only).
+    /// </summary>
+    private static bool ExpectsTermination(in Iec104Asdu asdu) =>
+        asdu.Cause == Iec104Refusals.CauseActivation && !asdu.IsSelect
+        && asdu.Type is (>= 45 and <= 51) or (>= 58 and <= 64) or 100 or 101;
 
     private static ulong KeyOf(in Iec104Asdu asdu)
     {
@@ -285,10 +305,18 @@ internal sealed class Iec104Session : IProtocolSession
     {
         var send = _loopSend;
         _loopSend = PendingSend.None;
+        int length = _loopLength;
+        if (send == PendingSend.ClientIFrame && _deferredCount > 0)
+        {
+            // Behind the refusals still waiting: _toClientFromLoop is about to be reused for them.
+            Defer(length);
+            send = PendingSend.None;
+        }
+        await SendDeferredAsync();
         switch (send)
         {
             case PendingSend.ClientIFrame:
-                await SendIFrameToClientAsync(_toClientFromLoop, _loopLength);
+                await SendRefusalAsync(length);
                 break;
             case PendingSend.ClientU:
                 await _connection.SendToClientAsync(_toClientFromLoop.AsMemory(0, Iec104Limits.ApciLength));
@@ -307,6 +335,7 @@ internal sealed class Iec104Session : IProtocolSession
     {
         var send = _loopSend;
         _loopSend = PendingSend.None;
+        await SendDeferredAsync();
         bool sent = send switch
         {
             PendingSend.StationIFrame => await SendIFrameToStationAsync(_toStationFromLoop, _loopLength),
@@ -322,6 +351,50 @@ internal sealed class Iec104Session : IProtocolSession
         if (_client.MustAcknowledge)
         {
             await _connection.SendToClientAsync(new SFrame(_client), _toClientFromLoop);
+        }
+    }
+
+    /// <summary>
+    /// The receive loop's refusal in <see cref="_toClientFromLoop"/>: sent now when the client's window (k) has room,
+    /// else deferred until the client's acknowledgement, which this loop has yet to read, opens it.
+    /// </summary>
+    private async ValueTask SendRefusalAsync(int asduLength)
+    {
+        if (_client.TryTakeWindow())
+        {
+            await _connection.SendToClientAsync(new IFrame(_client, asduLength), _toClientFromLoop);
+            return;
+        }
+        Defer(asduLength);
+    }
+
+    private void Defer(int asduLength)
+    {
+        if (_deferredCount == DeferredMax)
+        {
+            if (!_connection.Closed.IsCancellationRequested)
+            {
+                _listener.Audit.Write(Event(AuditEventKind.IdleTimeout, null, $"the client sent {DeferredMax} refused commands more while not acknowledging the gateway's answers (k)") with { ConnectionClosed = true });
+                _ = CloseAsync();
+            }
+            return;
+        }
+        int slot = (_deferredHead + _deferredCount) % DeferredMax;
+        _toClientFromLoop.AsSpan(Iec104Limits.ApciLength, asduLength).CopyTo(_deferred.AsSpan(slot * Iec104Commands.MaxAsdu));
+        _deferredLength[slot] = asduLength;
+        _deferredCount++;
+    }
+
+    /// <summary>Sends the deferred refusals, oldest first, while the client's window has room (its t1 runs meanwhile).</summary>
+    private async ValueTask SendDeferredAsync()
+    {
+        while (_deferredCount > 0 && !_connection.Closed.IsCancellationRequested && _client.TryTakeWindow())
+        {
+            int length = _deferredLength[_deferredHead];
+            _deferred.AsSpan(_deferredHead * Iec104Commands.MaxAsdu, length).CopyTo(_toClientFromLoop.AsSpan(Iec104Limits.ApciLength));
+            _deferredHead = (_deferredHead + 1) % DeferredMax;
+            _deferredCount--;
+            await _connection.SendToClientAsync(new IFrame(_client, length), _toClientFromLoop);
         }
     }
 
@@ -471,7 +544,9 @@ internal sealed class Iec104Session : IProtocolSession
                 : "the station sent a malformed ASDU: dropped (" + Iec104FrameErrors.Describe(fault) + ")"));
             return StationAction.Nothing;
         }
-        if (_transfer != DataTransfer.Started)
+        // Between STOPDT act and con the station still finishes what it had to send (the confirmations and
+        // terminations of commands outstanding: IEC 60870-5-104 5.3); only before STARTDT con, and after STOPDT con, is an ASDU dropped.
+        if (_transfer is not (DataTransfer.Started or DataTransfer.Stopping))
         {
             _listener.Counters.CountResponseMismatch();
             _listener.Audit.Write(Event(AuditEventKind.UnmatchedResponse, null, "the station sent an ASDU before STARTDT was confirmed: dropped") with { Iec104 = Fields(asdu) });
@@ -512,8 +587,13 @@ internal sealed class Iec104Session : IProtocolSession
             case Iec104UFunction.TestFrCon:
                 _station.TestConfirmed();
                 return StationAction.Nothing;
-            case Iec104UFunction.StartDtCon when _transfer == DataTransfer.Starting:
-                _transfer = DataTransfer.Started;
+            case Iec104UFunction.StartDtCon when _transfer is DataTransfer.Starting or DataTransfer.Stopping:
+                // Stopping: the client sent STOPDT act before this con arrived; it still waits for this con, and the
+                // STOPDT con follows (the station answers in order). Relayed, and the transfer stays stopping.
+                if (_transfer == DataTransfer.Starting)
+                {
+                    _transfer = DataTransfer.Started;
+                }
                 Iec104Writer.WriteU(_toClientFromStation, Iec104UFunction.StartDtCon);
                 return StationAction.ClientU;
             case Iec104UFunction.StopDtCon when _transfer == DataTransfer.Stopping:

@@ -1,0 +1,454 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using EdgeShield.Policy;
+
+namespace EdgeShield.Gateway.Tests;
+
+/// <summary>
+/// The IEC 104 session in process, between a raw client and a scripted station on real loopback sockets,
+/// both written byte by byte here so that every N(S), N(R), S- and U-frame is ours to choose and to check:
+/// renumbering across refusals, the k and w windows, t1, TESTFR per leg, dropped confirmations, STARTDT/STOPDT.
+/// </summary>
+public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
+{
+    private const string Policy = """
+            protocol: iec104
+            mode: enforce
+            rules:
+              - name: breakers
+                type: [C_SC_NA_1]
+                ca: 1
+                ioa: 2000-2049
+        """;
+
+    private TcpListener _station = null!;
+    private EdgeGateway? _gateway;
+    private readonly MemoryAuditSink _audit = new();
+    private readonly List<Apci> _sockets = [];
+
+    public Task InitializeAsync()
+    {
+        _station = new TcpListener(IPAddress.Loopback, 0);
+        _station.Start();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var socket in _sockets)
+        {
+            socket.Dispose();
+        }
+        if (_gateway is not null)
+        {
+            await _gateway.DisposeAsync();
+        }
+        _station.Stop();
+    }
+
+    public void Dispose() => _station.Dispose();
+
+    private async Task<Apci> StartGatewayAsync(string limits = "")
+    {
+        int port = ((IPEndPoint)_station.LocalEndpoint).Port;
+        string yaml = $$"""
+            gateway: { name: test-gw, site: lab }
+            listeners:
+              - name: rtu7
+                bind: 127.0.0.1:0
+                protocol: iec104
+                upstream: tcp://127.0.0.1:{{port}}
+                policy: rtu7
+            {{(limits.Length > 0 ? "    limits: " + limits : "")}}
+            policies:
+              rtu7:
+            {{Policy}}
+            """;
+        var loaded = ConfigLoader.LoadText(yaml, "test.yaml", new MaintenanceState());
+        Assert.False(loaded.HasErrors, string.Join("\n", loaded.Diagnostics));
+        _gateway = await EdgeGateway.StartAsync(loaded.Config!, _audit);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var client = new Apci(socket);
+        _sockets.Add(client);
+        await socket.ConnectAsync(_gateway.Listeners[0].LocalEndPoint);
+        return client;
+    }
+
+    /// <summary>The client sends STARTDT act; the station (accepted here) gets it and confirms; the client gets the con.</summary>
+    private async Task<(Apci Client, Apci Station)> StartedAsync(string limits = "")
+    {
+        var client = await StartGatewayAsync(limits);
+        await client.SendAsync(Apci.U(0x07));
+        var station = await AcceptStationAsync();
+        Assert.Equal(Apci.U(0x07), await station.ReadAsync());
+        await station.SendAsync(Apci.U(0x0B));
+        Assert.Equal(Apci.U(0x0B), await client.ReadAsync());
+        return (client, station);
+    }
+
+    private async Task<Apci> AcceptStationAsync()
+    {
+        using var cts = new CancellationTokenSource(5000);
+        var socket = await _station.AcceptSocketAsync(cts.Token);
+        socket.NoDelay = true;
+        var station = new Apci(socket);
+        _sockets.Add(station);
+        return station;
+    }
+
+    private static byte[] SingleCommand(int ioa, int cause = 6, bool negative = false, bool select = false) =>
+        [45, 1, (byte)(cause | (negative ? 0x40 : 0)), 0, 1, 0, (byte)ioa, (byte)(ioa >> 8), (byte)(ioa >> 16), (byte)(select ? 0x81 : 0x01)];
+
+    private static byte[] SinglePoint(int ioa, byte value) => [1, 1, 3, 0, 1, 0, (byte)ioa, (byte)(ioa >> 8), (byte)(ioa >> 16), value];
+
+    [Fact]
+    public async Task RefusedCommands_AreAnsweredByTheGateway_AndNeitherLegsNumberingSkipsAnything()
+    {
+        var (client, station) = await StartedAsync();
+        int[] ioas = [2000, 2100, 2001, 2200, 2300, 2002, 2003]; // 2100, 2200, 2300: outside 2000-2049, refused with 47
+        var forwarded = new List<int>();
+        var clientSeen = new List<(ushort Ns, byte[] Asdu)>();
+        for (ushort i = 0; i < ioas.Length; i++)
+        {
+            await client.SendAsync(Apci.I(i, 0, SingleCommand(ioas[i])));
+            if (ioas[i] < 2050)
+            {
+                var f = await station.ReadIAsync();
+                Assert.Equal((ushort)forwarded.Count, Apci.SendSequence(f)); // the station's numbering: 0, 1, 2… with no gap
+                Assert.Equal(SingleCommand(ioas[i]), f[6..]);
+                forwarded.Add(ioas[i]);
+                // The station confirms it; the client gets the con in its own numbering.
+                await station.SendAsync(Apci.I((ushort)(forwarded.Count - 1), (ushort)forwarded.Count, SingleCommand(ioas[i], cause: 7)));
+            }
+            var answer = await client.ReadIAsync();
+            clientSeen.Add((Apci.SendSequence(answer), answer[6..]));
+            Assert.Equal(SingleCommand(ioas[i], cause: ioas[i] < 2050 ? 7 : 47, negative: ioas[i] >= 2050), answer[6..]);
+        }
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6], clientSeen.Select(s => (int)s.Ns));
+        Assert.Equal([2000, 2001, 2002, 2003], forwarded);
+
+        // Both legs go on: the client's N(R) acknowledges all 7, the station's I-frame 4 and the client's N(S) 7 are accepted.
+        await client.SendAsync(Apci.S(7));
+        await client.SendAsync(Apci.I(7, 7, SingleCommand(2004)));
+        var next = await station.ReadIAsync();
+        Assert.Equal((4, 4), (Apci.SendSequence(next), Apci.ReceiveSequence(next)));
+        Assert.Equal(3, _audit.OfKind(AuditEventKind.Denied).Length);
+        Assert.Empty(_audit.OfKind(AuditEventKind.Malformed));
+    }
+
+    [Fact]
+    public async Task ARefusalWhileTheClientsWindowIsFull_IsSentOnceTheClientsAcknowledgementBehindItIsRead()
+    {
+        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 3s, t2: 1s }");
+        // The station fills the client's window (k = 2): two spontaneous points the client has not acknowledged yet.
+        await station.SendAsync(Apci.I(0, 0, SinglePoint(100, 1)));
+        await station.SendAsync(Apci.I(1, 0, SinglePoint(101, 1)));
+        Assert.Equal(0, Apci.SendSequence(await client.ReadIAsync()));
+        Assert.Equal(1, Apci.SendSequence(await client.ReadIAsync()));
+
+        // A refused command and, in the same segment, the S-frame that opens the window again.
+        var clock = Stopwatch.StartNew();
+        await client.SendAsync([.. Apci.I(0, 0, SingleCommand(2100)), .. Apci.S(2)]);
+        var refusal = await client.ReadIAsync(10_000);
+        Assert.Equal(2, Apci.SendSequence(refusal));
+        Assert.Equal(SingleCommand(2100, cause: 47, negative: true), refusal[6..]);
+        Assert.True(clock.ElapsedMilliseconds < 2000, $"the refusal came after {clock.ElapsedMilliseconds} ms: the receive loop waited for an acknowledgement it had not read");
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+    }
+
+    [Fact]
+    public async Task KWindow_TheStationNotAcknowledging_GetsAtMostKIFrames_AndTheGatewayClosesAfterT1()
+    {
+        var (client, station) = await StartedAsync("{ k: 3, w: 2, t1: 2s, t2: 1s }");
+        var clock = Stopwatch.StartNew();
+        for (ushort i = 0; i < 6; i++)
+        {
+            await client.SendAsync(Apci.I(i, 0, SingleCommand(2000 + i)));
+        }
+
+        var received = new List<byte[]>();
+        while (await station.ReadOrNullAsync(10_000) is { } f)
+        {
+            if (Apci.IsI(f))
+            {
+                received.Add(f);
+            }
+        }
+        long closedAfter = clock.ElapsedMilliseconds;
+        Assert.Equal([0, 1, 2], received.Select(f => (int)Apci.SendSequence(f)));
+        Assert.InRange(closedAfter, 1800, 8000);
+        Assert.True(await client.ClosedAsync(3000), "the client's connection stayed open");
+        Assert.Contains(_audit.Events, e => e.ConnectionClosed && e.Reason.Contains("t1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task WWindow_TheGatewayAcknowledgesAfterWIFrames_OnBothLegs()
+    {
+        var (client, station) = await StartedAsync("{ k: 12, w: 4 }"); // t2 10 s: an S-frame before that is the w rule
+
+        // Station → gateway: 3 I-frames are not yet acknowledged; the 4th is, at once.
+        for (ushort i = 0; i < 3; i++)
+        {
+            await station.SendAsync(Apci.I(i, 0, SinglePoint(100 + i, 1)));
+        }
+        Assert.Null(await station.ReadOrTimeoutAsync(500));
+        await station.SendAsync(Apci.I(3, 0, SinglePoint(103, 1)));
+        var ack = await station.ReadAsync(2000);
+        Assert.True(Apci.IsS(ack) && Apci.ReceiveSequence(ack) == 4, Convert.ToHexString(ack));
+        for (int i = 0; i < 4; i++)
+        {
+            var f = await client.ReadIAsync();
+            Assert.Equal(i, Apci.SendSequence(f));
+        }
+
+        // Client → gateway: the same on the client leg (the 4 spontaneous frames it got are acknowledged with them).
+        await client.SendAsync(Apci.S(4));
+        for (ushort i = 0; i < 3; i++)
+        {
+            await client.SendAsync(Apci.I(i, 4, SingleCommand(2000 + i)));
+        }
+        Assert.Null(await client.ReadOrTimeoutAsync(500));
+        await client.SendAsync(Apci.I(3, 4, SingleCommand(2003)));
+        var clientAck = await client.ReadAsync(2000);
+        Assert.True(Apci.IsS(clientAck) && Apci.ReceiveSequence(clientAck) == 4, Convert.ToHexString(clientAck));
+    }
+
+    [Fact]
+    public async Task TestFrAct_FromEitherPeer_IsAnsweredByTheGateway_AndNeverForwarded()
+    {
+        var (client, station) = await StartedAsync();
+
+        await client.SendAsync(Apci.U(0x43));
+        Assert.Equal(Apci.U(0x83), await client.ReadAsync());
+        await station.SendAsync(Apci.U(0x43));
+        Assert.Equal(Apci.U(0x83), await station.ReadAsync());
+
+        Assert.Null(await station.ReadOrTimeoutAsync(500)); // the client's TESTFR never reached the station
+        Assert.Null(await client.ReadOrTimeoutAsync(100)); // nor the station's the client
+
+        // Data still flows both ways after.
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(SingleCommand(2000), (await station.ReadIAsync())[6..]);
+    }
+
+    [Fact]
+    public async Task AConfirmationThatAnswersNoOutstandingCommand_IsDroppedAndAudited_TheStationsNumberingIntact()
+    {
+        var (client, station) = await StartedAsync();
+
+        await station.SendAsync(Apci.I(0, 0, SingleCommand(2005, cause: 7))); // nothing was sent to 2005
+        await station.SendAsync(Apci.I(1, 0, SingleCommand(2006, cause: 10)));
+        Assert.Null(await client.ReadOrTimeoutAsync(500));
+
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2007)));
+        var forwarded = await station.ReadIAsync();
+        Assert.Equal((0, 2), (Apci.SendSequence(forwarded), Apci.ReceiveSequence(forwarded))); // both dropped frames acknowledged
+        await station.SendAsync(Apci.I(2, 1, SingleCommand(2007, cause: 7)));
+        var con = await client.ReadIAsync();
+        Assert.Equal(0, Apci.SendSequence(con));
+        Assert.Equal(SingleCommand(2007, cause: 7), con[6..]);
+
+        var unmatched = _audit.OfKind(AuditEventKind.UnmatchedResponse);
+        Assert.Equal([2005u, 2006u], unmatched.Select(e => e.Iec104.Ioa));
+        Assert.All(unmatched, e => Assert.Contains("answers no command outstanding", e.Reason, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AnIFrameFromTheStationBeforeStartDtCon_IsNotForwarded()
+    {
+        var client = await StartGatewayAsync();
+        await client.SendAsync(Apci.U(0x07));
+        var station = await AcceptStationAsync();
+        Assert.Equal(Apci.U(0x07), await station.ReadAsync());
+
+        await station.SendAsync(Apci.I(0, 0, SinglePoint(100, 1)));
+        await Task.Delay(200);
+        await station.SendAsync(Apci.U(0x0B));
+        Assert.Equal(Apci.U(0x0B), await client.ReadAsync()); // the con, and nothing before it
+        await station.SendAsync(Apci.I(1, 0, SinglePoint(101, 0)));
+        var f = await client.ReadIAsync();
+        Assert.Equal(0, Apci.SendSequence(f));
+        Assert.Equal(SinglePoint(101, 0), f[6..]);
+
+        var dropped = Assert.Single(_audit.OfKind(AuditEventKind.UnmatchedResponse));
+        Assert.Contains("before STARTDT", dropped.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BetweenStopDtActAndCon_TheStationsConfirmationOfAnOutstandingCommand_StillReachesTheClient()
+    {
+        var (client, station) = await StartedAsync();
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(SingleCommand(2000), (await station.ReadIAsync())[6..]);
+
+        await client.SendAsync(Apci.U(0x13));
+        Assert.Equal(Apci.U(0x13), await station.ReadAsync());
+        // The station finishes the command, then confirms STOPDT (IEC 60870-5-104 5.3).
+        await station.SendAsync(Apci.I(0, 1, SingleCommand(2000, cause: 7)));
+        await station.SendAsync(Apci.I(1, 1, SingleCommand(2000, cause: 10)));
+        await station.SendAsync(Apci.U(0x23));
+
+        Assert.Equal(SingleCommand(2000, cause: 7), (await client.ReadIAsync())[6..]);
+        Assert.Equal(SingleCommand(2000, cause: 10), (await client.ReadIAsync())[6..]);
+        Assert.Equal(Apci.U(0x23), (await client.ReadAsync()) is var f && Apci.IsS(f) ? await client.ReadAsync() : f);
+        Assert.Empty(_audit.OfKind(AuditEventKind.UnmatchedResponse));
+    }
+
+    [Fact]
+    public async Task AStationThatConfirmsAfterASecondAndAHalf_IsWaitedFor_NotAnsweredNegativelyByTheGateway()
+    {
+        var (client, station) = await StartedAsync("{ t1: 3s, t2: 1s }"); // no response-timeout: an IEC 104 listener waits t1
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(SingleCommand(2000), (await station.ReadIAsync())[6..]);
+        await Task.Delay(1500);
+        await station.SendAsync(Apci.I(0, 1, SingleCommand(2000, cause: 7)));
+
+        Assert.Equal(SingleCommand(2000, cause: 7), (await client.ReadIAsync())[6..]);
+        Assert.Empty(_audit.OfKind(AuditEventKind.ResponseTimeout));
+        Assert.Empty(_audit.OfKind(AuditEventKind.UnmatchedResponse));
+    }
+
+    [Fact]
+    public async Task StopDtActBeforeTheStationsStartDtCon_BothConsAreRelayed_TheConnectionStays()
+    {
+        var client = await StartGatewayAsync();
+        await client.SendAsync([.. Apci.U(0x07), .. Apci.U(0x13)]);
+        var station = await AcceptStationAsync();
+        Assert.Equal(Apci.U(0x07), await station.ReadAsync());
+        Assert.Equal(Apci.U(0x13), await station.ReadAsync());
+        await station.SendAsync([.. Apci.U(0x0B), .. Apci.U(0x23)]);
+
+        Assert.Equal(Apci.U(0x0B), await client.ReadAsync());
+        Assert.Equal(Apci.U(0x23), await client.ReadAsync());
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+        // Stopped: STARTDT again works.
+        await client.SendAsync(Apci.U(0x07));
+        Assert.Equal(Apci.U(0x07), await station.ReadAsync());
+        await station.SendAsync(Apci.U(0x0B));
+        Assert.Equal(Apci.U(0x0B), await client.ReadAsync());
+    }
+
+    [Fact]
+    public async Task StopDt_ActAndCon_AreCarriedEndToEnd_AndStartDtAgainAfter()
+    {
+        var (client, station) = await StartedAsync();
+
+        await client.SendAsync(Apci.U(0x13));
+        Assert.Equal(Apci.U(0x13), await station.ReadAsync());
+        Assert.Null(await client.ReadOrTimeoutAsync(300)); // no con before the station's
+        await station.SendAsync(Apci.U(0x23));
+        Assert.Equal(Apci.U(0x23), await client.ReadAsync());
+
+        await client.SendAsync(Apci.U(0x07));
+        Assert.Equal(Apci.U(0x07), await station.ReadAsync());
+        await station.SendAsync(Apci.U(0x0B));
+        Assert.Equal(Apci.U(0x0B), await client.ReadAsync());
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(SingleCommand(2000), (await station.ReadIAsync())[6..]);
+    }
+}
+
+/// <summary>One side of an IEC 104 TCP connection, frame by frame (APCI only: no numbering kept here).</summary>
+internal sealed class Apci(Socket socket) : IDisposable
+{
+    private readonly byte[] _buffer = new byte[8192];
+    private int _filled;
+
+    public static byte[] U(byte function) => [0x68, 4, function, 0, 0, 0];
+
+    public static byte[] S(ushort nr) => [0x68, 4, 1, 0, (byte)(nr << 1), (byte)(nr >> 7)];
+
+    public static byte[] I(ushort ns, ushort nr, byte[] asdu) =>
+        [0x68, (byte)(4 + asdu.Length), (byte)(ns << 1), (byte)(ns >> 7), (byte)(nr << 1), (byte)(nr >> 7), .. asdu];
+
+    public static bool IsI(byte[] f) => (f[2] & 1) == 0;
+
+    public static bool IsS(byte[] f) => (f[2] & 3) == 1;
+
+    public static ushort SendSequence(byte[] f) => (ushort)((f[2] >> 1) | (f[3] << 7));
+
+    public static ushort ReceiveSequence(byte[] f) => (ushort)((f[4] >> 1) | (f[5] << 7));
+
+    public Task SendAsync(byte[] frame) => socket.SendAsync(frame, SocketFlags.None);
+
+    /// <summary>The next frame; fails on close or after <paramref name="timeoutMs"/>.</summary>
+    public async Task<byte[]> ReadAsync(int timeoutMs = 5000) =>
+        await ReadOrNullAsync(timeoutMs) ?? throw new InvalidOperationException("the gateway closed the connection");
+
+    /// <summary>The next I-frame, skipping S-frames.</summary>
+    public async Task<byte[]> ReadIAsync(int timeoutMs = 5000)
+    {
+        while (true)
+        {
+            var f = await ReadAsync(timeoutMs);
+            if (IsI(f))
+            {
+                return f;
+            }
+            Assert.True(IsS(f), "a U-frame where an I-frame was expected: " + Convert.ToHexString(f));
+        }
+    }
+
+    /// <summary>The next frame, or null when none comes within <paramref name="timeoutMs"/>; fails on close.</summary>
+    public async Task<byte[]?> ReadOrTimeoutAsync(int timeoutMs)
+    {
+        try
+        {
+            return await ReadAsync(timeoutMs);
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The next frame, or null when the peer closed; throws <see cref="OperationCanceledException"/> on timeout.</summary>
+    public async Task<byte[]?> ReadOrNullAsync(int timeoutMs)
+    {
+        using var cts = new CancellationTokenSource(timeoutMs);
+        while (true)
+        {
+            if (_filled >= 2 && _filled >= 2 + _buffer[1])
+            {
+                int length = 2 + _buffer[1];
+                var frame = _buffer[..length];
+                _buffer.AsSpan(length, _filled - length).CopyTo(_buffer);
+                _filled -= length;
+                return frame;
+            }
+            int read;
+            try
+            {
+                read = await socket.ReceiveAsync(_buffer.AsMemory(_filled), SocketFlags.None, cts.Token);
+            }
+            catch (SocketException)
+            {
+                return null;
+            }
+            if (read == 0)
+            {
+                return null;
+            }
+            _filled += read;
+        }
+    }
+
+    /// <summary>True when the peer closes within <paramref name="timeoutMs"/> (frames before are skipped).</summary>
+    public async Task<bool> ClosedAsync(int timeoutMs)
+    {
+        try
+        {
+            while (await ReadOrNullAsync(timeoutMs) is not null)
+            {
+            }
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose() => socket.Dispose();
+}
