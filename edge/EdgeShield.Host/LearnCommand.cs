@@ -32,7 +32,8 @@ internal static class LearnCommand
         --listen runs the listeners of --config FILE for N seconds (or until SIGINT/SIGTERM) with every
         policy in monitor mode: everything is forwarded, what the policy would refuse is audited (JSON
         lines on stdout, or stderr with --out -), and every request is learned. The draft keeps the
-        config's listeners, the Modbus ones with the learned policy, the s7comm ones with learned-s7.
+        config's listeners, the Modbus ones with the learned policy, the s7comm ones with learned-s7,
+        the iec104 ones with learned-iec104.
 
         Exit 0; 2 when a capture or the config cannot be read; 1 when a listener cannot be bound.
         """;
@@ -234,7 +235,7 @@ internal static class LearnCommand
         {
             using var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false));
             learner.WriteYaml(writer, description, config);
-            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests + learner.S7Learner.Requests} requests → {output}");
+            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests + learner.S7Learner.Requests + learner.Iec104Learner.Requests} requests → {output}");
         }
         return Cli.ExitOk;
     }

@@ -86,12 +86,10 @@ public static partial class ReplayReport
                 output.WriteLine(string.Create(inv, $"  denied {Iec104ReasonName(r),-24} {replay.DeniedByReason[r],8}"));
             }
         }
-        for (int c = 0; c < replay.DeniedByRefusalCause.Length; c++)
+        if (replay.Denied > 0)
         {
-            if (replay.DeniedByRefusalCause[c] > 0)
-            {
-                output.WriteLine(string.Create(inv, $"  refused with cause {c,2} {Clip(Iec104Causes.Name((byte)c), 20),-20} {replay.DeniedByRefusalCause[c],8}"));
-            }
+            output.WriteLine("denied by the cause of the negative confirmation:");
+            WriteTable(output, replay.DeniedByRefusalCause, c => string.Create(inv, $"{c} {Iec104Causes.Name((byte)c)}"));
         }
 
         output.WriteLine();
