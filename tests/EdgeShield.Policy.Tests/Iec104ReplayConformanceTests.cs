@@ -154,4 +154,48 @@ public class Iec104ReplayConformanceTests
         Assert.Equal(19, json.RootElement.GetProperty("by_cause").GetProperty("6").GetInt64());
         Assert.Equal(19, json.RootElement.GetProperty("by_rule").GetProperty("everything").GetInt64());
     }
+
+    [Fact]
+    public void Iec104Replay_FrameLoop_AllocatesNothingAfterWarmUp()
+    {
+        var policy = Iec104Requests.Compile("""
+                  - name: breakers
+                    type: [C_SC_NA_1, C_DC_NA_1, C_SC_TA_1, C_DC_TA_1]
+                    select-before-operate: true
+                  - name: set-points
+                    type: [C_SE_NC_1, C_SE_TA_1, C_SE_TC_1]
+                    value: -50..50
+                  - name: system
+                    type: [system, clock]
+                    rate: 1000/s
+
+            """);
+        var readers = Files.Select(Open).ToArray();
+        var replay = new Iec104PolicyReplay(policy);
+        foreach (var reader in readers)
+        {
+            replay.Run(reader);
+            replay.Clear();
+            reader.Reset();
+        }
+
+        long frames = 0, requests = 0;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int round = 0; round < 20; round++)
+        {
+            foreach (var reader in readers)
+            {
+                replay.Run(reader);
+                frames += replay.Scanner.Frames;
+                requests += replay.Requests;
+                replay.Clear();
+                reader.Reset();
+            }
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.True(frames > 10_000, $"only {frames} frames");
+        Assert.Equal(20 * 47, requests);
+        Assert.Equal(0, allocated);
+    }
 }

@@ -51,7 +51,8 @@ public enum Iec104ReplayOutcome : byte
 /// Malformed (framing, APCI, ASDU, or a U function only a station sends) ends the client's direction, as the gateway
 /// closes; so does a refusal under <c>on-deny: close</c>. Not modelled: sequence numbers and STARTDT (a capture
 /// usually starts inside a connection, its N(S) far from 0; each leg of the gateway numbers its own frames anyway),
-/// k/w windows and the t1/t3 supervision (the capture holds what the peers did).
+/// k/w windows and the t1/t3 supervision (the capture holds what the peers did). After warm-up (a first run, then
+/// <see cref="Clear"/>), a run allocates nothing per frame.
 /// </remarks>
 public sealed class Iec104PolicyReplay : IIec104CaptureObserver
 {
@@ -64,6 +65,7 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
     private readonly long _responseTimeoutTicks;
     private readonly long _terminationWaitTicks;
     private readonly Dictionary<ConnectionKey, Connection> _connections = [];
+    private readonly Stack<Connection> _pool = new();
     private readonly byte[] _expired = new byte[Iec104Commands.MaxAsdu];
 
     /// <param name="policy">The listener's policy (<c>protocol: iec104</c>).</param>
@@ -182,14 +184,25 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
     public void Clear()
     {
         Scanner.Clear();
+        foreach (var connection in _connections.Values)
+        {
+            connection.Reset(_expired);
+            _pool.Push(connection);
+        }
         _connections.Clear();
         Connections = ConnectionsDenied = Requests = Allowed = Denied = ClientControlFrames = NotRead = 0;
         Responses = StationControlFrames = MatchedResponses = UnmatchedResponses = UncheckableResponses = ResponseTimeouts = SelectsConfirmed = Malformed = 0;
-        foreach (var array in (long[][])[ByType, ByCause, ByCommonAddress, ResponsesByType, ResponsesByCause, NegativeResponsesByCause, ResponsesByCommonAddress,
-                     AllowedByRule, ClosestRuleOfDenied, DeniedByReason, DeniedByRefusalCause])
-        {
-            Array.Clear(array);
-        }
+        Array.Clear(ByType);
+        Array.Clear(ByCause);
+        Array.Clear(ByCommonAddress);
+        Array.Clear(ResponsesByType);
+        Array.Clear(ResponsesByCause);
+        Array.Clear(NegativeResponsesByCause);
+        Array.Clear(ResponsesByCommonAddress);
+        Array.Clear(AllowedByRule);
+        Array.Clear(ClosestRuleOfDenied);
+        Array.Clear(DeniedByReason);
+        Array.Clear(DeniedByRefusalCause);
         FirstDenied.Clear();
         FirstMalformed.Clear();
     }
@@ -406,7 +419,7 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
         var key = Key(context);
         if (!_connections.TryGetValue(key, out var connection))
         {
-            connection = new Connection(_pendingPerConnection);
+            connection = _pool.Count > 0 ? _pool.Pop() : new Connection(_pendingPerConnection);
             _connections.Add(key, connection);
         }
         return connection;
@@ -429,5 +442,16 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
         public readonly Iec104Commands Commands = new(pending);
         public bool Judged;
         public bool Closed;
+
+        /// <summary>Forgets the connection's state for reuse (pooled: a replay run again allocates nothing per connection).</summary>
+        public void Reset(byte[] scratch)
+        {
+            Selects.Clear();
+            while (Commands.TryTakeExpired(long.MaxValue, out _, scratch))
+            {
+            }
+            Judged = false;
+            Closed = false;
+        }
     }
 }
