@@ -1,4 +1,5 @@
 using EdgeShield.Policy;
+using EdgeShield.Protocols.Iec104;
 using EdgeShield.Protocols.Modbus;
 using EdgeShield.Protocols.S7comm;
 
@@ -27,6 +28,14 @@ public interface IRequestObserver
     /// out of spec); <paramref name="plus"/> when the connect asked for an S7comm-Plus TSAP.
     /// </summary>
     void OnS7Request(GatewayListener listener, SourceAddress source, ushort sourcePort, S7Connection connection, bool plus, in S7Request request)
+    {
+    }
+
+    /// <summary>
+    /// An ASDU an IEC 104 client sent on a <c>protocol: iec104</c> listener (well-formed, or of a type the codec cannot
+    /// size), before the policy decides; <paramref name="timestamp"/> is when it was read (Stopwatch ticks).
+    /// </summary>
+    void OnIec104Request(GatewayListener listener, SourceAddress source, ushort sourcePort, in Iec104Asdu asdu, long timestamp)
     {
     }
 }

@@ -19,7 +19,9 @@ internal static class CheckCommand
                              with --baseline OLD, the requests OLD allowed that FILE denies (and the
                              reverse count); without, every request FILE denies. Also lists the rules
                              no request of the capture matched. A protocol: s7comm listener reads
-                             S7 streams (COTP connects, jobs, userdata; default port 102).
+                             S7 streams (COTP connects, jobs, userdata; default port 102); a
+                             protocol: iec104 listener reads IEC 104 (client ASDUs, per rule and
+                             type; default port 2404).
 
         Exit 0 when valid (warnings allowed), 2 when invalid or a file cannot be read.
         """;
@@ -75,18 +77,13 @@ internal static class CheckCommand
             portOption = parsed;
         }
         string? listener = options.Get("--listener");
-        if (!ReplayCommand.TryLoadPolicy("check", path, listener, out var listenerName, out var after, printWarnings: false))
+        if (!ReplayCommand.TryLoadPolicy("check", path, listener, out var listenerName, out var after, out var limits, printWarnings: false))
         {
             return Cli.ExitUsage;
         }
         CompiledPolicy? before = null;
         if (options.Get("--baseline") is { } baseline && !ReplayCommand.TryLoadPolicy("check", baseline, listener, out _, out before))
         {
-            return Cli.ExitUsage;
-        }
-        if (after.Protocol == ListenerProtocol.Iec104)
-        {
-            Console.Error.WriteLine($"edgeshield check: --against: {path}'s listener's policy is protocol: iec104, whose captures cannot be replayed yet (the IEC 104 codec is being built)");
             return Cli.ExitUsage;
         }
         bool s7 = after.Protocol == ListenerProtocol.S7comm;
@@ -107,7 +104,42 @@ internal static class CheckCommand
         long requests, denied, newlyDenied, newlyAllowed;
         long[] allowedByRule;
         var lines = new List<string>();
-        if (s7)
+        if (after.Protocol == ListenerProtocol.Iec104)
+        {
+            var diff = new Iec104PolicyDiff(after, before, port, limits: limits);
+            error = diff.Run(reader);
+            (requests, denied, newlyDenied, newlyAllowed, allowedByRule) = (diff.After.Requests, diff.After.Denied, diff.NewlyDenied, diff.NewlyAllowed, diff.After.AllowedByRule);
+            foreach (var d in diff.FirstNewlyDenied)
+            {
+                lines.Add(string.Create(inv, $"  frame {d.FrameNumber,-7} {(d.Kind == Iec104DenialKind.Connection && d.Type >= 0 ? PolicyLearnFormat(d.Source) + " " + EdgeShield.Protocols.Iec104.Iec104Types.Name((byte)d.Type) + " (its connection was closed earlier by this policy)" : ReplayReport.DescribeDenied(d, names))}"));
+            }
+            if (diff.NewlyDenied > 0 || diff.NewlyAllowed > 0)
+            {
+                var perRule = new List<string>();
+                for (int i = 0; i < names.Length; i++)
+                {
+                    long nd = diff.NewlyDeniedByRule![i], na = diff.NewlyAllowedByRule![i];
+                    if (nd > 0 || na > 0)
+                    {
+                        perRule.Add(string.Create(inv, $"  rule '{names[i]}': newly denied {nd} (closest), newly allowed {na}"));
+                    }
+                }
+                if (diff.NewlyDeniedByRule![^1] > 0)
+                {
+                    perRule.Add(string.Create(inv, $"  no rule / pending limit / connection closed: newly denied {diff.NewlyDeniedByRule[^1]}"));
+                }
+                for (int t = 0; t < 256; t++)
+                {
+                    if (diff.NewlyDeniedByType[t] > 0)
+                    {
+                        perRule.Add(string.Create(inv, $"  type {EdgeShield.Protocols.Iec104.Iec104Types.Name((byte)t)}: newly denied {diff.NewlyDeniedByType[t]}"));
+                    }
+                }
+                lines.Add("per rule and type:");
+                lines.AddRange(perRule);
+            }
+        }
+        else if (s7)
         {
             var diff = new S7PolicyDiff(after, before, port);
             error = diff.Run(reader);

@@ -22,14 +22,18 @@ internal static class LearnCommand
         What no rule can allow (out-of-spec and malformed requests) is listed in comments.
         Captures of S7comm alone (port 102) give a protocol: s7comm draft: per source and connection
         type, the functions, PI services, and the areas, data blocks and byte spans read and written.
+        Captures of IEC 104 alone (port 2404) give a protocol: iec104 draft: per source, the types,
+        common addresses, IOA ranges, set-point value bounds, and select-before-operate where every
+        execute followed a select the station confirmed.
 
-          --port N   the server port of the streams (default 502 for Modbus, 102 for S7comm)
+          --port N   the server port of the streams (default 502 for Modbus, 102 for S7comm, 2404 for IEC 104)
           --out FILE where to write the draft YAML ('-' for stdout)
 
         --listen runs the listeners of --config FILE for N seconds (or until SIGINT/SIGTERM) with every
         policy in monitor mode: everything is forwarded, what the policy would refuse is audited (JSON
         lines on stdout, or stderr with --out -), and every request is learned. The draft keeps the
-        config's listeners, the Modbus ones with the learned policy, the s7comm ones with learned-s7.
+        config's listeners, the Modbus ones with the learned policy, the s7comm ones with learned-s7,
+        the iec104 ones with learned-iec104.
 
         Exit 0; 2 when a capture or the config cannot be read; 1 when a listener cannot be bound.
         """;
@@ -86,8 +90,10 @@ internal static class LearnCommand
         // of the protocol seen (Modbus when both are).
         ushort modbusPort = portOption ?? 502;
         ushort s7Port = portOption ?? 102;
+        ushort iec104Port = portOption ?? 2404;
         var learner = new PolicyLearner();
         var s7Learner = new S7PolicyLearner();
+        var iec104Learner = new Iec104CaptureLearner();
         foreach (var capture in captures)
         {
             if (!ReplayCommand.TryOpenCapture("learn", capture, out var reader))
@@ -97,19 +103,30 @@ internal static class LearnCommand
             var error = new ModbusCaptureScanner(learner, modbusPort).Scan(reader);
             reader.Reset();
             new S7CaptureScanner(s7Learner, s7Port).Scan(reader);
+            reader.Reset();
+            new Iec104CaptureScanner(iec104Learner, iec104Port).Scan(reader);
             if (error != CaptureError.None)
             {
                 Console.Error.WriteLine($"edgeshield learn: {capture}: reading stopped after frame {reader.FrameCount}: {ReplayCommand.Describe(error)}");
             }
         }
         bool s7 = s7Learner.Requests > 0 && learner.Requests == 0;
+        bool iec104 = iec104Learner.Requests > 0 && learner.Requests == 0 && s7Learner.Requests == 0;
         if (s7Learner.Requests > 0 && !s7)
         {
             Console.Error.WriteLine($"edgeshield learn: S7comm traffic was seen too ({s7Learner.Requests} requests on port {s7Port}); this draft is for Modbus: learn the S7 captures on their own for an s7comm draft");
         }
+        if (iec104Learner.Requests > 0 && !iec104)
+        {
+            Console.Error.WriteLine($"edgeshield learn: IEC 104 traffic was seen too ({iec104Learner.Requests} ASDUs on port {iec104Port}); this draft is for {(s7 ? "S7comm" : "Modbus")}: learn the IEC 104 captures on their own for an iec104 draft");
+        }
         void Write(TextWriter writer)
         {
-            if (s7)
+            if (iec104)
+            {
+                iec104Learner.WriteYaml(writer, captures);
+            }
+            else if (s7)
             {
                 s7Learner.WriteYaml(writer, captures, s7Port);
             }
@@ -128,7 +145,7 @@ internal static class LearnCommand
             {
                 Write(writer);
             }
-            Console.Error.WriteLine($"edgeshield learn: {(s7 ? s7Learner.Requests : learner.Requests)} {(s7 ? "S7comm" : "Modbus")} requests → {output}");
+            Console.Error.WriteLine($"edgeshield learn: {(iec104 ? iec104Learner.Requests : s7 ? s7Learner.Requests : learner.Requests)} {(iec104 ? "IEC 104" : s7 ? "S7comm" : "Modbus")} requests → {output}");
         }
         return Cli.ExitOk;
     }
@@ -218,7 +235,7 @@ internal static class LearnCommand
         {
             using var writer = new StreamWriter(output, append: false, new System.Text.UTF8Encoding(false));
             learner.WriteYaml(writer, description, config);
-            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests + learner.S7Learner.Requests} requests → {output}");
+            Console.Error.WriteLine($"edgeshield learn: {learner.Learner.Requests + learner.S7Learner.Requests + learner.Iec104Learner.Requests} requests → {output}");
         }
         return Cli.ExitOk;
     }

@@ -2,6 +2,7 @@ using EdgeShield.Gateway;
 using EdgeShield.Policy;
 using EdgeShield.Policy.Learn;
 using EdgeShield.Protocols.Capture;
+using EdgeShield.Protocols.Iec104;
 using EdgeShield.Protocols.Modbus;
 using EdgeShield.Protocols.S7comm;
 
@@ -24,6 +25,9 @@ internal sealed class LiveLearner : IRequestObserver
 
     /// <summary>What the <c>s7comm</c> listeners saw: COTP connects and S7 requests (not allocation-free, unlike the Modbus path).</summary>
     public S7PolicyLearner S7Learner { get; } = new() { SequenceLabel = "request" };
+
+    /// <summary>What the <c>iec104</c> listeners saw: every client ASDU (select-before-operate drafted from the order of selects and executes).</summary>
+    public Iec104PolicyLearner Iec104Learner { get; } = new();
 
     /// <summary>Registers the listeners before traffic flows; the draft groups what it saw by the listener's own address.</summary>
     public void Attach(IReadOnlyList<GatewayListener> listeners)
@@ -74,13 +78,23 @@ internal sealed class LiveLearner : IRequestObserver
         }
     }
 
+    public void OnIec104Request(GatewayListener listener, SourceAddress source, ushort sourcePort, in Iec104Asdu asdu, long timestamp)
+    {
+        var command = Iec104Command.From(asdu, null, timestamp);
+        lock (_lock)
+        {
+            Iec104Learner.Observe(source, command);
+        }
+    }
+
     /// <summary>Writes the draft under the lock, so a late request cannot change it mid-write.</summary>
     public void WriteYaml(TextWriter output, string description, EdgeShieldConfig config)
     {
         lock (_lock)
         {
             bool s7 = config.Listeners.Any(l => l.Protocol == ListenerProtocol.S7comm);
-            Learner.WriteYaml(output, [description], 0, config, s7 ? S7Learner : null);
+            bool iec104 = config.Listeners.Any(l => l.Protocol == ListenerProtocol.Iec104);
+            Learner.WriteYaml(output, [description], 0, config, s7 ? S7Learner : null, iec104 ? Iec104Learner : null);
         }
     }
 

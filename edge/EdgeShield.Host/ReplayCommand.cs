@@ -16,15 +16,18 @@ internal static class ReplayCommand
         IPv6; TCP streams reassembled) through the compiled policy of a listener, exactly as the
         gateway decides it, with the capture's timestamps for rate rules: Modbus TCP requests for a
         Modbus policy; for a protocol: s7comm policy, COTP connects and the reassembled S7 jobs,
-        userdata and S7comm-Plus PDUs. Prints counts per verdict, rule, unit (Modbus) and function,
-        the first denied frames and the malformed frames with their frame numbers (as Wireshark
-        numbers them).
+        userdata and S7comm-Plus PDUs; for a protocol: iec104 policy, every ASDU the client sends
+        (its connection's source judged first, select-before-operate armed by the station's actcon
+        in the capture) and the station's answers matched to them. Prints counts per verdict, rule,
+        unit (Modbus) and function (IEC 104: type, cause, common address), the first denied frames
+        and the malformed frames with their frame numbers (as Wireshark numbers them).
 
           --listener NAME   the listener whose policy applies (default: the first listener)
           --port N          the server port that marks the streams and their direction
-                            (default 502 for Modbus, 102 for S7comm)
+                            (default 502 for Modbus, 102 for S7comm, 2404 for IEC 104)
           --json            print only {"frames","requests","responses","malformed","allowed","denied",
-                            "by_function":{…},"by_rule":{…}}
+                            "by_function":{…},"by_rule":{…}} (IEC 104: by type name, and more keys:
+                            by_cause, by_ca, denied_by_cause, responses_by_*, connections, …)
 
         Exit 0; 2 when the config or the capture cannot be read.
         """;
@@ -58,13 +61,8 @@ internal static class ReplayCommand
             }
             portOption = parsed;
         }
-        if (!TryLoadPolicy("replay", configPath, options.Get("--listener"), out var listenerName, out var policy))
+        if (!TryLoadPolicy("replay", configPath, options.Get("--listener"), out var listenerName, out var policy, out var limits))
         {
-            return Cli.ExitUsage;
-        }
-        if (policy.Protocol == ListenerProtocol.Iec104)
-        {
-            Console.Error.WriteLine("edgeshield replay: the listener's policy is protocol: iec104, whose captures cannot be replayed yet (the IEC 104 codec is being built)");
             return Cli.ExitUsage;
         }
         if (!TryOpenCapture("replay", capturePath, out var reader))
@@ -76,7 +74,21 @@ internal static class ReplayCommand
         CaptureError error;
         bool json = options.Has("--json");
         using var stdout = json ? Console.OpenStandardOutput() : Stream.Null;
-        if (policy.Protocol == ListenerProtocol.S7comm)
+        if (policy.Protocol == ListenerProtocol.Iec104)
+        {
+            var replay = new Iec104PolicyReplay(policy, port, limits: limits);
+            error = replay.Run(reader);
+            if (json)
+            {
+                using var writer = new Utf8JsonWriter(stdout);
+                ReplayReport.WriteJson(writer, replay);
+            }
+            else
+            {
+                ReplayReport.WriteText(Console.Out, replay, listenerName);
+            }
+        }
+        else if (policy.Protocol == ListenerProtocol.S7comm)
         {
             var replay = new S7PolicyReplay(policy, port);
             error = replay.Run(reader);
@@ -120,10 +132,15 @@ internal static class ReplayCommand
     internal static ushort DefaultPort(CompiledPolicy policy) => ListenerProtocols.DefaultPort(policy.Protocol);
 
     /// <summary>Loads the config and picks the listener's compiled policy; prints why not.</summary>
-    internal static bool TryLoadPolicy(string command, string configPath, string? listener, out string listenerName, out CompiledPolicy policy, bool printWarnings = true)
+    internal static bool TryLoadPolicy(string command, string configPath, string? listener, out string listenerName, out CompiledPolicy policy, bool printWarnings = true) =>
+        TryLoadPolicy(command, configPath, listener, out listenerName, out policy, out _, printWarnings);
+
+    /// <summary>Loads the config and picks the listener's compiled policy and limits; prints why not.</summary>
+    internal static bool TryLoadPolicy(string command, string configPath, string? listener, out string listenerName, out CompiledPolicy policy, out ListenerLimits limits, bool printWarnings = true)
     {
         listenerName = "";
         policy = null!;
+        limits = new ListenerLimits();
         var result = ConfigLoader.Load(configPath);
         foreach (var diagnostic in result.Diagnostics)
         {
@@ -156,6 +173,7 @@ internal static class ReplayCommand
         }
         listenerName = chosen.Name;
         policy = config.Policies[chosen.PolicyName];
+        limits = chosen.Limits;
         return true;
     }
 

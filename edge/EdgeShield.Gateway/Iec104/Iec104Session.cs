@@ -200,6 +200,7 @@ internal sealed class Iec104Session : IProtocolSession
             Malformed(frame, "IEC 104 ASDU: " + Iec104FrameErrors.Describe(fault));
             return new ClientStep(ClientAction.Close, 0);
         }
+        _listener.Observer?.OnIec104Request(_listener, _connection.Source, _connection.SourcePort, asdu, now);
         var policy = _listener.Policy.Current;
         // The order of judgement is Inspector.InspectIec104's, which replay asks too.
         var inspection = Inspector.InspectIec104(policy, _connection.Source, asdu, _selects, now);

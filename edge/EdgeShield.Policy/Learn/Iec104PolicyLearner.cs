@@ -29,6 +29,31 @@ public sealed class Iec104PolicyLearner
     private readonly List<string> _unlearnable = [];
     private long _unlisted;
 
+    /// <summary>
+    /// When true (<c>learn --pcap</c>, which sees the station's answers), an execute counts as following its select only
+    /// when the station confirmed that select positively (<see cref="ObserveSelectConfirmation"/>), as select-before-operate
+    /// will demand once enforced; otherwise the order of the client's commands is enough.
+    /// </summary>
+    public bool RequireConfirmation { get; init; }
+
+    /// <summary>The station confirmed (or, <paramref name="positive"/> false, refused) the select <paramref name="commandKey"/> of <paramref name="source"/>.</summary>
+    public void ObserveSelectConfirmation(SourceAddress source, ulong commandKey, bool positive)
+    {
+        if (!_peers.TryGetValue(source.Value, out var peer) || !peer.Selected.ContainsKey(commandKey))
+        {
+            return;
+        }
+        if (positive)
+        {
+            peer.Confirmed.Add(commandKey);
+        }
+        else
+        {
+            peer.Selected.Remove(commandKey);
+            peer.Confirmed.Remove(commandKey);
+        }
+    }
+
     /// <summary>Commands observed.</summary>
     public long Requests { get; private set; }
 
@@ -66,9 +91,11 @@ public sealed class Iec104PolicyLearner
         if (command.IsSelect)
         {
             peer.Selected[command.CommandKey] = command.Now;
+            peer.Confirmed.Remove(command.CommandKey);
             kind.Selects++;
         }
-        else if (peer.Selected.Remove(command.CommandKey, out var selectedAt) && command.Now - selectedAt >= 0 && command.Now - selectedAt <= SelectTimeoutTicks)
+        else if (peer.Selected.Remove(command.CommandKey, out var selectedAt) && (peer.Confirmed.Remove(command.CommandKey) || !RequireConfirmation)
+            && command.Now - selectedAt >= 0 && command.Now - selectedAt <= SelectTimeoutTicks)
         {
             kind.ExecutesAfterSelect++;
         }
@@ -293,5 +320,7 @@ public sealed class Iec104PolicyLearner
         public readonly Kind System = new();
         /// <summary>Selects not yet followed by their execute, by command key.</summary>
         public readonly Dictionary<ulong, long> Selected = [];
+        /// <summary>Selects the station confirmed positively (with <see cref="RequireConfirmation"/>).</summary>
+        public readonly HashSet<ulong> Confirmed = [];
     }
 }

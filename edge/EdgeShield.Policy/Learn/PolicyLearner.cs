@@ -132,7 +132,18 @@ public sealed class PolicyLearner : IModbusCaptureObserver
     /// <paramref name="s7"/> (<c>learn --listen</c> on a config with <c>s7comm</c> listeners) those listeners get the
     /// policy <see cref="S7PolicyName"/> that <paramref name="s7"/> learned, written after this one.
     /// </summary>
-    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port, EdgeShieldConfig? listeners, S7PolicyLearner? s7)
+    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port, EdgeShieldConfig? listeners, S7PolicyLearner? s7) =>
+        WriteYaml(output, sources, port, listeners, s7, null);
+
+    /// <summary>The policy <c>learn --listen</c> gives a config's <c>iec104</c> listeners.</summary>
+    public const string Iec104PolicyName = "learned-iec104";
+
+    /// <summary>
+    /// As <see cref="WriteYaml(TextWriter, IReadOnlyList{string}, ushort, EdgeShieldConfig?, S7PolicyLearner?)"/>; with
+    /// <paramref name="iec104"/> (<c>learn --listen</c> on a config with <c>iec104</c> listeners) those listeners get the
+    /// policy <see cref="Iec104PolicyName"/> that <paramref name="iec104"/> learned, written last.
+    /// </summary>
+    public void WriteYaml(TextWriter output, IReadOnlyList<string> sources, ushort port, EdgeShieldConfig? listeners, S7PolicyLearner? s7, Iec104PolicyLearner? iec104)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(sources);
@@ -147,6 +158,10 @@ public sealed class PolicyLearner : IModbusCaptureObserver
         if (s7 is not null)
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# s7comm listeners: {s7.Requests} requests (COTP connects and S7 PDUs), learned into the policy {S7PolicyName}."));
+        }
+        if (iec104 is not null)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# iec104 listeners: {iec104.Requests} ASDUs of clients, learned into the policy {Iec104PolicyName}."));
         }
         output.WriteLine("# It allows exactly what was seen (addresses merged into ranges, written values bounded by what");
         output.WriteLine("# was written). Review every rule, widen or narrow it, then switch mode to enforce.");
@@ -167,7 +182,8 @@ public sealed class PolicyLearner : IModbusCaptureObserver
         }
         output.WriteLine();
         output.WriteLine("policies:");
-        if (listeners is null || s7 is null || listeners.Listeners.Any(l => l.Protocol != ListenerProtocol.S7comm))
+        if (listeners is null || listeners.Listeners.Any(l => l.Protocol is ListenerProtocol.ModbusTcp or ListenerProtocol.ModbusRtuOverTcp)
+            || (s7 is null && iec104 is null))
         {
             WriteRules(output);
         }
@@ -175,6 +191,11 @@ public sealed class PolicyLearner : IModbusCaptureObserver
         {
             output.WriteLine();
             s7.WritePolicy(output, S7PolicyName);
+        }
+        if (iec104 is not null)
+        {
+            output.WriteLine();
+            iec104.WritePolicy(output, Iec104PolicyName);
         }
     }
 
@@ -256,16 +277,16 @@ public sealed class PolicyLearner : IModbusCaptureObserver
             }
             output.WriteLine();
         }
-        output.WriteLine(config.Listeners.Any(l => l.Protocol == ListenerProtocol.S7comm)
-            ? $"listeners:                     # those of {config.Path}; Modbus ones share the policy learned, s7comm ones {S7PolicyName}"
+        output.WriteLine(config.Listeners.Any(l => l.Protocol is ListenerProtocol.S7comm or ListenerProtocol.Iec104)
+            ? $"listeners:                     # those of {config.Path}; Modbus ones share the policy learned, s7comm ones {S7PolicyName}, iec104 ones {Iec104PolicyName}"
             : $"listeners:                     # those of {config.Path}; all share the learned policy");
         foreach (var listener in config.Listeners)
         {
             output.WriteLine($"  - name: \"{listener.Name}\"");
             output.WriteLine($"    bind: \"{listener.Bind}\"");
-            output.WriteLine($"    protocol: {listener.Protocol switch { ListenerProtocol.ModbusRtuOverTcp => "modbus-rtu-over-tcp", ListenerProtocol.S7comm => "s7comm", _ => "modbus-tcp" }}");
+            output.WriteLine($"    protocol: {listener.Protocol switch { ListenerProtocol.ModbusRtuOverTcp => "modbus-rtu-over-tcp", ListenerProtocol.S7comm => "s7comm", ListenerProtocol.Iec104 => "iec104", _ => "modbus-tcp" }}");
             output.WriteLine($"    upstream: {listener.Upstream}");
-            output.WriteLine(listener.Protocol == ListenerProtocol.S7comm ? $"    policy: {S7PolicyName}" : "    policy: learned");
+            output.WriteLine(listener.Protocol switch { ListenerProtocol.S7comm => $"    policy: {S7PolicyName}", ListenerProtocol.Iec104 => $"    policy: {Iec104PolicyName}", _ => "    policy: learned" });
         }
     }
 

@@ -1,4 +1,4 @@
-namespace EdgeShield.Gateway.Iec104;
+namespace EdgeShield.Policy;
 
 /// <summary>
 /// The commands of one connection that the station has not finished answering (DESIGN.md "IEC 60870-5-104":
@@ -7,14 +7,18 @@ namespace EdgeShield.Gateway.Iec104;
 /// confirmation and finished by its termination, a negative confirmation, or, once confirmed, the end of
 /// its wait for a termination (not every command is terminated). Fixed capacity; each slot keeps a copy of
 /// the command's ASDU so that a command the station never confirmed is answered to the client as the station
-/// would refuse it. Thread-safe (the receive loop adds, the upstream loop and the sweeper take).
+/// would refuse it. Thread-safe (the receive loop adds, the upstream loop and the sweeper take). The live session
+/// (EdgeShield.Gateway) and <c>replay</c> (<see cref="Replay.Iec104PolicyReplay"/>) both keep their commands in it.
 /// </summary>
-internal sealed class Iec104Commands
+public sealed class Iec104Commands
 {
     /// <summary>The longest ASDU an APDU carries (253 - 4 control octets).</summary>
     public const int MaxAsdu = 249;
 
-    internal struct Slot
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1051", Justification = "A plain record of one table slot, copied out under the table's lock (the session's and replay's view).")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1034", Justification = "It belongs to the table.")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1815", Justification = "Never compared.")]
+    public struct Slot
     {
         public bool InUse;
         public bool Confirmed;
