@@ -108,8 +108,11 @@ public readonly record struct ProtocolItem(byte Index, byte Area, ushort Block, 
 }
 
 /// <summary>Where audit events go.</summary>
-/// <summary>What an IEC 104 event names of its ASDU: common address, first information object address and cause of transmission.</summary>
-public readonly record struct Iec104Fields(ushort CommonAddress, uint Ioa, byte Cause)
+/// <summary>
+/// What an IEC 104 event names of its ASDU: common address, first information object address and cause of
+/// transmission; for a refusal, the cause of the negative confirmation the client was answered (0: none).
+/// </summary>
+public readonly record struct Iec104Fields(ushort CommonAddress, uint Ioa, byte Cause, byte RefusalCause = 0)
 {
     public bool IsEmpty => Cause == 0;
 }

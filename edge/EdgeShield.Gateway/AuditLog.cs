@@ -332,6 +332,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
             json.WriteNumber("ca"u8, e.Iec104.CommonAddress);
             json.WriteNumber("ioa"u8, e.Iec104.Ioa);
             json.WriteNumber("cause"u8, e.Iec104.Cause);
+            if (e.Iec104.RefusalCause != 0)
+            {
+                json.WriteNumber("refusal_cause"u8, e.Iec104.RefusalCause);
+            }
         }
         if (!e.Item.IsEmpty)
         {

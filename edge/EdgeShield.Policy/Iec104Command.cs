@@ -91,14 +91,7 @@ public readonly ref struct Iec104Command
     {
         double min = 0, max = 0;
         bool hasValue = IsSetPoint(asdu.Type) && asdu.TryGetValue(out min, out max);
-        ulong key = 0;
-        if (asdu.Status == Iec104AsduStatus.WellFormed && asdu.Count == 1)
-        {
-            foreach (var o in asdu)
-            {
-                key = Key(asdu.Type, asdu.CommonAddress, o.Ioa, o.Element);
-            }
-        }
+        ulong key = KeyOf(asdu);
         bool wellFormed = asdu.Status == Iec104AsduStatus.WellFormed;
         return new Iec104Command
         {
@@ -119,6 +112,20 @@ public readonly ref struct Iec104Command
     }
 
     /// <summary>Types whose qualifier carries S/E (select / execute): 45-50 and 58-63 (SCO, DCO, RCO, QOS). Not 51/64 (bitstrings).</summary>
+    /// <summary>The <see cref="CommandKey"/> of a well-formed single-object ASDU; <see cref="NoKey"/> otherwise (several objects never match a select).</summary>
+    public static ulong KeyOf(in Iec104Asdu asdu)
+    {
+        if (asdu.Status != Iec104AsduStatus.WellFormed || asdu.Count != 1)
+        {
+            return NoKey;
+        }
+        foreach (var o in asdu)
+        {
+            return Key(asdu.Type, asdu.CommonAddress, o.Ioa, o.Element);
+        }
+        return NoKey;
+    }
+
     public static bool CarriesSelect(byte type) => type is >= 45 and <= 50 or >= 58 and <= 63;
 
     /// <summary>Set-point types, the ones <c>value:</c> bounds: 48-50 and 61-63.</summary>

@@ -1,3 +1,5 @@
+using EdgeShield.Protocols.Iec104;
+
 namespace EdgeShield.Policy;
 
 /// <summary>
@@ -48,6 +50,27 @@ public sealed class Iec104Commands
     }
 
     public int Count { get; private set; }
+
+    /// <summary>
+    /// A request the station answers with a confirmation, so kept until answered: a well-formed activation or
+    /// deactivation (cause 6 or 8) of a type that is not a monitor type, or a read (C_RD_NA_1, cause 5).
+    /// </summary>
+    public static bool Tracks(in Iec104Asdu asdu) =>
+        asdu.Status == Iec104AsduStatus.WellFormed
+        && (asdu.Type == 102 ? asdu.Cause == Iec104Refusals.CauseRequest : asdu.Cause is Iec104Refusals.CauseActivation or Iec104Refusals.CauseDeactivation)
+        && Iec104Types.Group(asdu.Type) is not Iec104TypeGroup.Monitor;
+
+    /// <summary>
+    /// A command the station also terminates (actterm) after confirming it: an activation that is not a select of
+    /// a control type (45-51, 58-64) or an interrogation (100, 101). Others end with their confirmation.
+    /// </summary>
+    public static bool ExpectsTermination(in Iec104Asdu asdu) =>
+        asdu.Cause == Iec104Refusals.CauseActivation && !asdu.IsSelect
+        && asdu.Type is (>= 45 and <= 51) or (>= 58 and <= 64) or 100 or 101;
+
+    /// <summary>Adds a request of <see cref="Tracks"/> that is forwarded; false when the table is full.</summary>
+    public bool TryAdd(in Iec104Asdu asdu, bool isSelect, long deadline) =>
+        TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, Iec104Command.KeyOf(asdu), isSelect, ExpectsTermination(asdu), asdu.Bytes, deadline);
 
     /// <summary>Adds a command the gateway forwards; false when the table is full.</summary>
     public bool TryAdd(byte type, byte cause, ushort commonAddress, uint ioa, ulong commandKey, bool isSelect, bool expectsTermination, ReadOnlySpan<byte> asdu, long deadline)

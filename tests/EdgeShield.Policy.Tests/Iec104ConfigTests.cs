@@ -66,7 +66,8 @@ public class Iec104ConfigTests
         var policy = config.Policies["rtu7"];
         Assert.Equal(ListenerProtocol.Iec104, policy.Protocol);
         Assert.Equal(ListenerProtocol.Iec104, config.Listeners[0].Protocol);
-        Assert.Equal(new ListenerLimits(), config.Listeners[0].Limits);
+        // An iec104 listener's response-timeout defaults to its t1, not Modbus's 1 s (docs/IEC104-GATEWAY.md).
+        Assert.Equal(new ListenerLimits() with { ResponseTimeout = new ListenerLimits().T1 }, config.Listeners[0].Limits);
         var limits = config.Listeners[1].Limits;
         Assert.Equal((24, 16, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(20), TimeSpan.FromMinutes(1)), (limits.K, limits.W, limits.T1, limits.T2, limits.T3));
         Assert.Equal(TimeSpan.FromMinutes(10), limits.IdleTimeout);

@@ -216,10 +216,9 @@ internal sealed class Iec104Session : IProtocolSession
                 Audit(frame, AuditEventKind.WouldDeny, RuleName(policy, verdict), Reason(verdict, inspection.RefusalCode), asdu: asdu);
                 break;
         }
-        bool tracked = ExpectsConfirmation(asdu);
+        bool tracked = Iec104Commands.Tracks(asdu);
         bool select = tracked && asdu.IsSelect && policy.RequiresSelect(verdict.RuleIndex);
-        if (tracked && !_commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, KeyOf(asdu), select, ExpectsTermination(asdu), asdu.Bytes,
-                now + _listener.ResponseTimeoutTicks))
+        if (tracked && !_commands.TryAdd(asdu, select, now + _listener.ResponseTimeoutTicks))
         {
             _listener.Counters.CountDenied();
             Audit(frame, AuditEventKind.PendingLimit, null, "too many commands outstanding on this connection", asdu: asdu);
@@ -227,7 +226,7 @@ internal sealed class Iec104Session : IProtocolSession
         }
         if (verdict.IsAllowed && asdu.IsCommand && policy.RequiresSelect(verdict.RuleIndex))
         {
-            ulong key = KeyOf(asdu);
+            ulong key = Iec104Command.KeyOf(asdu);
             if (asdu.IsSelect)
             {
                 _selects.Selected(key, now);
@@ -244,39 +243,11 @@ internal sealed class Iec104Session : IProtocolSession
         return LoopSend(PendingSend.StationIFrame, apdu.Asdu.Length, consumed, ClientAction.Forward);
     }
 
-    /// <summary>A command or system request the station confirms (cause 6 or 8), or a read (cause 5): tracked until answered.</summary>
-    private static bool ExpectsConfirmation(in Iec104Asdu asdu) =>
-        asdu.Status == Iec104AsduStatus.WellFormed
-        && (asdu.Type == 102 ? asdu.Cause == Iec104Refusals.CauseRequest : asdu.Cause is Iec104Refusals.CauseActivation or Iec104Refusals.CauseDeactivation)
-        && Iec104Types.Group(asdu.Type) is not Iec104TypeGroup.Monitor;
-
-    /// <summary>
-    /// An activation the station terminates (cause 10) after its confirmation: the execute of a command or set-point
-    /// (45-51, 58-64; a select is not terminated) and an interrogation (100, 101). Not a clock synchronisation, reset,
-    /// test command or parameter (IEC 60870-5-104 / -101 7.4: confirmed only).
-    /// </summary>
-    private static bool ExpectsTermination(in Iec104Asdu asdu) =>
-        asdu.Cause == Iec104Refusals.CauseActivation && !asdu.IsSelect
-        && asdu.Type is (>= 45 and <= 51) or (>= 58 and <= 64) or 100 or 101;
-
-    private static ulong KeyOf(in Iec104Asdu asdu)
-    {
-        if (asdu.Status != Iec104AsduStatus.WellFormed || asdu.Count != 1)
-        {
-            return 0;
-        }
-        foreach (var o in asdu)
-        {
-            return Iec104Command.Key(asdu.Type, asdu.CommonAddress, o.Ioa, o.Element);
-        }
-        return 0;
-    }
-
     private ClientStep Refuse(ReadOnlySpan<byte> frame, in Iec104Asdu asdu, CompiledPolicy policy, Verdict verdict, byte cause, int consumed)
     {
         _listener.Counters.CountDenied();
         var onDeny = policy.OnDeny;
-        Audit(frame, AuditEventKind.Denied, RuleName(policy, verdict), Reason(verdict, cause), closed: onDeny == OnDeny.Close, asdu: asdu);
+        Audit(frame, AuditEventKind.Denied, RuleName(policy, verdict), Reason(verdict, cause), closed: onDeny == OnDeny.Close, asdu: asdu, refusalCause: cause);
         return WriteRefusal(asdu, cause, onDeny, consumed);
     }
 
@@ -599,6 +570,8 @@ internal sealed class Iec104Session : IProtocolSession
                 return StationAction.ClientU;
             case Iec104UFunction.StopDtCon when _transfer == DataTransfer.Stopping:
                 _transfer = DataTransfer.Stopped;
+                // A select does not outlive the data transfer it was confirmed in (a station drops it too).
+                _selects.Clear();
                 Iec104Writer.WriteU(_toClientFromStation, Iec104UFunction.StopDtCon);
                 return StationAction.ClientU;
             default:
@@ -723,14 +696,14 @@ internal sealed class Iec104Session : IProtocolSession
         _connection.Tap?.Record(frame, malformed, _connection.StreamOffset);
     }
 
-    private void Audit(ReadOnlySpan<byte> frame, AuditEventKind kind, string? rule, string reason, bool closed = false, in Iec104Asdu asdu = default)
+    private void Audit(ReadOnlySpan<byte> frame, AuditEventKind kind, string? rule, string reason, bool closed = false, in Iec104Asdu asdu = default, byte refusalCause = 0)
     {
         var e = Event(kind, asdu.Bytes.IsEmpty ? null : Iec104Types.Name(asdu.Type), reason) with
         {
             Rule = rule,
             ConnectionClosed = closed,
             FunctionCode = asdu.Bytes.IsEmpty ? (short)-1 : asdu.Type,
-            Iec104 = asdu.Bytes.IsEmpty ? default : Fields(asdu),
+            Iec104 = asdu.Bytes.IsEmpty ? default : Fields(asdu) with { RefusalCause = refusalCause },
         };
         _listener.Audit.Write(e);
         _connection.Tap?.Record(frame, e, _connection.StreamOffset);

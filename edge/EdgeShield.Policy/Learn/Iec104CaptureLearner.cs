@@ -56,13 +56,9 @@ public sealed class Iec104CaptureLearner : IIec104CaptureObserver
         while (commands.TryTakeExpired(now, out _, _expired))
         {
         }
-        bool tracked = asdu.Status == Iec104AsduStatus.WellFormed
-            && (asdu.Type == 102 ? asdu.Cause == Iec104Causes.Request : asdu.Cause is Iec104Causes.Activation or Iec104Causes.Deactivation)
-            && Iec104Types.Group(asdu.Type) is not Iec104TypeGroup.Monitor;
-        if (tracked)
+        if (Iec104Commands.Tracks(asdu))
         {
-            commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, command.CommandKey,
-                asdu.IsCommand && asdu.IsSelect, asdu.Bytes, now + _responseTimeout);
+            commands.TryAdd(asdu, asdu.IsCommand && asdu.IsSelect, now + _responseTimeout);
         }
         return true;
     }

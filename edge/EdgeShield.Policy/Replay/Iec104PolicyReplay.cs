@@ -270,10 +270,9 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
             connection.Closed = inspection.Closes;
             return Iec104ReplayOutcome.Denied;
         }
-        bool tracked = ExpectsConfirmation(asdu);
+        bool tracked = Iec104Commands.Tracks(asdu);
         bool select = tracked && asdu.IsSelect && _policy.RequiresSelect(verdict.RuleIndex);
-        ulong key = KeyOf(asdu);
-        if (tracked && !connection.Commands.TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, key, select, asdu.Bytes, now + _responseTimeoutTicks))
+                if (tracked && !connection.Commands.TryAdd(asdu, select, now + _responseTimeoutTicks))
         {
             byte cause = asdu.Cause == Iec104Refusals.CauseDeactivation ? Iec104Refusals.CauseDeactivationConfirmation : Iec104Refusals.CauseActivationConfirmation;
             Deny(context, asdu, Iec104DenialKind.PendingLimit, new Verdict(VerdictKind.Deny, DenyReason.None, -1), cause);
@@ -288,11 +287,11 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
         {
             if (asdu.IsSelect)
             {
-                connection.Selects.Selected(key, now);
+                connection.Selects.Selected(Iec104Command.KeyOf(asdu), now);
             }
             else
             {
-                connection.Selects.Consume(key);
+                connection.Selects.Consume(Iec104Command.KeyOf(asdu));
             }
         }
         Allowed++;
@@ -393,25 +392,6 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
         {
             FirstDenied.Add(denied);
         }
-    }
-
-    /// <summary>As the live session: a command or system request the station confirms (cause 6 or 8), or a read (cause 5).</summary>
-    private static bool ExpectsConfirmation(in Iec104Asdu asdu) =>
-        asdu.Status == Iec104AsduStatus.WellFormed
-        && (asdu.Type == 102 ? asdu.Cause == Iec104Refusals.CauseRequest : asdu.Cause is Iec104Refusals.CauseActivation or Iec104Refusals.CauseDeactivation)
-        && Iec104Types.Group(asdu.Type) is not Iec104TypeGroup.Monitor;
-
-    private static ulong KeyOf(in Iec104Asdu asdu)
-    {
-        if (asdu.Status != Iec104AsduStatus.WellFormed || asdu.Count != 1)
-        {
-            return Iec104Command.NoKey;
-        }
-        foreach (var o in asdu)
-        {
-            return Iec104Command.Key(asdu.Type, asdu.CommonAddress, o.Ioa, o.Element);
-        }
-        return Iec104Command.NoKey;
     }
 
     private Connection ConnectionOf(in CaptureContext context)
