@@ -365,8 +365,20 @@ public sealed class AuditJournal : IDisposable
         int number = _segments[0];
         _segments.RemoveAt(0);
         var path = SegmentPath(number);
-        var (lastSeq, lastHash) = LastLineOf(path);
-        File.Delete(path);
+        long lastSeq = -1;
+        string? lastHash = null;
+        string reason = "audit journal over max-mb: oldest segment removed";
+        try
+        {
+            (lastSeq, lastHash) = LastLineOf(path);
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Gone already (deleted behind the gateway's back) or unreadable: recorded as such, and verify will not
+            // take it for a rotation; the journal itself goes on.
+            reason = $"audit journal over max-mb: oldest segment could not be read or removed ({e.Message})";
+        }
         _scratch.ResetWrittenCount();
         using (var json = new Utf8JsonWriter(_scratch, AuditLog.JsonOptions))
         {
@@ -383,7 +395,7 @@ public sealed class AuditJournal : IDisposable
             {
                 json.WriteString("last_hash"u8, lastHash);
             }
-            json.WriteString("reason"u8, "audit journal over max-mb: oldest segment removed"u8);
+            json.WriteString("reason"u8, reason);
             json.WriteEndObject();
         }
         AppendOwnLine(_scratch.WrittenSpan.ToArray(), "<5>"u8);

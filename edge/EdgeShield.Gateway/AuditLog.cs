@@ -325,6 +325,8 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
                 _checkpointRequested = false;
                 JournalStep(JournalStepKind.Checkpoint, buffer, json);
             }
+            // Also here, not only on the idle tick: a steady trickle of events must not keep the time-based checkpoint away.
+            JournalStep(JournalStepKind.Tick, buffer, json);
             JournalStep(JournalStepKind.Flush, buffer, json);
             await WriteOutAsync(buffer, ownLines);
         }

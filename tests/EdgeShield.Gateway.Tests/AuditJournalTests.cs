@@ -341,6 +341,21 @@ public sealed class AuditJournalTests : IDisposable
     }
 
     [Fact]
+    public async Task CheckpointSeconds_SignsUnderASteadyTrickleToo()
+    {
+        using var key = AuditKey.LoadOrCreate(KeyPath);
+        var journal = AuditJournal.Open(Dir, new AuditJournalConfig { CheckpointEvery = 1000, CheckpointSeconds = 1 }, key);
+        await using var log = new AuditLog(Stream.Null, journal: journal);
+        // An event every 200 ms: the writer is never idle for a whole second.
+        for (int i = 0; i < 15 && !File.ReadAllText(Segment(1)).Contains("\"event\":\"checkpoint\"", StringComparison.Ordinal); i++)
+        {
+            log.Write(Denied(i));
+            await Task.Delay(200);
+        }
+        Assert.Contains("\"event\":\"checkpoint\"", File.ReadAllText(Segment(1)), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Verify_NoSuchFile_IsUnreadable()
     {
         Assert.Null(AuditJournalVerifier.Expand([Path.Combine(_root, "nope")], out var why));
