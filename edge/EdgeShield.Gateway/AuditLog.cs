@@ -103,6 +103,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// <summary>Asks the writer for a checkpoint now, when lines are not covered yet (before a stop, while the events topic still publishes).</summary>
     public void RequestCheckpoint()
     {
+        if (_journal is null)
+        {
+            return;
+        }
         _checkpointRequested = true;
         _queue.Writer.TryWrite(new AuditEvent { Kind = CheckpointMarker, Unit = -1, FunctionCode = -1, Reason = "" });
     }
