@@ -90,6 +90,13 @@ public sealed partial class AuditJournalProcessTests : IAsyncDisposable
         long lastBefore = long.Parse(Regex.Match(afterKill.Stdout, @"seq 1\.\.(\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
         Assert.True(lastBefore >= 150, afterKill.Stdout);
 
+        // What a power cut in the middle of a write leaves (a kill -9 does not tear a write(2)): a line cut short.
+        string segment = Path.Combine(Journal, "audit-000001.jsonl");
+        await File.AppendAllTextAsync(segment, $"{{\"seq\":{lastBefore + 1},\"prev\":\"5e2f");
+        var torn = await VerifyAsync();
+        Assert.True(torn.ExitCode == 0, torn.Stdout + torn.Stderr);
+        Assert.Contains($"audit-000001.jsonl:{lastBefore + 1}: warning: torn-line: ", torn.Stderr, StringComparison.Ordinal);
+
         (gateway, _) = await StartAsync(config, _dir);
         await using (gateway)
         {
@@ -105,7 +112,11 @@ public sealed partial class AuditJournalProcessTests : IAsyncDisposable
         Assert.True(report.GetProperty("last_seq").GetInt64() > lastBefore);
         // The clean stop signed its tail.
         Assert.Equal(report.GetProperty("last_seq").GetInt64(), report.GetProperty("last_checkpoint_seq").GetInt64());
-        Assert.Contains("opened after seq ", File.ReadAllText(Path.Combine(Journal, "audit-000001.jsonl")), StringComparison.Ordinal);
+        Assert.Empty(report.GetProperty("warnings").EnumerateArray());
+        var journal = await File.ReadAllTextAsync(segment);
+        // The restart's first line is the note about the torn tail it cut (seq lastBefore + 1), then the chain goes on.
+        Assert.Contains($"opened after seq {lastBefore + 1}; ", journal, StringComparison.Ordinal);
+        Assert.Contains("\"reason\":\"audit-journal-torn-tail\"", journal, StringComparison.Ordinal);
     }
 
     [Fact]
