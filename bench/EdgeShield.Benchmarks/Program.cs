@@ -10,6 +10,8 @@ internal static class Program
                    in-process PLC simulator + gateway + allocation-free clients; prints bytes allocated per proxied request
                EdgeShield.Benchmarks replay [--frames N] [--rounds N] [--keep DIR] [--no-tshark]
                    builds a large capture from tests/data/modbus, replays it, and times tshark on it
+               EdgeShield.Benchmarks journal [--events N] [--checkpoint-every N] [--rounds N] [--dir DIR]
+                   audit writer events/s without and with the hash-chained, signed audit journal
         """;
 
     public static async Task<int> Main(string[] args)
@@ -21,6 +23,10 @@ internal static class Program
         if (args.Length > 0 && args[0] == "replay")
         {
             return ReplayBench.Run(args.AsSpan(1).ToArray());
+        }
+        if (args.Length > 0 && args[0] == "journal")
+        {
+            return await JournalBench.RunAsync(args.AsSpan(1).ToArray());
         }
         if (args.Length > 0 && args[0] is "help" or "--usage")
         {

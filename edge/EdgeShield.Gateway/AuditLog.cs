@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Numerics;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading.Channels;
 using EdgeShield.Policy;
@@ -38,6 +39,9 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     public static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private readonly Stream _output;
+    private AuditJournal? _journal;
+    private Stream? _journalCopies;
+    private volatile bool _checkpointRequested;
     private readonly int _eventsPerSecond;
     private readonly Channel<AuditEvent> _queue;
     private readonly Task _writer;
@@ -57,9 +61,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     private long _written;
     private long _suppressed;
 
-    public AuditLog(Stream output, int eventsPerSecond = 50, int queueCapacity = 4096, int sourcesPerWindow = 256)
+    public AuditLog(Stream output, int eventsPerSecond = 50, int queueCapacity = 4096, int sourcesPerWindow = 256, AuditJournal? journal = null)
     {
         _output = output;
+        _journal = journal;
         _eventsPerSecond = eventsPerSecond;
         _sourceCapacity = sourcesPerWindow;
         _sources = new SourceAddress[sourcesPerWindow + 1];
@@ -85,6 +90,29 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// the journal: journald strips the prefix and files the line at that priority.
     /// </summary>
     public bool JournalPriorities { get; init; }
+
+    /// <summary>The on-disk audit journal every line also goes to (null: none, or it failed and was given up).</summary>
+    public AuditJournal? Journal => _journal;
+
+    /// <summary>
+    /// Where the journal's own lines (checkpoints, segment removals) are copied besides the output: the events
+    /// topic, so that a site keeps the signed checkpoints off the box. Lines are written whole, one per call.
+    /// </summary>
+    public void CopyJournalLinesTo(Stream? copies) => Volatile.Write(ref _journalCopies, copies);
+
+    /// <summary>Asks the writer for a checkpoint now, when lines are not covered yet (before a stop, while the events topic still publishes).</summary>
+    public void RequestCheckpoint()
+    {
+        if (_journal is null)
+        {
+            return;
+        }
+        _checkpointRequested = true;
+        _queue.Writer.TryWrite(new AuditEvent { Kind = CheckpointMarker, Unit = -1, FunctionCode = -1, Reason = "" });
+    }
+
+    /// <summary>A queue item that is no event: it only wakes the writer for <see cref="RequestCheckpoint"/>.</summary>
+    private const AuditEventKind CheckpointMarker = (AuditEventKind)byte.MaxValue;
 
     public void Write(in AuditEvent auditEvent)
     {
@@ -235,7 +263,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
         using var json = new Utf8JsonWriter(buffer, JsonOptions);
+        var ownLines = new List<(byte[] Line, byte[] Priority)>();
         var reader = _queue.Reader;
+        // What the journal said while opening (a new journal, a torn tail cut off).
+        AppendOwnLines(buffer, ownLines);
         while (true)
         {
             // Wake at least once a second so that summaries of a flood that has stopped still get out.
@@ -254,28 +285,147 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
                     {
                         RollWindowLocked(Stopwatch.GetTimestamp());
                     }
+                    JournalStep(JournalStepKind.Tick, buffer, json);
+                    await WriteOutAsync(buffer, ownLines);
                     continue;
                 }
             }
             while (reader.TryRead(out var e))
             {
+                if (e.Kind == CheckpointMarker)
+                {
+                    continue;
+                }
                 json.Reset();
                 if (JournalPriorities)
                 {
                     buffer.Write(JournalPriority(e));
                 }
+                int start = buffer.WrittenCount;
                 WriteJson(json, e);
                 json.Flush();
+                if (_journal is { } journal)
+                {
+                    try
+                    {
+                        journal.Append(buffer.WrittenSpan[start..]);
+                    }
+                    catch (Exception failure) when (IsJournalFailure(failure))
+                    {
+                        buffer.Write("\n"u8);
+                        GiveUpJournal(buffer, json, failure);
+                        continue;
+                    }
+                }
                 buffer.Write("\n"u8);
                 if (e.Kind != AuditEventKind.Suppressed)
                 {
                     Interlocked.Increment(ref _written);
                 }
+                AppendOwnLines(buffer, ownLines);
             }
+            if (_checkpointRequested)
+            {
+                _checkpointRequested = false;
+                JournalStep(JournalStepKind.Checkpoint, buffer, json);
+            }
+            // Also here, not only on the idle tick: a steady trickle of events must not keep the time-based checkpoint away.
+            JournalStep(JournalStepKind.Tick, buffer, json);
+            JournalStep(JournalStepKind.Flush, buffer, json);
+            await WriteOutAsync(buffer, ownLines);
+        }
+        // A clean stop: the last lines get their checkpoint, on disk, on the output and (if still there) the events topic.
+        JournalStep(JournalStepKind.Close, buffer, json);
+        await WriteOutAsync(buffer, ownLines);
+    }
+
+    private enum JournalStepKind { Tick, Checkpoint, Flush, Close }
+
+    private static bool IsJournalFailure(Exception e) => e is IOException or UnauthorizedAccessException or CryptographicException;
+
+    /// <summary>One step of the journal in the writer; a disk or key failure gives the journal up, with a line that says so.</summary>
+    private void JournalStep(JournalStepKind step, System.Buffers.ArrayBufferWriter<byte> buffer, Utf8JsonWriter json)
+    {
+        if (_journal is not { } journal)
+        {
+            return;
+        }
+        try
+        {
+            switch (step)
+            {
+                case JournalStepKind.Tick: journal.Tick(); break;
+                case JournalStepKind.Checkpoint: journal.CheckpointIfPending(); break;
+                case JournalStepKind.Flush: journal.Flush(); break;
+                case JournalStepKind.Close: journal.Dispose(); break;
+            }
+        }
+        catch (Exception failure) when (IsJournalFailure(failure))
+        {
+            GiveUpJournal(buffer, json, failure);
+        }
+    }
+
+    /// <summary>
+    /// The journal cannot be written (disk full, I/O error, key gone): the gateway keeps filtering and auditing on
+    /// stdout and MQTT, without the journal, and says so once (priority 3). Its checkpoint chain ends here; verify
+    /// shows an unsigned tail.
+    /// </summary>
+    private void GiveUpJournal(System.Buffers.ArrayBufferWriter<byte> buffer, Utf8JsonWriter json, Exception failure)
+    {
+        var journal = _journal!;
+        _journal = null;
+        try
+        {
+            journal.DisposeWithoutCheckpoint();
+        }
+        catch (Exception e) when (IsJournalFailure(e))
+        {
+        }
+        var e2 = AuditEvent.Service("audit-journal-failed", $"audit journal {journal.Directory} given up after seq {journal.Seq}: {failure.Message}");
+        json.Reset();
+        if (JournalPriorities)
+        {
+            buffer.Write(JournalPriority(e2));
+        }
+        int start = buffer.WrittenCount;
+        WriteJson(json, e2);
+        json.Flush();
+        Volatile.Read(ref _journalCopies)?.Write(buffer.WrittenSpan[start..]);
+        buffer.Write("\n"u8);
+    }
+
+    private async Task WriteOutAsync(System.Buffers.ArrayBufferWriter<byte> buffer, List<(byte[] Line, byte[] Priority)> ownLines)
+    {
+        AppendOwnLines(buffer, ownLines);
+        if (buffer.WrittenCount > 0)
+        {
             await _output.WriteAsync(buffer.WrittenMemory);
             await _output.FlushAsync();
             buffer.ResetWrittenCount();
         }
+    }
+
+    /// <summary>The journal's own lines into the output (with their priority) and, whole, to the events topic.</summary>
+    private void AppendOwnLines(System.Buffers.ArrayBufferWriter<byte> buffer, List<(byte[] Line, byte[] Priority)> ownLines)
+    {
+        if (_journal is not { HasOwnLines: true } journal)
+        {
+            return;
+        }
+        journal.DrainOwnLines(ownLines);
+        var copies = Volatile.Read(ref _journalCopies);
+        foreach (var (line, priority) in ownLines)
+        {
+            if (JournalPriorities)
+            {
+                buffer.Write(priority);
+            }
+            buffer.Write(line);
+            buffer.Write("\n"u8);
+            copies?.Write(line);
+        }
+        ownLines.Clear();
     }
 
     /// <summary>The JSON form of one event (DESIGN.md "Audit"): time, event, listener, source, unit, function, address span, rule, verdict, reason.</summary>
@@ -394,8 +544,9 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         {
             AuditEventKind.Service => e.Reason switch
             {
-                "reload-failed" or "hardware-unavailable" or "pcap-failed" or "buffer-full" or "buffer-corrupt" => "<3>"u8,
-                "pcap-dropped" or "broker-unavailable" or "buffer-torn-tail" or "poll-upstream-unavailable" => "<4>"u8,
+                "reload-failed" or "hardware-unavailable" or "pcap-failed" or "buffer-full" or "buffer-corrupt"
+                    or "audit-journal-failed" or "audit-journal-broken" => "<3>"u8,
+                "pcap-dropped" or "broker-unavailable" or "buffer-torn-tail" or "poll-upstream-unavailable" or "audit-journal-torn-tail" => "<4>"u8,
                 _ => "<5>"u8,
             },
             AuditEventKind.Malformed or AuditEventKind.ResponseMismatch or AuditEventKind.UnmatchedResponse

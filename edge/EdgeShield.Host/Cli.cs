@@ -19,6 +19,7 @@ internal static class Cli
           learn --pcap CAPTURE… --out FILE      a draft allow-list from captures, for review
           learn --listen --config FILE --seconds N --out FILE   … or from live traffic (monitor mode)
           nft --config FILE      print the nftables ruleset for the config's network, listeners and broker
+          audit verify FILE|DIR… [--key PUB] [--checkpoints FILE]   check an audit journal's chain and signatures
 
         The demo (simulated PLCs, HMI traffic, a broker) is 'edgeshield-sim demo': this firmware
         binary carries only the gateway.
@@ -46,13 +47,14 @@ internal static class Cli
             "replay" => ReplayCommand.Execute(rest),
             "learn" => await LearnCommand.ExecuteAsync(rest),
             "nft" => NftCommand.Execute(rest),
+            "audit" => AuditCommand.Execute(rest),
             _ => UnknownCommand(args[0]),
         };
     }
 
     private static int UnknownCommand(string command)
     {
-        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, replay, learn, nft (see 'edgeshield --help')");
+        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, replay, learn, nft, audit (see 'edgeshield --help')");
         return ExitUsage;
     }
 }

@@ -9,19 +9,22 @@ namespace EdgeShield.Host;
 internal static class RunCommand
 {
     private const string Help = """
-        usage: edgeshield run --config FILE
+        usage: edgeshield run --config FILE [--state DIR]
 
         Runs the gateway: every listener of FILE, each enforcing its policy. Audit events are
         written to stdout as JSON lines (one per event); messages for people go to stderr.
         SIGTERM or SIGINT stops it cleanly; SIGHUP or a change to FILE reloads it (a bad file keeps the
         running policy; connections stay open).
+        --state DIR keeps what outlives a run (default /var/lib/edgeshield): the audit key audit-key.pem
+        (made with mode 0600 at first start, public key beside it) and, unless audit.journal.path says
+        otherwise, the audit journal in DIR/audit.
         Exit 0 on a clean stop, 2 when the configuration is invalid (nothing is started: fail closed),
         1 on a fault such as an address that cannot be bound.
         """;
 
     public static async Task<int> ExecuteAsync(string[] args)
     {
-        var options = Options.Parse("run", args, ["--config"], []);
+        var options = Options.Parse("run", args, ["--config", "--state"], []);
         if (options is null)
         {
             return Cli.ExitUsage;
@@ -55,7 +58,10 @@ internal static class RunCommand
         }
 
         // The audit lines carry journal priorities only when stdout is the journal.
-        var run = new GatewayRunOptions(path, loaded.Config, maintenance, Console.OpenStandardOutput(), Journal.IsStdout());
+        var run = new GatewayRunOptions(path, loaded.Config, maintenance, Console.OpenStandardOutput(), Journal.IsStdout())
+        {
+            StateDirectory = options.Get("--state") ?? GatewayRunOptions.DefaultStateDirectory,
+        };
         var host = GatewayHost.Build(run);
         // Asynchronously: the gateway's services close sockets and flush the audit log on the way out.
         await using var disposeHost = (IAsyncDisposable)host;

@@ -21,8 +21,9 @@ internal sealed partial class ConfigReader
     private static readonly string[] TagKeys = ["name", "table", "address", "ioa", "type", "word-order", "scale", "offset", "unit", "function"];
     private static readonly string[] Tables = ["coil", "discrete-input", "holding", "input"];
     private static readonly string[] TagTypes = ["bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"];
-    private static readonly string[] AuditKeys = ["pcap"];
+    private static readonly string[] AuditKeys = ["pcap", "journal", "key"];
     private static readonly string[] PcapKeys = ["path", "max-mb"];
+    private static readonly string[] JournalKeys = ["path", "max-mb", "checkpoint-every", "checkpoint-seconds"];
     private static readonly string[] HardwareKeys = ["profile", "maintenance-key", "leds"];
     private static readonly string[] MaintenanceKeyKeys = ["gpio", "active", "arm-minutes"];
     private static readonly string[] ActiveLevels = ["low", "high"];
@@ -589,10 +590,14 @@ internal sealed partial class ConfigReader
         return mqttConfig is null ? null : new TelemetryConfig { Mqtt = mqttConfig, Format = format, Buffer = bufferConfig, Poll = polls };
     }
 
-    private PcapAuditConfig? ReadAudit(KeyMap root)
+    private (PcapAuditConfig? Pcap, AuditJournalConfig? Journal, string? Key) ReadAudit(KeyMap root)
     {
-        if (root.TryGet("audit", out var node) && Map(node, "audit", AuditKeys) is { } audit
-            && audit.TryGet("pcap", out var pcapNode) && Map(pcapNode, "pcap", PcapKeys) is { } pcap)
+        if (!root.TryGet("audit", out var node) || Map(node, "audit", AuditKeys) is not { } audit)
+        {
+            return default;
+        }
+        PcapAuditConfig? pcapConfig = null;
+        if (audit.TryGet("pcap", out var pcapNode) && Map(pcapNode, "pcap", PcapKeys) is { } pcap)
         {
             var path = RequiredText(pcap, "path", "pcap", "the pcapng file to write denied and malformed frames to");
             var maxMb = OptionalNumber(pcap, "max-mb");
@@ -600,15 +605,42 @@ internal sealed partial class ConfigReader
             {
                 pcap.TryGet("max-mb", out var maxNode);
                 _diagnostics.Error(maxNode, $"'max-mb' must be a number of MiB from {PcapAuditConfig.MinMaxMb.ToString(CultureInfo.InvariantCulture)} to 1048576 (fractions such as 0.5 allowed), not {maxNode.Describe()}");
-                return null;
             }
-            if (path is not null)
+            else if (path is not null)
             {
                 var config = new PcapAuditConfig { Path = path };
-                return maxMb is { } mb ? config with { MaxMb = mb } : config;
+                pcapConfig = maxMb is { } mb ? config with { MaxMb = mb } : config;
             }
         }
-        return null;
+        AuditJournalConfig? journalConfig = null;
+        if (audit.TryGet("journal", out var journalNode) && Map(journalNode, "journal", JournalKeys) is { } journal)
+        {
+            var path = OptionalText(journal, "path");
+            var maxMb = OptionalNumber(journal, "max-mb");
+            var every = OptionalInteger(journal, "checkpoint-every", 1, 1_000_000);
+            var seconds = OptionalInteger(journal, "checkpoint-seconds", 1, 3600);
+            bool valid = true;
+            if (maxMb is < AuditJournalConfig.MinMaxMb or > 1_048_576)
+            {
+                journal.TryGet("max-mb", out var maxNode);
+                _diagnostics.Error(maxNode, $"'max-mb' must be a number of MiB from {AuditJournalConfig.MinMaxMb.ToString(CultureInfo.InvariantCulture)} to 1048576 (the journal keeps {AuditJournalConfig.Segments} segments of max-mb / {AuditJournalConfig.Segments}), not {maxNode.Describe()}");
+                valid = false;
+            }
+            if ((journal.Has("checkpoint-every") && every is null) || (journal.Has("checkpoint-seconds") && seconds is null)
+                || (journal.Has("path") && path is null) || (journal.Has("max-mb") && maxMb is null))
+            {
+                valid = false;
+            }
+            if (valid)
+            {
+                var config = new AuditJournalConfig { Path = path };
+                config = maxMb is { } mb ? config with { MaxMb = mb } : config;
+                config = every is { } n ? config with { CheckpointEvery = (int)n } : config;
+                journalConfig = seconds is { } t ? config with { CheckpointSeconds = (int)t } : config;
+            }
+        }
+        var key = OptionalText(audit, "key");
+        return (pcapConfig, journalConfig, key);
     }
 
     private HardwareConfig? ReadHardware(KeyMap root)

@@ -73,7 +73,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
         var (policies, declaredPolicies) = ReadPolicies(map);
         var listeners = ReadListeners(map, serialNames, declaredPolicies);
         var telemetry = ReadTelemetry(map, serialNames);
-        var auditPcap = ReadAudit(map);
+        var audit = ReadAudit(map);
         var hardware = ReadHardware(map);
         var network = ReadNetwork(map);
 
@@ -89,7 +89,9 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             Hardware = hardware,
             Network = network,
             Telemetry = telemetry,
-            AuditPcap = auditPcap,
+            AuditPcap = audit.Pcap,
+            AuditJournal = audit.Journal,
+            AuditKey = audit.Key,
             SectionHashes = SectionHashes(map),
         };
     }

@@ -13,7 +13,20 @@ namespace EdgeShield.Service;
 /// <param name="Maintenance">One maintenance state for the life of the process: a reload keeps the key's arming.</param>
 /// <param name="AuditOutput">The audit JSON lines (stdout).</param>
 /// <param name="JournalPriorities">Prefix each line with its journal priority (stdout is the journal: <see cref="Journal"/>).</param>
-public sealed record GatewayRunOptions(string ConfigPath, EdgeShieldConfig Config, MaintenanceState Maintenance, Stream AuditOutput, bool JournalPriorities);
+public sealed record GatewayRunOptions(string ConfigPath, EdgeShieldConfig Config, MaintenanceState Maintenance, Stream AuditOutput, bool JournalPriorities)
+{
+    /// <summary>The default state directory (<c>run --state</c>): the audit key and journal live here unless the config says otherwise.</summary>
+    public const string DefaultStateDirectory = "/var/lib/edgeshield";
+
+    /// <summary><c>run --state DIR</c>: where the gateway keeps what outlives a run (the audit key, by default the audit journal).</summary>
+    public string StateDirectory { get; init; } = DefaultStateDirectory;
+
+    /// <summary><c>audit.key</c>, or <c>STATE/audit-key.pem</c>.</summary>
+    public string AuditKeyPath => Config.AuditKey ?? Path.Combine(StateDirectory, "audit-key.pem");
+
+    /// <summary><c>audit.journal.path</c>, or <c>STATE/audit</c>.</summary>
+    public string AuditJournalPath => Config.AuditJournal?.Path ?? Path.Combine(StateDirectory, "audit");
+}
 
 /// <summary>
 /// The gateway failed to start (nothing keeps running): the message for stderr, the systemd
@@ -41,6 +54,8 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     private AuditLog? _eventsTopic;
     private EdgeGateway? _gateway;
     private IAuditSink? _sink;
+    private AuditJournal? _journal;
+    private long _journalOpenedAfter;
 
     public GatewayRunOptions Options => options;
 
@@ -58,7 +73,8 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var config = options.Config;
-        _audit = new AuditLog(options.AuditOutput) { JournalPriorities = options.JournalPriorities };
+        _journal = config.AuditJournal is { } journalConfig ? OpenJournal(journalConfig) : null;
+        _audit = new AuditLog(options.AuditOutput, journal: _journal) { JournalPriorities = options.JournalPriorities };
         // The PLCs and serial buses, first: the listeners and the poller share them, and they are
         // disposed last, after both.
         _upstreams = await UpstreamRegistry.StartAsync(config);
@@ -66,6 +82,8 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
         _telemetry = config.Telemetry is { } telemetryConfig ? TelemetryWiring.Create(config, telemetryConfig, _audit, _upstreams) : null;
         _eventsTopic = _telemetry is null ? null : new AuditLog(new EventsTopicStream(_telemetry));
         _sink = _eventsTopic is null ? _audit : new FanOutAuditSink(_audit, _eventsTopic);
+        // The journal's checkpoints reach the events topic as they are in the chain, byte for byte: a site keeps them off the box.
+        _audit.CopyJournalLinesTo(_telemetry is null ? null : new EventsTopicStream(_telemetry));
         try
         {
             _gateway = await EdgeGateway.StartAsync(config, _sink, _upstreams);
@@ -97,6 +115,11 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     public Task StartedAsync(CancellationToken cancellationToken)
     {
         Sink.Write(AuditEvent.Service("started", $"config {options.ConfigPath} sha256 {options.Config.Hash}"));
+        if (_journal is { } journal)
+        {
+            // The public key in the clear, on the events topic too: whoever keeps the checkpoints off the box also gets the key that signs them.
+            Sink.Write(AuditEvent.Service("audit-journal", $"journal {journal.Directory} opened after seq {_journalOpenedAfter}; checkpoints signed by key id {journal.Key.KeyId} ({journal.Key.PublicKeyPath}{(journal.Key.Created ? ", created now" : "")}) spki {Convert.ToBase64String(journal.Key.SubjectPublicKeyInfo)}"));
+        }
         return Task.CompletedTask;
     }
 
@@ -104,7 +127,29 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     public Task StoppingAsync(CancellationToken cancellationToken)
     {
         _sink?.Write(AuditEvent.Service("stopping", "signal received; closing listeners and connections"));
+        // Signed while the events topic still publishes; the final checkpoint at close reaches the disk and stdout.
+        _audit?.RequestCheckpoint();
         return Task.CompletedTask;
+    }
+
+    /// <summary>The audit key (made at first start) and the journal; a failure stops the start like an unwritable audit pcap (exit 1).</summary>
+    private AuditJournal OpenJournal(AuditJournalConfig journalConfig)
+    {
+        AuditKey? key = null;
+        try
+        {
+            key = AuditKey.LoadOrCreate(options.AuditKeyPath);
+            var journal = AuditJournal.Open(options.AuditJournalPath, journalConfig, key);
+            // Read here, before the writer owns the journal.
+            _journalOpenedAfter = journal.Seq;
+            Console.Error.WriteLine($"edgeshield: audit journal {journal.Directory} (after seq {journal.Seq}, checkpoints every {journalConfig.CheckpointEvery} lines or {journalConfig.CheckpointSeconds} s, key id {key.KeyId}{(key.Created ? $", key created at {key.Path}" : "")})");
+            return journal;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            key?.Dispose();
+            throw new GatewayStartException($"audit journal {options.AuditJournalPath} (key {options.AuditKeyPath}): {e.Message}", $"cannot open the audit journal: {e.Message}", 5, ExitCodes.Fault);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync();
@@ -139,6 +184,8 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
             _audit = null;
             await audit.DisposeAsync();
         }
+        _journal?.Key.Dispose();
+        _journal = null;
     }
 }
 

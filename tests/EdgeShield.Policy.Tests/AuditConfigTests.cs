@@ -43,4 +43,54 @@ public class AuditConfigTests
         var result = Load("audit:\n  pcap: { max-mb: 4 }\n");
         Assert.Contains("missing required key 'path'", Lines(result).Single(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Load_AuditJournal_AllKeys()
+    {
+        var result = Load("audit:\n  journal: { path: /data/audit, max-mb: 16, checkpoint-every: 500, checkpoint-seconds: 5 }\n  key: /etc/edgeshield/audit.pem\n");
+        Assert.False(result.HasErrors, string.Join("\n", Lines(result)));
+        var journal = result.Config!.AuditJournal!;
+        Assert.Equal("/data/audit", journal.Path);
+        Assert.Equal(16L * 1024 * 1024, journal.MaxBytes);
+        Assert.Equal(2L * 1024 * 1024, journal.SegmentBytes);
+        Assert.Equal(500, journal.CheckpointEvery);
+        Assert.Equal(5, journal.CheckpointSeconds);
+        Assert.Equal("/etc/edgeshield/audit.pem", result.Config.AuditKey);
+    }
+
+    [Fact]
+    public void Load_AuditJournalEmpty_DefaultsToStateDirAnd64MiB_1000Lines_10Seconds()
+    {
+        var result = Load("audit:\n  journal: {}\n");
+        Assert.False(result.HasErrors, string.Join("\n", Lines(result)));
+        var journal = result.Config!.AuditJournal!;
+        Assert.Null(journal.Path);
+        Assert.Equal(64L * 1024 * 1024, journal.MaxBytes);
+        Assert.Equal(1000, journal.CheckpointEvery);
+        Assert.Equal(10, journal.CheckpointSeconds);
+        Assert.Null(result.Config.AuditKey);
+    }
+
+    [Fact]
+    public void Load_NoAuditJournal_WritesNone() => Assert.Null(Load("audit:\n  pcap: { path: d.pcapng }\n").Config!.AuditJournal);
+
+    [Fact]
+    public void Load_AuditJournalBadValues_AreErrorsAtTheValue()
+    {
+        var result = Load("audit:\n  journal: { max-mb: 0.5, checkpoint-every: 0, checkpoint-seconds: 1h }\n");
+        Assert.True(result.HasErrors);
+        var lines = Lines(result);
+        Assert.Contains("test.yaml:2:22: error: 'max-mb' must be a number of MiB from 1 to 1048576 (the journal keeps 8 segments of max-mb / 8), not '0.5'", lines);
+        Assert.Contains(lines, l => l.StartsWith("test.yaml:2:45: error: 'checkpoint-every' must be a whole number from 1 to 1000000", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("test.yaml:2:68: error: 'checkpoint-seconds' must be a whole number from 1 to 3600", StringComparison.Ordinal));
+        Assert.Null(result.Config?.AuditJournal);
+    }
+
+    [Fact]
+    public void Load_AuditJournalUnknownKey_IsError()
+    {
+        var result = Load("audit:\n  journal: { fsync: always }\n");
+        Assert.True(result.HasErrors);
+        Assert.Contains("fsync", Lines(result).Single(), StringComparison.Ordinal);
+    }
 }

@@ -37,6 +37,7 @@ public class SchemaTests
         ["TagKeys"] = "/properties/telemetry/properties/poll/items/properties/tags/items",
         ["AuditKeys"] = "/properties/audit",
         ["PcapKeys"] = "/properties/audit/properties/pcap",
+        ["JournalKeys"] = "/properties/audit/properties/journal",
         ["HardwareKeys"] = "/properties/hardware",
         ["MaintenanceKeyKeys"] = "/properties/hardware/properties/maintenance-key",
         ["LedKeys"] = "/properties/hardware/properties/leds",
