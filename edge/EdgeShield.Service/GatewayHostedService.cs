@@ -13,7 +13,15 @@ namespace EdgeShield.Service;
 /// <param name="Maintenance">One maintenance state for the life of the process: a reload keeps the key's arming.</param>
 /// <param name="AuditOutput">The audit JSON lines (stdout).</param>
 /// <param name="JournalPriorities">Prefix each line with its journal priority (stdout is the journal: <see cref="Journal"/>).</param>
-public sealed record GatewayRunOptions(string ConfigPath, EdgeShieldConfig Config, MaintenanceState Maintenance, Stream AuditOutput, bool JournalPriorities);
+/// <param name="Trust"><c>--trust</c>/<c>--state</c>: every reload must pass <see cref="ConfigAdmission"/>; null: configs are not signature-checked (each load says <c>unsigned-config</c>).</param>
+/// <param name="Provenance">The started config's version and signer, for the <c>started</c> event.</param>
+public sealed record GatewayRunOptions(string ConfigPath, EdgeShieldConfig Config, MaintenanceState Maintenance, Stream AuditOutput, bool JournalPriorities,
+    ConfigTrustOptions? Trust = null, ConfigProvenance? Provenance = null)
+{
+    /// <summary>The event that says a config was loaded without signature checking (priority warning).</summary>
+    public static AuditEvent UnsignedConfigEvent(string path, string sha256) =>
+        AuditEvent.Service("unsigned-config", $"config {path} sha256 {sha256} was loaded without a signature check: run has no --trust DIR (docs/SIGNING.md)");
+}
 
 /// <summary>
 /// The gateway failed to start (nothing keeps running): the message for stderr, the systemd
@@ -96,7 +104,12 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     /// <summary>Every hosted service has started (hardware and telemetry too).</summary>
     public Task StartedAsync(CancellationToken cancellationToken)
     {
-        Sink.Write(AuditEvent.Service("started", $"config {options.ConfigPath} sha256 {options.Config.Hash}"));
+        var provenance = options.Provenance ?? ConfigProvenance.Unchecked(options.Config);
+        Sink.Write(AuditEvent.Service("started", $"config {options.ConfigPath} sha256 {options.Config.Hash}; {provenance.Describe()}"));
+        if (options.Trust is null)
+        {
+            Sink.Write(GatewayRunOptions.UnsignedConfigEvent(options.ConfigPath, options.Config.Hash));
+        }
         return Task.CompletedTask;
     }
 
