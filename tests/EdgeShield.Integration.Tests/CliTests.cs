@@ -11,6 +11,8 @@ public class CliTests
     [InlineData("check", "--help")]
     [InlineData("replay", "--help")]
     [InlineData("learn", "--help")]
+    [InlineData("policy", "--help")]
+    [InlineData("policy", "sign", "--help")]
     public async Task Help_IsPrinted_ExitZero(params string[] args)
     {
         var result = await Processes.RunAsync(Processes.EdgeShield(args));
