@@ -150,6 +150,22 @@ public sealed partial class SignedConfigTests : IDisposable
             Assert.Contains("the file changed since it was signed", edited.Stderr, StringComparison.Ordinal);
         }
         Assert.False(File.Exists(Path.Combine(StateDir, "config-version")), "a refused config must not move the version floor");
+
+        // Validly signed, but the trust directory is missing, or the version floor is damaged: still nothing starts.
+        await SignAsync(trusted, ConfigPath);
+        Assert.Equal(0, (await EdgeShield("policy", "verify", "--trust", TrustDir, ConfigPath)).ExitCode);
+        await using (var noTrust = Run("--trust", Path.Combine(_dir, "no-such-dir"), "--state", StateDir))
+        {
+            Assert.Equal(2, await noTrust.WaitForExitAsync(60_000));
+            Assert.Contains("refused: no trust: cannot read the trust directory", noTrust.Stderr, StringComparison.Ordinal);
+        }
+        Directory.CreateDirectory(StateDir);
+        await File.WriteAllTextAsync(Path.Combine(StateDir, "config-version"), "garbage\n");
+        await using (var damaged = Run("--trust", TrustDir, "--state", StateDir))
+        {
+            Assert.Equal(2, await damaged.WaitForExitAsync(60_000));
+            Assert.Contains("config-version is damaged", damaged.Stderr, StringComparison.Ordinal);
+        }
     }
 
     /// <summary>The whole life of a signed gateway, with a Modbus client reading all along that must never see a failure.</summary>

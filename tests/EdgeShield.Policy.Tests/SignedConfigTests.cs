@@ -152,6 +152,18 @@ public sealed class SignedConfigTests : IDisposable
     }
 
     [Fact]
+    public void SignatureFile_MissingIsNull_OversizeIsRefusedUnread()
+    {
+        string sig = Path.Combine(_dir, "c.yaml.sig");
+        Assert.True(SignatureCheck.TryReadSignatureFile(sig, out var text, out _));
+        Assert.Null(text);
+        File.WriteAllText(sig, new string('#', ConfigSignature.MaxFileBytes + 1));
+        Assert.False(SignatureCheck.TryReadSignatureFile(sig, out _, out var problem));
+        Assert.Contains("larger than any signature file", problem, StringComparison.Ordinal);
+        Assert.Equal(Path.Combine(_dir, "c.yaml") + ".sig", SignatureCheck.SignaturePath(Path.Combine(_dir, "c.yaml")));
+    }
+
+    [Fact]
     public void TrustDirectory_SkipsPrivateKeysAndOtherCurves_WithAWarning()
     {
         string trust = Path.Combine(_dir, "mixed");

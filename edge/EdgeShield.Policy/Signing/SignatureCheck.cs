@@ -48,7 +48,7 @@ public static class SignatureCheck
 
     /// <summary>
     /// Reads <c>FILE.sig</c>: true with <paramref name="text"/> null when there is none, true with its text,
-    /// or false with the reason when it exists but cannot be read (or is larger than any signature).
+    /// or false with the reason when it exists but cannot be read or is larger than any signature (<see cref="ConfigSignature.MaxFileBytes"/>).
     /// </summary>
     public static bool TryReadSignatureFile(string signaturePath, out string? text, out string problem)
     {
@@ -64,8 +64,12 @@ public static class SignatureCheck
             {
                 read += n;
             }
-            // A file over the limit still parses as far as it goes and fails there: never a reason to read more.
-            text = Encoding.UTF8.GetString(buffer, 0, Math.Min(read, ConfigSignature.MaxFileBytes));
+            if (read > ConfigSignature.MaxFileBytes)
+            {
+                problem = $"{signaturePath} is larger than any signature file ({ConfigSignature.MaxFileBytes} bytes at most)";
+                return false;
+            }
+            text = Encoding.UTF8.GetString(buffer, 0, read);
             return true;
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
