@@ -168,7 +168,11 @@ public sealed partial class SignedConfigTests : IDisposable
         }
     }
 
-    /// <summary>The whole life of a signed gateway, with a Modbus client reading all along that must never see a failure.</summary>
+    /// <summary>
+    /// The whole life of a signed gateway, with a Modbus client reading all along that must never see a failure:
+    /// unsigned, wrong-key and rollback reloads refused, versions 3 and 4 applied (4 in the usual order, file
+    /// then signature), and after a restart the rolled-back file still refused.
+    /// </summary>
     [Fact]
     public async Task Run_WithTrust_RefusesUnsignedWrongKeyAndRollbackReloads_WhileTrafficFlows_AppliesAHigherVersion_AndRemembersItAcrossARestart()
     {
@@ -250,18 +254,26 @@ public sealed partial class SignedConfigTests : IDisposable
             Assert.Equal(6, await Write500());
             Assert.Contains("version: 3\n", await File.ReadAllTextAsync(Path.Combine(StateDir, "config-version")), StringComparison.Ordinal);
 
+            // 3b. The usual order, file then signature a moment later: the reload waits for the signature, so one
+            // reload and no refusal in between.
+            await File.WriteAllTextAsync(ConfigPath, "# release 4\n" + Config(plc.Port, 4, "100-599"));
+            await SignAsync(key, ConfigPath);
+            Assert.True(await WaitForCountAsync(gateway, "reloaded", 2), gateway.Stdout + gateway.Stderr);
+            Assert.EndsWith($"; version 4, signer {keyId}", Details(gateway.Stdout, "reloaded")[1], StringComparison.Ordinal);
+            Assert.Equal(2, Details(gateway.Stdout, "reload-failed").Length);
+
             // 4. Rollback: the old, validly signed version 2 put back (signature first, then the file). Refused.
             await ReplaceAsync(ConfigPath + ".sig", v2Sig);
             await ReplaceAsync(ConfigPath, v2);
             Assert.True(await WaitForCountAsync(gateway, "reload-failed", 3), gateway.Stdout + gateway.Stderr);
-            Assert.Contains("refused: rollback from version 3 to 2 refused", Details(gateway.Stdout, "reload-failed")[2], StringComparison.Ordinal);
-            Assert.Equal(6, await Write500()); // version 3 still in force
+            Assert.Contains("refused: rollback from version 4 to 2 refused", Details(gateway.Stdout, "reload-failed")[2], StringComparison.Ordinal);
+            Assert.Equal(6, await Write500()); // version 4 still in force
 
             await stop.CancelAsync();
             await traffic;
             Assert.True(failures.Count == 0, "traffic failed during the refused reloads: " + string.Join("; ", failures));
             Assert.True(reads >= 100, $"only {reads} reads were answered");
-            Assert.Single(Details(gateway.Stdout, "reloaded"));
+            Assert.Equal(2, Details(gateway.Stdout, "reloaded").Length);
             Assert.Empty(Details(gateway.Stdout, "unsigned-config"));
 
             gateway.Signal(Processes.SIGTERM);
@@ -276,7 +288,7 @@ public sealed partial class SignedConfigTests : IDisposable
         await using (var restarted = Run("--trust", TrustDir, "--state", StateDir))
         {
             Assert.Equal(2, await restarted.WaitForExitAsync(60_000));
-            Assert.Contains("refused: rollback from version 3 to 2 refused", restarted.Stderr, StringComparison.Ordinal);
+            Assert.Contains("refused: rollback from version 4 to 2 refused", restarted.Stderr, StringComparison.Ordinal);
         }
     }
 
