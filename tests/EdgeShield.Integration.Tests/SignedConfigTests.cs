@@ -37,8 +37,24 @@ public sealed partial class SignedConfigTests : IDisposable
         {
             Directory.CreateDirectory(TrustDir);
             File.Copy(key + ".pub.pem", Path.Combine(TrustDir, name + ".pem"));
+            AsInstalled(TrustDir);
         }
         return (key, id.Groups[1].Value);
+    }
+
+    /// <summary>The trust directory and its keys as an installer leaves them (0755, 0644), whatever the umask of the test run.</summary>
+    private static void AsInstalled(string trust)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        const UnixFileMode read = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        File.SetUnixFileMode(trust, read | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        foreach (var file in Directory.GetFiles(trust))
+        {
+            File.SetUnixFileMode(file, read);
+        }
     }
 
     private static async Task SignAsync(string key, string file)
@@ -103,6 +119,7 @@ public sealed partial class SignedConfigTests : IDisposable
         string openSslKey = Path.Combine(_dir, "openssl.pem");
         Assert.Equal(0, (await Processes.RunAsync(Processes.Tool("/usr/bin/openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", openSslKey))).ExitCode);
         Assert.Equal(0, (await Processes.RunAsync(Processes.Tool("/usr/bin/openssl", "ec", "-in", openSslKey, "-pubout", "-out", Path.Combine(TrustDir, "openssl.pem")))).ExitCode);
+        AsInstalled(TrustDir);
         await SignAsync(openSslKey, ConfigPath);
         Assert.Equal(0, (await EdgeShield("policy", "verify", "--trust", TrustDir, ConfigPath)).ExitCode);
 

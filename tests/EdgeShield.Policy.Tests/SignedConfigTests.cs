@@ -20,6 +20,21 @@ public sealed class SignedConfigTests : IDisposable
 
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
 
+    /// <summary>A trust directory and its keys as an installer leaves them (0755, 0644), whatever the umask of the test run.</summary>
+    private static void AsInstalled(string trust)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        const UnixFileMode read = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        File.SetUnixFileMode(trust, read | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        foreach (var file in Directory.GetFiles(trust))
+        {
+            File.SetUnixFileMode(file, read);
+        }
+    }
+
     /// <summary>A trust directory holding the public keys of <paramref name="keys"/>.</summary>
     private TrustStore Trust(params ECDsa[] keys)
     {
@@ -29,6 +44,7 @@ public sealed class SignedConfigTests : IDisposable
         {
             File.WriteAllText(Path.Combine(trust, $"k{i}.pem"), keys[i].ExportSubjectPublicKeyInfoPem());
         }
+        AsInstalled(trust);
         Assert.True(TrustStore.TryLoad(trust, out var store, out var problem), problem);
         return store;
     }
@@ -174,6 +190,7 @@ public sealed class SignedConfigTests : IDisposable
         File.WriteAllText(Path.Combine(trust, "b-p384.pem"), p384.ExportSubjectPublicKeyInfoPem());
         File.WriteAllText(Path.Combine(trust, "c-good.pem"), key.ExportSubjectPublicKeyInfoPem());
         File.WriteAllText(Path.Combine(trust, "notes.txt"), "not a key, not *.pem");
+        AsInstalled(trust);
         Assert.True(TrustStore.TryLoad(trust, out var store, out _));
         using (store)
         {
@@ -186,6 +203,31 @@ public sealed class SignedConfigTests : IDisposable
         }
         Assert.False(TrustStore.TryLoad(Path.Combine(_dir, "missing"), out _, out var problem));
         Assert.StartsWith("cannot read the trust directory ", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TrustDirectory_WritableByOthers_IsRefused_AndAWritableKeyFileSkipped()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+        using var key = PolicyKeys.Generate();
+        string trust = Path.Combine(_dir, "loose");
+        Directory.CreateDirectory(trust);
+        string pem = Path.Combine(trust, "k.pem");
+        File.WriteAllText(pem, key.ExportSubjectPublicKeyInfoPem());
+        AsInstalled(trust);
+        File.SetUnixFileMode(pem, File.GetUnixFileMode(pem) | UnixFileMode.OtherWrite);
+        Assert.True(TrustStore.TryLoad(trust, out var store, out _));
+        using (store)
+        {
+            Assert.Equal(0, store.Count);
+            Assert.Contains("writable by its group or by others", Assert.Single(store.Warnings), StringComparison.Ordinal);
+        }
+        File.SetUnixFileMode(trust, File.GetUnixFileMode(trust) | UnixFileMode.GroupWrite);
+        Assert.False(TrustStore.TryLoad(trust, out _, out var problem));
+        Assert.Contains("is writable by its group or by others", problem, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -218,6 +260,7 @@ public sealed class SignedConfigTests : IDisposable
             string trust = Path.Combine(_dir, "trust-openssl");
             Directory.CreateDirectory(trust);
             File.Copy(pubPath, Path.Combine(trust, "integrator.pem"), overwrite: true);
+            AsInstalled(trust);
             Assert.True(TrustStore.TryLoad(trust, out var store, out _));
             using (store)
             {

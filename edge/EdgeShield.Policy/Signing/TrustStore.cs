@@ -20,6 +20,8 @@ public sealed class TrustStore : IDisposable
         Warnings = warnings;
     }
 
+    private const UnixFileMode WritableByOthers = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+
     /// <summary>The directory, as given.</summary>
     public string Directory { get; }
 
@@ -44,7 +46,8 @@ public sealed class TrustStore : IDisposable
 
     /// <summary>
     /// Reads every <c>*.pem</c> of <paramref name="directory"/> (not its subdirectories). False when the
-    /// directory itself cannot be read; a file that is not a P-256 public key is skipped with a warning.
+    /// directory itself cannot be read or is writable by its group or others; a file that is not a P-256
+    /// public key, or that its group or others may write, is skipped with a warning.
     /// </summary>
     public static bool TryLoad(string directory, out TrustStore store, out string problem)
     {
@@ -53,6 +56,12 @@ public sealed class TrustStore : IDisposable
         string[] files;
         try
         {
+            // As ssh's StrictModes: a directory anyone but its owner may write to trusts whoever wrote last.
+            if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(directory) & WritableByOthers) != 0)
+            {
+                problem = $"the trust directory {directory} is writable by its group or by others; make it the owner's alone (chmod 0755, root's)";
+                return false;
+            }
             files = System.IO.Directory.GetFiles(directory, "*.pem", SearchOption.TopDirectoryOnly);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
@@ -69,6 +78,11 @@ public sealed class TrustStore : IDisposable
             try
             {
                 var info = new FileInfo(file);
+                if (!OperatingSystem.IsWindows() && (info.UnixFileMode & WritableByOthers) != 0)
+                {
+                    warnings.Add($"{file}: skipped: writable by its group or by others (chmod 0644)");
+                    continue;
+                }
                 if (info.Length > 16 * 1024)
                 {
                     warnings.Add($"{file}: skipped: {info.Length} bytes is too big for a public key");
