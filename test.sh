@@ -24,7 +24,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 #   clang zlib1g-dev lld llvm binutils file qemu-user-static   Native AOT publish (x64, arm64) and its qemu smoke test;
 #                                      binutils' objcopy also for build-lib60870.sh
 #   systemd nftables                   systemd-analyze for the unit, nft for the generated ruleset
-#   mosquitto mosquitto-clients openssl   the MQTT broker of the telemetry tests and a test CA
+#   mosquitto mosquitto-clients openssl   the MQTT broker of the telemetry tests and a test CA; OpenSSL-made signing keys (SignedConfigTests)
 #   iproute2 faketime                  network namespaces (diode isolation), the clock-jump test
 #   procps                             kill(1), which the tests and the unit's ExecReload use (not in a minimal Debian)
 #   g++ python3                        node-gyp's compiler and build driver for snap7 (below)

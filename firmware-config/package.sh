@@ -102,7 +102,7 @@ echo "package.sh: needs glibc >= $glibc"
 stage="$root/artifacts/obj/deb-$rid"
 rm -rf "$stage"
 install -d "$stage/DEBIAN" "$stage/usr/lib/edgeshield" "$stage/usr/bin" "$stage/etc/edgeshield" \
-  "$stage/lib/systemd/system" "$stage/usr/share/edgeshield/profiles" "$stage/usr/share/edgeshield/examples" \
+  "$stage/etc/edgeshield/trust" "$stage/lib/systemd/system" "$stage/usr/share/edgeshield/profiles" "$stage/usr/share/edgeshield/examples" \
   "$stage/usr/share/doc/edgeshield"
 install -m 0755 "$out/edgeshield" "$stage/usr/lib/edgeshield/edgeshield"
 for lib in "$out"/*.so; do [ -e "$lib" ] && install -m 0644 "$lib" "$stage/usr/lib/edgeshield/"; done
@@ -113,6 +113,9 @@ install -m 0640 firmware-config/default/edgeshield.yaml "$stage/etc/edgeshield/e
 install -m 0644 firmware-config/profiles/*.yaml "$stage/usr/share/edgeshield/profiles/"
 install -m 0644 firmware-config/examples/*.yaml "$stage/usr/share/edgeshield/examples/"
 install -m 0644 README.md "$stage/usr/share/doc/edgeshield/README.md"
+# The unit runs signed configs only: the integrator puts public keys (*.pem) in /etc/edgeshield/trust.
+install -m 0644 docs/SIGNING.md "$stage/usr/share/doc/edgeshield/SIGNING.md"
+chmod 0755 "$stage/etc/edgeshield/trust"
 installed_kb=$(du -sk "$stage" | cut -f1)
 cat >"$stage/DEBIAN/control" <<EOF
 Package: edgeshield

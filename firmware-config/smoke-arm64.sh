@@ -35,7 +35,7 @@ deb=$(ls -t artifacts/edgeshield_*_arm64.deb 2>/dev/null | head -n1)
 [ -n "$deb" ] || fail "no artifacts/edgeshield_*_arm64.deb"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/lib/edgeshield/edgeshield ./usr/bin/edgeshield ./lib/systemd/system/edgeshield.service \
-            ./etc/edgeshield/edgeshield.yaml ./usr/share/edgeshield/profiles/simulated.yaml; do
+            ./etc/edgeshield/edgeshield.yaml ./etc/edgeshield/trust/ ./usr/share/edgeshield/profiles/simulated.yaml; do
   grep -q " $path" <<<"$contents" || fail "$deb lacks $path"
 done
 [ "$(dpkg-deb -f "$deb" Architecture)" = arm64 ] || fail "$deb is not Architecture: arm64"

@@ -537,7 +537,8 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// <c>&lt;5&gt;</c> service events, <c>&lt;6&gt;</c> the routine rest; a suppressed summary has its kind's.
     /// Service events that say something failed are not routine: <c>&lt;3&gt;</c> when the gateway could not do
     /// what it was told (a reload kept the old policy, the hardware or the capture file failed, telemetry was
-    /// lost), <c>&lt;4&gt;</c> when it works on degraded (broker away, frames not captured, a torn buffer tail cut).
+    /// lost), <c>&lt;4&gt;</c> when it works on degraded (broker away, frames not captured, a torn buffer tail cut,
+    /// a config loaded without a signature check).
     /// </summary>
     public static ReadOnlySpan<byte> JournalPriority(in AuditEvent e) =>
         (e.Kind == AuditEventKind.Suppressed ? e.SuppressedKind : e.Kind) switch
@@ -546,7 +547,8 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
             {
                 "reload-failed" or "hardware-unavailable" or "pcap-failed" or "buffer-full" or "buffer-corrupt"
                     or "audit-journal-failed" or "audit-journal-broken" => "<3>"u8,
-                "pcap-dropped" or "broker-unavailable" or "buffer-torn-tail" or "poll-upstream-unavailable" or "audit-journal-torn-tail" => "<4>"u8,
+                "pcap-dropped" or "broker-unavailable" or "buffer-torn-tail" or "poll-upstream-unavailable" or "audit-journal-torn-tail"
+                    or "unsigned-config" => "<4>"u8,
                 _ => "<5>"u8,
             },
             AuditEventKind.Malformed or AuditEventKind.ResponseMismatch or AuditEventKind.UnmatchedResponse

@@ -8,13 +8,16 @@ namespace EdgeShield.Host;
 internal static class CheckCommand
 {
     private const string Help = """
-        usage: edgeshield check --config FILE [--against CAPTURE [--baseline OLD] [--listener NAME] [--port N]]
+        usage: edgeshield check --config FILE [--trust DIR] [--against CAPTURE [--baseline OLD] [--listener NAME] [--port N]]
 
         Validates a configuration without opening any socket or device. Every problem is printed
         as FILE:LINE:COL: error: message (or warning:), all of them in one pass: also shadowed rules,
         rules that can never match, and rules whose address ranges overlap an earlier rule's with
         other conditions.
 
+          --trust DIR        also check FILE.sig against the public keys (*.pem) of DIR, as
+                             'run --trust DIR' would at start (docs/SIGNING.md); the version
+                             floor of the gateway's state is not checked here.
           --against CAPTURE  run the capture through the policy and show what it would newly deny:
                              with --baseline OLD, the requests OLD allowed that FILE denies (and the
                              reverse count); without, every request FILE denies. Also lists the rules
@@ -23,12 +26,12 @@ internal static class CheckCommand
                              protocol: iec104 listener reads IEC 104 (client ASDUs, per rule and
                              type; default port 2404).
 
-        Exit 0 when valid (warnings allowed), 2 when invalid or a file cannot be read.
+        Exit 0 when valid (warnings allowed), 2 when invalid, refused by --trust, or a file cannot be read.
         """;
 
     public static int Execute(string[] args)
     {
-        var options = Options.Parse("check", args, ["--config", "--against", "--baseline", "--listener", "--port"], []);
+        var options = Options.Parse("check", args, ["--config", "--trust", "--against", "--baseline", "--listener", "--port"], []);
         if (options is null)
         {
             return Cli.ExitUsage;
@@ -61,6 +64,12 @@ internal static class CheckCommand
             Console.Error.WriteLine(finding.ToString());
         }
         Console.Out.WriteLine($"{path}: valid ({config.Listeners.Count} listener{(config.Listeners.Count == 1 ? "" : "s")}, {config.Policies.Count} polic{(config.Policies.Count == 1 ? "y" : "ies")})");
+        // As run --trust would judge it at start: any refusal is exit 2, as run's.
+        if (options.Get("--trust") is { } trust && PolicyCommand.VerifyFile("check", trust, path, printValid: true) != Cli.ExitOk)
+        {
+            Console.Error.WriteLine($"{path}: refused: 'run --trust {trust}' would not start it");
+            return Cli.ExitUsage;
+        }
         return options.Get("--against") is { } capture ? Against(options, path, capture) : Cli.ExitOk;
     }
 

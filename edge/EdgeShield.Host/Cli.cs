@@ -13,13 +13,15 @@ internal static class Cli
         usage: edgeshield COMMAND [options]
 
         commands:
-          run --config FILE      run the gateway (stops cleanly on SIGTERM/SIGINT, reloads on SIGHUP)
-          check --config FILE    validate a configuration; errors as FILE:LINE:COL: error: …
+          run --config FILE [--trust DIR] [--state DIR]   run the gateway (stops cleanly on SIGTERM/SIGINT,
+                                 reloads on SIGHUP); --trust: signed configs only, no rollback
+          check --config FILE [--trust DIR]   validate a configuration; errors as FILE:LINE:COL: error: …
           replay --config FILE --pcap CAPTURE   a capture through a listener's policy, offline (--json)
           learn --pcap CAPTURE… --out FILE      a draft allow-list from captures, for review
           learn --listen --config FILE --seconds N --out FILE   … or from live traffic (monitor mode)
           nft --config FILE      print the nftables ruleset for the config's network, listeners and broker
           audit verify FILE|DIR… [--key PUB] [--checkpoints FILE]   check an audit journal's chain and signatures
+          policy keygen --out KEY | sign --key KEY FILE | verify --trust DIR FILE   signed configs
 
         The demo (simulated PLCs, HMI traffic, a broker) is 'edgeshield-sim demo': this firmware
         binary carries only the gateway.
@@ -48,13 +50,14 @@ internal static class Cli
             "learn" => await LearnCommand.ExecuteAsync(rest),
             "nft" => NftCommand.Execute(rest),
             "audit" => AuditCommand.Execute(rest),
+            "policy" => PolicyCommand.Execute(rest),
             _ => UnknownCommand(args[0]),
         };
     }
 
     private static int UnknownCommand(string command)
     {
-        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, replay, learn, nft, audit (see 'edgeshield --help')");
+        Console.Error.WriteLine($"edgeshield: unknown command '{command}'; commands are run, check, replay, learn, nft, audit, policy (see 'edgeshield --help')");
         return ExitUsage;
     }
 }

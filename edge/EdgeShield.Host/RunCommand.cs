@@ -9,22 +9,30 @@ namespace EdgeShield.Host;
 internal static class RunCommand
 {
     private const string Help = """
-        usage: edgeshield run --config FILE [--state DIR]
+        usage: edgeshield run --config FILE [--trust DIR] [--state DIR]
 
         Runs the gateway: every listener of FILE, each enforcing its policy. Audit events are
         written to stdout as JSON lines (one per event); messages for people go to stderr.
         SIGTERM or SIGINT stops it cleanly; SIGHUP or a change to FILE reloads it (a bad file keeps the
         running policy; connections stay open).
-        --state DIR keeps what outlives a run (default /var/lib/edgeshield): the audit key audit-key.pem
-        (made with mode 0600 at first start, public key beside it) and, unless audit.journal.path says
-        otherwise, the audit journal in DIR/audit.
-        Exit 0 on a clean stop, 2 when the configuration is invalid (nothing is started: fail closed),
-        1 on a fault such as an address that cannot be bound.
+
+          --trust DIR   signed configs only (docs/SIGNING.md): at start and at every reload, FILE.sig
+                        must verify with a public key (*.pem) of DIR over exactly the bytes loaded, and
+                        FILE's version: must not be lower than the last one accepted. A reload waits a
+                        few seconds for a FILE.sig that matches the new file. Without --trust every load
+                        is audited as unsigned-config.
+          --state DIR   what outlives a run (default /var/lib/edgeshield; created when missing):
+                        config-version, the last accepted version; the audit key audit-key.pem (made
+                        with mode 0600 at first start, public key beside it) and, unless
+                        audit.journal.path says otherwise, the audit journal in DIR/audit.
+
+        Exit 0 on a clean stop, 2 when the configuration is invalid or refused (nothing is started:
+        fail closed), 1 on a fault such as an address that cannot be bound.
         """;
 
     public static async Task<int> ExecuteAsync(string[] args)
     {
-        var options = Options.Parse("run", args, ["--config", "--state"], []);
+        var options = Options.Parse("run", args, ["--config", "--trust", "--state"], []);
         if (options is null)
         {
             return Cli.ExitUsage;
@@ -45,7 +53,10 @@ internal static class RunCommand
         ISystemdNotifier systemd = new SystemdNotifier();
         // One maintenance state for the life of the process: a reload keeps the key's arming.
         var maintenance = new MaintenanceState();
-        var loaded = ConfigLoader.Load(path, maintenance);
+        // One read: the bytes parsed are the bytes whose signature is checked.
+        var loaded = ConfigLoader.TryReadFile(path, out var bytes, out _)
+            ? ConfigLoader.LoadBytes(bytes, path, maintenance)
+            : ConfigLoader.Load(path, maintenance);
         foreach (var diagnostic in loaded.Diagnostics)
         {
             Console.Error.WriteLine(diagnostic.ToString());
@@ -56,11 +67,34 @@ internal static class RunCommand
             SystemdNotify.TryNotify(systemd, $"STATUS=invalid configuration, nothing started: {FirstError(loaded)}\nERRNO=22");
             return Cli.ExitUsage;
         }
+        var config = loaded.Config;
+        // Where what outlives a run is kept (the unit's StateDirectory=): the accepted version, the audit key and journal.
+        string state = options.Get("--state") ?? GatewayRunOptions.DefaultStateDirectory;
+        ConfigTrustOptions? trust = options.Get("--trust") is { } trustDirectory
+            ? new ConfigTrustOptions(trustDirectory, state)
+            : null;
+        var provenance = ConfigProvenance.Unchecked(config);
+        if (trust is not null)
+        {
+            if (!ConfigAdmission.TryAdmit(trust, path, bytes, config, TimeSpan.Zero,
+                    warning => Console.Error.WriteLine($"edgeshield run: trust: {warning}"), out provenance, out var refusal))
+            {
+                Console.Error.WriteLine($"edgeshield run: {path} refused: {refusal}; nothing started (fail closed)");
+                // EKEYREJECTED: the configuration is well formed but not one this gateway may run.
+                SystemdNotify.TryNotify(systemd, $"STATUS=configuration refused, nothing started: {refusal}\nERRNO=129");
+                return Cli.ExitUsage;
+            }
+            Console.Error.WriteLine($"edgeshield: {path}: {provenance.Describe()} (trusted keys in {trust.TrustDirectory}; last accepted version kept in {ConfigVersionFile.PathIn(trust.StateDirectory)})");
+        }
+        else
+        {
+            Console.Error.WriteLine($"edgeshield: warning: {path} is not signature-checked (no --trust DIR): an unsigned-config event is audited at each load");
+        }
 
         // The audit lines carry journal priorities only when stdout is the journal.
-        var run = new GatewayRunOptions(path, loaded.Config, maintenance, Console.OpenStandardOutput(), Journal.IsStdout())
+        var run = new GatewayRunOptions(path, config, maintenance, Console.OpenStandardOutput(), Journal.IsStdout(), trust, provenance)
         {
-            StateDirectory = options.Get("--state") ?? GatewayRunOptions.DefaultStateDirectory,
+            StateDirectory = state,
         };
         var host = GatewayHost.Build(run);
         // Asynchronously: the gateway's services close sockets and flush the audit log on the way out.

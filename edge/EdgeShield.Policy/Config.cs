@@ -19,6 +19,15 @@ public sealed partial class EdgeShieldConfig
     public IReadOnlyDictionary<string, CompiledPolicy> Policies { get; init; } = new Dictionary<string, CompiledPolicy>();
     /// <summary><c>telemetry:</c>; null when absent (a firewall-only config).</summary>
     public TelemetryConfig? Telemetry { get; init; }
+    /// <summary>
+    /// The top-level <c>version:</c>, a whole number 0..<see cref="MaxVersion"/>; null when absent. A signed
+    /// config's signature covers it, and <c>run --trust</c> refuses one lower than the last accepted (no rollback).
+    /// </summary>
+    public long? Version { get; init; }
+
+    /// <summary>The largest <c>version:</c> (2^53 - 1: exact in any JSON reader that sees it in an audit event).</summary>
+    public const long MaxVersion = 9_007_199_254_740_991;
+
     /// <summary>SHA-256 of the file's bytes, hex, for audit events of reloads.</summary>
     public string Hash { get; init; } = "";
     /// <summary>
@@ -154,6 +163,7 @@ public sealed partial class EdgeShieldConfig
             Hardware = Hardware,
             Network = Network,
             AuditPcap = AuditPcap,
+            Version = Version,
         };
     }
 }

@@ -42,7 +42,8 @@ internal sealed class KeyMap
 /// </summary>
 internal sealed partial class ConfigReader(DiagnosticBag diagnostics, MaintenanceState maintenance)
 {
-    private static readonly string[] RootKeys = [.. EdgeShieldConfig.SectionNames];
+    /// <summary>The sections, and <c>version:</c> (a number, not a section: a reload never reports it as "not applied").</summary>
+    private static readonly string[] RootKeys = [.. EdgeShieldConfig.SectionNames, "version"];
     private static readonly string[] GatewayKeys = ["name", "site"];
 
     private readonly DiagnosticBag _diagnostics = diagnostics;
@@ -76,6 +77,9 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
         var audit = ReadAudit(map);
         var hardware = ReadHardware(map);
         var network = ReadNetwork(map);
+        // The release number a signed config carries (docs/SIGNING.md): a gateway run with --trust refuses
+        // one lower than the last it accepted. Optional here; the signer and --trust require it.
+        long? version = OptionalInteger(map, "version", 0, EdgeShieldConfig.MaxVersion);
 
         return new EdgeShieldConfig
         {
@@ -92,6 +96,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
             AuditPcap = audit.Pcap,
             AuditJournal = audit.Journal,
             AuditKey = audit.Key,
+            Version = version,
             SectionHashes = SectionHashes(map),
         };
     }
@@ -100,7 +105,7 @@ internal sealed partial class ConfigReader(DiagnosticBag diagnostics, Maintenanc
     {
         var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
         var text = new System.Text.StringBuilder();
-        foreach (string name in RootKeys)
+        foreach (string name in EdgeShieldConfig.SectionNames)
         {
             if (map.TryGet(name, out var section))
             {

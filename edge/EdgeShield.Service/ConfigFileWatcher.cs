@@ -15,22 +15,32 @@ internal sealed class ConfigFileWatcher : IDisposable
     private readonly FileSystemWatcher _watcher;
     private readonly Timer _quiet;
     private readonly string _path;
+    private readonly string? _signaturePath;
     private readonly Action _reload;
 
-    public ConfigFileWatcher(string path, Action reload)
+    /// <param name="path">The config file.</param>
+    /// <param name="reload">What a change does.</param>
+    /// <param name="signatureToo">Also watch <c>FILE.sig</c> (under <c>--trust</c>): a signature copied after
+    /// its file, later than a reload waits for it, still gets the file loaded.</param>
+    public ConfigFileWatcher(string path, Action reload, bool signatureToo = false)
     {
         _path = Path.GetFullPath(path);
+        _signaturePath = signatureToo ? _path + ".sig" : null;
         _reload = reload;
         _quiet = new Timer(_ => OnQuiet(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _watcher = new FileSystemWatcher(Path.GetDirectoryName(_path)!, Path.GetFileName(_path))
         {
             NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
         };
+        if (_signaturePath is not null)
+        {
+            _watcher.Filters.Add(Path.GetFileName(_signaturePath));
+        }
         _watcher.Changed += (_, _) => Poke();
         _watcher.Created += (_, _) => Poke();
         _watcher.Renamed += (_, e) =>
         {
-            if (string.Equals(e.FullPath, _path, StringComparison.Ordinal))
+            if (string.Equals(e.FullPath, _path, StringComparison.Ordinal) || string.Equals(e.FullPath, _signaturePath, StringComparison.Ordinal))
             {
                 Poke();
             }

@@ -13,8 +13,15 @@ namespace EdgeShield.Service;
 /// <param name="Maintenance">One maintenance state for the life of the process: a reload keeps the key's arming.</param>
 /// <param name="AuditOutput">The audit JSON lines (stdout).</param>
 /// <param name="JournalPriorities">Prefix each line with its journal priority (stdout is the journal: <see cref="Journal"/>).</param>
-public sealed record GatewayRunOptions(string ConfigPath, EdgeShieldConfig Config, MaintenanceState Maintenance, Stream AuditOutput, bool JournalPriorities)
+/// <param name="Trust"><c>--trust</c>/<c>--state</c>: every reload must pass <see cref="ConfigAdmission"/>; null: configs are not signature-checked (each load says <c>unsigned-config</c>).</param>
+/// <param name="Provenance">The started config's version and signer, for the <c>started</c> event.</param>
+public sealed record GatewayRunOptions(string ConfigPath, EdgeShieldConfig Config, MaintenanceState Maintenance, Stream AuditOutput, bool JournalPriorities,
+    ConfigTrustOptions? Trust = null, ConfigProvenance? Provenance = null)
 {
+    /// <summary>The event that says a config was loaded without signature checking (priority warning).</summary>
+    public static AuditEvent UnsignedConfigEvent(string path, string sha256) =>
+        AuditEvent.Service("unsigned-config", $"config {path} sha256 {sha256} was loaded without a signature check: run has no --trust DIR (docs/SIGNING.md)");
+
     /// <summary>The default state directory (<c>run --state</c>): the audit key and journal live here unless the config says otherwise.</summary>
     public const string DefaultStateDirectory = "/var/lib/edgeshield";
 
@@ -114,7 +121,12 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     /// <summary>Every hosted service has started (hardware and telemetry too).</summary>
     public Task StartedAsync(CancellationToken cancellationToken)
     {
-        Sink.Write(AuditEvent.Service("started", $"config {options.ConfigPath} sha256 {options.Config.Hash}"));
+        var provenance = options.Provenance ?? ConfigProvenance.Unchecked(options.Config);
+        Sink.Write(AuditEvent.Service("started", $"config {options.ConfigPath} sha256 {options.Config.Hash}; {provenance.Describe()}"));
+        if (options.Trust is null)
+        {
+            Sink.Write(GatewayRunOptions.UnsignedConfigEvent(options.ConfigPath, options.Config.Hash));
+        }
         if (_journal is { } journal)
         {
             // The public key in the clear, on the events topic too: whoever keeps the checkpoints off the box also gets the key that signs them.

@@ -27,7 +27,7 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
             context.Cancel = true;
             ReloadNow("SIGHUP");
         });
-        _watcher = new ConfigFileWatcher(options.ConfigPath, () => ReloadNow("file changed", onlyIfChanged: true));
+        _watcher = new ConfigFileWatcher(options.ConfigPath, () => ReloadNow("file changed", onlyIfChanged: true), signatureToo: options.Trust is not null);
         return Task.CompletedTask;
     }
 
@@ -41,7 +41,7 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
                 return; // stopped
             }
             SystemdNotify.TryNotify(systemd, "RELOADING=1");
-            current = Reload(options.ConfigPath, options.Config, current, gateway.Gateway, gateway.Sink, options.Maintenance, trigger, onlyIfChanged);
+            current = Reload(options, current, gateway.Gateway, gateway.Sink, trigger, onlyIfChanged);
             Volatile.Write(ref _current, current);
             SystemdNotify.TryNotify(systemd, $"READY=1\nSTATUS=running, policy sha256 {current.Hash}");
         }
@@ -66,10 +66,13 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
 
     /// <summary>
     /// Loads the file again; on success swaps the policies in, on failure keeps the old ones and says why.
-    /// Every other section runs as <paramref name="started"/> had it until a restart, and the event says which differ.
+    /// Every other section runs as the started config had it until a restart, and the event says which differ.
+    /// Under <c>--trust</c> the new file must also pass <see cref="ConfigAdmission"/> (signature over the
+    /// very bytes parsed, no rollback); without it, every load is followed by an <c>unsigned-config</c> event.
     /// </summary>
-    private static EdgeShieldConfig Reload(string path, EdgeShieldConfig started, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit, MaintenanceState maintenance, string trigger, bool onlyIfChanged = false)
+    private static EdgeShieldConfig Reload(GatewayRunOptions options, EdgeShieldConfig current, EdgeGateway gateway, IAuditSink audit, string trigger, bool onlyIfChanged = false)
     {
+        string path = options.ConfigPath;
         // Only a file that has stopped changing, and exactly the bytes that were hashed, are parsed.
         if (!SettledConfigFile.TryRead(path, out var bytes, out var sha256, out var problem))
         {
@@ -79,9 +82,9 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
         }
         if (onlyIfChanged && sha256 == current.Hash)
         {
-            return current; // a touch, or a save of the same bytes
+            return current; // a touch, or a save of the same bytes (or a new signature of the running file)
         }
-        var loaded = ConfigLoader.LoadBytes(bytes, path, maintenance);
+        var loaded = ConfigLoader.LoadBytes(bytes, path, options.Maintenance);
         if (loaded.HasErrors || loaded.Config is null)
         {
             string first = loaded.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error).ToString();
@@ -92,15 +95,31 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
             }
             return current;
         }
+        var provenance = ConfigProvenance.Unchecked(loaded.Config);
+        if (options.Trust is { } trust)
+        {
+            // The bytes judged are the bytes parsed; the signature may follow the file by a few seconds.
+            if (!ConfigAdmission.TryAdmit(trust, path, bytes, loaded.Config, ConfigAdmission.SignatureWait,
+                    warning => Console.Error.WriteLine($"edgeshield: trust: {warning}"), out provenance, out var refusal))
+            {
+                audit.Write(AuditEvent.Service("reload-failed", $"{trigger}: kept policy sha256 {current.Hash}; {path} sha256 {loaded.Config.Hash} refused: {refusal}"));
+                Console.Error.WriteLine($"{path}: error: refused: {refusal}; the running policy stays");
+                return current;
+            }
+        }
         gateway.UpdatePolicies(loaded.Config);
         // Only policies are swapped. Say so when other sections changed, so that nobody believes a new
         // listener, limit, bus, telemetry or audit setting is in force after a reload.
-        var notApplied = EdgeShieldConfig.ChangedSections(started, loaded.Config).Where(s => s != "policies").ToList();
+        var notApplied = EdgeShieldConfig.ChangedSections(options.Config, loaded.Config).Where(s => s != "policies").ToList();
         string notice = notApplied.Count == 0 ? ""
             : $"; not applied until a restart: {string.Join(", ", notApplied)}"
               + (notApplied.Contains("network") ? " (network: regenerate and load the ruleset with `edgeshield nft`)" : "");
-        // What was loaded: the file and its exact size and hash (the same bytes were parsed).
-        audit.Write(AuditEvent.Service("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash} ({path}, {bytes.Length} bytes){notice}"));
+        // What was loaded: the file and its exact size and hash (the same bytes were parsed), its version and signer.
+        audit.Write(AuditEvent.Service("reloaded", $"{trigger}: policy sha256 {current.Hash} -> {loaded.Config.Hash} ({path}, {bytes.Length} bytes); {provenance.Describe()}{notice}"));
+        if (options.Trust is null)
+        {
+            audit.Write(GatewayRunOptions.UnsignedConfigEvent(path, loaded.Config.Hash));
+        }
         if (notice.Length > 0)
         {
             Console.Error.WriteLine($"{path}: warning: reloaded the policies only{notice}");

@@ -21,6 +21,7 @@ public class JournalPriorityTests
     [InlineData("pcap-dropped", "<4>")]
     [InlineData("broker-unavailable", "<4>")]
     [InlineData("buffer-torn-tail", "<4>")]
+    [InlineData("unsigned-config", "<4>")]
     public void ServiceEvents_ThatSaySomethingFailed_AreWarningsOrErrors(string reason, string priority)
     {
         var e = AuditEvent.Service(reason, "detail");

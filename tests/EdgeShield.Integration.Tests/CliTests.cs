@@ -13,6 +13,8 @@ public class CliTests
     [InlineData("learn", "--help")]
     [InlineData("audit", "--help")]
     [InlineData("audit", "verify", "--help")]
+    [InlineData("policy", "--help")]
+    [InlineData("policy", "sign", "--help")]
     public async Task Help_IsPrinted_ExitZero(params string[] args)
     {
         var result = await Processes.RunAsync(Processes.EdgeShield(args));

@@ -29,7 +29,7 @@ public class HotReloadTests
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"reloaded\""), gw.Gateway.Stdout + gw.Gateway.Stderr);
 
         var reloaded = Assert.Single(Reloads(gw.Gateway.Stdout, "reloaded"));
-        Assert.Matches("^file changed: policy sha256 [0-9a-f]{64} -> [0-9a-f]{64} \\(" + System.Text.RegularExpressions.Regex.Escape(gw.ConfigPath) + ", [0-9]+ bytes\\)$", reloaded);
+        Assert.Matches("^file changed: policy sha256 [0-9a-f]{64} -> [0-9a-f]{64} \\(" + System.Text.RegularExpressions.Regex.Escape(gw.ConfigPath) + ", [0-9]+ bytes\\); version none, unsigned$", reloaded);
         Assert.Equal(6, (await client.RoundTripAsync([0, 2, 0, 0, 0, 6, 1, 6, 1, 0xF4, 0, 1]))[7]);
 
         // A broken file: the running policy stays, and the event says why.
@@ -44,7 +44,7 @@ public class HotReloadTests
             .Replace("bind: 127.0.0.1:0", "bind: 127.0.0.1:0\n    limits: { idle-timeout: 1m }", StringComparison.Ordinal);
         await File.WriteAllTextAsync(gw.ConfigPath, withLimits);
         Assert.True(await gw.Gateway.WaitForStdoutAsync("not applied until a restart"), gw.Gateway.Stdout + gw.Gateway.Stderr);
-        Assert.Matches("^file changed: policy sha256 [0-9a-f]{64} -> [0-9a-f]{64} \\([^)]+, [0-9]+ bytes\\); not applied until a restart: listeners$", Reloads(gw.Gateway.Stdout, "reloaded")[^1]);
+        Assert.Matches("^file changed: policy sha256 [0-9a-f]{64} -> [0-9a-f]{64} \\([^)]+, [0-9]+ bytes\\); version none, unsigned; not applied until a restart: listeners$", Reloads(gw.Gateway.Stdout, "reloaded")[^1]);
         Assert.Contains("warning: reloaded the policies only; not applied until a restart: listeners", gw.Gateway.Stderr, StringComparison.Ordinal);
         Assert.Equal(6, (await client.RoundTripAsync([0, 4, 0, 0, 0, 6, 1, 6, 2, 0x58, 0, 3]))[7]); // 600: the new policy
     }
@@ -101,7 +101,7 @@ public class HotReloadTests
             // The file watcher may see the write before the signal arrives (a loaded machine): either trigger
             // reloads, and one of the events names the swap from the old policy to the new one.
             Assert.Contains(Reloads(gateway.Stdout, "reloaded"), detail =>
-                System.Text.RegularExpressions.Regex.Match(detail, "^(SIGHUP|file changed): policy sha256 ([0-9a-f]{64}) -> ([0-9a-f]{64}) \\([^)]+, [0-9]+ bytes\\)$") is { Success: true } m
+                System.Text.RegularExpressions.Regex.Match(detail, "^(SIGHUP|file changed): policy sha256 ([0-9a-f]{64}) -> ([0-9a-f]{64}) \\([^)]+, [0-9]+ bytes\\); version none, unsigned$") is { Success: true } m
                 && m.Groups[2].Value != m.Groups[3].Value);
             Assert.DoesNotContain("\"response-timeout\"", gateway.Stdout, StringComparison.Ordinal);
         }

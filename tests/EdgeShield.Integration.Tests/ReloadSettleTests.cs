@@ -71,7 +71,7 @@ public class ReloadSettleTests
         // One reload, of the whole file: the event names the file, its size and the hash of its bytes.
         string sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         var reloaded = Assert.Single(Details(gw.Gateway.Stdout, "reloaded"));
-        Assert.EndsWith($" -> {sha} ({gw.ConfigPath}, {bytes.Length} bytes)", reloaded, StringComparison.Ordinal);
+        Assert.EndsWith($" -> {sha} ({gw.ConfigPath}, {bytes.Length} bytes); version none, unsigned", reloaded, StringComparison.Ordinal);
         Assert.Equal(new byte[] { 0x86, 0x03 }, (await client.RoundTripAsync(Write500(tid++, 2000)))[7..9]);
         Assert.Equal(6, (await client.RoundTripAsync(Write500(tid++, 1000)))[7]);
         Assert.Equal(1000, gw.Plc.GetHoldingRegister(1, 500));

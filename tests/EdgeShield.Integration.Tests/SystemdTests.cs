@@ -268,6 +268,9 @@ public partial class SystemdTests
             Assert.Contains(line, unit);
         }
         Assert.Contains(unit, l => l.StartsWith("WatchdogSec=", StringComparison.Ordinal));
+        // Signed configs only, judged by keys outside the config, with the version floor in the state directory (docs/SIGNING.md).
+        Assert.Contains("ExecStart=/usr/bin/edgeshield run --config /etc/edgeshield/edgeshield.yaml --trust /etc/edgeshield/trust --state /var/lib/edgeshield", unit);
+        Assert.Contains("ReadWritePaths=/var/lib/edgeshield", unit);
         Assert.Contains(unit, l => l.StartsWith("RestrictAddressFamilies=", StringComparison.Ordinal));
         Assert.Contains(unit, l => l.StartsWith("DeviceAllow=/dev/gpiochip", StringComparison.Ordinal));
     }

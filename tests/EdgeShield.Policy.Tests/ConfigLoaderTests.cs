@@ -89,7 +89,7 @@ public class ConfigLoaderTests
     public void Load_UnknownTopLevelKey_SuggestsSection()
     {
         AssertErrors("polices: {}\n",
-            "test.yaml:1:1: error: unknown key 'polices' in the configuration file; did you mean 'policies'? (valid keys: gateway, serial, listeners, policies, telemetry, audit, hardware, network)");
+            "test.yaml:1:1: error: unknown key 'polices' in the configuration file; did you mean 'policies'? (valid keys: gateway, serial, listeners, policies, telemetry, audit, hardware, network, version)");
     }
 
     [Fact]

@@ -201,7 +201,7 @@ public class Iec104ConfigTests
             "test.yaml:6:50: error: 'word-order' is a Modbus rule key, but policy 'p' is protocol: iec104; valid keys of an IEC 104 rule: name, from, type, ca, ioa, value, select-before-operate, select-timeout, rate, maintenance",
             "test.yaml:6:68: error: 'connection' is an S7comm rule key, but policy 'p' is protocol: iec104 (an IEC 104 rule names stations by 'ca', their common addresses); valid keys of an IEC 104 rule: name, from, type, ca, ioa, value, select-before-operate, select-timeout, rate, maintenance",
             "test.yaml:6:84: error: unknown key 'caa' in IEC 104 rule; did you mean 'ca'? (valid keys: name, from, type, ca, ioa, value, select-before-operate, select-timeout, rate, maintenance)",
-            "test.yaml:7:1: error: unknown key 'modbus' in the configuration file; valid keys: gateway, serial, listeners, policies, telemetry, audit, hardware, network");
+            "test.yaml:7:1: error: unknown key 'modbus' in the configuration file; valid keys: gateway, serial, listeners, policies, telemetry, audit, hardware, network, version");
     }
 
     [Fact]

@@ -83,7 +83,7 @@ public class S7ConfigTests
             "test.yaml:6:11: error: 'unit' is a Modbus rule key, but policy 'p' is protocol: s7comm; valid keys of an S7 rule: name, from, connection, function, pi-service, area, db, address, type, value, rate, maintenance",
             "test.yaml:6:20: error: 'word-order' is a Modbus rule key, but policy 'p' is protocol: s7comm; valid keys of an S7 rule: name, from, connection, function, pi-service, area, db, address, type, value, rate, maintenance",
             "test.yaml:6:38: error: unknown key 'areas' in S7 rule; did you mean 'area'? (valid keys: name, from, connection, function, pi-service, area, db, address, type, value, rate, maintenance)",
-            "test.yaml:7:1: error: unknown key 'policies2' in the configuration file; did you mean 'policies'? (valid keys: gateway, serial, listeners, policies, telemetry, audit, hardware, network)");
+            "test.yaml:7:1: error: unknown key 'policies2' in the configuration file; did you mean 'policies'? (valid keys: gateway, serial, listeners, policies, telemetry, audit, hardware, network, version)");
         AssertDiagnostics("policies:\n  x:\n    mode: enforce\n    rules:\n      - { area: db, db: 1, connection: pg, pi-service: _INSE }\n",
             "test.yaml:5:11: error: 'area' is an S7comm rule key, but policy 'x' is a Modbus policy (add 'protocol: s7comm' to the policy for S7 PLCs); valid keys of a Modbus rule: name, from, unit, function, address, type, word-order, value, rate, maintenance",
             "test.yaml:5:21: error: 'db' is an S7comm rule key, but policy 'x' is a Modbus policy (add 'protocol: s7comm' to the policy for S7 PLCs); valid keys of a Modbus rule: name, from, unit, function, address, type, word-order, value, rate, maintenance",
