@@ -118,6 +118,12 @@ public readonly ref struct S7Request
     /// <summary>Read/write-var: the total of the S7ANY items' byte lengths.</summary>
     public int TotalItemBytes { get; init; }
 
+    /// <summary>Read/write-var: the largest item's byte length (65535 for an item that is not S7ANY), from the one walk at parse.</summary>
+    internal int LargestItemBytes { get; init; }
+
+    /// <summary>Read-var: the most its Ack_Data's data part may hold (each item's header, data and fill byte), from the one walk at parse.</summary>
+    internal int ReadAnswerBytes { get; init; }
+
     /// <summary>Setup communication: max AmQ calling.</summary>
     public ushort AmqCalling { get; init; }
 
@@ -308,7 +314,7 @@ public static partial class S7Pdu
     private static S7Request ParseItems(S7Header header, S7Function function, byte code)
     {
         bool write = function == S7Function.WriteVar;
-        var (status, error, count, nonAny, total) = ReadItems(header, write);
+        var (status, error, count, nonAny, total, largest, answer) = ReadItems(header, write);
         return new S7Request
         {
             Pdu = header.Pdu,
@@ -320,6 +326,8 @@ public static partial class S7Pdu
             ItemCount = (byte)count,
             HasNonS7AnyItems = nonAny,
             TotalItemBytes = total,
+            LargestItemBytes = largest,
+            ReadAnswerBytes = answer,
             Status = status,
             Error = error,
             ItemParameters = header.Parameters,
@@ -328,16 +336,16 @@ public static partial class S7Pdu
     }
 
     /// <summary>Walks the items of a read-var or write-var job once: their structure, their S7ANY fields, their byte total.</summary>
-    private static (S7RequestStatus Status, S7RequestError Error, int Count, bool NonAny, int Total) ReadItems(S7Header header, bool write)
+    private static (S7RequestStatus Status, S7RequestError Error, int Count, bool NonAny, int Total, int Largest, int Answer) ReadItems(S7Header header, bool write)
     {
         var parameters = header.Parameters;
         if (parameters.Length < 2)
         {
-            return (S7RequestStatus.Malformed, S7RequestError.ItemCountMissing, 0, false, 0);
+            return (S7RequestStatus.Malformed, S7RequestError.ItemCountMissing, 0, false, 0, 0, 0);
         }
         if (!write && !header.Data.IsEmpty)
         {
-            return (S7RequestStatus.Malformed, S7RequestError.UnexpectedData, 0, false, 0);
+            return (S7RequestStatus.Malformed, S7RequestError.UnexpectedData, 0, false, 0, 0, 0);
         }
         int count = parameters[1];
         var items = parameters[2..];
@@ -345,13 +353,19 @@ public static partial class S7Pdu
         var outOfSpec = S7RequestError.None;
         bool nonAny = false;
         int total = 0;
+        // What a read-var's Ack_Data may hold: its largest item and all of them with their headers and fill bytes.
+        int largest = 0;
+        int answer = 0;
         for (int i = 0; i < count; i++)
         {
             var error = ReadItem(ref items, ref data, write, i, i == count - 1, out var item);
             if (error != S7RequestError.None)
             {
-                return (S7RequestStatus.Malformed, error, count, false, 0);
+                return (S7RequestStatus.Malformed, error, count, false, 0, 0, 0);
             }
+            int bytes = item.Syntax == S7SyntaxId.S7Any ? item.ByteLength : ushort.MaxValue;
+            largest = Math.Max(largest, bytes);
+            answer += S7Limits.DataItemHeaderLength + bytes + (bytes & 1);
             if (item.Syntax != S7SyntaxId.S7Any)
             {
                 nonAny = true;
@@ -367,17 +381,17 @@ public static partial class S7Pdu
         }
         if (!items.IsEmpty)
         {
-            return (S7RequestStatus.Malformed, S7RequestError.ParametersTrailing, count, false, 0);
+            return (S7RequestStatus.Malformed, S7RequestError.ParametersTrailing, count, false, 0, 0, 0);
         }
         if (!data.IsEmpty)
         {
-            return (S7RequestStatus.Malformed, S7RequestError.DataTrailing, count, false, 0);
+            return (S7RequestStatus.Malformed, S7RequestError.DataTrailing, count, false, 0, 0, 0);
         }
         if (count == 0)
         {
             outOfSpec = S7RequestError.NoItems;
         }
-        return (outOfSpec == S7RequestError.None ? S7RequestStatus.Ok : S7RequestStatus.OutOfSpec, outOfSpec, count, nonAny, total);
+        return (outOfSpec == S7RequestError.None ? S7RequestStatus.Ok : S7RequestStatus.OutOfSpec, outOfSpec, count, nonAny, total, largest, answer);
     }
 
     private static S7RequestError CheckAnyItem(in S7Item item, bool write)

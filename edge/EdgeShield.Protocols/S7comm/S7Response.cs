@@ -67,17 +67,10 @@ public readonly record struct S7Expectation(ushort Reference, byte Rosctr, byte 
         ushort maxItem = 0;
         if (request.Function == S7Function.ReadVar)
         {
-            // Each item answers with | return code | transport size | length (2) | data | fill if odd, not last |
-            int total = 0;
-            int largest = 0;
-            foreach (var item in request.Items)
-            {
-                int bytes = item.Syntax == S7SyntaxId.S7Any ? item.ByteLength : ushort.MaxValue;
-                largest = Math.Max(largest, bytes);
-                total += S7Limits.DataItemHeaderLength + bytes + (bytes & 1);
-            }
-            maxItem = (ushort)Math.Min(largest, ushort.MaxValue);
-            maxData = Math.Min(maxData, total);
+            // Each item answers with | return code | transport size | length (2) | data | fill if odd, not last |:
+            // summed when the job was parsed, so the items are not walked again here.
+            maxItem = (ushort)Math.Min(request.LargestItemBytes, ushort.MaxValue);
+            maxData = Math.Min(maxData, request.ReadAnswerBytes);
         }
         else if (request.Function == S7Function.WriteVar)
         {
