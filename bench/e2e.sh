@@ -23,6 +23,8 @@
 # interrogation) against lib60870's station in redundancy-groups mode (several active connections), the
 # gateway with an iec104 listener (a protocol break: both legs terminated); built by bench/iec104-build.sh.
 #   LOAD=iec104 ROUNDS=5 SECS=10 CONNS="8 64" GATEWAYS=aot bench/e2e.sh
+# A -journal suffix on a gateway (e.g. GATEWAYS="aot aot-journal") runs it with audit.journal on (a hash-chained,
+# signed journal in the work directory, default checkpoints; docs/AUDIT.md): issue 14's journal on vs off.
 # HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
 # epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
@@ -232,7 +234,10 @@ for gw in $GATEWAYS; do
   [[ $gw == *-tp ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0"
   # *-unpinned: the epoll loops left to the scheduler (EDGESHIELD_EPOLL_PIN=0; RESULTS §13).
   [[ $gw == *-unpinned ]] && extra="EDGESHIELD_EPOLL_PIN=0"
-  base=${gw%-unpinned}
+  journal=""
+  [[ $gw == *-journal ]] && journal=1
+  base=${gw%-journal}
+  base=${base%-unpinned}
   base=${base%-inline}
   case ${base%-tp} in
     jit) cmd=(dotnet "$GW_DLL") ;;
@@ -241,7 +246,10 @@ for gw in $GATEWAYS; do
   esac
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
   gateway_config $port >"$WORK/gw-$gw.yaml"
-  env $extra ${GW_ENV:-} "${cmd[@]}" run --config "$WORK/gw-$gw.yaml" >/dev/null 2>"$WORK/gw-$gw.log" &
+  if [[ -n $journal ]]; then
+    printf 'audit:\n  journal: { path: %s }\n  key: %s\n' "$WORK/journal-$gw" "$WORK/key-$gw.pem" >>"$WORK/gw-$gw.yaml"
+  fi
+  env $extra ${GW_ENV:-} "${cmd[@]}" run --config "$WORK/gw-$gw.yaml" --state "$WORK/state-$gw" >/dev/null 2>"$WORK/gw-$gw.log" &
   PIDS+=($!); wait_port $port "edgeshield-$gw"
   TARGETS+=" edgeshield-$gw:$port"
   port=$((port + 1))
