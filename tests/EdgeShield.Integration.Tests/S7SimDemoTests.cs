@@ -12,7 +12,9 @@ public sealed partial class S7SimDemoTests
     [Fact]
     public async Task Demo_S7Hmi_IsAnsweredAndItsForbiddenJobsRefused_TheCpuStaysInRun()
     {
-        var result = await Processes.RunAsync(Processes.EdgeShieldSim("demo", "--seconds", "5"), 120_000);
+        // 10 s: the demo now runs Modbus, S7 and IEC 104 side by side, and on a loaded CI machine the S7 HMI's
+        // first forbidden job (a CPU stop, its 10th job) must have time to be sent and refused.
+        var result = await Processes.RunAsync(Processes.EdgeShieldSim("demo", "--seconds", "10"), 120_000);
 
         Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
         Assert.Contains("listener hmi-s7 (s7comm) on 127.0.0.1:", result.Stdout, StringComparison.Ordinal);
