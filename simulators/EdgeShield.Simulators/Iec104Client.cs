@@ -52,9 +52,14 @@ internal sealed class Iec104Client : IDisposable
     /// <summary>Acknowledge after this many I-frames (w).</summary>
     public int W { get; init; } = 8;
 
-    public static async Task<Iec104Client?> ConnectAsync(IPEndPoint target, int timeoutMs, CancellationToken ct)
+    public static async Task<Iec104Client?> ConnectAsync(IPEndPoint target, int timeoutMs, CancellationToken ct, IPAddress? localAddress = null)
     {
         var socket = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (localAddress is not null)
+        {
+            // A source address of its own (the demo's SCADA station), as a plant's SCADA has.
+            socket.Bind(new IPEndPoint(localAddress, 0));
+        }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(timeoutMs);
         try

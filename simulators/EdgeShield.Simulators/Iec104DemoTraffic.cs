@@ -29,6 +29,14 @@ public sealed class Iec104DemoTraffic(IPEndPoint target, ushort commonAddress = 
     public long ClosedConnections => Interlocked.Read(ref _closed);
     public long NoAnswers => Interlocked.Read(ref _noAnswers);
 
+    /// <summary>
+    /// The demo's SCADA station connects from 127.0.0.3 when the gateway is on IPv4 loopback: a source of its
+    /// own, so that its refusals and the HMIs' (127.0.0.1) each get the audit's per-source budget, as
+    /// separate stations in a plant would.
+    /// </summary>
+    private static IPAddress? Source(IPEndPoint target) =>
+        IPAddress.IsLoopback(target.Address) && target.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? IPAddress.Parse("127.0.0.3") : null;
+
     /// <summary>Runs until <paramref name="duration"/> has passed or <paramref name="ct"/> is cancelled.</summary>
     public async Task RunAsync(TimeSpan duration, CancellationToken ct)
     {
@@ -41,7 +49,7 @@ public sealed class Iec104DemoTraffic(IPEndPoint target, ushort commonAddress = 
             {
                 if (c is null)
                 {
-                    c = await Iec104Client.ConnectAsync(target, 2000, stop.Token);
+                    c = await Iec104Client.ConnectAsync(target, 2000, stop.Token, Source(target));
                     if (c is null || !await c.StartAsync(2000, stop.Token))
                     {
                         c?.Dispose();
