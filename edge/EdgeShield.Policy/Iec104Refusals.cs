@@ -26,6 +26,10 @@ public static class Iec104Refusals
     /// <summary>102 C_RD_NA_1: a read, whose refusal for its values, rate or maintenance keeps cause 5.</summary>
     private const byte ReadCommand = 102;
 
+    /// <summary>The cause of a station's confirmation of a request of cause <paramref name="requestCause"/>: 9 for a deactivation, else 7.</summary>
+    public static byte ConfirmationCause(byte requestCause) =>
+        requestCause == CauseDeactivation ? CauseDeactivationConfirmation : CauseActivationConfirmation;
+
     /// <summary>
     /// The cause (bits 0-5 of the COT; P/N = 1 is the session's) a refused request is answered with: no rule for
     /// its common address (<see cref="DenyReason.SourceOrUnit"/>) → 46; its type → 44; its IOA span → 47; anything

@@ -222,7 +222,7 @@ internal sealed class Iec104Session : IProtocolSession
         {
             _listener.Counters.CountDenied();
             Audit(frame, AuditEventKind.PendingLimit, null, "too many commands outstanding on this connection", asdu: asdu);
-            return WriteRefusal(asdu, asdu.Cause == Iec104Refusals.CauseDeactivation ? Iec104Refusals.CauseDeactivationConfirmation : Iec104Refusals.CauseActivationConfirmation, OnDeny.Exception, consumed);
+            return WriteRefusal(asdu, Iec104Refusals.ConfirmationCause(asdu.Cause), OnDeny.Exception, consumed);
         }
         if (verdict.IsAllowed && asdu.IsCommand && policy.RequiresSelect(verdict.RuleIndex))
         {
@@ -631,7 +631,7 @@ internal sealed class Iec104Session : IProtocolSession
             _listener.Audit.Write(Event(AuditEventKind.ResponseTimeout, Iec104Types.Name(expired.Type), "the station did not confirm within response-timeout: negative confirmation sent")
                 with { Iec104 = new Iec104Fields(expired.CommonAddress, expired.Ioa, expired.Cause) });
             byte cause = expired.Type == 102 ? Iec104Refusals.CauseRequest
-                : expired.Cause == Iec104Refusals.CauseDeactivation ? Iec104Refusals.CauseDeactivationConfirmation : Iec104Refusals.CauseActivationConfirmation;
+                : Iec104Refusals.ConfirmationCause(expired.Cause);
             Iec104Writer.WriteMirror(_toClientFromSweeper, 0, 0, _expiredAsdu.AsSpan(0, expired.AsduLength), cause, negative: true);
             await SendIFrameToClientAsync(_toClientFromSweeper, expired.AsduLength);
         }

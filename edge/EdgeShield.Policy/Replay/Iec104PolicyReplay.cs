@@ -274,7 +274,7 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
         bool select = tracked && asdu.IsSelect && _policy.RequiresSelect(verdict.RuleIndex);
                 if (tracked && !connection.Commands.TryAdd(asdu, select, now + _responseTimeoutTicks))
         {
-            byte cause = asdu.Cause == Iec104Refusals.CauseDeactivation ? Iec104Refusals.CauseDeactivationConfirmation : Iec104Refusals.CauseActivationConfirmation;
+            byte cause = Iec104Refusals.ConfirmationCause(asdu.Cause);
             Deny(context, asdu, Iec104DenialKind.PendingLimit, new Verdict(VerdictKind.Deny, DenyReason.None, -1), cause);
             return Iec104ReplayOutcome.Denied;
         }
