@@ -23,8 +23,6 @@ internal sealed class ClientConnection
 {
     // Holds ~15 maximum-size Modbus ADUs; a framer needs at most one frame to make progress.
     private const int ReceiveBufferSize = 4096;
-    // A read that returns later than this after it was started waited for the client's bytes.
-    private static readonly long ReadWaitedTicks = Stopwatch.Frequency / 100;
 
     private readonly Socket _client;
     private readonly EpollSocketReader _clientReader;
@@ -77,8 +75,9 @@ internal sealed class ClientConnection
     public long ReadAt { get; private set; }
 
     /// <summary>
-    /// Whether that read waited for the client's bytes (they arrived then) or found them already queued
-    /// (they arrived while the loop was busy, e.g. connecting to the PLC: when is unknown).
+    /// Whether that read waited for the client's bytes (they arrived then: epoll announced them to a read
+    /// already waiting) or found them already queued (they arrived while the loop was busy, e.g. connecting
+    /// to the PLC: when is unknown).
     /// </summary>
     public bool ReadWaited { get; private set; }
 
@@ -115,15 +114,18 @@ internal sealed class ClientConnection
         {
             while (!_closed.IsCancellationRequested)
             {
-                long readStart = Stopwatch.GetTimestamp();
-                int read = await _clientReader.ReceiveAsync(_receiveBuffer.AsMemory(filled));
+                var receiving = _clientReader.ReceiveAsync(_receiveBuffer.AsMemory(filled));
+                // A read that had to wait for epoll got bytes that arrived after it began; one that completed at
+                // once found them queued while the loop was busy with earlier frames.
+                bool waited = !receiving.IsCompleted;
+                int read = await receiving;
                 if (read == 0)
                 {
                     return;
                 }
                 long readAt = Stopwatch.GetTimestamp();
                 ReadAt = readAt;
-                ReadWaited = readAt - readStart > ReadWaitedTicks;
+                ReadWaited = waited;
                 Volatile.Write(ref _lastActivity, readAt);
                 filled += read;
                 int offset = 0;
@@ -182,12 +184,25 @@ internal sealed class ClientConnection
     /// that stopped reading), the sweeper aborts that PLC connection after response-timeout.
     /// </summary>
     /// <returns>As <see cref="IUpstreamSession.SendAsync"/>: the connection generation, 0, or -1.</returns>
-    public async ValueTask<int> SendUpstreamAsync(ReadOnlyMemory<byte> frame)
+    public ValueTask<int> SendUpstreamAsync(ReadOnlyMemory<byte> frame)
     {
+        var sending = Upstream.SendAsync(frame, _closed.Token);
+        if (sending.IsCompleted)
+        {
+            // The common case: connected, and the kernel took the whole frame at once. Nothing can stall.
+            return sending;
+        }
+        // Connecting, or the PLC's window is full: from now on the sweeper watches this send (a few
+        // microseconds after it began, which no response-timeout can notice).
         Volatile.Write(ref _upstreamSendStarted, Stopwatch.GetTimestamp());
+        return AwaitUpstreamSendAsync(sending);
+    }
+
+    private async ValueTask<int> AwaitUpstreamSendAsync(ValueTask<int> sending)
+    {
         try
         {
-            return await Upstream.SendAsync(frame, _closed.Token);
+            return await sending;
         }
         finally
         {
@@ -265,12 +280,56 @@ internal sealed class ClientConnection
     }
 
     /// <summary>Sends <paramref name="data"/> to the client under the send lock; a failure closes the connection.</summary>
-    public async ValueTask SendToClientAsync(ReadOnlyMemory<byte> data)
+    public ValueTask SendToClientAsync(ReadOnlyMemory<byte> data)
     {
         if (_closed.IsCancellationRequested)
         {
-            return;
+            return ValueTask.CompletedTask;
         }
+        // The common case: nobody else is sending, and the kernel takes the whole answer at once.
+        if (_sendLock.Wait(0))
+        {
+            int sent;
+            try
+            {
+                sent = NonBlockingSend.Send(_client, data.Span);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                _sendLock.Release();
+                _ = CloseAsync();
+                return ValueTask.CompletedTask;
+            }
+            if (sent == data.Length)
+            {
+                Sent();
+                _sendLock.Release();
+                return ValueTask.CompletedTask;
+            }
+            return SendRestAsync(data[sent..]);
+        }
+        return SendToClientSlowAsync(data);
+    }
+
+    /// <summary>Sends what the client's window did not take, holding the send lock the caller took; releases it.</summary>
+    private async ValueTask SendRestAsync(ReadOnlyMemory<byte> rest)
+    {
+        try
+        {
+            await SendLockedAsync(rest);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            _ = CloseAsync();
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private async ValueTask SendToClientSlowAsync(ReadOnlyMemory<byte> data)
+    {
         try
         {
             await _sendLock.WaitAsync(_closed.Token);
@@ -293,13 +352,42 @@ internal sealed class ClientConnection
     /// Sends what <paramref name="reply"/> writes into <paramref name="buffer"/>, writing it only while the send
     /// lock is held: flows that share one reply buffer (upstream loops, the sweeper) never overwrite each other.
     /// </summary>
-    public async ValueTask SendToClientAsync<TReply>(TReply reply, byte[] buffer)
+    public ValueTask SendToClientAsync<TReply>(TReply reply, byte[] buffer)
         where TReply : struct, IClientReply
     {
         if (_closed.IsCancellationRequested)
         {
-            return;
+            return ValueTask.CompletedTask;
         }
+        if (_sendLock.Wait(0))
+        {
+            int length;
+            int sent;
+            try
+            {
+                length = reply.Write(buffer);
+                sent = NonBlockingSend.Send(_client, buffer.AsSpan(0, length));
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                _sendLock.Release();
+                _ = CloseAsync();
+                return ValueTask.CompletedTask;
+            }
+            if (sent == length)
+            {
+                Sent();
+                _sendLock.Release();
+                return ValueTask.CompletedTask;
+            }
+            return SendRestAsync(buffer.AsMemory(sent, length - sent));
+        }
+        return SendToClientSlowAsync(reply, buffer);
+    }
+
+    private async ValueTask SendToClientSlowAsync<TReply>(TReply reply, byte[] buffer)
+        where TReply : struct, IClientReply
+    {
         try
         {
             await _sendLock.WaitAsync(_closed.Token);
@@ -328,7 +416,20 @@ internal sealed class ClientConnection
             int sent = await _client.SendAsync(data, SocketFlags.None, _closed.Token);
             data = data[sent..];
         }
-        Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
+        Sent();
+    }
+
+    /// <summary>
+    /// An answer went out: traffic, for idle-timeout. Stamped with the sweeper's last tick (at most 50 ms old)
+    /// rather than a clock read per answer; the receive loop's reads are stamped exactly.
+    /// </summary>
+    private void Sent()
+    {
+        long tick = Listener.LastSweep;
+        if (tick > Volatile.Read(ref _lastActivity))
+        {
+            Volatile.Write(ref _lastActivity, tick);
+        }
     }
 
     public async Task CloseAsync()

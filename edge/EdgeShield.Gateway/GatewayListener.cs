@@ -58,6 +58,9 @@ public sealed class GatewayListener : IAsyncDisposable
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
     internal long ResponseTimeoutTicks { get; }
 
+    /// <summary>When the sweeper last finished a tick (<see cref="Stopwatch"/> ticks, at most ~50 ms old while it runs): a clock for coarse stamps.</summary>
+    internal long LastSweep => Volatile.Read(ref _lastSweep);
+
     /// <summary>
     /// True while the accept loop runs and the sweeper (response and idle timeouts) has ticked within
     /// <paramref name="maxSweepAge"/>: the liveness that systemd's watchdog pings stand for.

@@ -259,11 +259,16 @@ internal sealed unsafe partial class EpollLoop
     private static int s_next;
 
     private readonly int _epoll;
+    // Guards registering and releasing (slots, generations, growth). The epoll thread looks readers up
+    // without it: a slot holds an immutable registration, replaced whole, in an array that is only ever
+    // replaced by a larger copy.
     private readonly object _gate = new();
     private readonly Stack<int> _freeSlots = new();
-    private EpollSocketReader?[] _readers = new EpollSocketReader?[64];
+    private Registration?[] _registrations = new Registration?[64];
     private uint[] _generations = new uint[64];
     private int _used;
+
+    private sealed record Registration(EpollSocketReader Reader, uint Generation);
 
     private EpollLoop(int index)
     {
@@ -326,20 +331,20 @@ internal sealed unsafe partial class EpollLoop
         {
             if (!_freeSlots.TryPop(out int slot))
             {
-                if (_used == _readers.Length)
+                if (_used == _registrations.Length)
                 {
-                    var readers = new EpollSocketReader?[_readers.Length * 2];
-                    var generations = new uint[_readers.Length * 2];
-                    _readers.CopyTo(readers, 0);
+                    var registrations = new Registration?[_registrations.Length * 2];
+                    var generations = new uint[_registrations.Length * 2];
+                    _registrations.CopyTo(registrations, 0);
                     _generations.CopyTo(generations, 0);
                     _generations = generations;
-                    _readers = readers;
+                    Volatile.Write(ref _registrations, registrations);
                 }
                 slot = _used++;
             }
             uint generation = ++_generations[slot];
             token = ((ulong)generation << 32) | (uint)slot;
-            _readers[slot] = reader;
+            Volatile.Write(ref _registrations[slot], new Registration(reader, generation));
         }
         try
         {
@@ -387,7 +392,7 @@ internal sealed unsafe partial class EpollLoop
         int slot = (int)(uint)token;
         lock (_gate)
         {
-            _readers[slot] = null;
+            Volatile.Write(ref _registrations[slot], null);
             _freeSlots.Push(slot);
         }
     }
@@ -458,12 +463,14 @@ internal sealed unsafe partial class EpollLoop
                 byte* ev = events + i * EventSize;
                 ulong token = *(ulong*)(ev + DataOffset);
                 int slot = (int)(uint)token;
-                EpollSocketReader? reader;
-                lock (_gate)
+                // The socket's registration was made (and published) before epoll_ctl added it, so any event
+                // of it finds it; one fetched just before a release may still find it, as with any unregister.
+                var registrations = Volatile.Read(ref _registrations);
+                var registration = slot < registrations.Length ? Volatile.Read(ref registrations[slot]) : null;
+                if (registration is not null && registration.Generation == (uint)(token >> 32))
                 {
-                    reader = slot < _readers.Length && _generations[slot] == (uint)(token >> 32) ? _readers[slot] : null;
+                    registration.Reader.OnReadable(*(uint*)ev);
                 }
-                reader?.OnReadable(*(uint*)ev);
             }
         }
     }

@@ -130,25 +130,51 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
         _framer = framer;
     }
 
-    public async ValueTask<int> SendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken)
+    public ValueTask<int> SendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken)
     {
         var socket = Volatile.Read(ref _socket);
         int generation = Volatile.Read(ref _generation);
         if (socket is null)
         {
-            (socket, generation) = await ConnectAsync(cancellationToken);
-            if (socket is null)
-            {
-                if (!cancellationToken.IsCancellationRequested)
-                {
-                    _upstream.Counters.CountUnreachable();
-                }
-                return -1;
-            }
+            return ConnectAndSendAsync(adu, cancellationToken);
         }
+        int sent;
         try
         {
-            // Whole at once in the common case; the runtime waits for the PLC's window otherwise.
+            // Whole at once in the common case, without an async step; the runtime waits for the PLC's window otherwise.
+            sent = NonBlockingSend.Send(socket, adu.Span);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The receive loop sees the same failure and reports the loss.
+            return new ValueTask<int>(-1);
+        }
+        if (sent == adu.Length)
+        {
+            _upstream.Counters.CountRequestSent();
+            return new ValueTask<int>(generation);
+        }
+        return SendRestAsync(socket, generation, adu[sent..], cancellationToken);
+    }
+
+    private async ValueTask<int> ConnectAndSendAsync(ReadOnlyMemory<byte> adu, CancellationToken cancellationToken)
+    {
+        var (socket, generation) = await ConnectAsync(cancellationToken);
+        if (socket is null)
+        {
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                _upstream.Counters.CountUnreachable();
+            }
+            return -1;
+        }
+        return await SendRestAsync(socket, generation, adu, cancellationToken);
+    }
+
+    private async ValueTask<int> SendRestAsync(Socket socket, int generation, ReadOnlyMemory<byte> adu, CancellationToken cancellationToken)
+    {
+        try
+        {
             adu = adu[NonBlockingSend.Send(socket, adu.Span)..];
             while (!adu.IsEmpty)
             {

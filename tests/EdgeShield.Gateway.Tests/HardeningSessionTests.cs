@@ -29,9 +29,10 @@ public class HardeningSessionTests
     [Fact]
     public async Task ClientThatGaveUp_NextTransactionGetsItsOwnAnswer_LateAnswerDroppedAndAudited()
     {
-        // The PLC takes 600 ms per answer; the client (as libmodbus on its 0.5 s default) waits 300 ms, then
-        // sends its next request. The gateway's own timeout (5 s) never fires.
-        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 5s }", plcOptions: new PlcOptions { ResponseDelayMs = 600 });
+        // The PLC takes 1.5 s per answer, one at a time; the client (as libmodbus on its 0.5 s default) waits
+        // 300 ms, then sends its next request. The gateway's own timeout (10 s) never fires. (The PLC's delay is
+        // the margin a loaded machine has to stretch the client's 300 ms: 600 ms was once exceeded.)
+        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 10s }", plcOptions: new PlcOptions { ResponseDelayMs = 1500 });
         h.Plc.SetHoldingRegister(1, 1, 111);
         h.Plc.SetHoldingRegister(1, 2, 222);
         using var client = await h.ConnectAsync();
@@ -43,7 +44,8 @@ public class HardeningSessionTests
         await PlcReceivedAsync(h, 2); // the gateway has read and forwarded it before the client's timer runs
         Assert.Null(await client.ReceiveAsync(300));
         await client.SendAsync(ModbusClient.ReadHolding(2, 1, 2, 1));
-        var first = await client.ReceiveAsync(3000);
+        // Its answer comes after the first one's (at 1.5 s) and its own 1.5 s: about 2.7 s from now.
+        var first = await client.ReceiveAsync(6000);
 
         Assert.NotNull(first);
         Assert.Equal(2, ForwardingTests.Tid(first));

@@ -184,14 +184,45 @@ internal sealed class ModbusSession : IProtocolSession
     public ValueTask ReplyAsync(ClientStep step) =>
         _order is null ? _connection.SendToClientAsync(_requestReply.AsMemory(0, step.Length)) : _order.ReplyAsync(_requestReply.AsMemory(0, step.Length), _connection.Closed);
 
-    public async ValueTask ForwardAsync(ReadOnlyMemory<byte> frame, ClientStep step)
+    public ValueTask ForwardAsync(ReadOnlyMemory<byte> frame, ClientStep step)
+    {
+        if (_order is null)
+        {
+            var sending = _connection.SendUpstreamAsync(step.Length > 0 ? _forwardBuffer.AsMemory(0, step.Length) : frame);
+            if (sending.IsCompletedSuccessfully)
+            {
+                // Sent at once (no connect, no full window): the deadline runs from the read that brought the
+                // request, microseconds ago, without another clock read.
+                int generation = sending.Result;
+                if (generation > 0)
+                {
+                    lock (_pending)
+                    {
+                        _pending.MarkSent(step.Correlation, generation, _connection.ReadAt + _listener.ResponseTimeoutTicks);
+                    }
+                    return ValueTask.CompletedTask;
+                }
+                return AfterSendAsync(step.Correlation, generation);
+            }
+            return AwaitSendAsync(step.Correlation, sending);
+        }
+        return ForwardInOrderAsync(frame, step);
+    }
+
+    private async ValueTask AwaitSendAsync(ushort gatewayTid, ValueTask<int> sending) => await AfterSendAsync(gatewayTid, await sending);
+
+    /// <summary>Without transaction ids: the request takes its place in the answer order before it is sent.</summary>
+    private async ValueTask ForwardInOrderAsync(ReadOnlyMemory<byte> frame, ClientStep step)
     {
         ushort gatewayTid = step.Correlation;
-        if (_order is not null)
-        {
-            await _order.ReserveAsync(gatewayTid, _connection.Closed);
-        }
+        await _order!.ReserveAsync(gatewayTid, _connection.Closed);
         int generation = await _connection.SendUpstreamAsync(step.Length > 0 ? _forwardBuffer.AsMemory(0, step.Length) : frame);
+        await AfterSendAsync(gatewayTid, generation);
+    }
+
+    /// <summary>After the send returned (it may have connected first): the deadline starts now, or the request failed.</summary>
+    private async ValueTask AfterSendAsync(ushort gatewayTid, int generation)
+    {
         bool failed;
         PendingTable<ModbusPendingRequest>.Slot slot;
         lock (_pending)
@@ -228,19 +259,16 @@ internal sealed class ModbusSession : IProtocolSession
         _order is null ? _connection.SendToClientAsync(reply) : _order.CompleteAsync(gatewayTid, reply.Span);
 
     /// <summary>A response from the PLC: matched, checked, put in the client's framing with its transaction id, delivered.</summary>
-    public async ValueTask OnResponseAsync(Memory<byte> adu, int generation)
+    public ValueTask OnResponseAsync(Memory<byte> adu, int generation)
     {
         ushort gatewayTid = BinaryPrimitives.ReadUInt16BigEndian(adu.Span);
         var result = MatchResponse(adu.Span, out var refused, out int rewritten);
         if (result == ClientAction.Forward)
         {
             _listener.Counters.CountResponse();
-            await AnswerForwardedAsync(gatewayTid, rewritten > 0 ? _clientResponse.AsMemory(0, rewritten) : adu);
+            return AnswerForwardedAsync(gatewayTid, rewritten > 0 ? _clientResponse.AsMemory(0, rewritten) : adu);
         }
-        else if (result == ClientAction.Reply)
-        {
-            await SendRefusalAsync(refused, ModbusExceptionCode.GatewayTargetFailedToRespond);
-        }
+        return result == ClientAction.Reply ? SendRefusalAsync(refused, ModbusExceptionCode.GatewayTargetFailedToRespond) : ValueTask.CompletedTask;
     }
 
     private ClientAction MatchResponse(Span<byte> adu, out PendingTable<ModbusPendingRequest>.Slot slot, out int rewritten)
