@@ -77,6 +77,14 @@ public interface IUpstreamReceiver
     ValueTask OnResponseAsync(Memory<byte> adu, int generation);
 
     /// <summary>
+    /// Every complete frame of one read from the PLC has been delivered through <see cref="OnResponseAsync"/>
+    /// (the start of a frame may still wait for the next read). A receiver that collects what those frames
+    /// produce can send it now, in one write. Called after each read that delivered at least one frame, on the
+    /// same flow, before the session reads again; upstreams that do not read in batches never call it.
+    /// </summary>
+    ValueTask OnReadCompleteAsync(int generation) => ValueTask.CompletedTask;
+
+    /// <summary>
     /// The connection of <paramref name="generation"/> is gone; requests sent on it will get no answer.
     /// With <see cref="UpstreamLoss.InvalidFraming"/>, <paramref name="fault"/> is what the response framer reported.
     /// </summary>
