@@ -215,6 +215,80 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task TheStationsConfirmationAndTerminationInOneSegment_ReachTheClientInOneSegment_NumberedInOrder()
+    {
+        var (client, station) = await StartedAsync();
+        for (ushort i = 0; i < 3; i++)
+        {
+            await client.SendAsync(Apci.I(i, (ushort)(2 * i), SingleCommand(2000 + i)));
+            var command = await station.ReadIAsync();
+            Assert.Equal((i, (ushort)(2 * i)), (Apci.SendSequence(command), Apci.ReceiveSequence(command)));
+            uint segments = client.DataSegmentsIn();
+            // The station answers as lib60870's does under load: actcon and actterm in one segment.
+            await station.SendAsync([.. Apci.I((ushort)(2 * i), (ushort)(i + 1), SingleCommand(2000 + i, cause: 7)),
+                .. Apci.I((ushort)(2 * i + 1), (ushort)(i + 1), SingleCommand(2000 + i, cause: 10))]);
+
+            var con = await client.ReadAsync();
+            var term = await client.ReadAsync();
+            Assert.Equal(SingleCommand(2000 + i, cause: 7), con[6..]);
+            Assert.Equal(SingleCommand(2000 + i, cause: 10), term[6..]);
+            // The client leg's own numbering, in order, each acknowledging the client's command.
+            Assert.Equal(((ushort)(2 * i), (ushort)(i + 1)), (Apci.SendSequence(con), Apci.ReceiveSequence(con)));
+            Assert.Equal(((ushort)(2 * i + 1), (ushort)(i + 1)), (Apci.SendSequence(term), Apci.ReceiveSequence(term)));
+            Assert.Equal(1u, client.DataSegmentsIn() - segments); // one write for both, as the station sent them
+        }
+        Assert.Empty(_audit.OfKind(AuditEventKind.UnmatchedResponse));
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+    }
+
+    [Fact]
+    public async Task MoreIFramesInOneSegmentThanTheClientsWindow_TheFirstKGoAtOnce_TheRestAfterTheClientsAcknowledgement()
+    {
+        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 5s, t2: 3s }");
+        uint segments = client.DataSegmentsIn();
+        await station.SendAsync([.. Apci.I(0, 0, SinglePoint(100, 1)), .. Apci.I(1, 0, SinglePoint(101, 1)), .. Apci.I(2, 0, SinglePoint(102, 1))]);
+
+        // What was collected before the window filled is sent before the gateway waits for it: the client can acknowledge it.
+        var clock = Stopwatch.StartNew();
+        Assert.Equal(0, Apci.SendSequence(await client.ReadIAsync()));
+        Assert.Equal(1, Apci.SendSequence(await client.ReadIAsync()));
+        Assert.True(clock.ElapsedMilliseconds < 2000, $"the first two frames came after {clock.ElapsedMilliseconds} ms");
+        Assert.Equal(1u, client.DataSegmentsIn() - segments);
+        Assert.Null(await client.ReadOrTimeoutAsync(300)); // the third waits for room in the window
+
+        await client.SendAsync(Apci.S(2));
+        var third = await client.ReadIAsync();
+        Assert.Equal(2, Apci.SendSequence(third));
+        Assert.Equal(SinglePoint(102, 1), third[6..]);
+        // The station's three I-frames were acknowledged (w = 2) before the gateway waited for the client's window.
+        var ack = await station.ReadAsync();
+        Assert.True(Apci.IsS(ack) && Apci.ReceiveSequence(ack) >= 2, Convert.ToHexString(ack));
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+    }
+
+    [Fact]
+    public async Task WIFramesOfTheStationInOneSegment_AreAcknowledgedOnceAtTheEndOfTheRead()
+    {
+        var (client, station) = await StartedAsync("{ k: 12, w: 4 }"); // t2 10 s
+        byte[] segment = [];
+        for (ushort i = 0; i < 6; i++)
+        {
+            segment = [.. segment, .. Apci.I(i, 0, SinglePoint(100 + i, 1))];
+        }
+        await station.SendAsync(segment);
+
+        var ack = await station.ReadAsync(2000);
+        Assert.True(Apci.IsS(ack) && Apci.ReceiveSequence(ack) == 6, Convert.ToHexString(ack)); // all six, in one S-frame
+        Assert.Null(await station.ReadOrTimeoutAsync(500));
+        for (ushort i = 0; i < 6; i++)
+        {
+            var f = await client.ReadIAsync();
+            Assert.Equal(i, Apci.SendSequence(f));
+            Assert.Equal(SinglePoint(100 + i, 1), f[6..]);
+        }
+    }
+
+    [Fact]
     public async Task TestFrAct_FromEitherPeer_IsAnsweredByTheGateway_AndNeverForwarded()
     {
         var (client, station) = await StartedAsync();
@@ -371,6 +445,19 @@ internal sealed class Apci(Socket socket) : IDisposable
     public static ushort ReceiveSequence(byte[] f) => (ushort)((f[4] >> 1) | (f[5] << 7));
 
     public Task SendAsync(byte[] frame) => socket.SendAsync(frame, SocketFlags.None);
+
+    /// <summary>
+    /// TCP segments carrying data that this socket has received so far (Linux <c>tcp_info.tcpi_data_segs_in</c>):
+    /// how many writes of the peer's its frames came in, when each write is one segment (loopback, TCP_NODELAY, small frames).
+    /// </summary>
+    public uint DataSegmentsIn()
+    {
+        const int IpProtoTcp = 6, TcpInfo = 11, DataSegsInOffset = 152;
+        Span<byte> info = stackalloc byte[256];
+        int length = socket.GetRawSocketOption(IpProtoTcp, TcpInfo, info);
+        Assert.True(length >= DataSegsInOffset + 4, $"tcp_info is {length} bytes: no tcpi_data_segs_in on this kernel");
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(info[DataSegsInOffset..]);
+    }
 
     /// <summary>The next frame; fails on close or after <paramref name="timeoutMs"/>.</summary>
     public async Task<byte[]> ReadAsync(int timeoutMs = 5000) =>
