@@ -79,8 +79,9 @@ public interface IUpstreamReceiver
     /// <summary>
     /// Every complete frame of one read from the PLC has been delivered through <see cref="OnResponseAsync"/>
     /// (the start of a frame may still wait for the next read). A receiver that collects what those frames
-    /// produce can send it now, in one write. Called after each read that delivered at least one frame, on the
-    /// same flow, before the session reads again; upstreams that do not read in batches never call it.
+    /// produce can send it now, in one write. The TCP upstream calls it after each read that delivered at least one
+    /// frame, on the same flow, before it reads again; a serial bus (Modbus only) does not, so a receiver that holds
+    /// frames back until this call must be opened on a TCP upstream.
     /// </summary>
     ValueTask OnReadCompleteAsync(int generation) => ValueTask.CompletedTask;
 
