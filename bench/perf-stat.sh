@@ -6,7 +6,10 @@
 #   GW_ENV=DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 bench/perf-stat.sh
 #   GW="dotnet edge/EdgeShield.Host/bin/Release/net10.0/edgeshield.dll" CONNS=8 bench/perf-stat.sh
 #   LOAD=libmodbus bench/perf-stat.sh                    # bench/libmodbus-load against bench/libmodbus-plc
-# LOAD=sim|libmodbus and PLC=sim|libmodbus as in bench/e2e.sh (PLC follows LOAD unless given).
+#   LOAD=iec104 CONNS=8 bench/perf-stat.sh               # bench/iec104-load (set-points) against lib60870's station
+# LOAD=sim|libmodbus|iec104 and PLC=sim|libmodbus|iec104 as in bench/e2e.sh (PLC follows LOAD unless
+# given; iec104 goes with iec104 only: the gateway gets bench/e2e.sh's iec104 listener). Ports default to
+# 26020-26022; PLC_PORT, HAPROXY_PORT and GW_PORT override them.
 # Besides the raw `perf stat` lines it prints, per target, one line per process (proxy, PLC, load)
 # with counts per request, requests being those the load generator counted (its JSON line): the
 # counters cover the whole run, so the figures are exact up to the connects. Counts are not timing:
@@ -20,27 +23,32 @@ CONNS=${CONNS:-64}
 LOAD=${LOAD:-sim}
 PLC=${PLC:-$LOAD}
 TARGETS=${TARGETS:-"direct haproxy edgeshield"}
-PLC_PORT=26020 HAPROXY_PORT=26021 GW_PORT=26022
+PLC_PORT=${PLC_PORT:-26020} HAPROXY_PORT=${HAPROXY_PORT:-26021} GW_PORT=${GW_PORT:-26022}
 LMB=$ROOT/artifacts/bench
+if [[ ($LOAD == iec104 && $PLC != iec104) || ($LOAD != iec104 && $PLC == iec104) ]]; then echo "perf-stat: LOAD=iec104 goes with PLC=iec104" >&2; exit 2; fi
 [[ $LOAD == libmodbus || $PLC == libmodbus ]] && "$ROOT/bench/libmodbus-build.sh" "$LMB"
+[[ $LOAD == iec104 ]] && "$ROOT/bench/iec104-build.sh" "$LMB"
 W=$(mktemp -d /tmp/edgeshield-perf.XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$W"' EXIT INT TERM
 if [[ $PLC == libmodbus ]]; then
   "$LMB/libmodbus-plc" 127.0.0.1 $PLC_PORT 2>/dev/null & PLC_PID=$!
+elif [[ $PLC == iec104 ]]; then
+  "$LMB/iec104-station" --listen 127.0.0.1:$PLC_PORT --ca 1 --redundancy-groups --max-connections 256 --quiet >/dev/null 2>&1 & PLC_PID=$!
 else
   $SIM plc --listen 127.0.0.1:$PLC_PORT >/dev/null 2>&1 & PLC_PID=$!
 fi
 PIDS+=($PLC_PID)
-sed -n '/^gateway_config()/,/^}/p' "$ROOT/bench/e2e.sh" >"$W/f.sh"
-bash -c "source $W/f.sh; HOST=127.0.0.1; PLC_PORT=$PLC_PORT; gateway_config $GW_PORT" >"$W/gw.yaml"
+sed -n '/^gateway_config()/,/^}/p; /^iec104_gateway_config()/,/^}/p' "$ROOT/bench/e2e.sh" >"$W/f.sh"
+bash -c "source $W/f.sh; HOST=127.0.0.1; PLC_PORT=$PLC_PORT; LOAD=$LOAD; gateway_config $GW_PORT" >"$W/gw.yaml"
 env ${GW_ENV:-} $GW run --config "$W/gw.yaml" >/dev/null 2>"$W/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
 printf 'global\n  maxconn 4096\n  nbthread 2\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind 127.0.0.1:%s\n  default_backend be\nbackend be\n  server plc 127.0.0.1:%s\n' $HAPROXY_PORT $PLC_PORT >"$W/h.cfg"
 /usr/sbin/haproxy -f "$W/h.cfg" -db >/dev/null 2>&1 & HA_PID=$!; PIDS+=($HA_PID)
 sleep 2
 SECS=${SECS:-6}
 load() { # port seconds
-  if [[ $LOAD == libmodbus ]]; then "$LMB/libmodbus-load" 127.0.0.1 $1 $CONNS $2; else $SIM hmi --target 127.0.0.1:$1 --conns $CONNS --seconds $2 --json; fi
+  if [[ $LOAD == libmodbus ]]; then "$LMB/libmodbus-load" 127.0.0.1 $1 $CONNS $2
+  elif [[ $LOAD == iec104 ]]; then timeout $(( $2 + 20 )) "$LMB/iec104-load" 127.0.0.1 $1 $CONNS $2 setpoint 2>/dev/null; else $SIM hmi --target 127.0.0.1:$1 --conns $CONNS --seconds $2 --json; fi
 }
 EVENTS=task-clock,context-switches,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_pselect6,syscalls:sys_enter_select
 stat() { # pid file: counts until SIGINT (at most 60 s)
@@ -70,6 +78,8 @@ for t in $TARGETS; do
   sched $PLC_PID >"$W/plc.sched0"
   if [[ $LOAD == libmodbus ]]; then
     perf stat -x, -e $EVENTS -o "$W/client.csv" -- "$LMB/libmodbus-load" 127.0.0.1 $port $CONNS $SECS >"$W/load.out" || true
+  elif [[ $LOAD == iec104 ]]; then
+    timeout $(( SECS + 20 )) perf stat -x, -e $EVENTS -o "$W/client.csv" -- "$LMB/iec104-load" 127.0.0.1 $port $CONNS $SECS setpoint >"$W/load.out" 2>/dev/null || true
   else
     load $port $SECS >"$W/load.out" || true
   fi

@@ -77,6 +77,15 @@ public interface IUpstreamReceiver
     ValueTask OnResponseAsync(Memory<byte> adu, int generation);
 
     /// <summary>
+    /// Every complete frame of one read from the PLC has been delivered through <see cref="OnResponseAsync"/>
+    /// (the start of a frame may still wait for the next read). A receiver that collects what those frames
+    /// produce can send it now, in one write. The TCP upstream calls it after each read that delivered at least one
+    /// frame, on the same flow, before it reads again; a serial bus (Modbus only) does not, so a receiver that holds
+    /// frames back until this call must be opened on a TCP upstream.
+    /// </summary>
+    ValueTask OnReadCompleteAsync(int generation) => ValueTask.CompletedTask;
+
+    /// <summary>
     /// The connection of <paramref name="generation"/> is gone; requests sent on it will get no answer.
     /// With <see cref="UpstreamLoss.InvalidFraming"/>, <paramref name="fault"/> is what the response framer reported.
     /// </summary>

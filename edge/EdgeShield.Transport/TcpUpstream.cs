@@ -257,6 +257,7 @@ internal sealed class TcpUpstreamSession : IUpstreamSession
                 }
                 if (offset > 0)
                 {
+                    await _receiver.OnReadCompleteAsync(generation);
                     buffer.AsSpan(offset, filled - offset).CopyTo(buffer);
                     filled -= offset;
                 }

@@ -40,6 +40,15 @@ internal sealed class Iec104Session : IProtocolSession
     // The upstream loop's (the RTU's ASDUs for the client; its S, U frames).
     private readonly byte[] _toClientFromStation = new byte[Iec104Limits.MaxFrame];
     private readonly byte[] _toStationFromUpstream = new byte[Iec104Limits.MaxFrame];
+    // The frames for the client that one read of the RTU's produced (its I-frames, not yet numbered, and U-frames),
+    // sent in one write when the read's frames are all judged (OnReadCompleteAsync). An upstream read is at most
+    // 4096 bytes and each frame for the client is as long as the RTU's it comes from, so one write per read unless
+    // the client's window (k) is full. Only the upstream loop touches them.
+    private const int CollectedCapacity = 16 * Iec104Limits.MaxFrame;
+    private readonly byte[] _toClientCollected = new byte[CollectedCapacity];
+    private int _collectedLength;
+    // A fault of the RTU's found by the upstream loop: the connection closes once what the read collected before it is sent.
+    private bool _stationFaulted;
     // The sweeper's.
     private readonly byte[] _toClientFromSweeper = new byte[Iec104Limits.MaxFrame];
     private readonly byte[] _toStationFromSweeper = new byte[Iec104Limits.MaxFrame];
@@ -375,14 +384,20 @@ internal sealed class Iec104Session : IProtocolSession
     {
         if (!await _client.TakeWindowAsync(_t1Span, _connection.Closed))
         {
-            if (!_connection.Closed.IsCancellationRequested)
-            {
-                _listener.Audit.Write(Event(AuditEventKind.IdleTimeout, null, "t1: the client did not acknowledge within t1 (k frames unacknowledged)") with { ConnectionClosed = true });
-                _ = CloseAsync();
-            }
+            ClientWindowExpired();
             return;
         }
         await _connection.SendToClientAsync(new IFrame(_client, asduLength), buffer);
+    }
+
+    /// <summary>No room opened in the client's window (k) within t1: closed, unless it already was.</summary>
+    private void ClientWindowExpired()
+    {
+        if (!_connection.Closed.IsCancellationRequested)
+        {
+            _listener.Audit.Write(Event(AuditEventKind.IdleTimeout, null, "t1: the client did not acknowledge within t1 (k frames unacknowledged)") with { ConnectionClosed = true });
+            _ = CloseAsync();
+        }
     }
 
     /// <summary>Sends the ASDU at <paramref name="buffer"/>[6..] to the RTU as the next I-frame of the station leg; false when it cannot be sent.</summary>
@@ -454,19 +469,94 @@ internal sealed class Iec104Session : IProtocolSession
         {
             case StationAction.ForwardAsdu:
                 _listener.Counters.CountResponse();
-                await SendIFrameToClientAsync(_toClientFromStation, asduLength);
+                await CollectIFrameForClientAsync(asduLength);
                 break;
             case StationAction.TestFrCon:
                 await SendToStationAsync(_toStationFromUpstream.AsMemory(0, Iec104Limits.ApciLength));
                 break;
             case StationAction.ClientU:
-                await _connection.SendToClientAsync(_toClientFromStation.AsMemory(0, Iec104Limits.ApciLength));
+                await CollectForClientAsync(Iec104Limits.ApciLength);
                 break;
         }
+        if (_stationFaulted)
+        {
+            // What the read carried before the fault still reaches the client, as it did frame by frame; then both close.
+            _stationFaulted = false;
+            await FlushToClientAsync();
+            _ = CloseAsync();
+        }
+        // The S-frame that w I-frames of the RTU call for goes at the end of the read (OnReadCompleteAsync), or
+        // before the upstream loop waits for the client's window.
+    }
+
+    /// <summary>
+    /// The end of one read of the RTU's: the frames it produced for the client go in one write, numbered in order under the
+    /// client's send lock, then the RTU gets its S-frame if w of its I-frames are unacknowledged.
+    /// </summary>
+    public ValueTask OnReadCompleteAsync(int generation) => SendCollectedAsync();
+
+    /// <summary>The collected frames to the client in one write, then the RTU's S-frame if one is due (w).</summary>
+    private async ValueTask SendCollectedAsync()
+    {
+        await FlushToClientAsync();
         if (_station.MustAcknowledge)
         {
             await SendSFrameToStationAsync(_toStationFromUpstream);
         }
+    }
+
+    /// <summary>
+    /// The RTU's ASDU at <see cref="_toClientFromStation"/>[6..] joins the frames collected for the client, with its slot of
+    /// the client's window (k) taken now and its numbers given when it is sent. When the window is full, what is collected
+    /// goes first (the client can only acknowledge frames it has) with the RTU's due S-frame, then this waits for room up
+    /// to t1, as a single frame did.
+    /// </summary>
+    private async ValueTask CollectIFrameForClientAsync(int asduLength)
+    {
+        if (!_client.TryTakeWindow())
+        {
+            await SendCollectedAsync();
+            if (!await _client.TakeWindowAsync(_t1Span, _connection.Closed))
+            {
+                ClientWindowExpired();
+                return;
+            }
+        }
+        int length = Iec104Limits.ApciLength + asduLength;
+        if (_collectedLength + length > CollectedCapacity)
+        {
+            await FlushToClientAsync();
+        }
+        var frame = _toClientCollected.AsSpan(_collectedLength, length);
+        frame[0] = Iec104Limits.StartOctet;
+        frame[1] = (byte)(Iec104Limits.MinLength + asduLength);
+        // Control field 0: an I-frame (bit 0 clear), numbered by CollectedFrames under the send lock.
+        frame[2..Iec104Limits.ApciLength].Clear();
+        _toClientFromStation.AsSpan(Iec104Limits.ApciLength, asduLength).CopyTo(frame[Iec104Limits.ApciLength..]);
+        _collectedLength += length;
+    }
+
+    /// <summary>The U-frame at <see cref="_toClientFromStation"/>[..6] (STARTDT or STOPDT con) joins the frames collected for the client, in order.</summary>
+    private async ValueTask CollectForClientAsync(int length)
+    {
+        if (_collectedLength + length > CollectedCapacity)
+        {
+            await FlushToClientAsync();
+        }
+        _toClientFromStation.AsSpan(0, length).CopyTo(_toClientCollected.AsSpan(_collectedLength));
+        _collectedLength += length;
+    }
+
+    /// <summary>Sends the frames collected for the client in one write (nothing when none are).</summary>
+    private ValueTask FlushToClientAsync()
+    {
+        int length = _collectedLength;
+        if (length == 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+        _collectedLength = 0;
+        return _connection.SendToClientAsync(new CollectedFrames(_client, length), _toClientCollected);
     }
 
     private enum StationAction : byte
@@ -580,21 +670,23 @@ internal sealed class Iec104Session : IProtocolSession
         }
     }
 
+    /// <summary>Audits a fault of the RTU's; <see cref="OnResponseAsync"/> closes the connection once the read's collected frames are sent.</summary>
     private void StationFault(string reason)
     {
         _listener.Counters.CountResponseMismatch();
         _listener.Audit.Write(Event(AuditEventKind.UpstreamLost, null, reason) with { ConnectionClosed = true });
-        _ = CloseAsync();
+        _stationFaulted = true;
     }
 
-    public ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FrameFault fault)
+    public async ValueTask OnUpstreamLost(int generation, UpstreamLoss loss, FrameFault fault)
     {
+        // Bytes that are not IEC 104 end a read early: the frames before them still reach the client first.
+        await FlushToClientAsync();
         _listener.Audit.Write(Event(AuditEventKind.UpstreamLost, null, loss == UpstreamLoss.InvalidFraming
             ? "the station sent bytes that are not IEC 104: " + ResponseFramer.Describe(fault)
             : "station connection lost: the client's connection is closed (its sequence numbers went with it)") with { ConnectionClosed = true });
         // The RTU's numbering went with its TCP connection: the client reconnects and starts again, as it would direct.
         _ = CloseAsync();
-        return ValueTask.CompletedTask;
     }
 
     private Task CloseAsync()
@@ -668,6 +760,28 @@ internal sealed class Iec104Session : IProtocolSession
             destination[2..Iec104Limits.ApciLength].Clear();
             Iec104Writer.SetControl(destination[..(Iec104Limits.ApciLength + asduLength)], ns, nr);
             return Iec104Limits.ApciLength + asduLength;
+        }
+    }
+
+    /// <summary>
+    /// The frames collected from one read of the RTU's, in order, written under the client's send lock: each I-frame
+    /// (control field still 0) gets the next N(S) and the current N(R) there, so numbers go out in send order whichever
+    /// flow sends; U-frames are left as they are.
+    /// </summary>
+    private readonly struct CollectedFrames(Iec104Leg leg, int length) : IClientReply
+    {
+        public int Write(Span<byte> destination)
+        {
+            long now = Stopwatch.GetTimestamp();
+            for (int offset = 0; offset < length; offset += Iec104Limits.PrefixLength + destination[offset + 1])
+            {
+                if ((destination[offset + 2] & 0x01) == 0)
+                {
+                    var (ns, nr) = leg.NextIFrame(now);
+                    Iec104Writer.SetControl(destination.Slice(offset, Iec104Limits.ApciLength), ns, nr);
+                }
+            }
+            return length;
         }
     }
 
