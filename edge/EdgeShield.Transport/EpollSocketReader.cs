@@ -28,8 +28,11 @@ public sealed class EpollSocketReader : IValueTaskSource<int>, IDisposable
     private readonly ulong _token;
     private ManualResetValueTaskSourceCore<int> _core;
     private Memory<byte> _parked;
-    // The previous read filled its buffer, so more may be queued: read without waiting.
-    private bool _mayHaveData = true;
+    // The previous read filled its buffer, so more may be queued: read without waiting. Not before the first
+    // read: epoll_ctl(ADD) reports bytes already queued as an edge, so the first read waits for epoll too and
+    // its continuation runs on this socket's loop thread. (An accepted client's first read on the accept
+    // thread would open its PLC connection from there, on whatever loop came next, not on the client's.)
+    private bool _mayHaveData;
     // Set by the epoll thread on every edge; cleared just before each read.
     private int _edge;
     // 1 while a read is parked in _core; whoever swaps it to 0 completes that read.
