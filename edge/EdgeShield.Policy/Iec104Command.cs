@@ -126,6 +126,15 @@ public readonly ref struct Iec104Command
         return NoKey;
     }
 
+    /// <summary>
+    /// The object a well-formed single-object ASDU addresses — common address and IOA, whatever the type and value —
+    /// for <see cref="Iec104Selects.EndSelection"/>; <see cref="NoKey"/> otherwise.
+    /// </summary>
+    public static ulong PointOf(in Iec104Asdu asdu) =>
+        asdu.Status == Iec104AsduStatus.WellFormed && asdu.Count == 1
+            ? 1UL << 63 | (ulong)asdu.CommonAddress << 24 | (asdu.FirstIoa & MaxIoa)
+            : NoKey;
+
     public static bool CarriesSelect(byte type) => type is >= 45 and <= 50 or >= 58 and <= 63;
 
     /// <summary>Set-point types, the ones <c>value:</c> bounds: 48-50 and 61-63.</summary>

@@ -8,8 +8,8 @@ namespace EdgeShield.Policy;
 /// <remarks>
 /// The session's part: <see cref="Selected"/> when it forwards an allowed select (S/E = 1, cause 6) of a rule that
 /// <see cref="CompiledPolicy.RequiresSelect"/>; <see cref="Confirmed"/> when the station's activation confirmation
-/// of it arrives (the mirrored ASDU with S/E = 1, cause 7; P/N = 1 removes it; never for an execute's confirmation); <see cref="Consume"/> after it forwarded an allowed execute (one execute per
-/// select), and for a deactivation (break-off) of the select. Rules only ask <see cref="HasConfirmedSelect"/>,
+/// of it arrives (the mirrored ASDU with S/E = 1, cause 7; P/N = 1 removes it; never for an execute's confirmation); <see cref="EndSelection"/> after it judged any execute for the same object (one
+/// execute per select, allowed or refused, as the station's own selection ends). Rules only ask <see cref="HasConfirmedSelect"/>,
 /// which changes nothing: several rules may be asked about one request. <c>select-timeout</c> runs from the select,
 /// as the station's own timer does. When the table is full, a new select takes the oldest entry's place.
 /// Key 0 is no key (<see cref="Iec104Command.NoKey"/>, e.g. a multi-object command): it is never recorded and
@@ -27,6 +27,8 @@ public sealed class Iec104Selects
     private const byte Positive = 2;
 
     private readonly ulong[] _keys;
+    // The point each select is for (Iec104Command.PointOf: common address and IOA): any execute for it ends it.
+    private readonly ulong[] _points;
     private readonly long[] _selectedAt;
     private readonly byte[] _states;
     private readonly Lock _lock = new();
@@ -37,6 +39,7 @@ public sealed class Iec104Selects
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, 1024);
         _keys = new ulong[capacity];
+        _points = new ulong[capacity];
         _selectedAt = new long[capacity];
         _states = new byte[capacity];
     }
@@ -65,7 +68,13 @@ public sealed class Iec104Selects
     /// The gateway forwarded an allowed select of <paramref name="commandKey"/> at <paramref name="now"/>
     /// (Stopwatch ticks). A repeated select starts over: it waits for its own confirmation.
     /// </summary>
-    public void Selected(ulong commandKey, long now)
+    public void Selected(ulong commandKey, long now) => Selected(commandKey, Iec104Command.NoKey, now);
+
+    /// <summary>
+    /// As <see cref="Selected(ulong, long)"/>, for the object at <paramref name="point"/> (<see cref="Iec104Command.PointOf"/>):
+    /// an execute for that point ends it (<see cref="EndSelection"/>), whatever its value.
+    /// </summary>
+    public void Selected(ulong commandKey, ulong point, long now)
     {
         if (commandKey == Iec104Command.NoKey)
         {
@@ -91,6 +100,7 @@ public sealed class Iec104Selects
                 }
             }
             _keys[slot] = commandKey;
+            _points[slot] = point;
             _selectedAt[slot] = now;
             _states[slot] = Pending;
         }
@@ -146,6 +156,32 @@ public sealed class Iec104Selects
             }
             _states[slot] = Free;
             return true;
+        }
+    }
+
+    /// <summary>
+    /// An execute for <paramref name="point"/> was judged (allowed or refused, whatever its value): every select of
+    /// that object ends, as a station ends its selection on any execute for the object (a refused one never reaches
+    /// the station, but the client was answered negatively and must select again). The number of selects ended.
+    /// </summary>
+    public int EndSelection(ulong point)
+    {
+        if (point == Iec104Command.NoKey)
+        {
+            return 0;
+        }
+        lock (_lock)
+        {
+            var ended = 0;
+            for (var i = 0; i < _states.Length; i++)
+            {
+                if (_states[i] != Free && _points[i] == point)
+                {
+                    _states[i] = Free;
+                    ended++;
+                }
+            }
+            return ended;
         }
     }
 

@@ -237,7 +237,7 @@ public partial class Iec104GatewayTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task SelectBeforeOperate_OneExecutePerConfirmedSelect_NotAfterTimeout_NotAfterANegativeSelect()
+    public async Task SelectBeforeOperate_OneExecutePerConfirmedSelect_NotAfterTimeout_NotAfterANegativeSelect_NotAfterARefusedExecute()
     {
         await using var gw = await Iec104Gateway.StartAsync(selectTimeout: "1s");
         using var client = await RawIec104.ConnectAsync(gw.Port);
@@ -258,6 +258,13 @@ public partial class Iec104GatewayTests(ITestOutputHelper output)
         Assert.Equal((46, true), await client.CommandAsync(RawIec104.SingleCommand(2, 2012, select: true, on: true)));
         Assert.Equal((7, true), await client.CommandAsync(RawIec104.SingleCommand(2, 2012, select: false, on: true)));
 
+        // An execute the gateway refuses (OFF after a select of ON: not the selected command) ends the selection,
+        // as the station's own selection ends on any execute: the ON that follows needs a new select. The station
+        // never sees either execute (its log, below, has exactly the executes allowed here).
+        Assert.Equal((7, false), await client.CommandAsync(RawIec104.SingleCommand(1, 2014, select: true, on: true)));
+        Assert.Equal((7, true), await client.CommandAsync(RawIec104.SingleCommand(1, 2014, select: false, on: false)));
+        Assert.Equal((7, true), await client.CommandAsync(RawIec104.SingleCommand(1, 2014, select: false, on: true)));
+
         // The session goes on: a fresh select and execute still pass.
         Assert.Equal((7, false), await client.CommandAsync(RawIec104.SingleCommand(1, 2013, select: true, on: false)));
         Assert.Equal((7, false), await client.CommandAsync(RawIec104.SingleCommand(1, 2013, select: false, on: false)));
@@ -266,9 +273,9 @@ public partial class Iec104GatewayTests(ITestOutputHelper output)
 
         await gw.Station.WaitForClosesAsync();
         Assert.Equal(
-            ["45 1 2010 se=1", "45 1 2010 se=0", "45 1 2011 se=1", "45 2 2012 se=1", "45 1 2013 se=1", "45 1 2013 se=0"],
+            ["45 1 2010 se=1", "45 1 2010 se=0", "45 1 2011 se=1", "45 2 2012 se=1", "45 1 2014 se=1", "45 1 2013 se=1", "45 1 2013 se=0"],
             gw.Station.Asdus.Select(a => $"{a["type"]} {a["ca"]} {a["ioa"]} se={a["se"]}"));
-        Assert.Equal(3, gw.Audit("denied").Length);
+        Assert.Equal(5, gw.Audit("denied").Length);
     }
 
     /// <summary>Crafted frames (tests/peers/iec104/craft.py) that are malformed, and the words the gateway's audit must name.</summary>

@@ -66,6 +66,41 @@ public class Iec104SelectTests
         Assert.False(selects.Consume(execute.Key));
     }
 
+    /// <summary>The point (CA, IOA) of a single-object ASDU, read as the session reads it.</summary>
+    private static ulong Point(ushort ca, uint ioa, byte type = 45)
+    {
+        byte[] bytes = [type, 1, 6, 0, (byte)ca, (byte)(ca >> 8), (byte)ioa, (byte)(ioa >> 8), (byte)(ioa >> 16), 0x01];
+        Assert.True(Iec104Asdu.TryParse(bytes, out var asdu, out _));
+        return Iec104Command.PointOf(asdu);
+    }
+
+    [Fact]
+    public void AnExecuteForTheObject_EndsEverySelectOfIt_WhateverItsValueOrType_OthersStay()
+    {
+        var selects = new Iec104Selects();
+        var on = Single(1, 2000, on: true, select: true);
+        var off = Single(1, 2000, on: false, select: true);
+        var other = Single(1, 2001, select: true);
+        selects.Selected(on.Key, Point(1, 2000), T0);
+        selects.Selected(off.Key, Point(1, 2000), T0);
+        selects.Selected(other.Key, Point(1, 2001), T0);
+        foreach (var select in new[] { on, off, other })
+        {
+            Assert.True(selects.Confirmed(select.Key, positive: true, T0));
+        }
+        Assert.Equal(Point(1, 2000), Point(1, 2000, type: 46)); // a double command to the same object: the same point
+        Assert.NotEqual(Point(1, 2000), Point(2, 2000));
+
+        // An execute for 2000 (the session ends the selection whether it allowed or refused it): both selects of 2000 end.
+        Assert.Equal(2, selects.EndSelection(Point(1, 2000)));
+        Refused(Evaluate(Breakers, Single(1, 2000, on: true), selects: selects, now: T0 + Second));
+        Refused(Evaluate(Breakers, Single(1, 2000, on: false), selects: selects, now: T0 + Second));
+        Assert.Equal(Verdict.Allow(0), Evaluate(Breakers, Single(1, 2001), selects: selects, now: T0 + Second));
+        Assert.Equal(0, selects.EndSelection(Point(1, 2000)));
+        Assert.Equal(0, selects.EndSelection(Iec104Command.NoKey));
+        Assert.Equal(1, selects.Count);
+    }
+
     [Fact]
     public void Execute_AfterSelectTimeout_IsRefused()
     {

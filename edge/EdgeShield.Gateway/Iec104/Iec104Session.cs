@@ -214,6 +214,13 @@ internal sealed class Iec104Session : IProtocolSession
         // The order of judgement is Inspector.InspectIec104's, which replay asks too.
         var inspection = Inspector.InspectIec104(policy, _connection.Source, asdu, _selects, now);
         var verdict = inspection.Verdict;
+        ulong point = asdu.IsCommand ? Iec104Command.PointOf(asdu) : Iec104Command.NoKey;
+        if (asdu.IsCommand && !asdu.IsSelect)
+        {
+            // Judged: this execute, allowed or refused, ends the object's selection (one execute per select), as the
+            // station's own does. A client refused here must select again, as it would after the station's refusal.
+            _selects.EndSelection(point);
+        }
         switch (inspection.Kind)
         {
             case InspectionKind.Malformed:
@@ -235,15 +242,9 @@ internal sealed class Iec104Session : IProtocolSession
         }
         if (verdict.IsAllowed && asdu.IsCommand && policy.RequiresSelect(verdict.RuleIndex))
         {
-            ulong key = Iec104Command.KeyOf(asdu);
             if (asdu.IsSelect)
             {
-                _selects.Selected(key, now);
-            }
-            else
-            {
-                // One execute per confirmed select.
-                _selects.Consume(key);
+                _selects.Selected(Iec104Command.KeyOf(asdu), point, now);
             }
         }
         _listener.Counters.CountAllowed();

@@ -264,6 +264,12 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
         ByCommonAddress[asdu.CommonAddress]++;
         var inspection = Inspector.InspectIec104(_policy, source, asdu, connection.Selects, now);
         var verdict = inspection.Verdict;
+        ulong point = asdu.IsCommand ? Iec104Command.PointOf(asdu) : Iec104Command.NoKey;
+        if (asdu.IsCommand && !asdu.IsSelect)
+        {
+            // As the live session: any judged execute ends its object's selection.
+            connection.Selects.EndSelection(point);
+        }
         if (inspection.Kind == InspectionKind.Denied)
         {
             Deny(context, asdu, Iec104DenialKind.Policy, verdict, inspection.RefusalCode);
@@ -283,16 +289,9 @@ public sealed class Iec104PolicyReplay : IIec104CaptureObserver
             Deny(context, asdu, Iec104DenialKind.Policy, verdict, inspection.RefusalCode);
             return Iec104ReplayOutcome.Denied;
         }
-        if (asdu.IsCommand && _policy.RequiresSelect(verdict.RuleIndex))
+        if (asdu.IsSelect && _policy.RequiresSelect(verdict.RuleIndex))
         {
-            if (asdu.IsSelect)
-            {
-                connection.Selects.Selected(Iec104Command.KeyOf(asdu), now);
-            }
-            else
-            {
-                connection.Selects.Consume(Iec104Command.KeyOf(asdu));
-            }
+            connection.Selects.Selected(Iec104Command.KeyOf(asdu), point, now);
         }
         Allowed++;
         AllowedByRule[verdict.RuleIndex]++;
