@@ -232,17 +232,20 @@ for gw in $GATEWAYS; do
   extra=""
   [[ $gw == *-inline ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
   [[ $gw == *-tp ]] && extra="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0"
-  # *-unpinned: the epoll loops left to the scheduler (EDGESHIELD_EPOLL_PIN=0; RESULTS §13).
+  # *-pinned / *-unpinned: the epoll loops pinned one per CPU (the default) / left to the scheduler
+  # (EDGESHIELD_EPOLL_PIN=1 / 0; RESULTS §13d).
+  [[ $gw == *-pinned ]] && extra="EDGESHIELD_EPOLL_PIN=1"
   [[ $gw == *-unpinned ]] && extra="EDGESHIELD_EPOLL_PIN=0"
   journal=""
   [[ $gw == *-journal ]] && journal=1
   base=${gw%-journal}
   base=${base%-unpinned}
+  base=${base%-pinned}
   base=${base%-inline}
   case ${base%-tp} in
     jit) cmd=(dotnet "$GW_DLL") ;;
     aot) cmd=("$GW_AOT") ;;
-    *) echo "e2e: unknown gateway '$gw' (jit, aot, with -inline, -tp or -unpinned)" >&2; exit 2 ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, with -inline, -tp, -pinned or -unpinned)" >&2; exit 2 ;;
   esac
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
   gateway_config $port >"$WORK/gw-$gw.yaml"

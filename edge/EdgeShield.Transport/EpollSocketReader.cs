@@ -443,7 +443,8 @@ internal sealed unsafe partial class EpollLoop
         t_current = this;
         // One loop per allowed CPU, each staying on its own (as HAProxy's cpu-map): on 2 cores shared
         // with other processes this took 64-connection throughput from 0.86-0.93x to 0.95-1.0x HAProxy's.
-        // EDGESHIELD_EPOLL_PIN=0 leaves the loops to the scheduler (bench/RESULTS.md §13 compares both).
+        // EDGESHIELD_EPOLL_PIN=0 leaves the loops to the scheduler (bench/RESULTS.md §13 and §13d compare both:
+        // pinned is better with libmodbus's 64 client threads beside it, unpinned with lib60870's 130).
         if (PinLoops)
         {
             PinToAllowedCpu(_index);
