@@ -287,28 +287,33 @@ internal sealed class ClientConnection
             return ValueTask.CompletedTask;
         }
         // The common case: nobody else is sending, and the kernel takes the whole answer at once.
-        if (_sendLock.Wait(0))
+        return _sendLock.Wait(0) ? SendHoldingLock(data) : SendToClientSlowAsync(data);
+    }
+
+    /// <summary>
+    /// Holding the send lock: one <c>send(2)</c>; what the client's window did not take is awaited. The lock is
+    /// released either way; a failure closes the connection.
+    /// </summary>
+    private ValueTask SendHoldingLock(ReadOnlyMemory<byte> data)
+    {
+        int sent;
+        try
         {
-            int sent;
-            try
-            {
-                sent = NonBlockingSend.Send(_client, data.Span);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                _sendLock.Release();
-                _ = CloseAsync();
-                return ValueTask.CompletedTask;
-            }
-            if (sent == data.Length)
-            {
-                Sent();
-                _sendLock.Release();
-                return ValueTask.CompletedTask;
-            }
-            return SendRestAsync(data[sent..]);
+            sent = NonBlockingSend.Send(_client, data.Span);
         }
-        return SendToClientSlowAsync(data);
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            _sendLock.Release();
+            _ = CloseAsync();
+            return ValueTask.CompletedTask;
+        }
+        if (sent == data.Length)
+        {
+            Sent();
+            _sendLock.Release();
+            return ValueTask.CompletedTask;
+        }
+        return SendRestAsync(data[sent..]);
     }
 
     /// <summary>Sends what the client's window did not take, holding the send lock the caller took; releases it.</summary>
@@ -359,30 +364,21 @@ internal sealed class ClientConnection
         {
             return ValueTask.CompletedTask;
         }
-        if (_sendLock.Wait(0))
+        if (!_sendLock.Wait(0))
         {
-            int length;
-            int sent;
-            try
-            {
-                length = reply.Write(buffer);
-                sent = NonBlockingSend.Send(_client, buffer.AsSpan(0, length));
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                _sendLock.Release();
-                _ = CloseAsync();
-                return ValueTask.CompletedTask;
-            }
-            if (sent == length)
-            {
-                Sent();
-                _sendLock.Release();
-                return ValueTask.CompletedTask;
-            }
-            return SendRestAsync(buffer.AsMemory(sent, length - sent));
+            return SendToClientSlowAsync(reply, buffer);
         }
-        return SendToClientSlowAsync(reply, buffer);
+        int length;
+        try
+        {
+            length = reply.Write(buffer);
+        }
+        catch
+        {
+            _sendLock.Release();
+            throw;
+        }
+        return SendHoldingLock(buffer.AsMemory(0, length));
     }
 
     private async ValueTask SendToClientSlowAsync<TReply>(TReply reply, byte[] buffer)

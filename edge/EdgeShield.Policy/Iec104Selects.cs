@@ -144,7 +144,7 @@ public sealed class Iec104Selects
         }
     }
 
-    /// <summary>Removes <paramref name="commandKey"/>: after its execute was allowed (one execute per select), or its select broken off. False when not held.</summary>
+    /// <summary>Removes the one select of <paramref name="commandKey"/> (the sessions end selects by object with <see cref="EndSelection"/>). False when not held.</summary>
     public bool Consume(ulong commandKey)
     {
         lock (_lock)

@@ -240,12 +240,9 @@ internal sealed class Iec104Session : IProtocolSession
             Audit(frame, AuditEventKind.PendingLimit, null, "too many commands outstanding on this connection", asdu: asdu);
             return WriteRefusal(asdu, Iec104Refusals.ConfirmationCause(asdu.Cause), OnDeny.Exception, consumed);
         }
-        if (verdict.IsAllowed && asdu.IsCommand && policy.RequiresSelect(verdict.RuleIndex))
+        if (verdict.IsAllowed && asdu.IsSelect && policy.RequiresSelect(verdict.RuleIndex))
         {
-            if (asdu.IsSelect)
-            {
-                _selects.Selected(Iec104Command.KeyOf(asdu), point, now);
-            }
+            _selects.Selected(Iec104Command.KeyOf(asdu), point, now);
         }
         _listener.Counters.CountAllowed();
         _connection.MarkAllowed();
