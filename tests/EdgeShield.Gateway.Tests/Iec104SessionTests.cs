@@ -10,7 +10,9 @@ namespace EdgeShield.Gateway.Tests;
 /// The IEC 104 session in process, between a raw client and a scripted station on real loopback sockets,
 /// both written byte by byte here so that every N(S), N(R), S- and U-frame is ours to choose and to check:
 /// renumbering across refusals, the k and w windows, t1, TESTFR per leg, dropped confirmations, STARTDT/STOPDT.
+/// One of them measures the whole process's allocations, so the class runs alone, after the parallel ones.
 /// </summary>
+[Collection(nameof(ProcessWideAllocation))]
 public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
 {
     private const string Policy = """
