@@ -65,14 +65,9 @@ public sealed class Iec104Selects
     }
 
     /// <summary>
-    /// The gateway forwarded an allowed select of <paramref name="commandKey"/> at <paramref name="now"/>
-    /// (Stopwatch ticks). A repeated select starts over: it waits for its own confirmation.
-    /// </summary>
-    public void Selected(ulong commandKey, long now) => Selected(commandKey, Iec104Command.NoKey, now);
-
-    /// <summary>
-    /// As <see cref="Selected(ulong, long)"/>, for the object at <paramref name="point"/> (<see cref="Iec104Command.PointOf"/>):
-    /// an execute for that point ends it (<see cref="EndSelection"/>), whatever its value.
+    /// The gateway forwarded an allowed select of <paramref name="commandKey"/> for the object at <paramref name="point"/>
+    /// (<see cref="Iec104Command.PointOf"/>) at <paramref name="now"/> (Stopwatch ticks). A repeated select starts over:
+    /// it waits for its own confirmation. An execute for that point ends it (<see cref="EndSelection"/>), whatever its value.
     /// </summary>
     public void Selected(ulong commandKey, ulong point, long now)
     {
@@ -109,7 +104,7 @@ public sealed class Iec104Selects
     /// <summary>
     /// The station's activation confirmation of the select <paramref name="commandKey"/> arrived: positive
     /// (P/N = 0) makes it confirmed, negative (P/N = 1) removes it. <paramref name="now"/> is for the record:
-    /// the timeout runs from the select. False when no such select is held (already consumed, evicted, or never selected).
+    /// the timeout runs from the select. False when no such select is held (ended, evicted, or never selected).
     /// </summary>
     public bool Confirmed(ulong commandKey, bool positive, long now)
     {
@@ -141,21 +136,6 @@ public sealed class Iec104Selects
             }
             var age = now - _selectedAt[slot];
             return age >= 0 && age <= timeoutTicks;
-        }
-    }
-
-    /// <summary>Removes the one select of <paramref name="commandKey"/> (the sessions end selects by object with <see cref="EndSelection"/>). False when not held.</summary>
-    public bool Consume(ulong commandKey)
-    {
-        lock (_lock)
-        {
-            var slot = Find(commandKey);
-            if (slot < 0)
-            {
-                return false;
-            }
-            _states[slot] = Free;
-            return true;
         }
     }
 

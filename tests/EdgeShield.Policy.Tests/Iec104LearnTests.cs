@@ -53,7 +53,7 @@ public class Iec104LearnTests
         return result.Config.Policies["learned"];
     }
 
-    /// <summary>Replays the stream as the session would: selects allowed by a select-before-operate rule are recorded and confirmed, executes consume them.</summary>
+    /// <summary>Replays the stream as the session would: selects allowed by a select-before-operate rule are recorded and confirmed, an execute ends its object's selects.</summary>
     private static List<string> Refused(CompiledPolicy policy, (string Source, Cmd Command, long Now)[] stream)
     {
         var refused = new List<string>();
@@ -70,17 +70,14 @@ public class Iec104LearnTests
                 refused.Add($"{source} {command.Type} CA {command.Ca} IOA {command.Ioa}: {verdict.Reason}");
                 continue;
             }
-            if (policy.RequiresSelect(verdict.RuleIndex) && Iec104Command.CarriesSelect(command.TypeOctet))
+            if (command.IsSelect && policy.RequiresSelect(verdict.RuleIndex))
             {
-                if (command.IsSelect)
-                {
-                    table.Selected(command.Key, now);
-                    table.Confirmed(command.Key, positive: true, now);
-                }
-                else
-                {
-                    table.Consume(command.Key);
-                }
+                table.Selected(command.Key, command.Point, now);
+                table.Confirmed(command.Key, positive: true, now);
+            }
+            else if (Iec104Command.CarriesSelect(command.TypeOctet) && !command.IsSelect)
+            {
+                table.EndSelection(command.Point);
             }
         }
         return refused;

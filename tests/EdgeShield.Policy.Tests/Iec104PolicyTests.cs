@@ -340,7 +340,7 @@ public class Iec104PolicyTests
             """, maintenance);
         var selects = new Iec104Selects();
         var select = Single(1, 2000, select: true);
-        selects.Selected(select.Key, T0);
+        selects.Selected(select.Key, select.Point, T0);
         selects.Confirmed(select.Key, positive: true, T0);
         Cmd[] commands =
         [

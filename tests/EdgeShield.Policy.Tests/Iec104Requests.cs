@@ -29,6 +29,17 @@ internal static class Iec104Requests
 
         public ulong Key => Iec104Command.Key(TypeOctet, Ca, Ioa, Element);
 
+        /// <summary>The object (CA, IOA) as the session reads it from the ASDU (<see cref="Iec104Command.PointOf"/>).</summary>
+        public ulong Point
+        {
+            get
+            {
+                byte[] bytes = [TypeOctet, 1, Cause, 0, (byte)Ca, (byte)(Ca >> 8), (byte)Ioa, (byte)(Ioa >> 8), (byte)(Ioa >> 16), .. Element];
+                Xunit.Assert.True(Iec104Asdu.TryParse(bytes, out var asdu, out _));
+                return Iec104Command.PointOf(asdu);
+            }
+        }
+
         public Iec104Command Build(Iec104Selects? selects = null, long now = T0)
         {
             var hasValue = Iec104Command.TryReadSetPoint(TypeOctet, Element, out var value);

@@ -6,7 +6,7 @@ namespace EdgeShield.Policy.Tests;
 
 /// <summary>
 /// select-before-operate as the session drives it: it forwards an allowed select and records it, the station confirms,
-/// the execute is judged against the table (which rules never change), then consumed.
+/// the execute is judged against the table (which rules never change), then the object's selection ends.
 /// </summary>
 public class Iec104SelectTests
 {
@@ -28,7 +28,7 @@ public class Iec104SelectTests
         var verdict = Evaluate(Breakers, select, selects: selects, now: now);
         Assert.True(verdict.IsAllowed);
         Assert.True(Breakers.RequiresSelect(verdict.RuleIndex));
-        selects.Selected(select.Key, now);
+        selects.Selected(select.Key, select.Point, now);
     }
 
     private static void Refused(Verdict verdict)
@@ -60,10 +60,10 @@ public class Iec104SelectTests
         // Asking again changes nothing: rules only look.
         Assert.Equal(Verdict.Allow(0), Evaluate(Breakers, execute, selects: selects, now: T0 + 2 * Second));
 
-        // The session consumes the select once the execute is forwarded: one execute per select.
-        Assert.True(selects.Consume(execute.Key));
+        // The session ends the object's selection once the execute is judged: one execute per select.
+        Assert.Equal(1, selects.EndSelection(execute.Point));
         Refused(Evaluate(Breakers, execute, selects: selects, now: T0 + 2 * Second));
-        Assert.False(selects.Consume(execute.Key));
+        Assert.Equal(0, selects.EndSelection(execute.Point));
     }
 
     /// <summary>The point (CA, IOA) of a single-object ASDU, read as the session reads it.</summary>
@@ -166,9 +166,9 @@ public class Iec104SelectTests
     {
         var selects = new Iec104Selects();
         var select = Single(1, 2000, select: true);
-        selects.Selected(select.Key, T0);
+        selects.Selected(select.Key, select.Point, T0);
         selects.Confirmed(select.Key, positive: true, T0);
-        selects.Selected(select.Key, T0 + 1);
+        selects.Selected(select.Key, select.Point, T0 + 1);
         Assert.Equal(1, selects.Count);
         Assert.False(selects.HasConfirmedSelect(select.Key, Second, T0 + 2));
     }
@@ -179,18 +179,18 @@ public class Iec104SelectTests
         var selects = new Iec104Selects(capacity: 4);
         for (var i = 0; i < 4; i++)
         {
-            selects.Selected((ulong)i, T0 + i);
+            selects.Selected((ulong)i, (ulong)i, T0 + i);
             selects.Confirmed((ulong)i, positive: true, T0 + i);
         }
-        selects.Selected(99, T0 + 10);
+        selects.Selected(99, 99, T0 + 10);
         Assert.Equal(4, selects.Count);
         Assert.False(selects.HasConfirmedSelect(0, Second, T0 + 10));
         Assert.True(selects.HasConfirmedSelect(1, Second, T0 + 10));
         Assert.True(selects.HasConfirmedSelect(3, Second, T0 + 10));
         Assert.False(selects.HasConfirmedSelect(99, Second, T0 + 10)); // not yet confirmed
-        // A consumed slot is reused before anything is evicted.
-        Assert.True(selects.Consume(2));
-        selects.Selected(100, T0 + 11);
+        // An ended slot is reused before anything is evicted.
+        Assert.Equal(1, selects.EndSelection(2));
+        selects.Selected(100, 100, T0 + 11);
         Assert.True(selects.HasConfirmedSelect(1, Second, T0 + 11));
         selects.Clear();
         Assert.Equal(0, selects.Count);
@@ -211,10 +211,10 @@ public class Iec104SelectTests
         });
         for (var i = 0; i < 20_000; i++)
         {
-            selects.Selected((ulong)(i % 8), T0 + i);
+            selects.Selected((ulong)(i % 8), (ulong)(i % 8), T0 + i);
             if (selects.HasConfirmedSelect((ulong)(i % 8), long.MaxValue, T0 + i))
             {
-                selects.Consume((ulong)(i % 8));
+                selects.EndSelection((ulong)(i % 8));
             }
             if (selects.Count > selects.Capacity)
             {
@@ -257,7 +257,7 @@ public class Iec104SelectTests
     public void NoKey_IsNeverSelected_SoAnExecuteWithoutAKeyNeverPasses()
     {
         var selects = new Iec104Selects();
-        selects.Selected(Iec104Command.NoKey, T0);
+        selects.Selected(Iec104Command.NoKey, Iec104Command.NoKey, T0);
         Assert.False(selects.Confirmed(Iec104Command.NoKey, positive: true, T0));
         Assert.Equal(0, selects.Count);
         Assert.False(selects.HasConfirmedSelect(Iec104Command.NoKey, long.MaxValue, T0));
