@@ -30,7 +30,7 @@ print("| conns | target | × HAProxy per round (median; min–max) | p99 vs HAPr
 print("|---:|---|---:|---:|---:|")
 for conns in dict.fromkeys(r["conns"] for r in rows):
     for target in dict.fromkeys(r["target"] for r in rows):
-        if not target.startswith("edgeshield"):
+        if not target.startswith("edgeshield") and target != "haproxy-b":
             continue
         by_round = {r["round"]: r for r in rows if r["conns"] == conns and r["target"] == target}
         ha = {r["round"]: r for r in rows if r["conns"] == conns and r["target"] == "haproxy"}

@@ -27,6 +27,8 @@
 # signed journal in the work directory, default checkpoints; docs/AUDIT.md): issue 14's journal on vs off.
 # HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
 # epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
+# HAPROXY_AA=1 adds a second, identical HAProxy ("haproxy-b", port HAPROXY_B_PORT, default HAPROXY_PORT+50) as a
+# target: an A/A comparison whose per-round ratio to the first shows the bench's own noise (RESULTS §13e).
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
 set -euo pipefail
 
@@ -53,7 +55,8 @@ GW_DLL=$ROOT/edge/EdgeShield.Host/bin/Release/net10.0/edgeshield.dll
 GW_AOT=$ROOT/edge/EdgeShield.Host/bin/Release/net10.0/linux-x64/publish/edgeshield
 
 # Bounded: every run is SECS long; refuse budgets above 10 minutes.
-runs=$(( ROUNDS * $(wc -w <<<"$CONNS") * (2 + $(wc -w <<<"$GATEWAYS")) ))
+HAPROXY_B_PORT=${HAPROXY_B_PORT:-$((HAPROXY_PORT + 50))}
+runs=$(( ROUNDS * $(wc -w <<<"$CONNS") * (2 + ${HAPROXY_AA:-0} + $(wc -w <<<"$GATEWAYS")) ))
 if (( runs * (SECS + 1) > 600 )); then
   echo "e2e: $runs runs of ${SECS}s exceed the 10 minute budget" >&2; exit 2
 fi
@@ -127,6 +130,12 @@ CFG
 /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 PIDS+=($!)
 wait_port $HAPROXY_PORT haproxy
+if [[ ${HAPROXY_AA:-0} == 1 ]]; then
+  sed "s/bind $HOST:$HAPROXY_PORT/bind $HOST:$HAPROXY_B_PORT/" "$WORK/haproxy.cfg" >"$WORK/haproxy-b.cfg"
+  /usr/sbin/haproxy -f "$WORK/haproxy-b.cfg" -db >"$WORK/haproxy-b.log" 2>&1 &
+  PIDS+=($!)
+  wait_port $HAPROXY_B_PORT haproxy-b
+fi
 
 # Allows exactly what `edgeshield-sim hmi` sends (FC 1/3/4 reads in 0-999, FC 6/16 writes to 100-119,
 # values 0-1000), so every frame is framed, decoded, judged, forwarded and its response checked.
@@ -224,6 +233,7 @@ YAML
 }
 
 TARGETS="direct:$PLC_PORT haproxy:$HAPROXY_PORT"
+[[ ${HAPROXY_AA:-0} == 1 ]] && TARGETS+=" haproxy-b:$HAPROXY_B_PORT"
 port=$GW_PORT
 for gw in $GATEWAYS; do
   # *-inline / *-tp: socket continuations run on the epoll threads / hop to the thread pool

@@ -11,7 +11,8 @@
 # given; iec104 goes with iec104 only: the gateway gets bench/e2e.sh's iec104 listener). Ports default to
 # 26020-26022; PLC_PORT, HAPROXY_PORT and GW_PORT override them.
 # Besides the raw `perf stat` lines it prints, per target, one line per process (proxy, PLC, load)
-# with counts per request, requests being those the load generator counted (its JSON line): the
+# with counts per request, requests being those the load generator counted (its JSON line), and the
+# machine's TCP segments per request (nstat: OutSegs, delayed and pure ACKs): the
 # counters cover the whole run, so the figures are exact up to the connects. Counts are not timing:
 # they hold on a busy machine; task-clock per request less so.
 # Build first (bench/e2e.sh does).
@@ -76,6 +77,7 @@ for t in $TARGETS; do
   sleep 0.5
   [[ -n $pid ]] && sched $pid >"$W/proxy.sched0"
   sched $PLC_PID >"$W/plc.sched0"
+  NSTAT_HISTORY=$W/nstat.hist nstat -n
   if [[ $LOAD == libmodbus ]]; then
     perf stat -x, -e $EVENTS -o "$W/client.csv" -- "$LMB/libmodbus-load" 127.0.0.1 $port $CONNS $SECS >"$W/load.out" || true
   elif [[ $LOAD == iec104 ]]; then
@@ -83,6 +85,7 @@ for t in $TARGETS; do
   else
     load $port $SECS >"$W/load.out" || true
   fi
+  NSTAT_HISTORY=$W/nstat.hist nstat -z TcpOutSegs TcpExtDelayedACKs TcpExtTCPPureAcks TcpExtTCPHPAcks >"$W/nstat.out"
   [[ -n $pid ]] && sched $pid >"$W/proxy.sched1"
   sched $PLC_PID >"$W/plc.sched1"
   for p in "${STATS[@]}"; do pkill -INT -P $p 2>/dev/null || true; done
@@ -117,6 +120,13 @@ for name in ("proxy", "plc", "client"):
         top = sorted(t0.items(), key=lambda kv: -kv[1])[:3]
         per += " (" + ", ".join(f"{k} {v/1000/req:.1f}" for k, v in top if v > 0) + ")"
     print(f"  {name:6} per request: cpu {c.get('task-clock', 0)*1000/req:.1f} us, {per}")
+# TCP segments on the whole machine (loopback: every segment is sent once and received once) over the load's run.
+seg = {}
+for line in open(os.path.join(w, "nstat.out")):
+    f = line.split()
+    if len(f) >= 2 and f[0][0].isalpha() and f[1].isdigit(): seg[f[0]] = int(f[1])
+if req:
+    print("  tcp    per request: " + " ".join(f"{k.replace('TcpExt', '').replace('Tcp', '')} {v/req:.2f}" for k, v in seg.items()))
 PY
   rm -f "$W"/*.csv "$W"/*.sched?
 done
