@@ -87,8 +87,8 @@ public class MalformedTests
     [Fact]
     public async Task FrameSplitAcrossSegments_WithinFrameTimeout_IsAnswered_AndTheNextFrameGetsItsOwnDeadline()
     {
-        // 3 s: the 300 ms gap inside a frame may be stretched by a loaded machine; each round takes over 1.2 s,
-        // so the three outlast frame-timeout in total.
+        // 3 s: the 300 ms gap inside a frame may be stretched by a loaded machine; each round takes over 1.6 s, so
+        // the third frame ends more than 3.5 s after the first began: the three outlast frame-timeout in total.
         await using var h = await GatewayHarness.StartAsync(limits: "{ frame-timeout: 3s }");
         using var client = await h.ConnectAsync();
 
@@ -101,7 +101,7 @@ public class MalformedTests
             var response = await client.ReceiveAsync();
             Assert.NotNull(response);
             Assert.Equal(3, response[7]);
-            await Task.Delay(900); // three rounds outlast frame-timeout in total, each frame is well within it
+            await Task.Delay(1300); // three rounds outlast frame-timeout in total, each frame is well within it
         }
 
         Assert.Empty(h.Audit.OfKind(AuditEventKind.FrameTimeout));
