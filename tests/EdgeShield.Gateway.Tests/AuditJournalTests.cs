@@ -332,7 +332,7 @@ public sealed class AuditJournalTests : IDisposable
         var journal = AuditJournal.Open(Dir, new AuditJournalConfig { CheckpointEvery = 1000, CheckpointSeconds = 1 }, key);
         await using var log = new AuditLog(Stream.Null, journal: journal);
         log.Write(Denied(1));
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        var deadline = DateTime.UtcNow.AddSeconds(20); // generous: a loaded CI machine may run the timer late
         while (!File.ReadAllText(Segment(1)).Contains("\"event\":\"checkpoint\"", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(100);
@@ -346,8 +346,10 @@ public sealed class AuditJournalTests : IDisposable
         using var key = AuditKey.LoadOrCreate(KeyPath);
         var journal = AuditJournal.Open(Dir, new AuditJournalConfig { CheckpointEvery = 1000, CheckpointSeconds = 1 }, key);
         await using var log = new AuditLog(Stream.Null, journal: journal);
-        // An event every 200 ms: the writer is never idle for a whole second.
-        for (int i = 0; i < 15 && !File.ReadAllText(Segment(1)).Contains("\"event\":\"checkpoint\"", StringComparison.Ordinal); i++)
+        // An event every 200 ms: the writer is never idle for a whole second. Bounded by 20 s, not by a count of
+        // events: a loaded CI machine may run the checkpoint timer late.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; clock.ElapsedMilliseconds < 20_000 && !File.ReadAllText(Segment(1)).Contains("\"event\":\"checkpoint\"", StringComparison.Ordinal); i++)
         {
             log.Write(Denied(i));
             await Task.Delay(200);

@@ -98,7 +98,7 @@ public class ForwardingTests
         var responses = new List<byte[]>();
         for (int i = 0; i < 6; i++)
         {
-            responses.Add((await client.ReceiveAsync(timeoutMs: 5000))!);
+            responses.Add((await client.ReceiveAsync())!);
         }
 
         var busy = responses.Where(r => r[7] == 0x83).ToArray();
@@ -148,6 +148,12 @@ public class ForwardingTests
             {
             }
         });
+        // The flood has begun to reach the PLC (a loaded machine may take a while to get there), then 1.5 s more.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (h.Plc.RequestsReceived(3) == 0 && clock.ElapsedMilliseconds < 20_000)
+        {
+            await Task.Delay(10);
+        }
         await Task.Delay(1500);
 
         // The gateway stopped reading from the greedy client: the PLC saw a bounded number of its requests.

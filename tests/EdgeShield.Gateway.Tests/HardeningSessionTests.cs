@@ -29,23 +29,25 @@ public class HardeningSessionTests
     [Fact]
     public async Task ClientThatGaveUp_NextTransactionGetsItsOwnAnswer_LateAnswerDroppedAndAudited()
     {
-        // The PLC takes 1.5 s per answer, one at a time; the client (as libmodbus on its 0.5 s default) waits
-        // 300 ms, then sends its next request. The gateway's own timeout (10 s) never fires. (The PLC's delay is
-        // the margin a loaded machine has to stretch the client's 300 ms: 600 ms was once exceeded.)
-        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 10s }", plcOptions: new PlcOptions { ResponseDelayMs = 1500 });
+        // The PLC takes 3 s per answer, one at a time; the client (as libmodbus on its 0.5 s default) waits
+        // 300 ms, then sends its next request. The gateway's own timeout (20 s) never fires. (The PLC's delay is
+        // the margin a loaded machine has to stretch the client's 300 ms and the gateway's read of the next
+        // request: 600 ms was once exceeded, and 1.5 s is too little for a CI machine that builds beside the tests.)
+        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 20s }");
         h.Plc.SetHoldingRegister(1, 1, 111);
         h.Plc.SetHoldingRegister(1, 2, 222);
         using var client = await h.ConnectAsync();
         // The PLC connection is opened by a first, answered request: the gateway reads the next ones while
         // waiting for them (a request read while it was still connecting is never taken as a give-up).
         Assert.Equal(9, ForwardingTests.Tid((await client.RoundTripAsync(ModbusClient.ReadHolding(9, 1, 1, 1)))!));
+        h.Plc.Faults.ResponseDelayMs = 3000; // from now on (the opening request is answered at once)
 
         await client.SendAsync(ModbusClient.ReadHolding(1, 1, 1, 1));
         await PlcReceivedAsync(h, 2); // the gateway has read and forwarded it before the client's timer runs
         Assert.Null(await client.ReceiveAsync(300));
         await client.SendAsync(ModbusClient.ReadHolding(2, 1, 2, 1));
-        // Its answer comes after the first one's (at 1.5 s) and its own 1.5 s: about 2.7 s from now.
-        var first = await client.ReceiveAsync(6000);
+        // Its answer comes after the first one's (at 3 s) and its own 3 s: about 5.7 s from now.
+        var first = await client.ReceiveAsync(30_000);
 
         Assert.NotNull(first);
         Assert.Equal(2, ForwardingTests.Tid(first));
@@ -60,9 +62,10 @@ public class HardeningSessionTests
     [Fact]
     public async Task ClientThatGaveUp_OnASilentPlc_GetsNo0BForTheAbandonedRequest()
     {
-        // 1 s: the client gives up after 200 ms, well before the gateway's timeout even when a loaded machine (a CI
-        // run's parallel AOT publish) stretches the steps before the second request (400 ms was once exceeded).
-        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 1s }");
+        // 3 s: the client gives up after 200 ms, well before the gateway's timeout even when a loaded machine (a CI
+        // run's parallel AOT publish) stretches the steps before the second request (400 ms was once exceeded; the
+        // 1 s this was left only 800 ms for the client's wait, its send and the gateway's read of it).
+        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 3s }");
         using var client = await h.ConnectAsync();
         // The PLC connection is opened by a first, answered request (see above); then the PLC falls silent.
         Assert.Equal(9, ForwardingTests.Tid((await client.RoundTripAsync(ModbusClient.ReadHolding(9, 1, 0, 1)))!));
@@ -72,7 +75,7 @@ public class HardeningSessionTests
         await PlcReceivedAsync(h, 2);
         Assert.Null(await client.ReceiveAsync(200));
         await client.SendAsync(ModbusClient.ReadHolding(2, 1, 0, 1));
-        var reply = await client.ReceiveAsync(4000);
+        var reply = await client.ReceiveAsync(30_000);
 
         Assert.NotNull(reply);
         Assert.Equal(2, ForwardingTests.Tid(reply)); // the 0B of its own request, not the abandoned one's
@@ -94,7 +97,7 @@ public class HardeningSessionTests
         var ids = new List<ushort>();
         for (int i = 0; i < 3; i++)
         {
-            var reply = await client.ReceiveAsync(2000);
+            var reply = await client.ReceiveAsync(15_000);
             Assert.NotNull(reply);
             Assert.Equal(0x0B, reply[8]);
             ids.Add(ForwardingTests.Tid(reply));
@@ -108,13 +111,16 @@ public class HardeningSessionTests
     [Fact]
     public async Task TimeoutAndLaterUnmatchedResponse_CarryTheSameTransactionIds()
     {
-        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 300ms }", plcOptions: new PlcOptions { ResponseDelayMs = 700 });
+        // The PLC answers 1.7 s after the gateway's timeout: the margin a loaded machine has to run the sweeper late
+        // (with 400 ms, a late sweep would see the answer first and the request would not time out at all).
+        await using var h = await GatewayHarness.StartAsync(limits: "{ response-timeout: 300ms }", plcOptions: new PlcOptions { ResponseDelayMs = 2000 });
         using var client = await h.ConnectAsync();
 
         var reply = await client.RoundTripAsync(ModbusClient.ReadHolding(0x4242, 1, 0, 1));
         Assert.Equal(0x0B, reply[8]);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         AuditEvent[] unmatched = [];
-        for (int i = 0; i < 100 && unmatched.Length == 0; i++)
+        while (unmatched.Length == 0 && clock.ElapsedMilliseconds < 20_000)
         {
             await Task.Delay(20);
             unmatched = h.Audit.OfKind(AuditEventKind.UnmatchedResponse);
@@ -220,7 +226,7 @@ public class HardeningSessionTests
         using var client = await h.ConnectAsync();
 
         await client.SendAsync(ReadQuantityZero);
-        var reply = await client.ReceiveAsync(answered ? 3000 : 500);
+        var reply = await client.ReceiveAsync(answered ? 15_000 : 500); // an answer that must come: generous; none may: the window
 
         if (answered)
         {
@@ -230,6 +236,8 @@ public class HardeningSessionTests
         else
         {
             Assert.Null(reply);
+            // Nothing to wait on but the audit: a loaded machine may not have read the request within the window.
+            await AuditedAsync(h, AuditEventKind.Denied);
         }
         var denied = Assert.Single(h.Audit.OfKind(AuditEventKind.Denied));
         Assert.Equal("no rule for this source and unit", denied.Reason);
@@ -246,6 +254,7 @@ public class HardeningSessionTests
         await client.SendAsync(ReadQuantityZero);
         Assert.Null(await client.ReceiveAsync(500));
 
+        await AuditedAsync(h, AuditEventKind.OutOfSpec); // a loaded machine may not have read it within the window
         Assert.Single(h.Audit.OfKind(AuditEventKind.OutOfSpec));
         Assert.Equal(3, (await client.RoundTripAsync(ModbusClient.ReadHolding(8, 1, 0, 1)))[7]); // still open
         Assert.Equal(1, h.Plc.TotalRequests);
@@ -291,6 +300,17 @@ public class HardeningSessionTests
         var evicted = Assert.Single(h.Audit.OfKind(AuditEventKind.ConnectionLimit));
         Assert.Contains("no request allowed", evicted.Reason, StringComparison.Ordinal);
         Assert.True(evicted.ConnectionClosed);
+    }
+
+    /// <summary>Waits (bounded, 20 s) until an event of <paramref name="kind"/> is audited: a dropped request has no answer to wait for.</summary>
+    internal static async Task AuditedAsync(GatewayHarness h, AuditEventKind kind)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (h.Audit.OfKind(kind).Length == 0)
+        {
+            Assert.True(clock.ElapsedMilliseconds < 20_000, $"no {kind} event within 20 s");
+            await Task.Delay(10);
+        }
     }
 
     internal static JsonElement Json(in AuditEvent e)

@@ -97,7 +97,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
 
     private async Task<Apci> AcceptStationAsync()
     {
-        using var cts = new CancellationTokenSource(5000);
+        using var cts = new CancellationTokenSource(15_000);
         var socket = await _station.AcceptSocketAsync(cts.Token);
         socket.NoDelay = true;
         var station = new Apci(socket);
@@ -148,7 +148,9 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task ARefusalWhileTheClientsWindowIsFull_IsSentOnceTheClientsAcknowledgementBehindItIsRead()
     {
-        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 3s, t2: 1s }");
+        // t1 20 s: were the receive loop to wait for the acknowledgement behind the refusal, nothing would come
+        // before t1 closes the connection, and the read below (10 s) fails; a loaded machine may be slow, not that.
+        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 20s, t2: 1s }");
         // The station fills the client's window (k = 2): two spontaneous points the client has not acknowledged yet.
         await station.SendAsync(Apci.I(0, 0, SinglePoint(100, 1)));
         await station.SendAsync(Apci.I(1, 0, SinglePoint(101, 1)));
@@ -161,7 +163,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         var refusal = await client.ReadIAsync(10_000);
         Assert.Equal(2, Apci.SendSequence(refusal));
         Assert.Equal(SingleCommand(2100, cause: 47, negative: true), refusal[6..]);
-        Assert.True(clock.ElapsedMilliseconds < 2000, $"the refusal came after {clock.ElapsedMilliseconds} ms: the receive loop waited for an acknowledgement it had not read");
+        Assert.True(clock.ElapsedMilliseconds < 10_000, $"the refusal came after {clock.ElapsedMilliseconds} ms: the receive loop waited for an acknowledgement it had not read");
         Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
     }
 
@@ -176,7 +178,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         }
 
         var received = new List<byte[]>();
-        while (await station.ReadOrNullAsync(10_000) is { } f)
+        while (await station.ReadOrNullAsync(20_000) is { } f)
         {
             if (Apci.IsI(f))
             {
@@ -185,8 +187,8 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         }
         long closedAfter = clock.ElapsedMilliseconds;
         Assert.Equal([0, 1, 2], received.Select(f => (int)Apci.SendSequence(f)));
-        Assert.InRange(closedAfter, 1800, 8000);
-        Assert.True(await client.ClosedAsync(3000), "the client's connection stayed open");
+        Assert.InRange(closedAfter, 1800, 20_000); // not before t1; the upper bound is CI headroom for a late sweep
+        Assert.True(await client.ClosedAsync(15_000), "the client's connection stayed open");
         Assert.Contains(_audit.Events, e => e.ConnectionClosed && e.Reason.Contains("t1", StringComparison.Ordinal));
     }
 
@@ -202,7 +204,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         }
         Assert.Null(await station.ReadOrTimeoutAsync(500));
         await station.SendAsync(Apci.I(3, 0, SinglePoint(103, 1)));
-        var ack = await station.ReadAsync(2000);
+        var ack = await station.ReadAsync(8000); // well before t2 (10 s), so it is the w rule's; headroom for CI
         Assert.True(Apci.IsS(ack) && Apci.ReceiveSequence(ack) == 4, Convert.ToHexString(ack));
         for (int i = 0; i < 4; i++)
         {
@@ -218,7 +220,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         }
         Assert.Null(await client.ReadOrTimeoutAsync(500));
         await client.SendAsync(Apci.I(3, 4, SingleCommand(2003)));
-        var clientAck = await client.ReadAsync(2000);
+        var clientAck = await client.ReadAsync(8000); // before t2, as above
         Assert.True(Apci.IsS(clientAck) && Apci.ReceiveSequence(clientAck) == 4, Convert.ToHexString(clientAck));
     }
 
@@ -252,7 +254,8 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task MoreIFramesInOneSegmentThanTheClientsWindow_TheFirstKGoAtOnce_TheRestAfterTheClientsAcknowledgement()
     {
-        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 5s, t2: 3s }");
+        // t1 and t2 long (20 s, 10 s): the time bound below (8 s) is then no timer's doing, and has CI headroom.
+        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 20s, t2: 10s }");
         uint segments = client.DataSegmentsIn();
         await station.SendAsync([.. Apci.I(0, 0, SinglePoint(100, 1)), .. Apci.I(1, 0, SinglePoint(101, 1)), .. Apci.I(2, 0, SinglePoint(102, 1))]);
 
@@ -260,7 +263,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         var clock = Stopwatch.StartNew();
         Assert.Equal(0, Apci.SendSequence(await client.ReadIAsync()));
         Assert.Equal(1, Apci.SendSequence(await client.ReadIAsync()));
-        Assert.True(clock.ElapsedMilliseconds < 2000, $"the first two frames came after {clock.ElapsedMilliseconds} ms");
+        Assert.True(clock.ElapsedMilliseconds < 8000, $"the first two frames came after {clock.ElapsedMilliseconds} ms");
         Assert.Equal(1u, client.DataSegmentsIn() - segments);
         Assert.Null(await client.ReadOrTimeoutAsync(300)); // the third waits for room in the window
 
@@ -269,7 +272,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         Assert.Equal(2, Apci.SendSequence(third));
         Assert.Equal(SinglePoint(102, 1), third[6..]);
         // The station's three I-frames were acknowledged (w = 2) before the gateway waited for the client's window.
-        var ack = await station.ReadAsync();
+        var ack = await station.ReadAsync(8000); // before t2 (10 s): the w rule's
         Assert.True(Apci.IsS(ack) && Apci.ReceiveSequence(ack) >= 2, Convert.ToHexString(ack));
         Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
     }
@@ -285,7 +288,7 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         }
         await station.SendAsync(segment);
 
-        var ack = await station.ReadAsync(2000);
+        var ack = await station.ReadAsync(8000); // before t2 (10 s): the w rule's; headroom for CI
         Assert.True(Apci.IsS(ack) && Apci.ReceiveSequence(ack) == 6, Convert.ToHexString(ack)); // all six, in one S-frame
         Assert.Null(await station.ReadOrTimeoutAsync(500));
         for (ushort i = 0; i < 6; i++)
@@ -485,7 +488,9 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task AStationThatConfirmsAfterASecondAndAHalf_IsWaitedFor_NotAnsweredNegativelyByTheGateway()
     {
-        var (client, station) = await StartedAsync("{ t1: 3s, t2: 1s }"); // no response-timeout: an IEC 104 listener waits t1
+        // No response-timeout: an IEC 104 listener waits t1 (10 s, so that a loaded machine stretching the 1.5 s
+        // below is still well within it).
+        var (client, station) = await StartedAsync("{ t1: 10s, t2: 1s }");
         await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
         Assert.Equal(SingleCommand(2000), (await station.ReadIAsync())[6..]);
         await Task.Delay(1500);
@@ -572,12 +577,12 @@ internal sealed class Apci(Socket socket) : IDisposable
         return System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(info[DataSegsInOffset..]);
     }
 
-    /// <summary>The next frame; fails on close or after <paramref name="timeoutMs"/>.</summary>
-    public async Task<byte[]> ReadAsync(int timeoutMs = 5000) =>
+    /// <summary>The next frame; fails on close or after <paramref name="timeoutMs"/> (by default generous, for a loaded CI machine).</summary>
+    public async Task<byte[]> ReadAsync(int timeoutMs = 15_000) =>
         await ReadOrNullAsync(timeoutMs) ?? throw new InvalidOperationException("the gateway closed the connection");
 
     /// <summary>The next I-frame, skipping S-frames.</summary>
-    public async Task<byte[]> ReadIAsync(int timeoutMs = 5000)
+    public async Task<byte[]> ReadIAsync(int timeoutMs = 15_000)
     {
         while (true)
         {

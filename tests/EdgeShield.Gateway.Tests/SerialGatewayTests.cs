@@ -26,7 +26,7 @@ internal sealed class SerialGatewayHarness : IAsyncDisposable
     public GatewayListener RtuOverTcp => Gateway.Listeners[1];
     public Transport.SerialBus Bus => Gateway.SerialBuses["rs485-1"];
 
-    public static async Task<SerialGatewayHarness> StartAsync(string extraRules = "", int baud = 115200)
+    public static async Task<SerialGatewayHarness> StartAsync(string extraRules = "", int baud = 115200, int responseTimeoutMs = 500, int queueTimeoutMs = 1000)
     {
         var pty = new PtyPair();
         var plc = RtuPlcSimulator.Start(new RtuPlcOptions { Device = pty.Device, Baud = baud, Unit = 1, SecondUnit = 2 });
@@ -36,7 +36,8 @@ internal sealed class SerialGatewayHarness : IAsyncDisposable
                 device: {{pty.Master}}
                 baud: {{baud}}
                 parity: even
-                response-timeout-ms: 500
+                response-timeout-ms: {{responseTimeoutMs}}
+                queue-timeout-ms: {{queueTimeoutMs}}
                 turnaround-ms: 20
             listeners:
               - name: hmi-rtu
@@ -69,7 +70,8 @@ internal sealed class SerialGatewayHarness : IAsyncDisposable
         var audit = new MemoryAuditSink();
         var gateway = await EdgeGateway.StartAsync(loaded.Config!, audit);
         var harness = new SerialGatewayHarness(pty, plc, gateway, audit);
-        for (int i = 0; i < 300 && !harness.Bus.IsAvailable; i++)
+        var clock = Stopwatch.StartNew();
+        while (!harness.Bus.IsAvailable && clock.ElapsedMilliseconds < 20_000) // generous: a loaded CI machine
         {
             await Task.Delay(10);
         }
@@ -166,6 +168,13 @@ public class SerialGatewayTests
         using var client = await SerialGatewayHarness.ConnectAsync(h.Tcp);
         await client.SendAsync(ModbusClient.WriteRegister(4, 0, 111, 77));
         Assert.Null(await client.ReceiveAsync(500));
+        // The devices have it once it crossed the line: wait for that (bounded), the window above may be too short
+        // for a loaded machine to have sent it.
+        var clock = Stopwatch.StartNew();
+        while ((h.Plc.GetHoldingRegister(1, 111) != 77 || h.Plc.GetHoldingRegister(2, 111) != 77) && clock.ElapsedMilliseconds < 20_000)
+        {
+            await Task.Delay(10);
+        }
         Assert.Equal(77, h.Plc.GetHoldingRegister(1, 111));
         Assert.Equal(77, h.Plc.GetHoldingRegister(2, 111));
         var next = await client.RoundTripAsync(ModbusClient.ReadHolding(5, 1, 111, 1));
@@ -252,15 +261,19 @@ public class SerialGatewayTests
     [Fact]
     public async Task RtuOverTcp_ClientThatGaveUp_NextRequestGetsItsOwnAnswer_NotStuckBehindTheAbandoned()
     {
-        await using var h = await SerialGatewayHarness.StartAsync();
+        // The device answers 1.5 s late, within the bus's 5 s (and the second request waits behind it within the
+        // queue's 5 s), well after the client's 100 ms: the margin a loaded machine has to deliver the second request
+        // to the gateway before the first one's answer. (150 ms late left 50 ms, which a busy CI machine can miss.)
+        await using var h = await SerialGatewayHarness.StartAsync(responseTimeoutMs: 5000, queueTimeoutMs: 5000);
         h.Plc.SetHoldingRegister(1, 5, 0x0A0B);
         h.Plc.SetHoldingRegister(1, 6, 0x0C0D);
-        h.Plc.Faults.LateMs = 150; // within the bus's 500 ms, after the client's 100 ms
+        h.Plc.Faults.LateMs = 1500;
         using var client = await SerialGatewayHarness.ConnectAsync(h.RtuOverTcp);
         await client.SendAsync(Rtu(1, [3, 0, 5, 0, 1]));
         // The client's timer starts once the device has the first request (bounded wait): a receive loop slowed by
         // parallel tests must not still be forwarding it when the second arrives (read while busy: never a give-up).
-        for (int i = 0; i < 200 && h.Plc.RequestsReceived(3) < 1; i++)
+        var clock = Stopwatch.StartNew();
+        while (h.Plc.RequestsReceived(3) < 1 && clock.ElapsedMilliseconds < 20_000)
         {
             await Task.Delay(5);
         }

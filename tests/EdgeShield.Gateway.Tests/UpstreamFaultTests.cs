@@ -101,10 +101,14 @@ public class UpstreamFaultTests
         Assert.True(restarted.RequestsReceived(3) >= 1);
     }
 
-    /// <summary>Reads every 100 ms (bounded: 50 tries) until the PLC answers normally, as an HMI would poll through a reconnect.</summary>
+    /// <summary>
+    /// Reads every 100 ms (bounded: 30 s, as a loaded machine may stretch the reconnect) until the PLC answers
+    /// normally, as an HMI would poll through a reconnect.
+    /// </summary>
     private static async Task<byte[]?> ReadUntilAnsweredAsync(ModbusClient client)
     {
-        for (int attempt = 0; attempt < 50; attempt++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int attempt = 0; clock.ElapsedMilliseconds < 30_000; attempt++)
         {
             var response = await client.RoundTripAsync(ModbusClient.ReadHolding((ushort)(2 + attempt), 1, 0, 1));
             if (response[7] == 3)

@@ -75,7 +75,8 @@ public sealed class MaintenanceKeyTests
     [Fact]
     public async Task MaintenanceWrite_DisarmedThenArmedThenExpired_Is01ThenForwardedThen01()
     {
-        await using var rig = await StartAsync(TimeSpan.FromMilliseconds(1500));
+        // 5 s: the write below must reach the gateway while armed, even when a loaded machine stretches the round trip.
+        await using var rig = await StartAsync(TimeSpan.FromSeconds(5));
         using var client = await rig.Gateway.ConnectAsync();
 
         var refused = await client.RoundTripAsync(ModbusClient.WriteRegister(1, 1, 100, 42));
@@ -89,7 +90,7 @@ public sealed class MaintenanceKeyTests
         Assert.Equal(1, rig.Gateway.Plc.RequestsReceived(6));
 
         // The key stays turned; the arm time runs out and maintenance disarms by itself.
-        Assert.True(await Wait.UntilAsync(() => !rig.Switch.IsArmed, 10_000), "maintenance did not disarm after its arm time");
+        Assert.True(await Wait.UntilAsync(() => !rig.Switch.IsArmed, 30_000), "maintenance did not disarm after its arm time");
         var expired = await client.RoundTripAsync(ModbusClient.WriteRegister(3, 1, 100, 42));
         Assert.Equal([0x86, 0x01], expired[7..]);
         Assert.Equal(1, rig.Gateway.Plc.RequestsReceived(6));
@@ -147,8 +148,19 @@ public sealed class MaintenanceKeyTests
         Assert.Equal([0x86, 0x01], (await client.RoundTripAsync(ModbusClient.WriteRegister(1, 1, 100, 1)))[7..]);
         Assert.Contains(rig.Snapshot(), c => c.Reason == "maintenance-key-ignored");
 
+        // Turned back: wait until the key has reported the off position (debounced) before turning it again. A fixed
+        // 50 ms could pass before a starved thread pool ran the 5 ms debounce timer; both edges then settle as one,
+        // the key never reads off, and rightly nothing arms.
+        var off = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        rig.Key.Turned += (_, turned) =>
+        {
+            if (!turned)
+            {
+                off.TrySetResult();
+            }
+        };
         rig.Turn(armed: false);
-        await Task.Delay(50);
+        await off.Task.WaitAsync(TimeSpan.FromSeconds(20));
         rig.Turn(armed: true);
         Assert.True(await Wait.UntilAsync(() => rig.Switch.IsArmed));
     }

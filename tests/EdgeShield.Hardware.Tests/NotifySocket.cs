@@ -17,8 +17,8 @@ internal sealed class NotifySocket : IDisposable
 
     public string Path { get; }
 
-    /// <summary>The next datagram, or null when none came within <paramref name="timeoutMs"/>.</summary>
-    public async Task<string?> ReceiveAsync(int timeoutMs = 5000)
+    /// <summary>The next datagram, or null when none came within <paramref name="timeoutMs"/> (by default generous, for one that must come).</summary>
+    public async Task<string?> ReceiveAsync(int timeoutMs = 15_000)
     {
         var buffer = new byte[4096];
         using var cts = new CancellationTokenSource(timeoutMs);

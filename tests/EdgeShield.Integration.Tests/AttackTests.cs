@@ -101,7 +101,9 @@ public sealed partial class AttackTests(ITestOutputHelper output)
                     {
                         // A new HMI connection while the listener is full of silent ones: it must get in.
                         peakFdsHalfOpen = Math.Max(peakFdsHalfOpen, OpenFds(pid));
-                        freshDuringHalfOpen.Add(await HmiLoad.RunAsync(target, new HmiOptions { Connections = 1, Duration = TimeSpan.FromMilliseconds(100), TimeoutMs = 10_000 }, CancellationToken.None));
+                        // 500 ms, not 100: a worker the thread pool starts after its run's deadline (both cores busy with the
+                        // attack) sends nothing, and an HMI that never asked would look refused.
+                        freshDuringHalfOpen.Add(await HmiLoad.RunAsync(target, new HmiOptions { Connections = 1, Duration = TimeSpan.FromMilliseconds(500), TimeoutMs = 10_000 }, CancellationToken.None));
                     }
                     await Task.WhenAny(running, Task.Delay(200));
                 }

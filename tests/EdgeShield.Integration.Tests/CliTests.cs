@@ -133,9 +133,12 @@ public class CliTests
     [Fact]
     public async Task Run_Sighup_ReloadsThePolicy_KeepingTheConnection()
     {
-        await using var gw = await GatewayProcess.StartAsync();
+        using var ready = new ReadySignal();
+        await using var gw = await GatewayProcess.StartAsync(ready: ready);
         using var client = await RawClient.ConnectAsync(gw.Port);
         Assert.Equal(0x86, (await client.RoundTripAsync([0, 1, 0, 0, 0, 6, 1, 6, 1, 0xF4, 0, 1]))[7]);
+        // The SIGHUP handler is set up after the listeners: a SIGHUP before it ends the process. READY=1 says it is up.
+        Assert.True(await ready.WaitAsync(), "no READY=1\n" + gw.Gateway.Stderr);
 
         await File.WriteAllTextAsync(gw.ConfigPath, GatewayProcess.Config(gw.Plc.Port, GatewayProcess.Policy.Replace("address: 100-119", "address: 100-599", StringComparison.Ordinal)));
         gw.Gateway.Signal(Processes.SIGHUP);

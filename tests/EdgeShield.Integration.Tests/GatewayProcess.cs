@@ -48,12 +48,14 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         {{policy}}
         """;
 
-    public static async Task<GatewayProcess> StartAsync(string policy = Policy)
+    /// <summary>Starts both; with <paramref name="ready"/>, the gateway runs under its NOTIFY_SOCKET (see <see cref="ReadySignal"/>).</summary>
+    public static async Task<GatewayProcess> StartAsync(string policy = Policy, ReadySignal? ready = null)
     {
         var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
         string path = Path.Combine(Path.GetTempPath(), $"edgeshield-it-{Guid.NewGuid():N}.yaml");
         await File.WriteAllTextAsync(path, Config(plc.Port, policy));
-        var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", path));
+        var start = Processes.EdgeShield("run", "--config", path);
+        var gateway = new Processes.Running(ready is null ? start : ready.Apply(start));
         Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on "), "gateway did not start:\n" + gateway.Stderr);
         var match = ListenLine().Match(gateway.Stderr);
         Assert.True(match.Success, gateway.Stderr);

@@ -17,9 +17,13 @@ public class HotReloadTests
     [Fact]
     public async Task FileChange_ReloadsWithOldAndNewHash_KeepingTheConnection_BadFileKeepsThePolicy()
     {
-        await using var gw = await GatewayProcess.StartAsync();
+        using var ready = new ReadySignal();
+        await using var gw = await GatewayProcess.StartAsync(ready: ready);
         using var client = await RawClient.ConnectAsync(gw.Port);
         Assert.Equal(0x86, (await client.RoundTripAsync([0, 1, 0, 0, 0, 6, 1, 6, 1, 0xF4, 0, 1]))[7]);
+        // The watcher is set up after the listeners: READY=1 says it is up (else the unchanged write below proves
+        // nothing, and on a loaded machine the real change could come before it).
+        Assert.True(await ready.WaitAsync(), "no READY=1\n" + gw.Gateway.Stderr);
 
         // The same bytes again (an editor saving without change): no reload.
         await File.WriteAllTextAsync(gw.ConfigPath, await File.ReadAllTextAsync(gw.ConfigPath));
@@ -76,8 +80,11 @@ public class HotReloadTests
         await File.WriteAllTextAsync(path, Config("100-119"));
         try
         {
-            await using var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", path));
+            using var ready = new ReadySignal();
+            await using var gateway = new Processes.Running(ready.Apply(Processes.EdgeShield("run", "--config", path)));
             Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on 127.0.0.1:", 60_000), gateway.Stderr);
+            // The SIGHUP handler is set up after the listeners: a SIGHUP before it ends the process. READY=1 says it is up.
+            Assert.True(await ready.WaitAsync(), "no READY=1\n" + gateway.Stderr);
             int port = int.Parse(System.Text.RegularExpressions.Regex.Match(gateway.Stderr, @"listener hmi-plc1 on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
             using var client = await RawClient.ConnectAsync(port);
             Assert.Equal(3, (await client.RoundTripAsync([0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))[7]);

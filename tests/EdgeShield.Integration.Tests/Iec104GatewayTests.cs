@@ -239,7 +239,9 @@ public partial class Iec104GatewayTests(ITestOutputHelper output)
     [Fact]
     public async Task SelectBeforeOperate_OneExecutePerConfirmedSelect_NotAfterTimeout_NotAfterANegativeSelect_NotAfterARefusedExecute()
     {
-        await using var gw = await Iec104Gateway.StartAsync(selectTimeout: "1s");
+        // select-timeout 3 s (not 1 s): each execute below follows its select's confirmation, which crosses the gateway and
+        // the station's process; a loaded machine may take over a second for that.
+        await using var gw = await Iec104Gateway.StartAsync(selectTimeout: "3s");
         using var client = await RawIec104.ConnectAsync(gw.Port);
         await client.StartDtAsync();
 
@@ -249,9 +251,9 @@ public partial class Iec104GatewayTests(ITestOutputHelper output)
         Assert.Equal(10, (await client.ReadAsduAsync()).Cause); // the station's actterm, relayed
         Assert.Equal((7, true), await client.CommandAsync(RawIec104.SingleCommand(1, 2010, select: false, on: true)));
 
-        // An execute after select-timeout (1 s) is refused.
+        // An execute after select-timeout (3 s) is refused.
         Assert.Equal((7, false), await client.CommandAsync(RawIec104.SingleCommand(1, 2011, select: true, on: true)));
-        await Task.Delay(1500);
+        await Task.Delay(3500);
         Assert.Equal((7, true), await client.CommandAsync(RawIec104.SingleCommand(1, 2011, select: false, on: true)));
 
         // A select the station refuses (CA 2: the policy allows it, the station answers 46) does not arm the execute.
@@ -305,7 +307,7 @@ public partial class Iec104GatewayTests(ITestOutputHelper output)
 
         await client.SendRawAsync(frame);
 
-        Assert.True(await client.ClosedAsync(5000), $"{name}: the gateway did not close the connection");
+        Assert.True(await client.ClosedAsync(20_000), $"{name}: the gateway did not close the connection");
         await gw.WaitForAuditAsync(() => gw.Audit("malformed").Length > 0);
         var e = Assert.Single(gw.Audit("malformed"));
         string reason = e.GetProperty("reason").GetString()!;
@@ -444,7 +446,7 @@ internal sealed partial class Iec104Gateway : IAsyncDisposable
             .Select(l => JsonDocument.Parse(l).RootElement.Clone())
             .Where(e => e.TryGetProperty("event", out var k) && k.GetString() == kind)];
 
-    public async Task WaitForAuditAsync(Func<bool> done, int timeoutMs = 10_000)
+    public async Task WaitForAuditAsync(Func<bool> done, int timeoutMs = 30_000) // generous: a loaded CI machine
     {
         var sw = Stopwatch.StartNew();
         while (!done() && sw.ElapsedMilliseconds < timeoutMs && !Process.Process.HasExited)
@@ -490,7 +492,7 @@ internal sealed class RawIec104 : IDisposable
         await SendRawAsync([0x68, 4, 0x07, 0, 0, 0]);
         while (true)
         {
-            var f = await ReadFrameAsync(5000) ?? throw new InvalidOperationException("closed before STARTDT con");
+            var f = await ReadFrameAsync(20_000) ?? throw new InvalidOperationException("closed before STARTDT con");
             if (f is [0x68, 4, 0x0B, 0, 0, 0])
             {
                 return;

@@ -169,7 +169,7 @@ internal sealed class Iec104Peer : IAsyncDisposable
             }
             var peer = new Iec104Peer(Process.Start(start)!, port);
             peer.Attach();
-            await Task.WhenAny(peer._ready.Task, Task.Delay(10_000), peer._process.WaitForExitAsync());
+            await Task.WhenAny(peer._ready.Task, Task.Delay(30_000), peer._process.WaitForExitAsync()); // generous: a loaded CI machine
             if (peer._ready.Task.IsCompleted)
             {
                 return peer;

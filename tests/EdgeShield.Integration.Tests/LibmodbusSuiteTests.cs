@@ -185,6 +185,10 @@ public partial class LibmodbusSuiteTests(ITestOutputHelper output)
         await using var gateway = await StartGatewayAsync(plcPort);
         var result = await Processes.RunAsync(Peer(client, gateway.Port, "tcp"), ClientTimeoutMs);
         await Task.Delay(300); // the audit lines of the last requests
+        // Then stop it: a clean stop flushes the audit log, and the exit drains its stdout, so the last lines are
+        // in even when a loaded machine writes them later than the 300 ms above.
+        gateway.Gateway.Signal(Processes.SIGTERM);
+        await gateway.Gateway.WaitForExitAsync();
         var audit = gateway.Gateway.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(l => l.StartsWith('{') && !l.Contains("\"allowed\"", StringComparison.Ordinal)).ToList();
         foreach (var line in audit)

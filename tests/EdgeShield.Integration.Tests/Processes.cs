@@ -108,7 +108,9 @@ internal static partial class Processes
         public string Stdout { get { lock (_stdout) { return _stdout.ToString(); } } }
         public string Stderr { get { lock (_stderr) { return _stderr.ToString(); } } }
 
-        public async Task<bool> WaitForStderrAsync(string text, int timeoutMs = 30_000)
+        // The defaults bound waits for output that must come (they return as soon as it does, or the process ended):
+        // generous, as a CI machine that builds and runs peers beside the tests may start a process slowly.
+        public async Task<bool> WaitForStderrAsync(string text, int timeoutMs = 60_000)
         {
             var sw = Stopwatch.StartNew();
             while (sw.ElapsedMilliseconds < timeoutMs && !Process.HasExited)
@@ -122,7 +124,7 @@ internal static partial class Processes
             return Stderr.Contains(text, StringComparison.Ordinal);
         }
 
-        public async Task<bool> WaitForStdoutAsync(string text, int timeoutMs = 15_000)
+        public async Task<bool> WaitForStdoutAsync(string text, int timeoutMs = 60_000)
         {
             var sw = Stopwatch.StartNew();
             while (sw.ElapsedMilliseconds < timeoutMs && !Process.HasExited)
@@ -138,7 +140,7 @@ internal static partial class Processes
 
         public void Signal(int signal) => Assert.Equal(0, Kill(Process.Id, signal));
 
-        public async Task<int> WaitForExitAsync(int timeoutMs = 15_000)
+        public async Task<int> WaitForExitAsync(int timeoutMs = 60_000)
         {
             using var cts = new CancellationTokenSource(timeoutMs);
             await Process.WaitForExitAsync(cts.Token);

@@ -13,7 +13,7 @@ internal sealed class RawClient(Socket socket) : IDisposable
         return new RawClient(socket);
     }
 
-    public async Task<byte[]> RoundTripAsync(byte[] request, int timeoutMs = 5000)
+    public async Task<byte[]> RoundTripAsync(byte[] request, int timeoutMs = 15_000) // generous: an answer that must come on a loaded CI machine
     {
         await socket.SendAsync(request, SocketFlags.None);
         using var cts = new CancellationTokenSource(timeoutMs);

@@ -23,10 +23,11 @@ public class ReloadSettleTests
     [Fact]
     public async Task ConfigWrittenInPiecesInPlace_IsNeverAppliedHalfWritten_AndTheReloadNamesWhatWasLoaded()
     {
-        await using var gw = await GatewayProcess.StartAsync();
+        using var ready = new ReadySignal();
+        await using var gw = await GatewayProcess.StartAsync(ready: ready);
         using var client = await RawClient.ConnectAsync(gw.Port);
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"started\""), gw.Gateway.Stdout + gw.Gateway.Stderr);
-        await Task.Delay(500); // the watcher is set up just after 'started'
+        Assert.True(await ready.WaitAsync(), "no READY=1 (the watcher is set up just after 'started')\n" + gw.Gateway.Stderr);
 
         // The new file widens 'setpoints' to 100-599; its last line bounds the values. Cut before that
         // line, the file is a valid config whose 'setpoints' writes any value to 500.
@@ -101,12 +102,13 @@ public class ReloadSettleTests
             File.Delete(path);
         }
 
-        await using var gw = await GatewayProcess.StartAsync();
+        using var ready = new ReadySignal();
+        await using var gw = await GatewayProcess.StartAsync(ready: ready);
         using var client = await RawClient.ConnectAsync(gw.Port);
         // The SIGHUP handler and the watcher are set up just after the 'started' event; a SIGHUP before
-        // them would end the process (the default action), which proves nothing.
+        // them would end the process (the default action), which proves nothing. READY=1 says they are up.
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"started\""), gw.Gateway.Stdout + gw.Gateway.Stderr);
-        await Task.Delay(500);
+        Assert.True(await ready.WaitAsync(), "no READY=1\n" + gw.Gateway.Stderr);
         await File.WriteAllTextAsync(gw.ConfigPath, text);
         gw.Gateway.Signal(Processes.SIGHUP);
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"reload-failed\"", 30_000), gw.Gateway.Stdout + gw.Gateway.Stderr);

@@ -75,6 +75,9 @@ public sealed partial class SignedConfigTests : IDisposable
     private Processes.Running Run(params string[] extra) =>
         new(Processes.EdgeShield(["run", "--config", ConfigPath, .. extra]));
 
+    private Processes.Running Run(ReadySignal ready, params string[] extra) =>
+        new(ready.Apply(Processes.EdgeShield(["run", "--config", ConfigPath, .. extra])));
+
     private static int ListenPort(Processes.Running gateway) =>
         int.Parse(ListenLine().Match(gateway.Stderr).Groups[1].Value, CultureInfo.InvariantCulture);
 
@@ -200,7 +203,8 @@ public sealed partial class SignedConfigTests : IDisposable
         await SignAsync(key, ConfigPath);
         byte[] v2 = await File.ReadAllBytesAsync(ConfigPath), v2Sig = await File.ReadAllBytesAsync(ConfigPath + ".sig");
 
-        var gateway = Run("--trust", TrustDir, "--state", StateDir);
+        using var ready = new ReadySignal();
+        var gateway = Run(ready, "--trust", TrustDir, "--state", StateDir);
         try
         {
             Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on ", 60_000), gateway.Stderr);
@@ -208,7 +212,8 @@ public sealed partial class SignedConfigTests : IDisposable
             Assert.Matches($"^config {Regex.Escape(ConfigPath)} sha256 [0-9a-f]{{64}}; version 2, signer {keyId}$", Assert.Single(Details(gateway.Stdout, "started")));
             Assert.Empty(Details(gateway.Stdout, "unsigned-config"));
             Assert.Contains("version: 2\n", await File.ReadAllTextAsync(Path.Combine(StateDir, "config-version")), StringComparison.Ordinal);
-            await Task.Delay(500); // the watcher and SIGHUP handler are set up just after 'started'
+            // The watcher and SIGHUP handler are set up just after 'started': READY=1 says they are up.
+            Assert.True(await ready.WaitAsync(), "no READY=1\n" + gateway.Stderr);
 
             using var client = await RawClient.ConnectAsync(ListenPort(gateway));
             using var stop = new CancellationTokenSource();
@@ -312,12 +317,13 @@ public sealed partial class SignedConfigTests : IDisposable
     [Fact]
     public async Task Run_WithoutTrust_AuditsUnsignedConfig_AtStartAndAtEachReload_AsAWarning()
     {
-        await using var gw = await GatewayProcess.StartAsync();
+        using var ready = new ReadySignal();
+        await using var gw = await GatewayProcess.StartAsync(ready: ready);
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"unsigned-config\""), gw.Gateway.Stdout + gw.Gateway.Stderr);
         Assert.Matches("^config .+ sha256 [0-9a-f]{64}; version none, unsigned$", Assert.Single(Details(gw.Gateway.Stdout, "started")));
         Assert.Matches("^config .+ sha256 [0-9a-f]{64} was loaded without a signature check: run has no --trust DIR", Assert.Single(Details(gw.Gateway.Stdout, "unsigned-config")));
         Assert.Contains("is not signature-checked (no --trust DIR)", gw.Gateway.Stderr, StringComparison.Ordinal);
-        await Task.Delay(500);
+        Assert.True(await ready.WaitAsync(), "no READY=1 (the watcher is set up just after 'started')\n" + gw.Gateway.Stderr);
         await File.WriteAllTextAsync(gw.ConfigPath, "version: 5\n" + GatewayProcess.Config(gw.Plc.Port, GatewayProcess.Policy));
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"reloaded\"", 30_000), gw.Gateway.Stdout + gw.Gateway.Stderr);
         Assert.EndsWith("; version 5, unsigned", Assert.Single(Details(gw.Gateway.Stdout, "reloaded")), StringComparison.Ordinal);

@@ -5,7 +5,7 @@ namespace EdgeShield.Simulators.Tests;
 
 public sealed class Iec104PlcSimulatorTests
 {
-    private const int TimeoutMs = 5000;
+    private const int TimeoutMs = 15_000; // for frames that must come: generous, for a loaded CI machine
     private const byte SC = 45, DC = 46, RC = 47, SE_NC = 50, SE_NA = 48, SC_TA = 58, IC = 100, CI = 101, RD = 102, CS = 103;
 
     internal static Task<Iec104PlcSimulator> StartAsync(Iec104PlcOptions? options = null) =>
@@ -310,7 +310,8 @@ public sealed class Iec104PlcSimulatorTests
     public async Task Iec104_T1_UnacknowledgedFramesClose_T3_SendsTestFrame()
     {
         var log = new List<string>();
-        await using var plc = await StartAsync(new Iec104PlcOptions { SpontaneousMs = 0, T1 = TimeSpan.FromMilliseconds(400), T3 = TimeSpan.FromMilliseconds(200), Log = m => { lock (log) { log.Add(m); } } });
+        // t1 1.5 s (not 400 ms): the idle client, in this same busy process, has that long to answer each TESTFR act.
+        await using var plc = await StartAsync(new Iec104PlcOptions { SpontaneousMs = 0, T1 = TimeSpan.FromMilliseconds(1500), T3 = TimeSpan.FromMilliseconds(300), Log = m => { lock (log) { log.Add(m); } } });
         using var idle = await ConnectAsync(plc);
         // Idle: the station tests the link (t3) and the client's TESTFR con keeps it open.
         Assert.NotNull(await idle.WaitAsync(static r => r.Function == Iec104UFunction.TestFrAct, TimeoutMs, CancellationToken.None));
@@ -320,8 +321,14 @@ public sealed class Iec104PlcSimulatorTests
             // A client that stops reading (so never acknowledges) after asking for 8 ASDUs: t1 closes it.
             Assert.True(await silent!.StartAsync(TimeoutMs, CancellationToken.None));
             await silent.SendAsduAsync(Iec104Build.Asdu(IC, 6, 1, 0, [20]), CancellationToken.None);
-            // Meanwhile the idle client keeps reading, so it answers every TESTFR act and stays.
-            Assert.Null(await idle.WaitAsync(static _ => false, 1200, CancellationToken.None));
+            // Meanwhile the idle client keeps reading, so it answers every TESTFR act and stays: until t1 has closed the
+            // silent one (bounded, 20 s: a loaded machine runs the timer late), then for more than t3 + t1.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (plc.T1Expired == 0 && clock.ElapsedMilliseconds < 20_000)
+            {
+                Assert.Null(await idle.WaitAsync(static _ => false, 100, CancellationToken.None));
+            }
+            Assert.Null(await idle.WaitAsync(static _ => false, 2500, CancellationToken.None));
             Assert.Equal(1, plc.T1Expired);
         }
         lock (log)
@@ -336,15 +343,24 @@ public sealed class Iec104PlcSimulatorTests
     {
         await using var plc = await StartAsync(new Iec104PlcOptions { SpontaneousMs = 0, K = 4, W = 100 });
         using var c = await ConnectAsync(plc);
-        // An interrogation answers 8 ASDUs; with k = 4 and no acknowledgement only 4 come.
+        // An interrogation answers 8 ASDUs; with k = 4 and no acknowledgement only 4 come. Each expected frame is
+        // waited for (TimeoutMs: a loaded machine may leave more than 500 ms between two), then 500 ms of nothing.
         await c.SendAsduAsync(Iec104Build.Asdu(IC, 6, 1, 0, [20]), CancellationToken.None);
         int received = 0;
+        while (received < 4 && await c.WaitAsync(static r => r.Format == Iec104Format.I, TimeoutMs, CancellationToken.None) is not null)
+        {
+            received++;
+        }
         while (await c.WaitAsync(static r => r.Format == Iec104Format.I, 500, CancellationToken.None) is not null)
         {
             received++;
         }
         Assert.Equal(4, received);
         await c.AcknowledgeAsync(CancellationToken.None);
+        while (received < 8 && await c.WaitAsync(static r => r.Format == Iec104Format.I, TimeoutMs, CancellationToken.None) is not null)
+        {
+            received++;
+        }
         while (await c.WaitAsync(static r => r.Format == Iec104Format.I, 500, CancellationToken.None) is not null)
         {
             received++;
@@ -373,7 +389,7 @@ public sealed class Iec104LoadAndAttackTests
     public async Task Iec104Hmi_WrongCommonAddress_CountsNegativeConfirmations()
     {
         await using var plc = await Iec104PlcSimulatorTests.StartAsync();
-        var result = await Iec104HmiLoad.RunAsync(plc.EndPoint, new Iec104HmiOptions { CommonAddress = 9, Duration = TimeSpan.FromMilliseconds(300) }, CancellationToken.None);
+        var result = await Iec104HmiLoad.RunAsync(plc.EndPoint, new Iec104HmiOptions { CommonAddress = 9, Duration = TimeSpan.FromSeconds(1) }, CancellationToken.None);
         Assert.Equal(0, result.Errors);
         Assert.True(result.Exceptions(46) > 0);
         Assert.Equal(0, result.ResponsesOk);

@@ -46,7 +46,8 @@ public class LoadAndAttackTests
     {
         await using var plc = await Plc.StartAsync();
         plc.Faults.Silent = true;
-        var result = await HmiLoad.RunAsync(plc.EndPoint, new HmiOptions { Duration = TimeSpan.FromMilliseconds(700), TimeoutMs = 200 }, CancellationToken.None);
+        // 1.5 s (not 0.7 s): a loaded machine's late timers must still fit two 200 ms timeouts in.
+        var result = await HmiLoad.RunAsync(plc.EndPoint, new HmiOptions { Duration = TimeSpan.FromMilliseconds(1500), TimeoutMs = 200 }, CancellationToken.None);
         Assert.True(result.Timeouts >= 2, $"timeouts {result.Timeouts}");
         Assert.Equal(0, result.ResponsesOk);
     }
@@ -56,7 +57,8 @@ public class LoadAndAttackTests
     {
         await using var plc = await Plc.StartAsync();
         plc.Faults.WrongTransactionId = true;
-        var result = await HmiLoad.RunAsync(plc.EndPoint, new HmiOptions { Duration = TimeSpan.FromMilliseconds(300) }, CancellationToken.None);
+        // 1 s (not 300 ms): a worker started late on a loaded machine finds its deadline passed and sends nothing.
+        var result = await HmiLoad.RunAsync(plc.EndPoint, new HmiOptions { Duration = TimeSpan.FromSeconds(1) }, CancellationToken.None);
         Assert.True(result.Mismatched > 0);
         Assert.Equal(0, result.ResponsesOk);
     }
@@ -155,7 +157,7 @@ public class LoadAndAttackTests
     public async Task PlcWatch_RecordsTouchedRangesAndValues_ResetClears()
     {
         await using var plc = await Plc.StartAsync();
-        var result = await HmiLoad.RunAsync(plc.EndPoint, new HmiOptions { Connections = 2, Duration = TimeSpan.FromMilliseconds(300) }, CancellationToken.None);
+        var result = await HmiLoad.RunAsync(plc.EndPoint, new HmiOptions { Connections = 2, Duration = TimeSpan.FromSeconds(1) }, CancellationToken.None); // not 300 ms: see above
         Assert.True(result.ResponsesOk > 0);
         Assert.True(plc.WriteRange(EdgeShield.Protocols.Modbus.ModbusTable.HoldingRegisters).Within(100, 119));
         Assert.True(plc.ReadRange(EdgeShield.Protocols.Modbus.ModbusTable.HoldingRegisters).Within(0, 999));

@@ -419,7 +419,7 @@ public sealed class S7PlcSimulatorTests
     public async Task S7HmiLoad_ReadsOutsideTheDb_CountItemReturnCode05()
     {
         await using var plc = await StartAsync(new S7PlcOptions { DbSize = 16 });
-        var result = await S7HmiLoad.RunAsync(plc.EndPoint, new S7HmiOptions { Duration = TimeSpan.FromMilliseconds(300), ReadWeight = 1, WriteWeight = 0, ReadStart = 100, ReadRange = 20, TimeoutMs = 5000 }, CancellationToken.None);
+        var result = await S7HmiLoad.RunAsync(plc.EndPoint, new S7HmiOptions { Duration = TimeSpan.FromSeconds(1), ReadWeight = 1, WriteWeight = 0, ReadStart = 100, ReadRange = 20, TimeoutMs = 5000 }, CancellationToken.None);
 
         Assert.Equal(0, result.Errors);
         Assert.True(result.Exceptions(0x05) > 0);

@@ -33,8 +33,11 @@ internal sealed class TestClient : IDisposable
         return adu;
     }
 
-    /// <summary>One whole ADU, or null when the server closed the connection first.</summary>
-    public async Task<byte[]?> ReadAduAsync(int timeoutMs = 3000)
+    /// <summary>
+    /// One whole ADU, or null when the server closed the connection first (or nothing came within the timeout: by
+    /// default a generous bound, for answers that must come on a loaded CI machine).
+    /// </summary>
+    public async Task<byte[]?> ReadAduAsync(int timeoutMs = 15_000)
     {
         var header = new byte[6];
         if (!await ReadExactAsync(header, timeoutMs))
@@ -59,8 +62,8 @@ internal sealed class TestClient : IDisposable
         return adu[7..];
     }
 
-    /// <summary>True when the server closed (EOF or reset) within the timeout.</summary>
-    public async Task<bool> IsClosedByPeerAsync(int timeoutMs = 3000)
+    /// <summary>True when the server closed (EOF or reset) within the timeout (by default generous, for a loaded CI machine).</summary>
+    public async Task<bool> IsClosedByPeerAsync(int timeoutMs = 15_000)
     {
         var buffer = new byte[512];
         using var cts = new CancellationTokenSource(timeoutMs);

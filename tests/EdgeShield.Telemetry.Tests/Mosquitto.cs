@@ -38,7 +38,8 @@ internal sealed class Mosquitto : IAsyncDisposable
         })!;
         _process.ErrorDataReceived += (_, _) => { };
         _process.BeginErrorReadLine();
-        for (int i = 0; i < 200; i++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30)) // generous: a loaded CI machine may start it slowly
         {
             try
             {
@@ -60,7 +61,7 @@ internal sealed class Mosquitto : IAsyncDisposable
         if (_process is { HasExited: false } p)
         {
             Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await p.WaitForExitAsync(timeout.Token);
         }
     }

@@ -72,7 +72,8 @@ internal sealed class BusHarness : IAsyncDisposable
             TurnaroundDelay = TimeSpan.FromMilliseconds(20),
         };
         var bus = SerialBus.Start(configure is null ? options : configure(options));
-        for (int i = 0; i < 200 && !bus.IsAvailable; i++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!bus.IsAvailable && clock.ElapsedMilliseconds < 20_000) // bounded generously, for a loaded CI machine
         {
             await Task.Delay(10);
         }

@@ -166,7 +166,9 @@ public class SerialBusTests
     [Fact]
     public async Task AbsentUnit_OpensTheBreaker_ItsClientsGet0BAtOnce_OthersAreServed()
     {
-        await using var h = await BusHarness.StartAsync(configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(100), BreakerFailures = 2, BreakerOpen = TimeSpan.FromSeconds(30) });
+        // The harness's 1 s response timeout (not 100 ms): unit 1's read at the end must be answered within it on a
+        // loaded machine too.
+        await using var h = await BusHarness.StartAsync(configure: o => o with { BreakerFailures = 2, BreakerOpen = TimeSpan.FromSeconds(30) });
         using var receiver = new Receiver();
         await using var session = h.Bus.OpenSession(receiver, "a");
         for (ushort i = 0; i < 2; i++)
@@ -187,7 +189,8 @@ public class SerialBusTests
     [Fact]
     public async Task Breaker_ProbeAfterOpenPeriod_ClosesWhenTheUnitAnswersAgain()
     {
-        await using var h = await BusHarness.StartAsync(configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(100), BreakerFailures = 1, BreakerOpen = TimeSpan.FromMilliseconds(200) });
+        // The harness's 1 s response timeout (not 100 ms): the probe's answer must come within it on a loaded machine.
+        await using var h = await BusHarness.StartAsync(configure: o => o with { BreakerFailures = 1, BreakerOpen = TimeSpan.FromMilliseconds(200) });
         h.Plc.Faults.NoReply = true;
         using var receiver = new Receiver();
         await using var session = h.Bus.OpenSession(receiver, "a");
@@ -208,7 +211,8 @@ public class SerialBusTests
         using var receiver = new Receiver();
         await using var session = h.Bus.OpenSession(receiver, "a");
         Assert.Equal(0, await session.SendAsync(WriteRegister(1, 0, 100, 42), CancellationToken.None));
-        for (int i = 0; i < 200 && h.Plc.Broadcasts == 0; i++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (h.Plc.Broadcasts == 0 && clock.ElapsedMilliseconds < 20_000)
         {
             await Task.Delay(10);
         }
@@ -247,7 +251,7 @@ public class SerialBusTests
     public async Task QueueFull_IsAnswered06()
     {
         await using var h = await BusHarness.StartAsync(configure: o => o with { QueueDepth = 2 });
-        h.Plc.Faults.LateMs = 150;
+        h.Plc.Faults.LateMs = 400; // the line stays busy while the six sends queue, even if a loaded machine preempts them
         using var receiver = new Receiver();
         var sessions = Enumerable.Range(0, 6).Select(_ => h.Bus.OpenSession(receiver, "a")).ToList();
         var sends = sessions.Select((s, i) => s.SendAsync(ReadHolding((ushort)i, 1, 0, 1), CancellationToken.None).AsTask()).ToList();
@@ -265,7 +269,7 @@ public class SerialBusTests
     public async Task ClientGoneWhileQueued_RequestNeverReachesTheLine()
     {
         await using var h = await BusHarness.StartAsync(baud: 19200);
-        h.Plc.Faults.LateMs = 200;
+        h.Plc.Faults.LateMs = 600; // the line is still busy with the first when the second is queued and cancelled (CI margin)
         using var first = new Receiver();
         await using var busy = h.Bus.OpenSession(first, "a");
         var firstSend = busy.SendAsync(ReadHolding(1, 1, 0, 1), CancellationToken.None).AsTask();
@@ -289,7 +293,8 @@ public class SerialBusTests
         using var receiver = new Receiver();
         await using var session = h.Bus.OpenSession(receiver, "a");
         h.Pty.Stop();
-        for (int i = 0; i < 300 && h.Bus.IsAvailable; i++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (h.Bus.IsAvailable && clock.ElapsedMilliseconds < 20_000)
         {
             await Task.Delay(10);
         }
@@ -298,7 +303,8 @@ public class SerialBusTests
         Assert.Equal(ModbusExceptionCode.GatewayPathUnavailable, ExceptionCode(await receiver.NextAsync()));
 
         h.RestartLine();
-        for (int i = 0; i < 500 && !h.Bus.IsAvailable; i++)
+        clock.Restart();
+        while (!h.Bus.IsAvailable && clock.ElapsedMilliseconds < 20_000)
         {
             await Task.Delay(10);
         }
@@ -313,14 +319,16 @@ public class SerialBusTests
     [Fact]
     public async Task LateReply_AfterTheTimeout_IsDiscarded_TheNextRequestGetsItsOwnValues()
     {
-        // The device answers 420 ms after the request, against a 300 ms timeout: the first read is
-        // answered 0B; its reply, identical in shape to the next read's, must not answer that one.
-        await using var h = await BusHarness.StartAsync(configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(300) });
+        // The device answers 1.5 s after the request, against a 1 s timeout: the first read is answered 0B; its
+        // reply, identical in shape to the next read's, comes within the late-reply guard (the timeout again) and
+        // must not answer that one. (300 ms and 420 ms left 120 ms for a loaded machine's late timer, and the
+        // next read only 300 ms for its answer.)
+        await using var h = await BusHarness.StartAsync(configure: o => o with { ResponseTimeout = TimeSpan.FromMilliseconds(1000) });
         h.Plc.SetHoldingRegister(1, 0, 11);
         h.Plc.SetHoldingRegister(1, 1, 12);
         h.Plc.SetHoldingRegister(1, 500, 51);
         h.Plc.SetHoldingRegister(1, 501, 52);
-        h.Plc.Faults.LateMs = 420;
+        h.Plc.Faults.LateMs = 1500;
         h.Plc.Faults.Remaining = 1;
         using var receiver = new Receiver();
         await using var session = h.Bus.OpenSession(receiver, "10.0.0.1");
@@ -335,7 +343,8 @@ public class SerialBusTests
         Assert.Equal(new byte[] { 3, 4, 0, 51, 0, 52 }, second[7..]);
         // The late reply was seen and thrown away, not lost in a buffer. (The device counts a reply once its
         // write returned, which on a loaded machine can be after the bus has read it: wait, bounded.)
-        for (int i = 0; i < 200 && h.Plc.RepliesSent < 2; i++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (h.Plc.RepliesSent < 2 && clock.ElapsedMilliseconds < 20_000)
         {
             await Task.Delay(10);
         }
