@@ -436,6 +436,7 @@ internal sealed class ClientConnection
         }
         _closed.Cancel();
         _clientReader.Dispose();
+        Listener.ReleaseSource(this);
         try
         {
             _client.Shutdown(SocketShutdown.Both);

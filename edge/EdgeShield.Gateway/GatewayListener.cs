@@ -223,15 +223,13 @@ public sealed class GatewayListener : IAsyncDisposable
         client.Dispose();
     }
 
-    internal void SessionClosed(ClientConnection session)
+    /// <summary>
+    /// A connection is closing: its source's <c>connections-per-source</c> slot is free from now on, before the client
+    /// sees the close, so a client that reconnects at once is never refused for the connection it just lost.
+    /// Called once per connection (<see cref="ClientConnection.CloseAsync"/>), before <see cref="SessionClosed"/>.
+    /// </summary>
+    internal void ReleaseSource(ClientConnection session)
     {
-        lock (_sessions)
-        {
-            if (!_sessions.Remove(session))
-            {
-                return;
-            }
-        }
         lock (_connectionsBySource)
         {
             if (_connectionsBySource.TryGetValue(session.Source, out int open))
@@ -245,6 +243,15 @@ public sealed class GatewayListener : IAsyncDisposable
                     _connectionsBySource[session.Source] = open - 1;
                 }
             }
+        }
+    }
+
+    /// <summary>A connection is closed, its PLC connection too: it no longer counts towards <c>max-connections</c>.</summary>
+    internal void SessionClosed(ClientConnection session)
+    {
+        lock (_sessions)
+        {
+            _sessions.Remove(session);
         }
     }
 

@@ -122,12 +122,29 @@ public class MalformedTests
         Assert.Equal(1, h.Gateway.Counters.ConnectionsRejected);
         Assert.Single(h.Audit.OfKind(AuditEventKind.ConnectionLimit));
         b.Dispose();
-        // The gateway has seen b leave (a fixed 200 ms was a guess a loaded machine can miss); the source's count
-        // drops just after the session count, hence the short pause still.
+        // The gateway has seen b leave (a fixed 200 ms was a guess a loaded machine can miss); the source's slot was
+        // freed before the session left the count, so a connection made now is admitted.
         Assert.Equal(1, await h.SessionCountAsync(1));
-        await Task.Delay(200);
         using var d = await h.ConnectAsync();
         Assert.Equal(3, (await d.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+    }
+
+    [Fact]
+    public async Task ConnectionsPerSource_ClientClosedByTheGateway_ReconnectsAtOnce()
+    {
+        // An HMI on a one-connection allowance whose connection the gateway closes (here: a frame that is not Modbus TCP)
+        // reconnects the moment it sees the close, and is admitted: the slot was freed before the close was sent.
+        await using var h = await GatewayHarness.StartAsync(limits: "{ connections-per-source: 1 }");
+        for (int i = 0; i < 5; i++)
+        {
+            using var hmi = await h.ConnectAsync();
+            await hmi.SendAsync([0x00, 0x01, 0x00, 0x05, 0x00, 0x06, 0x01, 0x03, 0x00, 0x00, 0x00, 0x01]); // protocol id 5
+            Assert.True(await hmi.IsClosedByPeerAsync());
+        }
+        using var last = await h.ConnectAsync();
+        Assert.Equal(3, (await last.RoundTripAsync(ModbusClient.ReadHolding(1, 1, 0, 1)))[7]);
+        Assert.Equal(0, h.Gateway.Counters.ConnectionsRejected);
+        Assert.Empty(h.Audit.OfKind(AuditEventKind.ConnectionLimit));
     }
 
     [Fact]
