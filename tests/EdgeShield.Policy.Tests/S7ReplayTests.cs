@@ -198,14 +198,10 @@ public class S7ReplayTests
             reader.Reset();
         }
 
-        // The fewest bytes over up to three windows of twenty rounds: an allocation in the frame loop shows in every
-        // window; a one-off of the runtime on this thread (seen once in ReplayTests' twin during a CI-like run) does not.
         long frames = 0;
-        long allocated = long.MaxValue;
-        for (int window = 0; window < 3 && allocated != 0; window++)
+        long allocated = ThreadAllocations.Fewest(() =>
         {
             frames = 0;
-            long before = GC.GetAllocatedBytesForCurrentThread();
             for (int round = 0; round < 20; round++)
             {
                 foreach (var reader in readers)
@@ -216,8 +212,7 @@ public class S7ReplayTests
                     reader.Reset();
                 }
             }
-            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
-        }
+        });
 
         Assert.True(frames > 10_000, $"only {frames} frames");
         Assert.Equal(0, allocated);
