@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
-using System.Text;
 
 namespace EdgeShield.Integration.Tests;
 
@@ -13,45 +11,17 @@ namespace EdgeShield.Integration.Tests;
 /// </summary>
 internal sealed class ReadySignal : IDisposable
 {
-    private readonly Socket _socket = new(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-    private readonly string _path = Path.Combine(Path.GetTempPath(), $"es-it-ready-{Guid.NewGuid():N}.sock");
-
-    public ReadySignal() => _socket.Bind(new UnixDomainSocketEndPoint(_path));
+    private readonly NotifySocket _socket = new();
 
     /// <summary>The start info, run under this socket.</summary>
     public ProcessStartInfo Apply(ProcessStartInfo start)
     {
-        start.Environment["NOTIFY_SOCKET"] = _path;
+        start.Environment["NOTIFY_SOCKET"] = _socket.Path;
         return start;
     }
 
     /// <summary>True once READY=1 came (bounded, generously: a loaded machine may start slowly).</summary>
-    public async Task<bool> WaitAsync(int timeoutMs = 60_000)
-    {
-        var buffer = new byte[4096];
-        var deadline = Environment.TickCount64 + timeoutMs;
-        while (Environment.TickCount64 < deadline)
-        {
-            using var cts = new CancellationTokenSource((int)Math.Max(1, deadline - Environment.TickCount64));
-            try
-            {
-                int read = await _socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-                if (Encoding.UTF8.GetString(buffer, 0, read).Contains("READY=1", StringComparison.Ordinal))
-                {
-                    return true;
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-        }
-        return false;
-    }
+    public Task<bool> WaitAsync(int timeoutMs = 60_000) => _socket.WaitForAsync("READY=1", timeoutMs);
 
-    public void Dispose()
-    {
-        _socket.Dispose();
-        File.Delete(_path);
-    }
+    public void Dispose() => _socket.Dispose();
 }

@@ -15,49 +15,6 @@ public partial class SystemdTests
 {
     private static string UnitPath => Path.Combine(Processes.RepoRoot, "firmware-config", "systemd", "edgeshield.service");
 
-    private sealed class NotifySocket : IDisposable
-    {
-        private readonly Socket _socket = new(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-
-        public NotifySocket() => _socket.Bind(new UnixDomainSocketEndPoint(Path));
-
-        public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"es-it-notify-{Guid.NewGuid():N}.sock");
-
-        public List<string> Messages { get; } = [];
-
-        /// <summary>Collects datagrams until one contains <paramref name="text"/> or the timeout passes.</summary>
-        public async Task<bool> WaitForAsync(string text, int timeoutMs = 30_000)
-        {
-            var buffer = new byte[4096];
-            var deadline = Environment.TickCount64 + timeoutMs;
-            while (Environment.TickCount64 < deadline)
-            {
-                using var cts = new CancellationTokenSource((int)Math.Max(1, deadline - Environment.TickCount64));
-                try
-                {
-                    int read = await _socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-                    var message = Encoding.UTF8.GetString(buffer, 0, read);
-                    Messages.Add(message);
-                    if (message.Contains(text, StringComparison.Ordinal))
-                    {
-                        return true;
-                    }
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-            }
-            return false;
-        }
-
-        public void Dispose()
-        {
-            _socket.Dispose();
-            File.Delete(Path);
-        }
-    }
-
     private static System.Diagnostics.ProcessStartInfo Run(string config, NotifySocket socket, int watchdogUsec)
     {
         var start = Processes.EdgeShield("run", "--config", config);
