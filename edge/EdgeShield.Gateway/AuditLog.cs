@@ -61,10 +61,11 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     private long _written;
     private long _suppressed;
 
-    public AuditLog(Stream output, int eventsPerSecond = 50, int queueCapacity = 4096, int sourcesPerWindow = 256, AuditJournal? journal = null)
+    public AuditLog(Stream output, int eventsPerSecond = 50, int queueCapacity = 4096, int sourcesPerWindow = 256, AuditJournal? journal = null, bool journalPriorities = false)
     {
         _output = output;
         _journal = journal;
+        JournalPriorities = journalPriorities;
         _eventsPerSecond = eventsPerSecond;
         _sourceCapacity = sourcesPerWindow;
         _sources = new SourceAddress[sourcesPerWindow + 1];
@@ -89,7 +90,9 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// Begin each line with its sd-daemon(3) priority (<see cref="JournalPriority"/>), for a stdout that is
     /// the journal: journald strips the prefix and files the line at that priority.
     /// </summary>
-    public bool JournalPriorities { get; init; }
+    /// A constructor argument, not an init property: the writer starts in the constructor and writes the journal's
+    /// opening lines at once.
+    public bool JournalPriorities { get; }
 
     /// <summary>The on-disk audit journal every line also goes to (null: none, or it failed and was given up).</summary>
     public AuditJournal? Journal => _journal;
@@ -98,7 +101,19 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// Where the journal's own lines (checkpoints, segment removals) are copied besides the output: the events
     /// topic, so that a site keeps the signed checkpoints off the box. Lines are written whole, one per call.
     /// </summary>
-    public void CopyJournalLinesTo(Stream? copies) => Volatile.Write(ref _journalCopies, copies);
+    /// <remarks>
+    /// The journal's opening lines (<c>audit-journal-created</c>, a torn tail cut off) are written by the writer as
+    /// soon as it starts, usually before this is called (the events topic needs the telemetry, which needs this
+    /// log): the writer keeps them and copies them when the copies arrive, so that they reach the topic too.
+    /// </remarks>
+    public void CopyJournalLinesTo(Stream? copies)
+    {
+        Volatile.Write(ref _journalCopies, copies);
+        if (copies is not null && _journal is not null)
+        {
+            _queue.Writer.TryWrite(new AuditEvent { Kind = CopiesMarker, Unit = -1, FunctionCode = -1, Reason = "" });
+        }
+    }
 
     /// <summary>Asks the writer for a checkpoint now, when lines are not covered yet (before a stop, while the events topic still publishes).</summary>
     public void RequestCheckpoint()
@@ -113,6 +128,12 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
 
     /// <summary>A queue item that is no event: it only wakes the writer for <see cref="RequestCheckpoint"/>.</summary>
     private const AuditEventKind CheckpointMarker = (AuditEventKind)byte.MaxValue;
+
+    /// <summary>A queue item that is no event: copies were attached; the opening lines written before go to them now.</summary>
+    private const AuditEventKind CopiesMarker = (AuditEventKind)(byte.MaxValue - 1);
+
+    /// <summary>The journal's opening lines, kept by the writer until <see cref="CopyJournalLinesTo"/> gives copies (null: none kept).</summary>
+    private List<byte[]>? _openingLines;
 
     public void Write(in AuditEvent auditEvent)
     {
@@ -265,8 +286,12 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
         using var json = new Utf8JsonWriter(buffer, JsonOptions);
         var ownLines = new List<(byte[] Line, byte[] Priority)>();
         var reader = _queue.Reader;
-        // What the journal said while opening (a new journal, a torn tail cut off).
-        AppendOwnLines(buffer, ownLines);
+        // What the journal said while opening (a new journal, a torn tail cut off); kept for copies that come later.
+        if (_journal is { HasOwnLines: true } && Volatile.Read(ref _journalCopies) is null)
+        {
+            _openingLines = [];
+        }
+        AppendOwnLines(buffer, ownLines, keep: _openingLines);
         while (true)
         {
             // Wake at least once a second so that summaries of a flood that has stopped still get out.
@@ -294,6 +319,18 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
             {
                 if (e.Kind == CheckpointMarker)
                 {
+                    continue;
+                }
+                if (e.Kind == CopiesMarker)
+                {
+                    if (_openingLines is { } opening && Volatile.Read(ref _journalCopies) is { } to)
+                    {
+                        foreach (var line in opening)
+                        {
+                            to.Write(line);
+                        }
+                        _openingLines = null;
+                    }
                     continue;
                 }
                 json.Reset();
@@ -407,7 +444,7 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     }
 
     /// <summary>The journal's own lines into the output (with their priority) and, whole, to the events topic.</summary>
-    private void AppendOwnLines(System.Buffers.ArrayBufferWriter<byte> buffer, List<(byte[] Line, byte[] Priority)> ownLines)
+    private void AppendOwnLines(System.Buffers.ArrayBufferWriter<byte> buffer, List<(byte[] Line, byte[] Priority)> ownLines, List<byte[]>? keep = null)
     {
         if (_journal is not { HasOwnLines: true } journal)
         {
@@ -424,6 +461,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
             buffer.Write(line);
             buffer.Write("\n"u8);
             copies?.Write(line);
+            if (copies is null)
+            {
+                keep?.Add(line);
+            }
         }
         ownLines.Clear();
     }

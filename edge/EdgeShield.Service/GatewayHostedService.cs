@@ -81,7 +81,7 @@ public sealed class GatewayHostedService(GatewayRunOptions options) : IHostedLif
     {
         var config = options.Config;
         _journal = config.AuditJournal is { } journalConfig ? OpenJournal(journalConfig) : null;
-        _audit = new AuditLog(options.AuditOutput, journal: _journal) { JournalPriorities = options.JournalPriorities };
+        _audit = new AuditLog(options.AuditOutput, journal: _journal, journalPriorities: options.JournalPriorities);
         // The PLCs and serial buses, first: the listeners and the poller share them, and they are
         // disposed last, after both.
         _upstreams = await UpstreamRegistry.StartAsync(config);

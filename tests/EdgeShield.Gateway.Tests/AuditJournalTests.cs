@@ -326,6 +326,41 @@ public sealed class AuditJournalTests : IDisposable
     }
 
     [Fact]
+    public async Task OpeningLines_ReachTheEventsTopic_WhenItIsAttachedAfterTheWriterWroteThem()
+    {
+        // The service's order: the log (and its writer) starts, the telemetry is built with it, and only then are
+        // the copies for the events topic attached. The writer has written audit-journal-created by then.
+        var output = new LineStream();
+        var copies = new LineStream();
+        using var key = AuditKey.LoadOrCreate(KeyPath);
+        var journal = AuditJournal.Open(Dir, new AuditJournalConfig { CheckpointEvery = 100 }, key);
+        await using (var log = new AuditLog(output, journal: journal, journalPriorities: true))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!Snapshot(output).Any(l => l.Contains("audit-journal-created", StringComparison.Ordinal)) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+            Assert.Contains(Snapshot(output), l => l.Contains("audit-journal-created", StringComparison.Ordinal));
+            log.CopyJournalLinesTo(copies);
+            log.Write(Denied(1));
+        }
+        var created = Assert.Single(Snapshot(copies), l => l.Contains("audit-journal-created", StringComparison.Ordinal));
+        Assert.StartsWith("{", created, StringComparison.Ordinal); // whole, as in the chain: no priority prefix
+        Assert.Contains(created, File.ReadAllLines(Segment(1)));
+        // On the output the journal priority is there from the first line on.
+        Assert.StartsWith("<", string.Concat(Snapshot(output)), StringComparison.Ordinal);
+    }
+
+    private static List<string> Snapshot(LineStream stream)
+    {
+        lock (stream.Lines)
+        {
+            return [.. stream.Lines];
+        }
+    }
+
+    [Fact]
     public async Task CheckpointSeconds_SignsAQuietTail()
     {
         using var key = AuditKey.LoadOrCreate(KeyPath);
