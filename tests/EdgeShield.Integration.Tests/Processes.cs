@@ -143,10 +143,41 @@ internal static partial class Processes
         public async Task<int> WaitForExitAsync(int timeoutMs = 60_000)
         {
             using var cts = new CancellationTokenSource(timeoutMs);
-            await Process.WaitForExitAsync(cts.Token);
+            try
+            {
+                await Process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Say what the process last wrote: a hang is found from its last lines, not from "a task was canceled".
+                throw new TimeoutException($"pid {Process.Id} did not exit within {timeoutMs} ms\n--- stdout (end)\n{Tail(Stdout)}\n--- stderr (end)\n{Tail(Stderr)}{await StacksAsync()}");
+            }
             Process.WaitForExit(); // drain the asynchronous output readers
             return Process.ExitCode;
         }
+
+        /// <summary>
+        /// With <c>EDGESHIELD_TEST_STACKS</c> naming a dotnet-stack binary (<c>dotnet tool install -g dotnet-stack</c>),
+        /// every managed thread's stack of a process that would not exit: where a stop hangs, not only that it did.
+        /// </summary>
+        private async Task<string> StacksAsync()
+        {
+            if (Environment.GetEnvironmentVariable("EDGESHIELD_TEST_STACKS") is not { Length: > 0 } tool || !File.Exists(tool))
+            {
+                return "";
+            }
+            try
+            {
+                var report = await Processes.RunAsync(Processes.Tool(tool, "report", "-p", Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), 60_000);
+                return "\n--- dotnet-stack\n" + report.Stdout + report.Stderr;
+            }
+            catch (Exception e) when (e is TimeoutException or System.ComponentModel.Win32Exception)
+            {
+                return "\n--- dotnet-stack failed: " + e.Message;
+            }
+        }
+
+        private static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
 
         public async ValueTask DisposeAsync()
         {

@@ -34,7 +34,7 @@ public partial class SystemdTests
         {
             await using var gateway = new Processes.Running(Run(path, socket, 400_000));
             Assert.True(await socket.WaitForAsync("READY=1"), "no READY=1: " + string.Join(" | ", socket.Messages) + gateway.Stderr);
-            Assert.DoesNotContain(socket.Messages, m => m.Contains("WATCHDOG=1", StringComparison.Ordinal)); // READY first
+            Assert.DoesNotContain(socket.Messages.TakeWhile(m => !m.Contains("READY=1", StringComparison.Ordinal)), m => m.Contains("WATCHDOG=1", StringComparison.Ordinal)); // READY first
             // READY=1 comes only after the listener is bound: it accepts now.
             Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on "));
             var port = int.Parse(ListenLine().Match(gateway.Stderr).Groups[1].Value, CultureInfo.InvariantCulture);
@@ -45,6 +45,38 @@ public partial class SystemdTests
             // WatchdogSec 0.4 s: pings every 0.2 s.
             Assert.True(await socket.WaitForAsync("WATCHDOG=1", 20_000), "no WATCHDOG=1: " + string.Join(" | ", socket.Messages));
             Assert.True(await socket.WaitForAsync("WATCHDOG=1", 20_000)); // bounds generous: a loaded machine runs the 0.2 s pings late
+            gateway.Signal(Processes.SIGTERM);
+            Assert.True(await socket.WaitForAsync("STOPPING=1", 10_000), "no STOPPING=1: " + string.Join(" | ", socket.Messages));
+            Assert.Equal(0, await gateway.WaitForExitAsync());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>
+    /// Each SIGHUP is RELOADING=1 then READY=1 with the policy's hash (systemd's reload protocol), and after more
+    /// reloads than a unix datagram queue holds (net.unix.max_dgram_qlen, 10) SIGTERM still stops the gateway.
+    /// </summary>
+    [Fact]
+    public async Task Run_UnderNotifySocket_EveryReloadIsNotified_AndStopsAfterMany()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
+        string path = Path.Combine(Path.GetTempPath(), $"edgeshield-sd-{Guid.NewGuid():N}.yaml");
+        await File.WriteAllTextAsync(path, GatewayProcess.Config(plc.Port, GatewayProcess.Policy));
+        using var socket = new NotifySocket();
+        try
+        {
+            await using var gateway = new Processes.Running(Run(path, socket, 0));
+            Assert.True(await socket.WaitForAsync("READY=1"), "no READY=1: " + string.Join(" | ", socket.Messages) + gateway.Stderr);
+            for (int i = 0; i < 12; i++)
+            {
+                gateway.Signal(Processes.SIGHUP);
+                Assert.True(await socket.WaitForAsync("RELOADING=1", 20_000), $"reload {i + 1}: no RELOADING=1: " + string.Join(" | ", socket.Messages));
+                Assert.True(await socket.WaitForAsync("READY=1", 20_000), $"reload {i + 1}: no READY=1: " + string.Join(" | ", socket.Messages));
+                Assert.Matches("STATUS=running, policy sha256 [0-9a-f]{64}", socket.LastMatch);
+            }
             gateway.Signal(Processes.SIGTERM);
             Assert.True(await socket.WaitForAsync("STOPPING=1", 10_000), "no STOPPING=1: " + string.Join(" | ", socket.Messages));
             Assert.Equal(0, await gateway.WaitForExitAsync());
@@ -89,7 +121,7 @@ public partial class SystemdTests
             await using var gateway = new Processes.Running(Run(path, socket, 0));
             Assert.Equal(2, await gateway.WaitForExitAsync());
             Assert.True(await socket.WaitForAsync("STATUS=invalid configuration", 20_000), string.Join(" | ", socket.Messages));
-            Assert.Contains("policy 'nope' is not defined", socket.Messages[^1], StringComparison.Ordinal);
+            Assert.Contains("policy 'nope' is not defined", socket.LastMatch, StringComparison.Ordinal);
             Assert.DoesNotContain(socket.Messages, m => m.Contains("READY=1", StringComparison.Ordinal));
         }
         finally
