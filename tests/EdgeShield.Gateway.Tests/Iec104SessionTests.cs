@@ -167,6 +167,88 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
     }
 
+    /// <summary>
+    /// Both windows full at once, each peer's acknowledgement behind a frame that waits for the other's window: the
+    /// client's S-frame behind a command for the station's full window, the station's behind a point for the client's
+    /// full window. Were the receive loop to wait for the station's window, neither acknowledgement would ever be read
+    /// and t1 would close a session in which both peers kept to k and w.
+    /// </summary>
+    [Fact]
+    public async Task BothWindowsFullAtOnce_EachAcknowledgementBehindAWaitingFrame_NeitherWaitsForT1()
+    {
+        // t1 20 s and t2 10 s: the bounds below (8 s) are then no timer's doing.
+        var (client, station) = await StartedAsync("{ k: 2, w: 2, t1: 20s, t2: 10s }");
+        // The station fills the client's window: two points, which the gateway acknowledges to it (w = 2).
+        await station.SendAsync([.. Apci.I(0, 0, SinglePoint(100, 1)), .. Apci.I(1, 0, SinglePoint(101, 1))]);
+        Assert.Equal(0, Apci.SendSequence(await client.ReadIAsync()));
+        Assert.Equal(1, Apci.SendSequence(await client.ReadIAsync()));
+        var stationAck = await station.ReadAsync(8000);
+        Assert.True(Apci.IsS(stationAck) && Apci.ReceiveSequence(stationAck) == 2, Convert.ToHexString(stationAck));
+        // A third point: the upstream loop now waits for the client's window.
+        await station.SendAsync(Apci.I(2, 0, SinglePoint(102, 1)));
+        Assert.Null(await client.ReadOrTimeoutAsync(300));
+
+        // The client fills the station's window: two commands, which reach the station (and the gateway acknowledges, w = 2).
+        await client.SendAsync([.. Apci.I(0, 0, SingleCommand(2000)), .. Apci.I(1, 0, SingleCommand(2001))]);
+        Assert.Equal(0, Apci.SendSequence(await station.ReadIAsync()));
+        Assert.Equal(1, Apci.SendSequence(await station.ReadIAsync()));
+        var clientAck = await client.ReadAsync(8000);
+        Assert.True(Apci.IsS(clientAck) && Apci.ReceiveSequence(clientAck) == 2, Convert.ToHexString(clientAck));
+
+        // Now each acknowledgement behind a frame that cannot go yet: the client's behind a third command, the station's
+        // behind the third point it already sent.
+        var clock = Stopwatch.StartNew();
+        await client.SendAsync([.. Apci.I(2, 0, SingleCommand(2002)), .. Apci.S(2)]);
+        await station.SendAsync(Apci.S(2));
+
+        var third = await station.ReadIAsync(10_000);
+        Assert.Equal(2, Apci.SendSequence(third));
+        Assert.Equal(SingleCommand(2002), third[6..]);
+        var point = await client.ReadIAsync(10_000);
+        Assert.Equal(2, Apci.SendSequence(point));
+        Assert.Equal(SinglePoint(102, 1), point[6..]);
+        Assert.True(clock.ElapsedMilliseconds < 8000, $"the frames came after {clock.ElapsedMilliseconds} ms: a loop waited for an acknowledgement it had not read");
+        // The command the gateway held is acknowledged to the client only once it went to the station: never before.
+        Assert.True(Apci.ReceiveSequence(point) <= 3, Convert.ToHexString(point));
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+    }
+
+    [Fact]
+    public async Task ACommandHeldForTheStationsWindow_IsAcknowledgedToTheClientOnlyOnceItWent_AndMoreThanKHeldCloses()
+    {
+        var (client, station) = await StartedAsync("{ k: 2, w: 1, t1: 20s, t2: 10s }");
+        // Two commands fill the station's window; each is acknowledged to the client (w = 1) as it goes.
+        await client.SendAsync([.. Apci.I(0, 0, SingleCommand(2000)), .. Apci.I(1, 0, SingleCommand(2001))]);
+        Assert.Equal(0, Apci.SendSequence(await station.ReadIAsync()));
+        Assert.Equal(1, Apci.SendSequence(await station.ReadIAsync()));
+        ushort acked = 0;
+        while (acked < 2)
+        {
+            acked = Apci.ReceiveSequence(await client.ReadAsync(8000));
+        }
+
+        // A third is held back: not acknowledged, so the client's own k bounds what the gateway holds.
+        await client.SendAsync(Apci.I(2, 0, SingleCommand(2002)));
+        Assert.Null(await client.ReadOrTimeoutAsync(500));
+        Assert.Null(await station.ReadOrTimeoutAsync(200));
+
+        // The station's acknowledgement opens its window: the command goes, and only then is it acknowledged to the client.
+        await station.SendAsync(Apci.S(2));
+        var third = await station.ReadIAsync(8000);
+        Assert.Equal(2, Apci.SendSequence(third));
+        Assert.Equal(SingleCommand(2002), third[6..]);
+        var ack = await client.ReadAsync(8000);
+        Assert.True(Apci.IsS(ack) && Apci.ReceiveSequence(ack) == 3, Convert.ToHexString(ack));
+
+        // The station does not acknowledge again: one more command fits its window, the next ones are held. Two held
+        // (unacknowledged) are within the client's k = 2; a third breaks k, and the gateway closes, audited.
+        await client.SendAsync([.. Apci.I(3, 0, SingleCommand(2003)), .. Apci.I(4, 0, SingleCommand(2004))]);
+        Assert.Equal(3, Apci.SendSequence(await station.ReadIAsync(8000))); // the window had room for one
+        await client.SendAsync([.. Apci.I(5, 0, SingleCommand(2005)), .. Apci.I(6, 0, SingleCommand(2006))]);
+        Assert.True(await client.ClosedAsync(8000), "the client broke k and the connection stayed open");
+        Assert.Contains(_audit.Events, e => e.Kind == AuditEventKind.Malformed && e.ConnectionClosed && e.Reason.Contains("more than k = 2", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task KWindow_TheStationNotAcknowledging_GetsAtMostKIFrames_AndTheGatewayClosesAfterT1()
     {

@@ -24,6 +24,10 @@ internal sealed class Iec104Leg
     private long _lastReceiveAt;
     private long _lastAckSentAt;
     private long _testSentAt;
+    // Received I-frames the gateway has not passed on yet are not acknowledged to the peer (so the peer's own k bounds
+    // what the gateway holds): the N(S) of the frame being judged, and of the oldest one held back in a queue; -1: none.
+    private int _judging = -1;
+    private int _heldFrom = -1;
 
     public Iec104Leg(string name, int k, int w)
     {
@@ -44,8 +48,24 @@ internal sealed class Iec104Leg
     /// <summary>I-frames sent and not yet acknowledged by the peer.</summary>
     public int InFlight => Iec104Sequence.Distance((ushort)Volatile.Read(ref _ackedByPeer), (ushort)Volatile.Read(ref _sendNext));
 
-    /// <summary>I-frames received and not yet acknowledged to the peer.</summary>
-    public int Unacknowledged => Iec104Sequence.Distance((ushort)Volatile.Read(ref _ackSent), ReceiveNext);
+    /// <summary>
+    /// The N(R) the gateway may give: V(R), less the frames it has received but not passed on (the one being judged,
+    /// and from the oldest one held back on). Read in this order (V(R), judged, held): the receive flow marks a frame
+    /// before it counts it, and holds it back before it ends its judging.
+    /// </summary>
+    private ushort AcknowledgeableNext
+    {
+        get
+        {
+            var next = ReceiveNext;
+            int judging = Volatile.Read(ref _judging);
+            int held = Volatile.Read(ref _heldFrom);
+            return held >= 0 ? (ushort)held : judging >= 0 ? (ushort)judging : next;
+        }
+    }
+
+    /// <summary>I-frames received and not yet acknowledged to the peer (those passed on: held ones wait).</summary>
+    public int Unacknowledged => Iec104Sequence.Distance((ushort)Volatile.Read(ref _ackSent), AcknowledgeableNext);
 
     /// <summary>w I-frames are unacknowledged: acknowledge now.</summary>
     public bool MustAcknowledge => Unacknowledged >= _w;
@@ -96,7 +116,7 @@ internal sealed class Iec104Leg
     /// <summary>Under the send lock: the N(R) of an S-frame (or an I-frame), acknowledging every I-frame received.</summary>
     public ushort Acknowledge(long now)
     {
-        var nr = ReceiveNext;
+        var nr = AcknowledgeableNext;
         Volatile.Write(ref _ackSent, nr);
         Volatile.Write(ref _lastAckSentAt, now);
         return nr;
@@ -109,15 +129,31 @@ internal sealed class Iec104Leg
     /// Checks an I-frame's N(S) against V(R) and counts it received. False on a sequence error (the peer
     /// skipped or repeated a frame): the leg cannot go on.
     /// </summary>
-    public bool ReceiveIFrame(ushort sendSequence)
+    /// <param name="sendSequence">The frame's N(S).</param>
+    /// <param name="untilJudged">Not acknowledged until <see cref="Judged"/> (the client's frames, which may be held back).</param>
+    public bool ReceiveIFrame(ushort sendSequence, bool untilJudged = false)
     {
         if (sendSequence != ReceiveNext)
         {
             return false;
         }
+        if (untilJudged)
+        {
+            // Marked before it is counted: no acknowledgement covers it until it is passed on or held back.
+            Volatile.Write(ref _judging, sendSequence);
+        }
         Volatile.Write(ref _receiveNext, Iec104Sequence.Next(sendSequence));
         return true;
     }
+
+    /// <summary>The receive flow is done with the frame it last received: passed on (sent or answered) or held back.</summary>
+    public void Judged() => Volatile.Write(ref _judging, -1);
+
+    /// <summary>
+    /// Frames from <paramref name="sendSequence"/> on are held back (queued, not passed on yet): not acknowledged;
+    /// -1 when none is any more. Set before <see cref="Judged"/> for a frame held back.
+    /// </summary>
+    public void HoldFrom(int sendSequence) => Volatile.Write(ref _heldFrom, sendSequence);
 
     /// <summary>
     /// Applies the peer's N(R): frees the window credits of the I-frames it acknowledges. False when it

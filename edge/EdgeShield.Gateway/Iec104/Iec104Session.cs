@@ -62,6 +62,23 @@ internal sealed class Iec104Session : IProtocolSession
     private readonly int[] _deferredLength = new int[DeferredMax];
     private int _deferredHead;
     private int _deferredCount;
+    // The client's frames held back because the station's window (k) was full when they were judged: the station's
+    // acknowledgement that opens it is read by the upstream loop, which may itself wait for the client's window, and the
+    // client's acknowledgement that would free it may be behind these frames in the client's stream. Holding them (not
+    // waiting) keeps the receive loop reading; they are not acknowledged to the client until they go, so the client's
+    // own k bounds them. Sent in order by whichever loop finds room (under the station's send lock). A slot: kind (0 an
+    // I-frame's ASDU, 1 a U-frame), length, the client's N(S) from which frames are held, then the bytes. Allocated at
+    // the first hold: a session whose station keeps up never holds anything.
+    private const int HeldSlot = 4 + Iec104Limits.MaxFrame;
+    private readonly Lock _heldGate = new();
+    private readonly int _heldMax;
+    private byte[]? _held;
+    private int _heldHead;
+    private int _heldCount;
+    private int _heldIFrames;
+    private readonly byte[] _toStationFromHeld = new byte[Iec104Limits.MaxFrame];
+    private readonly byte[] _toClientAckFromUpstream = new byte[Iec104Limits.ApciLength];
+    private ushort _loopSequence;
     private volatile DataTransfer _transfer;
     private bool _judgedSource;
     // What the receive loop's last step asks of ReplyAsync / ForwardAsync.
@@ -106,6 +123,8 @@ internal sealed class Iec104Session : IProtocolSession
         _client = new Iec104Leg("client", limits.K, limits.W);
         _station = new Iec104Leg("station", limits.K, limits.W);
         _commands = new Iec104Commands(limits.PendingPerConnection);
+        // Every frame the client may send unacknowledged (k), and a STOPDT act behind them.
+        _heldMax = limits.K + 1;
         _t1Span = limits.T1;
         _t1 = Ticks(limits.T1);
         _t2 = Ticks(limits.T2);
@@ -161,8 +180,18 @@ internal sealed class Iec104Session : IProtocolSession
         {
             Iec104Format.S => _deferredCount > 0 ? LoopSend(PendingSend.ClientDeferred, 0, consumed, ClientAction.Reply) : new ClientStep(ClientAction.Nothing, consumed),
             Iec104Format.U => ClientU(frame, apdu.UFunction, consumed),
-            _ => ClientI(frame, apdu, consumed, now),
+            _ => Judged(ClientI(frame, apdu, consumed, now)),
         };
+    }
+
+    /// <summary>The client's I-frame is answered, dropped or refused here: it counts as passed on (acknowledgeable); a forwarded one once it is sent or held back.</summary>
+    private ClientStep Judged(ClientStep step)
+    {
+        if (_loopSend != PendingSend.StationIFrame)
+        {
+            _client.Judged();
+        }
+        return step;
     }
 
     private ClientStep ClientU(ReadOnlySpan<byte> frame, Iec104UFunction function, int consumed)
@@ -194,7 +223,7 @@ internal sealed class Iec104Session : IProtocolSession
 
     private ClientStep ClientI(ReadOnlySpan<byte> frame, in Iec104Apdu apdu, int consumed, long now)
     {
-        if (!_client.ReceiveIFrame(apdu.SendSequence))
+        if (!_client.ReceiveIFrame(apdu.SendSequence, untilJudged: true))
         {
             Malformed(frame, $"IEC 104: sequence error: the client's N(S) is {apdu.SendSequence}, expected {_client.ReceiveNext}");
             return new ClientStep(ClientAction.Close, 0);
@@ -247,6 +276,7 @@ internal sealed class Iec104Session : IProtocolSession
         _listener.Counters.CountAllowed();
         _connection.MarkAllowed();
         apdu.Asdu.CopyTo(_toStationFromLoop.AsSpan(Iec104Limits.ApciLength));
+        _loopSequence = apdu.SendSequence;
         return LoopSend(PendingSend.StationIFrame, apdu.Asdu.Length, consumed, ClientAction.Forward);
     }
 
@@ -317,8 +347,8 @@ internal sealed class Iec104Session : IProtocolSession
         await SendDeferredAsync();
         bool sent = send switch
         {
-            PendingSend.StationIFrame => await SendIFrameToStationAsync(_toStationFromLoop, _loopLength),
-            PendingSend.StationU => await SendToStationAsync(_toStationFromLoop.AsMemory(0, Iec104Limits.ApciLength)),
+            PendingSend.StationIFrame => await ForwardIFrameToStationAsync(frame, _loopLength),
+            PendingSend.StationU => await ForwardUToStationAsync(frame),
             _ => true,
         };
         if (!sent && !_connection.Closed.IsCancellationRequested)
@@ -398,14 +428,148 @@ internal sealed class Iec104Session : IProtocolSession
         }
     }
 
-    /// <summary>Sends the ASDU at <paramref name="buffer"/>[6..] to the RTU as the next I-frame of the station leg; false when it cannot be sent.</summary>
-    private async ValueTask<bool> SendIFrameToStationAsync(byte[] buffer, int asduLength)
+    /// <summary>
+    /// The client's allowed ASDU at <see cref="_toStationFromLoop"/>[6..] to the RTU as the next I-frame of the station leg:
+    /// at once when the station's window (k) has room and nothing is held back, else held back (never waited for: see
+    /// <see cref="_held"/>). False when it cannot be sent, or the client broke k (then closed).
+    /// </summary>
+    private async ValueTask<bool> ForwardIFrameToStationAsync(ReadOnlyMemory<byte> frame, int asduLength)
     {
-        if (!await _station.TakeWindowAsync(_t1Span, _connection.Closed))
+        if (Volatile.Read(ref _heldCount) == 0 && _station.TryTakeWindow())
+        {
+            _client.Judged();
+            return await SendIFrameToStationAsync(_toStationFromLoop, asduLength);
+        }
+        if (!Hold(frame.Span, isIFrame: true, _toStationFromLoop.AsSpan(Iec104Limits.ApciLength, asduLength), _loopSequence))
         {
             return false;
         }
-        await _stationSend.WaitAsync(_connection.Closed);
+        _client.Judged();
+        return await SendHeldAsync();
+    }
+
+    /// <summary>The client's STARTDT/STOPDT act at <see cref="_toStationFromLoop"/>[..6] to the RTU, behind any frame held back.</summary>
+    private async ValueTask<bool> ForwardUToStationAsync(ReadOnlyMemory<byte> frame)
+    {
+        if (Volatile.Read(ref _heldCount) == 0)
+        {
+            return await SendToStationAsync(_toStationFromLoop.AsMemory(0, Iec104Limits.ApciLength));
+        }
+        return Hold(frame.Span, isIFrame: false, _toStationFromLoop.AsSpan(0, Iec104Limits.ApciLength), _client.ReceiveNext) && await SendHeldAsync();
+    }
+
+    /// <summary>
+    /// Holds back a frame for the station; from <paramref name="sendSequence"/> on the client's frames are not acknowledged
+    /// while it is the oldest held. False when the client sent more than k I-frames that the gateway had not
+    /// acknowledged (it holds back only frames it has not acknowledged): a protocol violation, closed.
+    /// </summary>
+    private bool Hold(ReadOnlySpan<byte> frame, bool isIFrame, ReadOnlySpan<byte> bytes, ushort sendSequence)
+    {
+        lock (_heldGate)
+        {
+            if (isIFrame ? _heldIFrames == _heldMax - 1 : _heldCount == _heldMax)
+            {
+                Malformed(frame, $"IEC 104: the client sent more than k = {_heldMax - 1} I-frames the gateway had not acknowledged");
+                _ = CloseAsync();
+                return false;
+            }
+            int slots = _held is null ? 0 : _held.Length / HeldSlot;
+            if (_heldCount == slots)
+            {
+                // Grow in order (oldest first), doubling up to what k allows.
+                var grown = new byte[Math.Min(_heldMax, Math.Max(4, slots * 2)) * HeldSlot];
+                for (int i = 0; i < _heldCount; i++)
+                {
+                    _held.AsSpan(((_heldHead + i) % slots) * HeldSlot, HeldSlot).CopyTo(grown.AsSpan(i * HeldSlot));
+                }
+                _held = grown;
+                _heldHead = 0;
+                slots = grown.Length / HeldSlot;
+            }
+            var slot = _held.AsSpan(((_heldHead + _heldCount) % slots) * HeldSlot, HeldSlot);
+            slot[0] = isIFrame ? (byte)0 : (byte)1;
+            slot[1] = (byte)bytes.Length;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(slot[2..], sendSequence);
+            bytes.CopyTo(slot[4..]);
+            if (_heldCount == 0)
+            {
+                _client.HoldFrom(sendSequence);
+            }
+            _heldIFrames += isIFrame ? 1 : 0;
+            Volatile.Write(ref _heldCount, _heldCount + 1);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Sends what is held back for the station, oldest first, while its window (k) has room; called by the receive loop
+    /// after holding a frame and by the upstream loop after the station's acknowledgement. The client's frames become
+    /// acknowledgeable as they go. False when the station cannot be written.
+    /// </summary>
+    private async ValueTask<bool> SendHeldAsync()
+    {
+        if (Volatile.Read(ref _heldCount) == 0)
+        {
+            return true;
+        }
+        try
+        {
+            await _stationSend.WaitAsync(_connection.Closed);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        try
+        {
+            while (true)
+            {
+                int length;
+                lock (_heldGate)
+                {
+                    if (_heldCount == 0)
+                    {
+                        break;
+                    }
+                    int slots = _held!.Length / HeldSlot;
+                    var slot = _held.AsSpan(_heldHead * HeldSlot, HeldSlot);
+                    bool isIFrame = slot[0] == 0;
+                    if (isIFrame && !_station.TryTakeWindow())
+                    {
+                        break;
+                    }
+                    int size = slot[1];
+                    slot.Slice(4, size).CopyTo(_toStationFromHeld.AsSpan(isIFrame ? Iec104Limits.ApciLength : 0));
+                    length = isIFrame ? new IFrame(_station, size).Write(_toStationFromHeld) : size;
+                    _heldHead = (_heldHead + 1) % slots;
+                    _heldIFrames -= isIFrame ? 1 : 0;
+                    Volatile.Write(ref _heldCount, _heldCount - 1);
+                    _client.HoldFrom(_heldCount == 0 ? -1 : System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(_held.AsSpan(_heldHead * HeldSlot + 2)));
+                }
+                if (await _connection.SendUpstreamAsync(_toStationFromHeld.AsMemory(0, length)) <= 0)
+                {
+                    return false;
+                }
+            }
+        }
+        finally
+        {
+            _stationSend.Release();
+        }
+        return true;
+    }
+
+    /// <summary>Sends the ASDU at <paramref name="buffer"/>[6..] to the RTU as the next I-frame of the station leg (its window slot taken); false when it cannot be sent.</summary>
+    private async ValueTask<bool> SendIFrameToStationAsync(byte[] buffer, int asduLength)
+    {
+        try
+        {
+            await _stationSend.WaitAsync(_connection.Closed);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
         try
         {
             int length = new IFrame(_station, asduLength).Write(buffer);
@@ -463,6 +627,15 @@ internal sealed class Iec104Session : IProtocolSession
         long now = Stopwatch.GetTimestamp();
         _station.Received(now);
         var action = StationFrame(packet.Span, now, out int asduLength);
+        if (Volatile.Read(ref _heldCount) > 0)
+        {
+            // The station's acknowledgement may have opened its window for the client's frames held back.
+            await SendHeldAsync();
+            if (_client.MustAcknowledge)
+            {
+                await _connection.SendToClientAsync(new SFrame(_client), _toClientAckFromUpstream);
+            }
+        }
         switch (action)
         {
             case StationAction.ForwardAsdu:
