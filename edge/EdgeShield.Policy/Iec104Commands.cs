@@ -68,6 +68,35 @@ public sealed class Iec104Commands
         asdu.Cause == Iec104Refusals.CauseActivation && !asdu.IsSelect
         && asdu.Type is (>= 45 and <= 51) or (>= 58 and <= 64) or 100 or 101;
 
+    /// <summary>
+    /// The deadline of a command added before it goes to the station (the gateway may hold it back while the station's
+    /// window is full): it never expires until <see cref="Sent"/> starts its clock.
+    /// </summary>
+    public const long NotSent = long.MaxValue - 1;
+
+    /// <summary>
+    /// The oldest command added with <see cref="NotSent"/> is going to the station now: its deadline is <paramref name="deadline"/>.
+    /// Commands go in the order they were added, so the oldest is the one.
+    /// </summary>
+    public void Sent(long deadline)
+    {
+        lock (_slots)
+        {
+            int oldest = -1;
+            for (int i = 0; i < _slots.Length; i++)
+            {
+                if (_slots[i].InUse && _slots[i].Deadline == NotSent && (oldest < 0 || _slots[i].Sequence < _slots[oldest].Sequence))
+                {
+                    oldest = i;
+                }
+            }
+            if (oldest >= 0)
+            {
+                _slots[oldest].Deadline = deadline;
+            }
+        }
+    }
+
     /// <summary>Adds a request of <see cref="Tracks"/> that is forwarded; false when the table is full.</summary>
     public bool TryAdd(in Iec104Asdu asdu, bool isSelect, long deadline) =>
         TryAdd(asdu.Type, asdu.Cause, asdu.CommonAddress, asdu.FirstIoa, Iec104Command.KeyOf(asdu), isSelect, ExpectsTermination(asdu), asdu.Bytes, deadline);

@@ -249,6 +249,40 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
         Assert.Contains(_audit.Events, e => e.Kind == AuditEventKind.Malformed && e.ConnectionClosed && e.Reason.Contains("more than k = 2", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A command held back has not reached the station: its response-timeout starts when it goes. Were it counted from
+    /// when it was judged, the client would get the gateway's negative confirmation and the station the command after
+    /// it, and execute what the client was told failed.
+    /// </summary>
+    [Fact]
+    public async Task ACommandHeldBack_GetsItsWholeResponseTimeoutFromWhenItGoes_NeverANegativeConfirmationBefore()
+    {
+        var (client, station) = await StartedAsync("{ k: 1, w: 1, t1: 20s, t2: 10s, response-timeout: 1s }");
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(0, Apci.SendSequence(await station.ReadIAsync()));
+        // The station confirms and terminates it without acknowledging it (N(R) 0): its window (k = 1) stays full.
+        await station.SendAsync([.. Apci.I(0, 0, SingleCommand(2000, cause: 7)), .. Apci.I(1, 0, SingleCommand(2000, cause: 10))]);
+        Assert.Equal(SingleCommand(2000, cause: 7), (await client.ReadIAsync())[6..]);
+        await client.SendAsync(Apci.S(1)); // the client's window is k = 1 too
+        Assert.Equal(SingleCommand(2000, cause: 10), (await client.ReadIAsync())[6..]);
+
+        // The next command is held back for 2.5 s, longer than response-timeout (1 s): no answer to the client meanwhile.
+        await client.SendAsync(Apci.I(1, 2, SingleCommand(2001)));
+        var clock = Stopwatch.StartNew();
+        while (clock.ElapsedMilliseconds < 2500)
+        {
+            var f = await client.ReadOrTimeoutAsync(200);
+            Assert.True(f is null || !Apci.IsI(f), "the client got an answer to a command still held back: " + (f is null ? "" : Convert.ToHexString(f)));
+        }
+        await station.SendAsync(Apci.S(1));
+        var second = await station.ReadIAsync(8000);
+        Assert.Equal(SingleCommand(2001), second[6..]);
+        await station.SendAsync(Apci.I(2, 2, SingleCommand(2001, cause: 7)));
+        Assert.Equal(SingleCommand(2001, cause: 7), (await client.ReadIAsync(8000))[6..]);
+        Assert.Empty(_audit.OfKind(AuditEventKind.ResponseTimeout));
+        Assert.Empty(_audit.OfKind(AuditEventKind.UnmatchedResponse));
+    }
+
     [Fact]
     public async Task KWindow_TheStationNotAcknowledging_GetsAtMostKIFrames_AndTheGatewayClosesAfterT1()
     {

@@ -67,9 +67,11 @@ internal sealed class Iec104Session : IProtocolSession
     // client's acknowledgement that would free it may be behind these frames in the client's stream. Holding them (not
     // waiting) keeps the receive loop reading; they are not acknowledged to the client until they go, so the client's
     // own k bounds them. Sent in order by whichever loop finds room (under the station's send lock). A slot: kind (0 an
-    // I-frame's ASDU, 1 a U-frame), length, the client's N(S) from which frames are held, then the bytes. Allocated at
+    // I-frame's ASDU, 1 a U-frame), length, the client's N(S) from which frames are held, a tracked command (its
+    // response-timeout starts when it goes), then the bytes. Allocated at
     // the first hold: a session whose station keeps up never holds anything.
-    private const int HeldSlot = 4 + Iec104Limits.MaxFrame;
+    private const int HeldSlot = HeldHeader + Iec104Limits.MaxFrame;
+    private const int HeldHeader = 5;
     private readonly Lock _heldGate = new();
     private readonly int _heldMax;
     private byte[]? _held;
@@ -79,6 +81,7 @@ internal sealed class Iec104Session : IProtocolSession
     private readonly byte[] _toStationFromHeld = new byte[Iec104Limits.MaxFrame];
     private readonly byte[] _toClientAckFromUpstream = new byte[Iec104Limits.ApciLength];
     private ushort _loopSequence;
+    private bool _loopTracked;
     private volatile DataTransfer _transfer;
     private bool _judgedSource;
     // What the receive loop's last step asks of ReplyAsync / ForwardAsync.
@@ -263,7 +266,8 @@ internal sealed class Iec104Session : IProtocolSession
         }
         bool tracked = Iec104Commands.Tracks(asdu);
         bool select = tracked && asdu.IsSelect && policy.RequiresSelect(verdict.RuleIndex);
-        if (tracked && !_commands.TryAdd(asdu, select, now + _listener.ResponseTimeoutTicks))
+        // Its response-timeout starts when it goes to the station (at once, or when it is no longer held back).
+        if (tracked && !_commands.TryAdd(asdu, select, Iec104Commands.NotSent))
         {
             _listener.Counters.CountDenied();
             Audit(frame, AuditEventKind.PendingLimit, null, "too many commands outstanding on this connection", asdu: asdu);
@@ -277,6 +281,7 @@ internal sealed class Iec104Session : IProtocolSession
         _connection.MarkAllowed();
         apdu.Asdu.CopyTo(_toStationFromLoop.AsSpan(Iec104Limits.ApciLength));
         _loopSequence = apdu.SendSequence;
+        _loopTracked = tracked;
         return LoopSend(PendingSend.StationIFrame, apdu.Asdu.Length, consumed, ClientAction.Forward);
     }
 
@@ -438,9 +443,13 @@ internal sealed class Iec104Session : IProtocolSession
         if (Volatile.Read(ref _heldCount) == 0 && _station.TryTakeWindow())
         {
             _client.Judged();
+            if (_loopTracked)
+            {
+                _commands.Sent(Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
+            }
             return await SendIFrameToStationAsync(_toStationFromLoop, asduLength);
         }
-        if (!Hold(frame.Span, isIFrame: true, _toStationFromLoop.AsSpan(Iec104Limits.ApciLength, asduLength), _loopSequence))
+        if (!Hold(frame.Span, isIFrame: true, _toStationFromLoop.AsSpan(Iec104Limits.ApciLength, asduLength), _loopSequence, _loopTracked))
         {
             return false;
         }
@@ -455,7 +464,7 @@ internal sealed class Iec104Session : IProtocolSession
         {
             return await SendToStationAsync(_toStationFromLoop.AsMemory(0, Iec104Limits.ApciLength));
         }
-        return Hold(frame.Span, isIFrame: false, _toStationFromLoop.AsSpan(0, Iec104Limits.ApciLength), _client.ReceiveNext) && await SendHeldAsync();
+        return Hold(frame.Span, isIFrame: false, _toStationFromLoop.AsSpan(0, Iec104Limits.ApciLength), _client.ReceiveNext, tracked: false) && await SendHeldAsync();
     }
 
     /// <summary>
@@ -463,7 +472,7 @@ internal sealed class Iec104Session : IProtocolSession
     /// while it is the oldest held. False when the client sent more than k I-frames that the gateway had not
     /// acknowledged (it holds back only frames it has not acknowledged): a protocol violation, closed.
     /// </summary>
-    private bool Hold(ReadOnlySpan<byte> frame, bool isIFrame, ReadOnlySpan<byte> bytes, ushort sendSequence)
+    private bool Hold(ReadOnlySpan<byte> frame, bool isIFrame, ReadOnlySpan<byte> bytes, ushort sendSequence, bool tracked)
     {
         lock (_heldGate)
         {
@@ -490,7 +499,8 @@ internal sealed class Iec104Session : IProtocolSession
             slot[0] = isIFrame ? (byte)0 : (byte)1;
             slot[1] = (byte)bytes.Length;
             System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(slot[2..], sendSequence);
-            bytes.CopyTo(slot[4..]);
+            slot[4] = tracked ? (byte)1 : (byte)0;
+            bytes.CopyTo(slot[HeldHeader..]);
             if (_heldCount == 0)
             {
                 _client.HoldFrom(sendSequence);
@@ -539,7 +549,11 @@ internal sealed class Iec104Session : IProtocolSession
                         break;
                     }
                     int size = slot[1];
-                    slot.Slice(4, size).CopyTo(_toStationFromHeld.AsSpan(isIFrame ? Iec104Limits.ApciLength : 0));
+                    if (slot[4] != 0)
+                    {
+                        _commands.Sent(Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
+                    }
+                    slot.Slice(HeldHeader, size).CopyTo(_toStationFromHeld.AsSpan(isIFrame ? Iec104Limits.ApciLength : 0));
                     length = isIFrame ? new IFrame(_station, size).Write(_toStationFromHeld) : size;
                     _heldHead = (_heldHead + 1) % slots;
                     _heldIFrames -= isIFrame ? 1 : 0;
