@@ -29,6 +29,7 @@
 # epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
 # HAPROXY_AA=1 adds a second, identical HAProxy ("haproxy-b", port HAPROXY_B_PORT, default HAPROXY_PORT+50) as a
 # target: an A/A comparison whose per-round ratio to the first shows the bench's own noise (RESULTS §13e).
+# GATEWAYS="aot aotb" GW_AOT_B=/path/to/other/edgeshield: an interleaved A/B of this tree against another build.
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
 set -euo pipefail
 
@@ -255,7 +256,9 @@ for gw in $GATEWAYS; do
   case ${base%-tp} in
     jit) cmd=(dotnet "$GW_DLL") ;;
     aot) cmd=("$GW_AOT") ;;
-    *) echo "e2e: unknown gateway '$gw' (jit, aot, with -inline, -tp, -pinned or -unpinned)" >&2; exit 2 ;;
+    # A second Native AOT binary (another commit's, published elsewhere) for an interleaved A/B of a change.
+    aotb) cmd=("${GW_AOT_B:?aotb: set GW_AOT_B to a second edgeshield binary}") ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, aotb, with -inline, -tp, -pinned or -unpinned)" >&2; exit 2 ;;
   esac
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
   gateway_config $port >"$WORK/gw-$gw.yaml"
