@@ -23,8 +23,8 @@ public partial class SystemdTests
         return start;
     }
 
-    [Fact]
-    public async Task Run_UnderNotifySocket_SendsReadyWatchdogAndStopping()
+    /// <summary>A gateway for a simulated PLC under <paramref name="watchdogUsec"/>, run until READY=1, then <paramref name="body"/>.</summary>
+    private static async Task UnderNotifySocketAsync(int watchdogUsec, Func<Processes.Running, NotifySocket, Task> body)
     {
         await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
         string path = Path.Combine(Path.GetTempPath(), $"edgeshield-sd-{Guid.NewGuid():N}.yaml");
@@ -32,8 +32,21 @@ public partial class SystemdTests
         using var socket = new NotifySocket();
         try
         {
-            await using var gateway = new Processes.Running(Run(path, socket, 400_000));
+            await using var gateway = new Processes.Running(Run(path, socket, watchdogUsec));
             Assert.True(await socket.WaitForAsync("READY=1"), "no READY=1: " + string.Join(" | ", socket.Messages) + gateway.Stderr);
+            await body(gateway, socket);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task Run_UnderNotifySocket_SendsReadyWatchdogAndStopping()
+    {
+        await UnderNotifySocketAsync(400_000, async (gateway, socket) =>
+        {
             Assert.DoesNotContain(socket.Messages.TakeWhile(m => !m.Contains("READY=1", StringComparison.Ordinal)), m => m.Contains("WATCHDOG=1", StringComparison.Ordinal)); // READY first
             // READY=1 comes only after the listener is bound: it accepts now.
             Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on "));
@@ -48,11 +61,7 @@ public partial class SystemdTests
             gateway.Signal(Processes.SIGTERM);
             Assert.True(await socket.WaitForAsync("STOPPING=1", 10_000), "no STOPPING=1: " + string.Join(" | ", socket.Messages));
             Assert.Equal(0, await gateway.WaitForExitAsync());
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        });
     }
 
     /// <summary>
@@ -62,14 +71,8 @@ public partial class SystemdTests
     [Fact]
     public async Task Run_UnderNotifySocket_EveryReloadIsNotified_AndStopsAfterMany()
     {
-        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
-        string path = Path.Combine(Path.GetTempPath(), $"edgeshield-sd-{Guid.NewGuid():N}.yaml");
-        await File.WriteAllTextAsync(path, GatewayProcess.Config(plc.Port, GatewayProcess.Policy));
-        using var socket = new NotifySocket();
-        try
+        await UnderNotifySocketAsync(0, async (gateway, socket) =>
         {
-            await using var gateway = new Processes.Running(Run(path, socket, 0));
-            Assert.True(await socket.WaitForAsync("READY=1"), "no READY=1: " + string.Join(" | ", socket.Messages) + gateway.Stderr);
             for (int i = 0; i < 12; i++)
             {
                 gateway.Signal(Processes.SIGHUP);
@@ -80,34 +83,20 @@ public partial class SystemdTests
             gateway.Signal(Processes.SIGTERM);
             Assert.True(await socket.WaitForAsync("STOPPING=1", 10_000), "no STOPPING=1: " + string.Join(" | ", socket.Messages));
             Assert.Equal(0, await gateway.WaitForExitAsync());
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        });
     }
 
     /// <summary>The host's systemd lifetime listens for SIGTERM only; Ctrl+C (SIGINT) must stop as cleanly.</summary>
     [Fact]
     public async Task Run_UnderNotifySocket_SigintStopsCleanly()
     {
-        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
-        string path = Path.Combine(Path.GetTempPath(), $"edgeshield-sd-{Guid.NewGuid():N}.yaml");
-        await File.WriteAllTextAsync(path, GatewayProcess.Config(plc.Port, GatewayProcess.Policy));
-        using var socket = new NotifySocket();
-        try
+        await UnderNotifySocketAsync(0, async (gateway, socket) =>
         {
-            await using var gateway = new Processes.Running(Run(path, socket, 0));
-            Assert.True(await socket.WaitForAsync("READY=1"), "no READY=1: " + string.Join(" | ", socket.Messages) + gateway.Stderr);
             gateway.Signal(Processes.SIGINT);
             Assert.True(await socket.WaitForAsync("STOPPING=1", 10_000), "no STOPPING=1: " + string.Join(" | ", socket.Messages));
             Assert.Equal(0, await gateway.WaitForExitAsync());
             Assert.Contains("\"reason\":\"stopping\"", gateway.Stdout, StringComparison.Ordinal);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        });
     }
 
     [Fact]
