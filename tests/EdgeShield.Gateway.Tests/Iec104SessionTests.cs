@@ -284,6 +284,30 @@ public sealed class Iec104SessionTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task AStopDtActBehindAHeldCommand_ReachesTheStationAfterIt_InTheClientsOrder()
+    {
+        var (client, station) = await StartedAsync("{ k: 1, w: 1, t1: 20s, t2: 10s }");
+        await client.SendAsync(Apci.I(0, 0, SingleCommand(2000)));
+        Assert.Equal(0, Apci.SendSequence(await station.ReadIAsync()));
+        // The station's window (k = 1) is full: the next command is held, and the STOPDT act after it waits behind it.
+        await client.SendAsync([.. Apci.I(1, 0, SingleCommand(2001)), .. Apci.U(0x13)]);
+        Assert.Null(await station.ReadOrTimeoutAsync(500));
+
+        await station.SendAsync(Apci.S(1));
+        var next = await station.ReadIAsync(8000);
+        Assert.Equal(SingleCommand(2001), next[6..]);
+        Assert.Equal(Apci.U(0x13), await station.ReadAsync(8000));
+        await station.SendAsync(Apci.U(0x23));
+        var clientFrame = await client.ReadAsync(8000);
+        while (Apci.IsS(clientFrame))
+        {
+            clientFrame = await client.ReadAsync(8000); // the acknowledgements of its two commands (w = 1)
+        }
+        Assert.Equal(Apci.U(0x23), clientFrame);
+        Assert.DoesNotContain(_audit.Events, e => e.ConnectionClosed);
+    }
+
+    [Fact]
     public async Task KWindow_TheStationNotAcknowledging_GetsAtMostKIFrames_AndTheGatewayClosesAfterT1()
     {
         var (client, station) = await StartedAsync("{ k: 3, w: 2, t1: 2s, t2: 1s }");
