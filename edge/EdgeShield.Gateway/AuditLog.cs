@@ -90,8 +90,10 @@ public sealed class AuditLog : IAuditSink, IAsyncDisposable
     /// Begin each line with its sd-daemon(3) priority (<see cref="JournalPriority"/>), for a stdout that is
     /// the journal: journald strips the prefix and files the line at that priority.
     /// </summary>
+    /// <remarks>
     /// A constructor argument, not an init property: the writer starts in the constructor and writes the journal's
     /// opening lines at once.
+    /// </remarks>
     public bool JournalPriorities { get; }
 
     /// <summary>The on-disk audit journal every line also goes to (null: none, or it failed and was given up).</summary>

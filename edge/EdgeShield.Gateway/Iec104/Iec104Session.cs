@@ -68,8 +68,8 @@ internal sealed class Iec104Session : IProtocolSession
     // waiting) keeps the receive loop reading; they are not acknowledged to the client until they go, so the client's
     // own k bounds them. Sent in order by whichever loop finds room (under the station's send lock). A slot: kind (0 an
     // I-frame's ASDU, 1 a U-frame), length, the client's N(S) from which frames are held, a tracked command (its
-    // response-timeout starts when it goes), then the bytes. Allocated at
-    // the first hold: a session whose station keeps up never holds anything.
+    // response-timeout starts when it goes), then the bytes. Allocated at the first hold: a session whose station
+    // keeps up never holds anything.
     private const int HeldSlot = HeldHeader + Iec104Limits.MaxFrame;
     private const int HeldHeader = 5;
     private readonly Lock _heldGate = new();
