@@ -1,6 +1,7 @@
 using EdgeShield.Gateway;
 using EdgeShield.Policy;
 using EdgeShield.Service;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 
@@ -48,6 +49,15 @@ internal static class RunCommand
             Console.Error.WriteLine("edgeshield run: --config FILE is required");
             return Cli.ExitUsage;
         }
+        // SIGHUP's default action ends the process. Until the reload service has its own handler (after the listeners
+        // are up) a SIGHUP is caught here and honoured once the gateway runs: a reload sent right after a start (a
+        // supervisor other than systemd, a script) never stops the gateway.
+        int hupDuringStart = 0;
+        using var startHup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true;
+            Volatile.Write(ref hupDuringStart, 1);
+        });
         // Under systemd (Type=notify): READY=1 only once every listener is bound (the host's systemd
         // lifetime, GatewayHost); a configuration that stops the start is said as STATUS= and ERRNO=.
         ISystemdNotifier systemd = new SystemdNotifier();
@@ -108,6 +118,12 @@ internal static class RunCommand
             Console.Error.WriteLine($"edgeshield run: {e.Message}");
             SystemdNotify.TryNotify(systemd, $"STATUS={e.Status}\nERRNO={e.Errno}");
             return e.ExitCode;
+        }
+        // The reload service's handler is installed now.
+        startHup.Dispose();
+        if (Volatile.Read(ref hupDuringStart) != 0)
+        {
+            host.Services.GetRequiredService<ReloadHostedService>().ReloadAfterStart();
         }
         // Until SIGTERM or SIGINT; then the hosted services stop in the reverse order of their start.
         await host.WaitForShutdownAsync();

@@ -67,7 +67,8 @@ public static class GatewayHost
         services.AddHostedService(_ => gateway);
         services.AddHostedService(_ => new TelemetryHostedService(gateway));
         services.AddHostedService(_ => new HardwareHostedService(gateway));
-        services.AddHostedService(sp => new ReloadHostedService(gateway, sp.GetService<ISystemdNotifier>()));
+        services.AddSingleton(sp => new ReloadHostedService(gateway, sp.GetService<ISystemdNotifier>()));
+        services.AddHostedService(sp => sp.GetRequiredService<ReloadHostedService>());
         if (systemd)
         {
             services.AddHostedService(sp => new WatchdogHostedService(gateway, sp.GetRequiredService<ISystemdNotifier>(), sp.GetRequiredService<IHostApplicationLifetime>()));

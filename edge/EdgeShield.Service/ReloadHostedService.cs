@@ -31,6 +31,13 @@ public sealed class ReloadHostedService(GatewayHostedService gateway, ISystemdNo
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// A SIGHUP came while the gateway was starting, before this service's handler was installed (<c>edgeshield run</c>
+    /// catches it from its first line so that it does not end the process): the file is loaded again if it changed
+    /// since the start read it.
+    /// </summary>
+    public void ReloadAfterStart() => ReloadNow("SIGHUP during start", onlyIfChanged: true);
+
     private void ReloadNow(string trigger, bool onlyIfChanged = false)
     {
         var options = gateway.Options;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using EdgeShield.Simulators;
 
 namespace EdgeShield.Integration.Tests;
 
@@ -137,7 +138,8 @@ public class CliTests
         await using var gw = await GatewayProcess.StartAsync(ready: ready);
         using var client = await RawClient.ConnectAsync(gw.Port);
         Assert.Equal(0x86, (await client.RoundTripAsync([0, 1, 0, 0, 0, 6, 1, 6, 1, 0xF4, 0, 1]))[7]);
-        // The SIGHUP handler is set up after the listeners: a SIGHUP before it ends the process. READY=1 says it is up.
+        // The reload service's SIGHUP handler is set up after the listeners (one that comes before is only remembered,
+        // Run_SighupDuringStart_…): READY=1 says it is up, so this SIGHUP is the reload under test.
         Assert.True(await ready.WaitAsync(), "no READY=1\n" + gw.Gateway.Stderr);
 
         await File.WriteAllTextAsync(gw.ConfigPath, GatewayProcess.Config(gw.Plc.Port, GatewayProcess.Policy.Replace("address: 100-119", "address: 100-599", StringComparison.Ordinal)));
@@ -146,6 +148,43 @@ public class CliTests
 
         Assert.Equal(6, (await client.RoundTripAsync([0, 2, 0, 0, 0, 6, 1, 6, 1, 0xF4, 0, 1]))[7]);
         Assert.Equal(1, gw.Plc.GetHoldingRegister(1, 500));
+    }
+
+    /// <summary>
+    /// SIGHUP's default action ends a process. A SIGHUP that comes while the gateway starts, before the reload service
+    /// has its handler (a supervisor or script that reloads right after a start), must not stop it; a file changed
+    /// meanwhile is loaded once the gateway runs.
+    /// </summary>
+    [Fact]
+    public async Task Run_SighupDuringStart_DoesNotEndTheProcess_AndTheChangedFileIsLoadedOnceItRuns()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), new PlcOptions(), CancellationToken.None);
+        string path = Path.Combine(Path.GetTempPath(), $"edgeshield-it-{Guid.NewGuid():N}.yaml");
+        await File.WriteAllTextAsync(path, GatewayProcess.Config(plc.Port, GatewayProcess.Policy));
+        var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", path));
+        try
+        {
+            // Printed after the config is read and before the listeners and the reload service start.
+            Assert.True(await gateway.WaitForStderrAsync("is not signature-checked"), gateway.Stderr);
+            await File.WriteAllTextAsync(path, GatewayProcess.Config(plc.Port, GatewayProcess.Policy.Replace("address: 100-119", "address: 100-599", StringComparison.Ordinal)));
+            gateway.Signal(Processes.SIGHUP);
+
+            Assert.True(await gateway.WaitForStdoutAsync("\"reloaded\""), "no reload (exited: " + gateway.Process.HasExited + ")\n" + gateway.Stdout + gateway.Stderr);
+            Assert.False(gateway.Process.HasExited);
+            Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on "), gateway.Stderr);
+            int port = int.Parse(System.Text.RegularExpressions.Regex.Match(gateway.Stderr, @"listener hmi-plc1 on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            using (var client = await RawClient.ConnectAsync(port))
+            {
+                Assert.Equal(6, (await client.RoundTripAsync([0, 1, 0, 0, 0, 6, 1, 6, 1, 0xF4, 0, 1]))[7]); // register 500: the new file's
+            }
+            gateway.Signal(Processes.SIGTERM);
+            Assert.Equal(0, await gateway.WaitForExitAsync());
+        }
+        finally
+        {
+            await gateway.DisposeAsync();
+            File.Delete(path);
+        }
     }
 
     [Fact]

@@ -83,7 +83,7 @@ public class HotReloadTests
             using var ready = new ReadySignal();
             await using var gateway = new Processes.Running(ready.Apply(Processes.EdgeShield("run", "--config", path)));
             Assert.True(await gateway.WaitForStderrAsync("listener hmi-plc1 on 127.0.0.1:", 60_000), gateway.Stderr);
-            // The SIGHUP handler is set up after the listeners: a SIGHUP before it ends the process. READY=1 says it is up.
+            // The reload service's SIGHUP handler is set up after the listeners (one before is only remembered): READY=1 says it is up.
             Assert.True(await ready.WaitAsync(), "no READY=1\n" + gateway.Stderr);
             int port = int.Parse(System.Text.RegularExpressions.Regex.Match(gateway.Stderr, @"listener hmi-plc1 on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
             using var client = await RawClient.ConnectAsync(port);

@@ -6,8 +6,8 @@ namespace EdgeShield.Integration.Tests;
 /// Tells when <c>edgeshield run</c> has started every hosted service, the SIGHUP handler and the config file watcher
 /// included: the process runs with NOTIFY_SOCKET set to a socket this owns, and the host says READY=1 once they are
 /// all up. The 'started' audit event comes before the reload service starts, so a fixed pause after it was a guess
-/// that a loaded CI machine can miss (a SIGHUP before the handler ends the process; a change before the watcher is
-/// never seen).
+/// that a loaded CI machine can miss (a SIGHUP before the reload service's handler is only remembered until the
+/// start ends; a change before the watcher is never seen).
 /// </summary>
 internal sealed class ReadySignal : IDisposable
 {

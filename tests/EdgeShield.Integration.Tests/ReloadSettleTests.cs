@@ -105,8 +105,8 @@ public class ReloadSettleTests
         using var ready = new ReadySignal();
         await using var gw = await GatewayProcess.StartAsync(ready: ready);
         using var client = await RawClient.ConnectAsync(gw.Port);
-        // The SIGHUP handler and the watcher are set up just after the 'started' event; a SIGHUP before
-        // them would end the process (the default action), which proves nothing. READY=1 says they are up.
+        // The SIGHUP handler and the watcher are set up just after the 'started' event; a SIGHUP before them is
+        // only remembered until the start ends, which proves nothing here. READY=1 says they are up.
         Assert.True(await gw.Gateway.WaitForStdoutAsync("\"started\""), gw.Gateway.Stdout + gw.Gateway.Stderr);
         Assert.True(await ready.WaitAsync(), "no READY=1\n" + gw.Gateway.Stderr);
         await File.WriteAllTextAsync(gw.ConfigPath, text);
