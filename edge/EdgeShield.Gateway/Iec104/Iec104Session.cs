@@ -73,7 +73,7 @@ internal sealed class Iec104Session : IProtocolSession
     private const int HeldSlot = HeldHeader + Iec104Limits.MaxFrame;
     private const int HeldHeader = 5;
     private readonly Lock _heldGate = new();
-    private readonly int _heldMax;
+    private readonly int _heldIFramesMax;
     private byte[]? _held;
     private int _heldHead;
     private int _heldCount;
@@ -126,8 +126,8 @@ internal sealed class Iec104Session : IProtocolSession
         _client = new Iec104Leg("client", limits.K, limits.W);
         _station = new Iec104Leg("station", limits.K, limits.W);
         _commands = new Iec104Commands(limits.PendingPerConnection);
-        // Every frame the client may send unacknowledged (k), and a STOPDT act behind them.
-        _heldMax = limits.K + 1;
+        // Every I-frame the client may send unacknowledged (k), and a STOPDT act behind them.
+        _heldIFramesMax = limits.K;
         _t1Span = limits.T1;
         _t1 = Ticks(limits.T1);
         _t2 = Ticks(limits.T2);
@@ -445,9 +445,9 @@ internal sealed class Iec104Session : IProtocolSession
             _client.Judged();
             if (_loopTracked)
             {
-                _commands.Sent(Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
+                StartResponseClock();
             }
-            return await SendIFrameToStationAsync(_toStationFromLoop, asduLength);
+            return await SendToStationAsync(new IFrame(_station, asduLength), _toStationFromLoop);
         }
         if (!Hold(frame.Span, isIFrame: true, _toStationFromLoop.AsSpan(Iec104Limits.ApciLength, asduLength), _loopSequence, _loopTracked))
         {
@@ -476,9 +476,9 @@ internal sealed class Iec104Session : IProtocolSession
     {
         lock (_heldGate)
         {
-            if (isIFrame ? _heldIFrames == _heldMax - 1 : _heldCount == _heldMax)
+            if (isIFrame ? _heldIFrames == _heldIFramesMax : _heldCount == _heldIFramesMax + 1)
             {
-                Malformed(frame, $"IEC 104: the client sent more than k = {_heldMax - 1} I-frames the gateway had not acknowledged");
+                Malformed(frame, $"IEC 104: the client sent more than k = {_heldIFramesMax} I-frames the gateway had not acknowledged");
                 _ = CloseAsync();
                 return false;
             }
@@ -486,7 +486,7 @@ internal sealed class Iec104Session : IProtocolSession
             if (_heldCount == slots)
             {
                 // Grow in order (oldest first), doubling up to what k allows.
-                var grown = new byte[Math.Min(_heldMax, Math.Max(4, slots * 2)) * HeldSlot];
+                var grown = new byte[Math.Min(_heldIFramesMax + 1, Math.Max(4, slots * 2)) * HeldSlot];
                 for (int i = 0; i < _heldCount; i++)
                 {
                     _held.AsSpan(((_heldHead + i) % slots) * HeldSlot, HeldSlot).CopyTo(grown.AsSpan(i * HeldSlot));
@@ -522,11 +522,7 @@ internal sealed class Iec104Session : IProtocolSession
         {
             return true;
         }
-        try
-        {
-            await _stationSend.WaitAsync(_connection.Closed);
-        }
-        catch (OperationCanceledException)
+        if (!await EnterStationSendAsync())
         {
             return false;
         }
@@ -551,7 +547,7 @@ internal sealed class Iec104Session : IProtocolSession
                     int size = slot[1];
                     if (slot[4] != 0)
                     {
-                        _commands.Sent(Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
+                        StartResponseClock();
                     }
                     slot.Slice(HeldHeader, size).CopyTo(_toStationFromHeld.AsSpan(isIFrame ? Iec104Limits.ApciLength : 0));
                     length = isIFrame ? new IFrame(_station, size).Write(_toStationFromHeld) : size;
@@ -573,20 +569,37 @@ internal sealed class Iec104Session : IProtocolSession
         return true;
     }
 
-    /// <summary>Sends the ASDU at <paramref name="buffer"/>[6..] to the RTU as the next I-frame of the station leg (its window slot taken); false when it cannot be sent.</summary>
-    private async ValueTask<bool> SendIFrameToStationAsync(byte[] buffer, int asduLength)
+    /// <summary>The oldest tracked command not sent yet is going to the station: its response-timeout starts now.</summary>
+    private void StartResponseClock() => _commands.Sent(Stopwatch.GetTimestamp() + _listener.ResponseTimeoutTicks);
+
+    /// <summary>Takes the station leg's send lock, under which its frames are numbered and written; false when the connection closed first.</summary>
+    private async ValueTask<bool> EnterStationSendAsync()
     {
         try
         {
             await _stationSend.WaitAsync(_connection.Closed);
+            return true;
         }
         catch (OperationCanceledException)
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="frame"/> (an I-frame whose window slot is taken, or an S-frame) into <paramref name="buffer"/>
+    /// under the station's send lock, numbered there, and sends it; false when it cannot be sent.
+    /// </summary>
+    private async ValueTask<bool> SendToStationAsync<TFrame>(TFrame frame, byte[] buffer)
+        where TFrame : struct, IClientReply
+    {
+        if (!await EnterStationSendAsync())
+        {
+            return false;
+        }
         try
         {
-            int length = new IFrame(_station, asduLength).Write(buffer);
+            int length = frame.Write(buffer);
             return await _connection.SendUpstreamAsync(buffer.AsMemory(0, length)) > 0;
         }
         finally
@@ -595,40 +608,16 @@ internal sealed class Iec104Session : IProtocolSession
         }
     }
 
+    /// <summary>Sends an unnumbered frame (a U-frame) to the station under its send lock; false when it cannot be sent.</summary>
     private async ValueTask<bool> SendToStationAsync(ReadOnlyMemory<byte> frame)
     {
-        try
-        {
-            await _stationSend.WaitAsync(_connection.Closed);
-        }
-        catch (OperationCanceledException)
+        if (!await EnterStationSendAsync())
         {
             return false;
         }
         try
         {
             return await _connection.SendUpstreamAsync(frame) > 0;
-        }
-        finally
-        {
-            _stationSend.Release();
-        }
-    }
-
-    private async ValueTask<bool> SendSFrameToStationAsync(byte[] buffer)
-    {
-        try
-        {
-            await _stationSend.WaitAsync(_connection.Closed);
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-        try
-        {
-            int length = new SFrame(_station).Write(buffer);
-            return await _connection.SendUpstreamAsync(buffer.AsMemory(0, length)) > 0;
         }
         finally
         {
@@ -686,7 +675,7 @@ internal sealed class Iec104Session : IProtocolSession
         await FlushToClientAsync();
         if (_station.MustAcknowledge)
         {
-            await SendSFrameToStationAsync(_toStationFromUpstream);
+            await SendToStationAsync(new SFrame(_station), _toStationFromUpstream);
         }
     }
 
@@ -918,7 +907,7 @@ internal sealed class Iec104Session : IProtocolSession
         }
         if (_station.T2Due(now, _t2))
         {
-            await SendSFrameToStationAsync(_toStationFromSweeper);
+            await SendToStationAsync(new SFrame(_station), _toStationFromSweeper);
         }
         if (_client.T3Due(now, _t3))
         {
