@@ -247,10 +247,13 @@ for gw in $GATEWAYS; do
   # (EDGESHIELD_EPOLL_PIN=1 / 0; RESULTS §13d).
   [[ $gw == *-pinned ]] && extra="EDGESHIELD_EPOLL_PIN=1"
   [[ $gw == *-unpinned ]] && extra="EDGESHIELD_EPOLL_PIN=0"
+  # *-oneloop: one epoll loop instead of one per CPU (EDGESHIELD_EPOLL_LOOPS=1; RESULTS §13g).
+  [[ $gw == *-oneloop ]] && extra="EDGESHIELD_EPOLL_LOOPS=1"
   journal=""
   [[ $gw == *-journal ]] && journal=1
   base=${gw%-journal}
   base=${base%-unpinned}
+  base=${base%-oneloop}
   base=${base%-pinned}
   base=${base%-inline}
   case ${base%-tp} in
@@ -258,7 +261,7 @@ for gw in $GATEWAYS; do
     aot) cmd=("$GW_AOT") ;;
     # A second Native AOT binary (another commit's, published elsewhere) for an interleaved A/B of a change.
     aotb) cmd=("${GW_AOT_B:?aotb: set GW_AOT_B to a second edgeshield binary}") ;;
-    *) echo "e2e: unknown gateway '$gw' (jit, aot, aotb, with -inline, -tp, -pinned or -unpinned)" >&2; exit 2 ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, aotb, with -inline, -tp, -pinned, -unpinned or -oneloop)" >&2; exit 2 ;;
   esac
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
   gateway_config $port >"$WORK/gw-$gw.yaml"

@@ -249,9 +249,13 @@ internal sealed unsafe partial class EpollLoop
     private static readonly int EventSize = Packed ? 12 : 16;
     private static readonly int DataOffset = Packed ? 4 : 8;
 
+    // One loop per allowed CPU, at most 8. EDGESHIELD_EPOLL_LOOPS=n (a bench and diagnosis switch, like
+    // EDGESHIELD_EPOLL_PIN) sets the count: one loop on 2 shared CPUs gave a lower p99 and a lower throughput
+    // (bench/RESULTS.md §13g).
     private static readonly Lazy<EpollLoop[]> Loops = new(() =>
     {
-        var loops = new EpollLoop[Math.Clamp(Environment.ProcessorCount, 1, 8)];
+        int count = int.TryParse(Environment.GetEnvironmentVariable("EDGESHIELD_EPOLL_LOOPS"), out int asked) ? asked : Environment.ProcessorCount;
+        var loops = new EpollLoop[Math.Clamp(count, 1, 8)];
         for (int i = 0; i < loops.Length; i++)
         {
             loops[i] = new EpollLoop(i);
