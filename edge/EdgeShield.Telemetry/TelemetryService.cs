@@ -294,11 +294,14 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
         private readonly byte[] _s7Data = [];
         private readonly Dictionary<ushort, string> _s7Reasons = [];
         private S7ConnectFault _s7Fault;
-        // protocol: iec104 — the tag of each information object address, and which tags the station sent since the
-        // connection started or the last interrogation ended.
+        // protocol: iec104 — the tag of each information object address, which tags the station sent since the
+        // connection started or the last (station or counter) interrogation that judges them ended, and which tags are
+        // integrated totals (typed M_IT): with any, the client reads counters, and the counter interrogation judges those.
         private ReadOnlyIec104Client? _iecClient;
         private readonly Dictionary<uint, int> _iecTags = [];
         private readonly bool[] _iecSeen = [];
+        private readonly bool[] _iecCounter = [];
+        private readonly bool _iecReadsCounters;
         private readonly SemaphoreSlim _iecGate = new(1, 1);
         private readonly Dictionary<int, string> _iecTypeReasons = [];
         private int _count;
@@ -335,6 +338,8 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                     _iecTags.Add(poll.Tags[i].Ioa!.Value, i);
                 }
                 _iecSeen = new bool[poll.Tags.Count];
+                _iecCounter = [.. poll.Tags.Select(t => t.Iec104Type == (byte)Protocols.Iec104.Iec104TypeId.M_IT_NA_1)];
+                _iecReadsCounters = _iecCounter.Contains(true);
             }
             if (service._config.Format == TelemetryFormat.SparkplugB)
             {
@@ -359,7 +364,8 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 
         public string Name => _poll.Device;
 
-        public long Interrogations => _iecClient?.Interrogations ?? 0;
+        /// <summary>Station and counter interrogations sent: the reads of an IEC 104 entry.</summary>
+        public long Interrogations => _iecClient is null ? 0 : _iecClient.Interrogations + _iecClient.CounterInterrogations;
 
         public byte[] Birth(ulong now, ulong seq)
         {
@@ -380,7 +386,11 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
             if (_poll.Protocol == PollProtocol.Iec104)
             {
                 // A station sends: the client runs the connection, this device publishes what it delivers (IIec104Sink).
-                var options = (_service.Iec104Options ?? new Iec104ClientOptions()) with { InterrogationPeriod = _poll.InterrogationPeriod };
+                var options = (_service.Iec104Options ?? new Iec104ClientOptions()) with
+                {
+                    InterrogationPeriod = _poll.InterrogationPeriod,
+                    CounterInterrogation = _iecReadsCounters,
+                };
                 _iecClient = new ReadOnlyIec104Client(upstream, PollerSource, _poll.CommonAddress, options, this);
                 await _iecClient.RunAsync(ct);
                 return;
@@ -700,8 +710,11 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
 
         /// <summary>
         /// The link: when it goes down every tag is published once as stale (bad if never received) with reason
-        /// <c>unreachable</c>, and a protocol error is an event; when an interrogation ends, a tag the station did not send
-        /// since the connection started or the previous interrogation ended is published with reason <c>not-interrogated</c>.
+        /// <c>unreachable</c>, and a protocol error is an event. When an interrogation ends, a tag it judges that the station
+        /// did not send since the connection started or the previous such interrogation ended is published with reason
+        /// <c>not-interrogated</c>: the station interrogation judges every tag, or, when counters are read, every tag but the
+        /// integrated totals, which the counter interrogation judges (<c>counter-interrogation-refused</c> when the station
+        /// refused it).
         /// </summary>
         async ValueTask IIec104Sink.OnLinkAsync(Iec104LinkChange change)
         {
@@ -722,16 +735,31 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 _batch.ResetWrittenCount();
                 _count = 0;
                 int published = 0;
-                string reason = change.State == Iec104LinkState.Down ? "unreachable" : "not-interrogated";
+                string reason = change.State switch
+                {
+                    Iec104LinkState.Down => "unreachable",
+                    Iec104LinkState.CounterInterrogationRefused => "counter-interrogation-refused",
+                    _ => "not-interrogated",
+                };
                 for (int i = 0; i < _iecSeen.Length; i++)
                 {
+                    bool judged = change.State switch
+                    {
+                        Iec104LinkState.Down => true,
+                        Iec104LinkState.InterrogationDone => !(_iecReadsCounters && _iecCounter[i]),
+                        _ => _iecCounter[i],
+                    };
+                    if (!judged)
+                    {
+                        continue;
+                    }
                     if (change.State == Iec104LinkState.Down || !_iecSeen[i])
                     {
                         RecordIec104(i, default, fresh: false, reason, now);
                         published++;
                     }
+                    _iecSeen[i] = false;
                 }
-                Array.Clear(_iecSeen);
                 if (published > 0)
                 {
                     await FinishCycleAsync(now, nowMs, CancellationToken.None, published);

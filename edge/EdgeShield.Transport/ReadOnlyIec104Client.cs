@@ -17,6 +17,11 @@ public sealed record Iec104ClientOptions
     public int W { get; init; } = 8;
     /// <summary>Time between station interrogations of one connection (one is sent after every STARTDT con).</summary>
     public TimeSpan InterrogationPeriod { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>
+    /// Also read the station's integrated totals: a counter interrogation (C_CI_NA_1, QCC 5: all counters, read only, no
+    /// freeze and no reset) after every station interrogation the station terminated.
+    /// </summary>
+    public bool CounterInterrogation { get; init; }
     /// <summary>First wait after a failed or closed connection; doubles per failure up to <see cref="MaxBackoff"/>.</summary>
     public TimeSpan MinBackoff { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Longest wait between connection attempts.</summary>
@@ -34,6 +39,10 @@ public enum Iec104LinkState : byte
     Active,
     /// <summary>The station terminated an interrogation (ActTerm): every point it holds has been sent.</summary>
     InterrogationDone,
+    /// <summary>The station terminated a counter interrogation (ActTerm): every integrated total it holds has been sent.</summary>
+    CounterInterrogationDone,
+    /// <summary>The station refused a counter interrogation (negative ActCon, the reason names its cause); the connection stays up.</summary>
+    CounterInterrogationRefused,
 }
 
 /// <summary>
@@ -56,7 +65,7 @@ public interface IIec104Sink
 }
 
 /// <summary>
-/// The frames a <see cref="ReadOnlyIec104Client"/> can put on the wire: these five and nothing else. There is no member for a
+/// The frames a <see cref="ReadOnlyIec104Client"/> can put on the wire: these six and nothing else. There is no member for a
 /// command, a set-point, a clock synchronisation, a reset, a parameter or a file: such bytes cannot be built by this client.
 /// </summary>
 public enum Iec104ClientFrame : byte
@@ -71,12 +80,19 @@ public enum Iec104ClientFrame : byte
     Acknowledge,
     /// <summary>I-frame C_IC_NA_1 (100), cause 6 activation, originator 0, the client's CA, IOA 0, QOI 20 station interrogation.</summary>
     StationInterrogation,
+    /// <summary>
+    /// I-frame C_CI_NA_1 (101), cause 6 activation, originator 0, the client's CA, IOA 0, QCC 5: RQT 5 (general request
+    /// counter) with FRZ 0 (read). The freeze and reset qualifiers (FRZ 1-3) change the station's counters for every
+    /// controlling station, so this client cannot send them.
+    /// </summary>
+    CounterInterrogation,
 }
 
 /// <summary>
 /// A read-only IEC 60870-5-104 controlling station for telemetry: it connects through an <see cref="IUpstream"/>, starts
 /// data transfer, interrogates the station (C_IC_NA_1, QOI 20, to its one common address) after every STARTDT con and every
-/// <see cref="Iec104ClientOptions.InterrogationPeriod"/>, and hands every monitor ASDU the station sends (interrogated and
+/// <see cref="Iec104ClientOptions.InterrogationPeriod"/>, with <see cref="Iec104ClientOptions.CounterInterrogation"/> reads its
+/// counters (C_CI_NA_1, QCC 5) after each station interrogation ends, and hands every monitor ASDU the station sends (interrogated and
 /// spontaneous) to its <see cref="IIec104Sink"/>; an end of initialisation (M_EI_NA_1) from the station triggers another
 /// interrogation. It keeps N(R), acknowledges after w I-frames or t2, answers TESTFR act and
 /// sends TESTFR act after t3 idle; a sequence error, an impossible N(R), a malformed APDU or ASDU, an expired t1 or a lost
@@ -84,7 +100,8 @@ public enum Iec104ClientFrame : byte
 /// </summary>
 /// <remarks>
 /// Read-only by construction: every byte it writes is built by <see cref="WriteFrame"/>, whose only inputs are an
-/// <see cref="Iec104ClientFrame"/> (five values: STARTDT act, TESTFR act, TESTFR con, an S-frame, a station interrogation), the
+/// <see cref="Iec104ClientFrame"/> (six values: STARTDT act, TESTFR act, TESTFR con, an S-frame, a station interrogation, a
+/// counter interrogation that reads without freezing or resetting), the
 /// sequence numbers and the configured common address. Its public surface is the constructor, <see cref="RunAsync"/> and counters.
 /// A new upstream session is opened per connection and disposed when the connection ends, so a late frame can never open a
 /// connection that did not begin with STARTDT act.
@@ -93,7 +110,10 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
 {
     /// <summary>QOI 20: station (global) interrogation.</summary>
     public const byte StationQoi = 20;
+    /// <summary>QCC 5: RQT 5 (general request counter), FRZ 0 (read: no freeze, no reset).</summary>
+    public const byte ReadAllCountersQcc = 5;
     private const byte InterrogationType = 100;
+    private const byte CounterInterrogationType = 101;
 
     private readonly IUpstream _upstream;
     private readonly string _source;
@@ -107,6 +127,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
     private int _epoch;
     private long _connects;
     private long _interrogations;
+    private long _counterInterrogations;
     private long _protocolErrors;
     private long _framesSent;
     private long _ignored;
@@ -129,6 +150,10 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
         public bool InterrogationTerminated { get; set; }
         /// <summary>The station reported end of initialisation (M_EI_NA_1): its process image may be new; interrogate again.</summary>
         public bool InterrogateNow { get; set; }
+        /// <summary>A station interrogation ended and counters are read: send the counter interrogation.</summary>
+        public bool CountersNow { get; set; }
+        /// <summary>Why the station refused the last counter interrogation (its cause).</summary>
+        public string CounterRefusal { get; set; } = "";
         public bool Closed { get; set; }
         public string CloseReason { get; set; } = "";
         public bool ProtocolError { get; set; }
@@ -160,6 +185,9 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
     /// <summary>Station interrogations sent.</summary>
     public long Interrogations => Interlocked.Read(ref _interrogations);
 
+    /// <summary>Counter interrogations sent (only with <see cref="Iec104ClientOptions.CounterInterrogation"/>).</summary>
+    public long CounterInterrogations => Interlocked.Read(ref _counterInterrogations);
+
     /// <summary>Connections the client closed because the station broke the protocol.</summary>
     public long ProtocolErrors => Interlocked.Read(ref _protocolErrors);
 
@@ -171,7 +199,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
 
     /// <summary>
     /// Writes one of the client's frames: the only place its bytes are made. <paramref name="sendSequence"/> is used by the
-    /// interrogation (an I-frame) only, <paramref name="receiveSequence"/> by the S- and I-frames. Returns the length.
+    /// interrogations (I-frames) only, <paramref name="receiveSequence"/> by the S- and I-frames. Returns the length.
     /// </summary>
     public static int WriteFrame(Span<byte> destination, Iec104ClientFrame frame, ushort sendSequence, ushort receiveSequence, ushort commonAddress)
     {
@@ -190,6 +218,11 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                 // TYPE 100, VSQ 1, COT 6 (activation), originator 0, CA (LE), IOA 0, QOI 20.
                 Span<byte> asdu = [InterrogationType, 0x01, Iec104Causes.Activation, 0x00, (byte)commonAddress, (byte)(commonAddress >> 8), 0, 0, 0, StationQoi];
                 return Iec104Writer.WriteI(destination, sendSequence, receiveSequence, asdu);
+            case Iec104ClientFrame.CounterInterrogation:
+                ArgumentOutOfRangeException.ThrowIfEqual(commonAddress, Iec104Limits.GlobalCommonAddress);
+                // TYPE 101, VSQ 1, COT 6 (activation), originator 0, CA (LE), IOA 0, QCC 5 (all counters, FRZ 0: read).
+                Span<byte> counters = [CounterInterrogationType, 0x01, Iec104Causes.Activation, 0x00, (byte)commonAddress, (byte)(commonAddress >> 8), 0, 0, 0, ReadAllCountersQcc];
+                return Iec104Writer.WriteI(destination, sendSequence, receiveSequence, counters);
             default:
                 throw new ArgumentOutOfRangeException(nameof(frame), frame, "not a frame of the read-only client");
         }
@@ -274,7 +307,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
             long now = Stopwatch.GetTimestamp();
-            bool startDt, sendTestFr = false, sendAck = false, interrogateNow;
+            bool startDt, sendTestFr = false, sendAck = false, interrogateNow, countersNow;
             lock (_gate)
             {
                 if (link.Closed)
@@ -283,6 +316,7 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                 }
                 startDt = link.StartDtConfirmed;
                 interrogateNow = link.InterrogateNow;
+                countersNow = link.CountersNow;
                 if (!startDt && Stopwatch.GetElapsedTime(started, now) >= _options.T1)
                 {
                     CloseLocked(link, $"no STARTDT con within t1 ({_options.T1.TotalSeconds:0.###} s)", protocolError: true);
@@ -329,30 +363,52 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                     return active;
                 }
             }
-            if (active && (now >= nextInterrogation || interrogateNow))
+            if (active && (now >= nextInterrogation || interrogateNow)
+                && await SendInterrogationAsync(link, Iec104ClientFrame.StationInterrogation, cancellationToken) is { } interrogationSent)
             {
-                bool idle;
-                lock (_gate)
+                if (!interrogationSent)
                 {
-                    // One interrogation in flight at most: the next waits for the station to acknowledge this one.
-                    idle = link.IFrameSentAt == 0;
-                    if (idle)
-                    {
-                        link.InterrogateNow = false;
-                    }
+                    return active;
                 }
-                if (idle)
+                Interlocked.Increment(ref _interrogations);
+                nextInterrogation = now + (long)(_options.InterrogationPeriod.TotalSeconds * Stopwatch.Frequency);
+            }
+            if (active && countersNow
+                && await SendInterrogationAsync(link, Iec104ClientFrame.CounterInterrogation, cancellationToken) is { } countersSent)
+            {
+                if (!countersSent)
                 {
-                    if (!await SendAsync(link, Iec104ClientFrame.StationInterrogation, cancellationToken))
-                    {
-                        return active;
-                    }
-                    Interlocked.Increment(ref _interrogations);
-                    nextInterrogation = now + (long)(_options.InterrogationPeriod.TotalSeconds * Stopwatch.Frequency);
+                    return active;
                 }
+                Interlocked.Increment(ref _counterInterrogations);
             }
         }
         return active;
+    }
+
+    /// <summary>
+    /// Sends a station or counter interrogation unless an I-frame of the client is still unacknowledged: null then (the next
+    /// tick tries again), else whether the link is still up.
+    /// </summary>
+    private async ValueTask<bool?> SendInterrogationAsync(Link link, Iec104ClientFrame frame, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            // One interrogation in flight at most: the next waits for the station to acknowledge this one.
+            if (link.IFrameSentAt != 0)
+            {
+                return null;
+            }
+            if (frame == Iec104ClientFrame.StationInterrogation)
+            {
+                link.InterrogateNow = false;
+            }
+            else
+            {
+                link.CountersNow = false;
+            }
+        }
+        return await SendAsync(link, frame, cancellationToken);
     }
 
     /// <summary>Sends one frame on <paramref name="link"/>; false when the link is (or just got) closed.</summary>
@@ -369,12 +425,13 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                     return false;
                 }
                 length = WriteFrame(_send, frame, link.SendNext, link.ReceiveNext, _commonAddress);
-                if (frame is Iec104ClientFrame.Acknowledge or Iec104ClientFrame.StationInterrogation)
+                bool iFrame = frame is Iec104ClientFrame.StationInterrogation or Iec104ClientFrame.CounterInterrogation;
+                if (iFrame || frame == Iec104ClientFrame.Acknowledge)
                 {
                     // Both carry N(R): every I-frame received so far is acknowledged.
                     link.Unacknowledged = 0;
                 }
-                if (frame == Iec104ClientFrame.StationInterrogation)
+                if (iFrame)
                 {
                     link.SendNext = Iec104Sequence.Next(link.SendNext);
                     link.IFrameSentAt = Stopwatch.GetTimestamp();
@@ -443,6 +500,8 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
         Counted,
         AnswerTestFr,
         InterrogationDone,
+        CounterInterrogationDone,
+        CounterInterrogationRefused,
     }
 
     private async ValueTask OnFrameAsync(int epoch, Memory<byte> frame, int generation)
@@ -469,6 +528,12 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
                 return;
             case Action.InterrogationDone:
                 await _sink.OnLinkAsync(new Iec104LinkChange(Iec104LinkState.InterrogationDone, "ActTerm", false));
+                break;
+            case Action.CounterInterrogationDone:
+                await _sink.OnLinkAsync(new Iec104LinkChange(Iec104LinkState.CounterInterrogationDone, "ActTerm", false));
+                break;
+            case Action.CounterInterrogationRefused:
+                await _sink.OnLinkAsync(new Iec104LinkChange(Iec104LinkState.CounterInterrogationRefused, link.CounterRefusal, false));
                 break;
             case Action.Deliver:
                 // Into the sink (the disk log) first, acknowledged after: an acknowledged point is never only in memory.
@@ -565,9 +630,20 @@ public sealed class ReadOnlyIec104Client : IAsyncDisposable
             if (asdu.Cause == Iec104Causes.ActivationTermination)
             {
                 link.InterrogationTerminated = true;
+                link.CountersNow |= _options.CounterInterrogation;
                 return Action.InterrogationDone;
             }
             return Action.Counted;
+        }
+        if (asdu.Type == CounterInterrogationType)
+        {
+            // A station without counters (or without C_CI_NA_1) may refuse: the integrated totals are not read, nothing is broken.
+            if (asdu.Negative)
+            {
+                link.CounterRefusal = $"the station refused the counter interrogation (cause {asdu.Cause} {Iec104Causes.Name(asdu.Cause)})";
+                return Action.CounterInterrogationRefused;
+            }
+            return asdu.Cause == Iec104Causes.ActivationTermination ? Action.CounterInterrogationDone : Action.Counted;
         }
         if (asdu.Type == (byte)Iec104TypeId.M_EI_NA_1)
         {

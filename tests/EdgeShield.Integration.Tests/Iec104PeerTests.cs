@@ -254,8 +254,11 @@ public class Iec104PeerTests(ITestOutputHelper output)
             Assert.True(run.ExitCode == 0, run.ToString());
             Assert.Equal([("103", "7", "0"), ("50", "7", "0"), ("102", "5", "0"), ("102", "47", "1"), ("101", "7", "0")],
                 run.OfKind("confirm").Select(c => (c["type"], c["cot"], c["negative"])));
-            var read = Assert.Single(run.OfKind("point"));
+            var read = Assert.Single(run.OfKind("point"), p => p["cot"] == "5");
             Assert.Equal(("13", "3004", "42.5", "5", "7"), (read["type"], read["ioa"], read["value"], read["cot"], read["ca"]));
+            // The counter interrogation (QCC 5, read): the ten integrated totals with cause 37, at their start values.
+            Assert.Equal(Enumerable.Range(0, 10).Select(i => ("15", (300 + i).ToString(CultureInfo.InvariantCulture), (1000 * (i + 1)).ToString(CultureInfo.InvariantCulture))),
+                run.OfKind("point").Where(p => p["cot"] == "37").Select(p => (p["type"], p["ioa"], p["value"])));
             await station.WaitForClosesAsync();
             Assert.Matches(@"^\d{4}-\d\d-\d\dT", station.Asdus[0]["time"]);
         }

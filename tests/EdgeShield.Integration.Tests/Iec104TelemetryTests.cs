@@ -196,6 +196,79 @@ public class Iec104TelemetryTests(ITestOutputHelper output)
         Directory.Delete(dir, recursive: true);
     }
 
+    /// <summary>
+    /// Integrated totals (energy meters): lib60870's station sends them only to a counter interrogation, as IEC 60870-5-101
+    /// 7.4.5 has it. Tags typed M_IT make the poller send one after the station interrogation: the published counters are
+    /// the values the station logged sending, a counter the station does not have is not interrogated, and the station's log
+    /// shows only the station interrogation and C_CI_NA_1 with QCC 5 (read: no freeze, no reset of anyone's counters).
+    /// </summary>
+    [Fact]
+    public async Task Run_Iec104PollEntry_CounterTags_AreTheStationsCounters_ReadWithoutFreezeOrReset()
+    {
+        await using var station = await Iec104Peer.StartStationAsync("--ca", "7", "--redundancy-groups", "--spontaneous-ms", "150");
+        string dir = Directory.CreateTempSubdirectory("es-iec104-counters-").FullName;
+        await using var broker = new MosquittoBroker(dir);
+        await broker.StartAsync();
+        await using var sub = new MosquittoSubscriber(broker.Port, Prefix + "/rtu7/#");
+        string config = Path.Combine(dir, "edgeshield.yaml");
+        await File.WriteAllTextAsync(config, $$"""
+            gateway: { name: it-gw, site: lab }
+            telemetry:
+              mqtt: { broker: mqtt://127.0.0.1:{{broker.Port}}, client-id: it-iec3-{{broker.Port}}, topic-prefix: {{Prefix}} }
+              buffer: { path: {{dir}}/buffer, max-mb: 8 }
+              poll:
+                - device: rtu7
+                  protocol: iec104
+                  upstream: tcp://127.0.0.1:{{station.Port}}
+                  ca: 7
+                  tags:
+                    - { name: p200, ioa: 200 }
+                    - { name: e300, ioa: 300, type: M_IT_NA_1, unit: kWh }
+                    - { name: e305, ioa: 305, type: M_IT_TB_1, unit: kWh }
+                    - { name: e310, ioa: 310, type: M_IT_NA_1 }
+            """);
+        var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config));
+        try
+        {
+            Assert.NotNull(await station.WaitForLineAsync(l => l.Kind == "counters", 60_000));
+            var clock = Stopwatch.StartNew();
+            while (!sub.Lines.Any(l => l.StartsWith(Prefix + "/rtu7/e310 ", StringComparison.Ordinal)) && clock.Elapsed < TimeSpan.FromSeconds(30) && !gateway.Process.HasExited)
+            {
+                await Task.Delay(100);
+            }
+            gateway.Signal(Processes.SIGTERM);
+            Assert.Equal(0, await gateway.WaitForExitAsync(30_000));
+        }
+        finally
+        {
+            await gateway.DisposeAsync();
+        }
+        await station.WaitForClosesAsync(15_000);
+        var log = station.Log;
+        output.WriteLine(string.Join('\n', log.Where(l => l.Kind is "connect" or "startdt" or "asdu" or "counters" or "close")));
+        output.WriteLine(string.Join('\n', sub.Lines));
+        JsonElement Published(string tag) => JsonDocument.Parse(Assert.Single(sub.Lines, l => l.StartsWith($"{Prefix}/rtu7/{tag} ", StringComparison.Ordinal))[(Prefix.Length + tag.Length + 7)..]).RootElement;
+        // The counters the station sent (its log), once: IOA 300 is the first of ten, 305 the sixth.
+        var sent = Assert.Single(log, l => l.Kind == "counters")["values"].Split(',').Select(v => long.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(10, sent.Length);
+        var e300 = Published("e300");
+        Assert.Equal(("good", sent[0], "kWh"), (e300.GetProperty("q").GetString(), e300.GetProperty("v").GetInt64(), e300.GetProperty("u").GetString()));
+        Assert.Equal(sent[5], Published("e305").GetProperty("v").GetInt64());
+        Assert.True(sent[0] > 1000, $"the counters counted from 1000: {sent[0]}");
+        // The station has no counter 310: not interrogated, when the counter interrogation ended.
+        var e310 = Published("e310");
+        Assert.Equal(("bad", "not-interrogated"), (e310.GetProperty("q").GetString(), e310.GetProperty("reason").GetString()));
+        // The station's own log: one connection, and only the station interrogation and one counter interrogation that reads.
+        Assert.Single(log, l => l.Kind == "connect");
+        var asdus = log.Where(l => l.Kind == "asdu").ToList();
+        Assert.Equal(("C_IC_NA_1", "20", 7), (asdus[0]["name"], asdus[0]["qoi"], asdus[0].Int("ca")));
+        var counterInterrogation = Assert.Single(asdus, a => a["name"] == "C_CI_NA_1");
+        Assert.Equal(("5", 6, 7), (counterInterrogation["qcc"], counterInterrogation.Int("cot"), counterInterrogation.Int("ca")));
+        Assert.All(asdus, a => Assert.Contains(a["name"], new[] { "C_IC_NA_1", "C_CI_NA_1" }));
+        Assert.All(log.Where(l => l.Kind == "lib"), l => Assert.Equal("CS104 SLAVE: Error reading from socket", l["msg"]));
+        Directory.Delete(dir, recursive: true);
+    }
+
     /// <summary>`edgeshield run` with one iec104 poll entry (tags p100 and p200) for <paramref name="station"/>, through <paramref name="broker"/>.</summary>
     private static async Task<Processes.Running> StartGatewayAsync(Iec104Peer station, MosquittoBroker broker, string dir)
     {

@@ -27,7 +27,8 @@ public class Iec104PollTests
         Tick = TimeSpan.FromMilliseconds(20),
     };
 
-    private static string Yaml(int stationPort, int brokerPort, string format = "json", string every = "1s") => $$"""
+    /// <summary>The entry; <paramref name="energyType"/> empty leaves the counter tag untyped (then no counter interrogation is sent).</summary>
+    private static string Yaml(int stationPort, int brokerPort, string format = "json", string every = "1s", string energyType = "M_IT_NA_1", string extraTags = "") => $$"""
         gateway: { name: gw1, site: site1 }
         telemetry:
           mqtt: { broker: mqtt://127.0.0.1:{{brokerPort}}, client-id: t1, topic-prefix: es/t }
@@ -45,8 +46,9 @@ public class Iec104PollTests
                 - { name: feeder-mw, ioa: 200, unit: MW }
                 - { name: volts, ioa: 210, scale: 0.1 }
                 - { name: norm, ioa: 220 }
-                - { name: energy, ioa: 300, type: M_IT_NA_1 }
+                - { name: energy, ioa: 300{{(energyType.Length > 0 ? ", type: " + energyType : "")}} }
                 - { name: absent, ioa: 555 }
+        {{extraTags}}
         """;
 
     /// <summary>What the station holds: one ASDU per kind, cause 20, plus a point no tag names and an ASDU of another CA.</summary>
@@ -79,8 +81,9 @@ public class Iec104PollTests
     private static JsonElement Last(EmbeddedBroker broker, string tag) => All(broker, tag).Last();
 
     /// <summary>
-    /// The diode on the wire: every APDU the client wrote is STARTDT act, TESTFR act or con, an S-frame, or the station
-    /// interrogation C_IC_NA_1 cause 6 QOI 20 to the entry's CA, and each connection began with STARTDT act.
+    /// The diode on the wire: every APDU the client wrote is STARTDT act, TESTFR act or con, an S-frame, the station
+    /// interrogation C_IC_NA_1 cause 6 QOI 20 or the counter interrogation C_CI_NA_1 cause 6 QCC 5 (read: no freeze, no
+    /// reset) to the entry's CA, and each connection began with STARTDT act.
     /// </summary>
     internal static void AssertOnlyReadOnlyFrames(IReadOnlyList<(int Connection, byte[] Frame)> received, ushort ca)
     {
@@ -97,11 +100,12 @@ public class Iec104PollTests
             {
                 6 when frame[2] is 0x07 or 0x43 or 0x83 => frame[3] == 0 && frame[4] == 0 && frame[5] == 0,
                 6 when frame[2] == 0x01 => frame[3] == 0 && (frame[4] & 1) == 0,
-                // I-frame: C1 bit 0 clear; ASDU 64 01 06 00 CA CA 00 00 00 14.
-                16 => (frame[2] & 1) == 0 && frame.AsSpan(6).SequenceEqual(new byte[] { 100, 1, 6, 0, (byte)ca, (byte)(ca >> 8), 0, 0, 0, 20 }),
+                // I-frame: C1 bit 0 clear; ASDU 64 01 06 00 CA CA 00 00 00 14, or 65 01 06 00 CA CA 00 00 00 05.
+                16 => (frame[2] & 1) == 0 && (frame.AsSpan(6).SequenceEqual(new byte[] { 100, 1, 6, 0, (byte)ca, (byte)(ca >> 8), 0, 0, 0, 20 })
+                    || frame.AsSpan(6).SequenceEqual(new byte[] { 101, 1, 6, 0, (byte)ca, (byte)(ca >> 8), 0, 0, 0, 5 })),
                 _ => false,
             };
-            Assert.True(ok, $"connection {connection}: the client wrote a frame that is not STARTDT act, TESTFR, an S-frame or a station interrogation: {hex}");
+            Assert.True(ok, $"connection {connection}: the client wrote a frame that is not STARTDT act, TESTFR, an S-frame or a station or counter interrogation: {hex}");
         }
     }
 
@@ -115,9 +119,10 @@ public class Iec104PollTests
         await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port))))
         {
             service.Start();
-            await TestConfig.Until(() => All(broker, "absent").Count >= 1);
+            // One station interrogation, then (a tag is typed M_IT) one counter interrogation; the next are a minute away.
+            await TestConfig.Until(() => All(broker, "absent").Count >= 1 && service.ReadsSent >= 2);
             ignored = service.Iec104PointsIgnored;
-            Assert.Equal(1, service.ReadsSent); // one interrogation
+            Assert.Equal(2, service.ReadsSent);
         }
         Assert.True(Last(broker, "breaker").GetProperty("v").GetBoolean());
         Assert.Equal("good", Last(broker, "breaker").GetProperty("q").GetString());
@@ -139,6 +144,76 @@ public class Iec104PollTests
         Assert.Equal(Enumerable.Range(0, seqs.Count).Select(i => (long)i), seqs);
         AssertOnlyReadOnlyFrames(station.Received, Ca);
         Assert.Equal(1, station.Interrogations);
+        Assert.Equal(1, station.CounterInterrogations);
+        // This station sent its counter in the station interrogation too: it was seen, so the (empty) counter
+        // interrogation's end did not call it not interrogated.
+        Assert.Single(All(broker, "energy"));
+    }
+
+    /// <summary>IEC 60870-5-101 7.4.5 (and -104): integrated totals are read by counter interrogation, not by the station interrogation.</summary>
+    private static byte[] Counter(int value, byte sequence = 0)
+    {
+        var element = new byte[5];
+        BinaryPrimitives.WriteInt32LittleEndian(element, value);
+        element[4] = sequence;
+        return element;
+    }
+
+    [Fact]
+    public async Task Iec104_CounterTags_AreReadByACounterInterrogation_ThatNeitherFreezesNorResets_AfterTheStationInterrogation()
+    {
+        await using var station = Iec104ScriptedStation.Start();
+        SeedPoints(station);
+        station.Points.RemoveAll(a => a[0] == 37); // as the standard has it: no counters in the station interrogation
+        station.Counters.Add(Iec104ScriptedStation.Asdu(15, 37, Ca, (300, Counter(987654, 3)), (301, Counter(-5))));
+        await using var broker = await EmbeddedBroker.StartAsync();
+        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port,
+            extraTags: "        - { name: export, ioa: 301, type: M_IT_TB_1 }\n        - { name: import, ioa: 302, type: M_IT_NA_1, unit: kWh }"))))
+        {
+            service.Start();
+            await TestConfig.Until(() => All(broker, "import").Count >= 1);
+        }
+        // The station interrogation's end judged the other tags only: absent is not interrogated, energy was not.
+        Assert.Equal("not-interrogated", Assert.Single(All(broker, "absent")).GetProperty("reason").GetString());
+        var energy = Assert.Single(All(broker, "energy"));
+        Assert.Equal(("good", 987654L), (energy.GetProperty("q").GetString(), energy.GetProperty("v").GetInt64()));
+        Assert.Equal(-5, Assert.Single(All(broker, "export")).GetProperty("v").GetInt64());
+        // IOA 302 is not among the station's counters: bad when the counter interrogation ended.
+        var import = Assert.Single(All(broker, "import"));
+        Assert.Equal(("bad", "not-interrogated", "kWh"), (import.GetProperty("q").GetString(), import.GetProperty("reason").GetString(), import.GetProperty("u").GetString()));
+        AssertOnlyReadOnlyFrames(station.Received, Ca);
+        // The counter interrogation went once, after the station interrogation, with QCC 5 (RQT 5, FRZ 0).
+        var frames = station.Received.Select(r => r.Frame).ToList();
+        int counters = frames.FindIndex(f => f.Length == 16 && f[6] == 101);
+        Assert.True(counters > frames.FindIndex(f => f.Length == 16 && f[6] == 100), "the counter interrogation went before the station interrogation");
+        Assert.Equal(5, frames[counters][15]);
+        Assert.Equal(1, station.CounterInterrogations);
+    }
+
+    [Fact]
+    public async Task Iec104_ARefusedCounterInterrogation_IsTheCounterTagsReason_AndTheConnectionStaysUp()
+    {
+        await using var station = Iec104ScriptedStation.Start();
+        SeedPoints(station);
+        station.Points.RemoveAll(a => a[0] == 37);
+        station.RefuseCounterInterrogation = true;
+        await using var broker = await EmbeddedBroker.StartAsync();
+        var notices = new ConcurrentQueue<TelemetryNotice>();
+        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port)), notices))
+        {
+            service.Start();
+            await TestConfig.Until(() => All(broker, "energy").Count >= 1);
+            // The link is still up and the station's spontaneous data still arrive.
+            await station.SendAsduAsync(Iec104ScriptedStation.Asdu(13, 3, Ca, (200, Iec104ScriptedStation.Float(5.5f))));
+            await TestConfig.Until(() => All(broker, "feeder-mw").Count >= 2);
+        }
+        var energy = Assert.Single(All(broker, "energy"));
+        Assert.Equal(("bad", "counter-interrogation-refused"), (energy.GetProperty("q").GetString(), energy.GetProperty("reason").GetString()));
+        Assert.Equal(5.5, Last(broker, "feeder-mw").GetProperty("v").GetDouble());
+        Assert.Equal(1, station.Connections);
+        Assert.DoesNotContain(notices, n => n.Reason == "poll-iec104-closed");
+        Assert.Equal(1, station.CounterInterrogations);
+        AssertOnlyReadOnlyFrames(station.Received, Ca);
     }
 
     [Fact]
@@ -238,7 +313,8 @@ public class Iec104PollTests
         SeedPoints(station);
         await using var broker = await EmbeddedBroker.StartAsync();
         var notices = new ConcurrentQueue<TelemetryNotice>();
-        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port)), notices))
+        // The counter tag untyped: no counter interrogation, so after the station interrogation's 9 frames the client expects N(S) 9.
+        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port, energyType: "")), notices))
         {
             service.Start();
             await TestConfig.Until(() => All(broker, "absent").Count >= 1);
@@ -265,7 +341,8 @@ public class Iec104PollTests
         await using var station = Iec104ScriptedStation.Start();
         SeedPoints(station);
         await using var broker = await EmbeddedBroker.StartAsync();
-        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port))))
+        // The counter tag untyped: no counter interrogation, so only the station's frames count here.
+        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port, energyType: ""))))
         {
             service.Start();
             // actcon + 7 point ASDUs + actterm = 9 I-frames: an S-frame at 8 (w), then N(R) 9 after t2.
@@ -282,6 +359,7 @@ public class Iec104PollTests
         Assert.Equal(20, acks[^1]);
         Assert.Equal(10.0, Last(broker, "feeder-mw").GetProperty("v").GetDouble());
         AssertOnlyReadOnlyFrames(station.Received, Ca);
+        Assert.Equal(0, station.CounterInterrogations);
     }
 
     [Fact]
@@ -304,7 +382,7 @@ public class Iec104PollTests
     }
 
     [Fact]
-    public void WriteFrame_BuildsExactlyTheFiveReadOnlyFrames()
+    public void WriteFrame_BuildsExactlyTheSixReadOnlyFrames()
     {
         var buffer = new byte[32];
         string Frame(Iec104ClientFrame f, ushort ns = 0, ushort nr = 0) =>
@@ -315,9 +393,12 @@ public class Iec104PollTests
         Assert.Equal("680401000A00", Frame(Iec104ClientFrame.Acknowledge, nr: 5));
         // N(S) 3, N(R) 5; C_IC_NA_1, SQ 0 N 1, COT 6, OA 0, CA 0x1234, IOA 0, QOI 20 (Wireshark: "C_IC_NA_1 Act … QOI=20").
         Assert.Equal("680E06000A00640106003412000000" + "14", Frame(Iec104ClientFrame.StationInterrogation, ns: 3, nr: 5));
-        Assert.Equal(5, Enum.GetValues<Iec104ClientFrame>().Length);
-        Assert.Throws<ArgumentOutOfRangeException>(() => ReadOnlyIec104Client.WriteFrame(buffer, (Iec104ClientFrame)5, 0, 0, 1));
+        // C_CI_NA_1 Act, QCC 5: RQT 5 (general request counter), FRZ 0 (read; no freeze, no reset).
+        Assert.Equal("680E06000A00650106003412000000" + "05", Frame(Iec104ClientFrame.CounterInterrogation, ns: 3, nr: 5));
+        Assert.Equal(6, Enum.GetValues<Iec104ClientFrame>().Length);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReadOnlyIec104Client.WriteFrame(buffer, (Iec104ClientFrame)6, 0, 0, 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => ReadOnlyIec104Client.WriteFrame(buffer, Iec104ClientFrame.StationInterrogation, 0, 0, 0xFFFF));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReadOnlyIec104Client.WriteFrame(buffer, Iec104ClientFrame.CounterInterrogation, 0, 0, 0xFFFF));
     }
 
     [Fact]

@@ -7,8 +7,9 @@ namespace EdgeShield.Telemetry.Tests;
 
 /// <summary>
 /// A scripted IEC 104 controlled station on loopback, in raw bytes (no codec of the project): it answers STARTDT act with
-/// STARTDT con, TESTFR act with TESTFR con, and a station interrogation with actcon, the ASDUs of <see cref="Points"/>
-/// and actterm, numbering its I-frames itself. A test can send any raw bytes on the current connection (spontaneous
+/// STARTDT con, TESTFR act with TESTFR con, a station interrogation with actcon, the ASDUs of <see cref="Points"/>
+/// and actterm, and a counter interrogation with actcon, the ASDUs of <see cref="Counters"/> and actterm (or, with
+/// <see cref="RefuseCounterInterrogation"/>, a negative actcon with cause 44 unknown type), numbering its I-frames itself. A test can send any raw bytes on the current connection (spontaneous
 /// ASDUs, a wrong N(S), garbage). Every APDU it receives is recorded with the number of its connection, so a test can
 /// judge every byte the client ever wrote.
 /// </summary>
@@ -42,6 +43,12 @@ internal sealed class Iec104ScriptedStation : IAsyncDisposable
     /// <summary>The ASDUs sent (cause 20 is the caller's business) between actcon and actterm of every interrogation.</summary>
     public List<byte[]> Points { get; } = [];
 
+    /// <summary>The ASDUs sent (cause 37 is the caller's business) between actcon and actterm of every counter interrogation.</summary>
+    public List<byte[]> Counters { get; } = [];
+
+    /// <summary>Answer a counter interrogation with a negative actcon, cause 44 (a station without C_CI_NA_1).</summary>
+    public bool RefuseCounterInterrogation { get; set; }
+
     /// <summary>The common address the station answers interrogations with.</summary>
     public ushort CommonAddress { get; set; } = 7;
 
@@ -54,6 +61,8 @@ internal sealed class Iec104ScriptedStation : IAsyncDisposable
     public IReadOnlyList<(int Connection, byte[] Frame)> Received => [.. _received];
 
     public int Interrogations => Received.Count(r => r.Frame.Length > 6 && r.Frame[6] == 100);
+
+    public int CounterInterrogations => Received.Count(r => r.Frame.Length > 6 && r.Frame[6] == 101);
 
     /// <summary>An ASDU: TYPE, VSQ = N (SQ = 0), cause, originator 0, the CA, then the objects (IOA 3 octets LE + element each).</summary>
     public static byte[] Asdu(byte type, byte cause, ushort ca, params (uint Ioa, byte[] Element)[] objects)
@@ -228,16 +237,17 @@ internal sealed class Iec104ScriptedStation : IAsyncDisposable
                     return;
                 }
                 _receiveNext = (ushort)((_receiveNext + 1) & 0x7FFF);
-                if (frame.Length != 16 || frame[6] != 100)
+                if (frame.Length != 16 || frame[6] is not (100 or 101))
                 {
                     return;
                 }
-                // actcon, the points, actterm: the same ASDU back with cause 7 and 10.
+                // actcon, the points or counters, actterm: the same ASDU back with cause 7 and 10 (or 44 and P/N = 1, alone).
                 var con = frame.AsSpan(6).ToArray();
                 con[2] = 7;
                 var term = frame.AsSpan(6).ToArray();
                 term[2] = 10;
-                var all = new[] { con }.Concat(Points).Append(term).SelectMany(a => BuildIFrameLocked(a, _sendNext)).ToArray();
+                byte[][] answer = frame[6] == 100 ? [con, .. Points, term] : RefuseCounterInterrogation ? [[.. con[..2], 0x40 | 44, .. con[3..]]] : [con, .. Counters, term];
+                var all = answer.SelectMany(a => BuildIFrameLocked(a, _sendNext)).ToArray();
                 send = socket.SendAsync(all.AsMemory(), SocketFlags.None).AsTask();
             }
             await send;

@@ -9,11 +9,15 @@
  * Points (common address --ca, default 1): single points M_SP_NA_1 IOA 100-109, double points
  * M_DP_NA_1 110-119, floats M_ME_NC_1 200-209, scaled M_ME_NB_1 210-219. Every --spontaneous-ms
  * one point changes (round robin over the 40) and is sent with cause 3 (0 = never, the default).
+ * Integrated totals M_IT_NA_1 300-309 (an energy meter each): counter i starts at 1000 (i + 1) and
+ * counts i + 1 at every spontaneous step; they are not spontaneous and not in the station
+ * interrogation (IEC 60870-5-101 7.4.5): only a counter interrogation sends them.
  *
  * What it answers (the same ASDU back, as lib60870 and the standard want):
  *   C_IC_NA_1 QOI 20: actcon, every point with cause 20 (one ASDU per kind), actterm; another QOI:
  *     negative actcon. Cause 8 (deactivation): positive cause 9.
- *   C_CI_NA_1: actcon, actterm (no counters).
+ *   C_CI_NA_1 QCC RQT 5 with FRZ 0 (read): actcon, the ten counters with cause 37 in one ASDU, actterm;
+ *     another RQT or a freeze/reset (FRZ 1-3): actcon, actterm only (the counters are not changed).
  *   C_SC_NA_1/C_SC_TA_1, C_DC_NA_1/C_DC_TA_1 at IOA 2000-2099: select (S/E=1) → positive actcon and
  *     the selection is remembered per connection; execute (S/E=0) → positive actcon + actterm only
  *     when the same connection selected the same type, IOA and value less than 10 s before, else
@@ -42,6 +46,7 @@
  *   close conn=N reason="…"             (the last such report of that connection; "peer closed or reset"
  *                                        when the peer closed it; "closed" when lib60870 said nothing)
  *   spontaneous type=T ioa=IOA value=V
+ *   counters conn=N values=V300,V301,…,V309      (the integrated totals a counter interrogation sent)
  *   stop
  * Connection numbers count from 1 in the order connections are opened. --quiet leaves out the asdu,
  * reply and spontaneous lines (for benchmarks, where logging would cost more than answering).
@@ -81,6 +86,7 @@ static bool single_points[10];
 static int double_points[10];
 static float float_points[10];
 static int scaled_points[10];
+static int32_t counters[10];
 static float setpoints[SET_COUNT];
 
 struct selection {
@@ -401,9 +407,30 @@ static bool counter_interrogation_handler(void *parameter, IMasterConnection con
 {
     bool activation = CS101_ASDU_getCOT(asdu) == CS101_COT_ACTIVATION;
     send_con(con, asdu, false);
-    if (activation) {
-        send_term(con, asdu);
+    if (!activation) {
+        return true;
     }
+    if (qcc == (IEC60870_QCC_RQT_GENERAL | IEC60870_QCC_FRZ_READ)) {
+        CS101_AppLayerParameters al = IMasterConnection_getApplicationLayerParameters(con);
+        CS101_ASDU totals = CS101_ASDU_create(al, false, CS101_COT_REQUESTED_BY_GENERAL_COUNTER, CS101_ASDU_getOA(asdu), station_ca, false, false);
+        char values[200] = "";
+        size_t used = 0;
+        pthread_mutex_lock(&state_lock);
+        for (int i = 0; i < 10; i++) {
+            struct sBinaryCounterReading bcr;
+            BinaryCounterReading_create(&bcr, counters[i], 0, false, false, false);
+            InformationObject io = (InformationObject) IntegratedTotals_create(NULL, 300 + i, &bcr);
+            CS101_ASDU_addInformationObject(totals, io);
+            InformationObject_destroy(io);
+            used += (size_t) snprintf(values + used, sizeof values - used, "%s%d", i ? "," : "", (int) counters[i]);
+        }
+        pthread_mutex_unlock(&state_lock);
+        IMasterConnection_sendASDU(con, totals);
+        CS101_ASDU_destroy(totals);
+        if (!quiet)
+            logline("counters conn=%d values=%s", conn_id(con), values);
+    }
+    send_term(con, asdu);
     return true;
 }
 
@@ -604,6 +631,8 @@ static void spontaneous(CS104_Slave slave, int step)
     InformationObject io;
     char value[32];
     pthread_mutex_lock(&state_lock);
+    for (int c = 0; c < 10; c++)
+        counters[c] += c + 1;
     switch (kind) {
     case 0:
         single_points[i] = !single_points[i];
@@ -711,6 +740,7 @@ int main(int argc, char **argv)
         double_points[i] = i % 2 ? IEC60870_DOUBLE_POINT_ON : IEC60870_DOUBLE_POINT_OFF;
         float_points[i] = 10.0f * (float) i + 0.5f;
         scaled_points[i] = 100 * i;
+        counters[i] = 1000 * (i + 1);
     }
 
     signal(SIGINT, on_signal);
