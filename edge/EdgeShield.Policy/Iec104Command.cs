@@ -111,7 +111,6 @@ public readonly ref struct Iec104Command
         };
     }
 
-    /// <summary>Types whose qualifier carries S/E (select / execute): 45-50 and 58-63 (SCO, DCO, RCO, QOS). Not 51/64 (bitstrings).</summary>
     /// <summary>The <see cref="CommandKey"/> of a well-formed single-object ASDU; <see cref="NoKey"/> otherwise (several objects never match a select).</summary>
     public static ulong KeyOf(in Iec104Asdu asdu)
     {
@@ -135,6 +134,7 @@ public readonly ref struct Iec104Command
             ? 1UL << 63 | (ulong)asdu.CommonAddress << 24 | (asdu.FirstIoa & MaxIoa)
             : NoKey;
 
+    /// <summary>Types whose qualifier carries S/E (select / execute): 45-50 and 58-63 (SCO, DCO, RCO, QOS). Not 51/64 (bitstrings).</summary>
     public static bool CarriesSelect(byte type) => type is >= 45 and <= 50 or >= 58 and <= 63;
 
     /// <summary>Set-point types, the ones <c>value:</c> bounds: 48-50 and 61-63.</summary>

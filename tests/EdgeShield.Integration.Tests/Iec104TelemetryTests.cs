@@ -103,34 +103,19 @@ public class Iec104TelemetryTests(ITestOutputHelper output)
             {{tags}}
             """);
         var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config));
-        IReadOnlyList<Iec104Line> snapshot;
-        try
+        IReadOnlyList<Iec104Line> snapshot = [];
+        await RunThenStopAsync(gateway, async () =>
         {
             // The interrogation's values, then at least 60 spontaneous changes (each of the 16 tagged points changes at least once).
-            var sw = Stopwatch.StartNew();
             int Spontaneous() => station.Log.SkipWhile(l => l.Kind != "startdt").Count(l => l.Kind == "spontaneous");
-            while ((Spontaneous() < 60 || !sub.Lines.Any(l => l.StartsWith(Prefix + "/rtu7/absent ", StringComparison.Ordinal)))
-                && sw.Elapsed < TimeSpan.FromSeconds(90) && !gateway.Process.HasExited)
-            {
-                await Task.Delay(100);
-            }
+            await UntilAsync(gateway, () => Spontaneous() >= 60 && sub.Lines.Any(l => l.StartsWith(Prefix + "/rtu7/absent ", StringComparison.Ordinal)), TimeSpan.FromSeconds(90));
             snapshot = station.Log;
             Assert.True(Spontaneous() >= 60 && sub.Lines.Length > 0, $"no telemetry within 90 s; gateway stderr:\n{gateway.Stderr}\nstation:\n{string.Join('\n', station.Log.TakeLast(30))}");
             // What the station logged up to the snapshot has been sent; give it time to be published: 2 s, and then until
             // every tagged change in the snapshot is (bounded, 30 s: a loaded machine may publish later).
             await Task.Delay(2000);
-            sw.Restart();
-            while (!SnapshotPublished(snapshot, sub.Lines) && sw.Elapsed < TimeSpan.FromSeconds(30) && !gateway.Process.HasExited)
-            {
-                await Task.Delay(100);
-            }
-            gateway.Signal(Processes.SIGTERM);
-            Assert.Equal(0, await gateway.WaitForExitAsync(30_000));
-        }
-        finally
-        {
-            await gateway.DisposeAsync();
-        }
+            await UntilAsync(gateway, () => SnapshotPublished(snapshot, sub.Lines), TimeSpan.FromSeconds(30));
+        });
         var published = new Dictionary<string, List<JsonElement>>(StringComparer.Ordinal);
         foreach (var line in sub.Lines)
         {
@@ -210,39 +195,16 @@ public class Iec104TelemetryTests(ITestOutputHelper output)
         await using var broker = new MosquittoBroker(dir);
         await broker.StartAsync();
         await using var sub = new MosquittoSubscriber(broker.Port, Prefix + "/rtu7/#");
-        string config = Path.Combine(dir, "edgeshield.yaml");
-        await File.WriteAllTextAsync(config, $$"""
-            gateway: { name: it-gw, site: lab }
-            telemetry:
-              mqtt: { broker: mqtt://127.0.0.1:{{broker.Port}}, client-id: it-iec3-{{broker.Port}}, topic-prefix: {{Prefix}} }
-              buffer: { path: {{dir}}/buffer, max-mb: 8 }
-              poll:
-                - device: rtu7
-                  protocol: iec104
-                  upstream: tcp://127.0.0.1:{{station.Port}}
-                  ca: 7
-                  tags:
-                    - { name: p200, ioa: 200 }
-                    - { name: e300, ioa: 300, type: M_IT_NA_1, unit: kWh }
-                    - { name: e305, ioa: 305, type: M_IT_TB_1, unit: kWh }
-                    - { name: e310, ioa: 310, type: M_IT_NA_1 }
-            """);
-        var gateway = new Processes.Running(Processes.EdgeShield("run", "--config", config));
-        try
+        var gateway = await StartGatewayAsync(station, broker, dir,
+            "{ name: p200, ioa: 200 }",
+            "{ name: e300, ioa: 300, type: M_IT_NA_1, unit: kWh }",
+            "{ name: e305, ioa: 305, type: M_IT_TB_1, unit: kWh }",
+            "{ name: e310, ioa: 310, type: M_IT_NA_1 }");
+        await RunThenStopAsync(gateway, async () =>
         {
             Assert.NotNull(await station.WaitForLineAsync(l => l.Kind == "counters", 60_000));
-            var clock = Stopwatch.StartNew();
-            while (!sub.Lines.Any(l => l.StartsWith(Prefix + "/rtu7/e310 ", StringComparison.Ordinal)) && clock.Elapsed < TimeSpan.FromSeconds(30) && !gateway.Process.HasExited)
-            {
-                await Task.Delay(100);
-            }
-            gateway.Signal(Processes.SIGTERM);
-            Assert.Equal(0, await gateway.WaitForExitAsync(30_000));
-        }
-        finally
-        {
-            await gateway.DisposeAsync();
-        }
+            await UntilAsync(gateway, () => sub.Lines.Any(l => l.StartsWith(Prefix + "/rtu7/e310 ", StringComparison.Ordinal)), TimeSpan.FromSeconds(30));
+        });
         await station.WaitForClosesAsync(15_000);
         var log = station.Log;
         output.WriteLine(string.Join('\n', log.Where(l => l.Kind is "connect" or "startdt" or "asdu" or "counters" or "close")));
@@ -269,9 +231,38 @@ public class Iec104TelemetryTests(ITestOutputHelper output)
         Directory.Delete(dir, recursive: true);
     }
 
-    /// <summary>`edgeshield run` with one iec104 poll entry (tags p100 and p200) for <paramref name="station"/>, through <paramref name="broker"/>.</summary>
-    private static async Task<Processes.Running> StartGatewayAsync(Iec104Peer station, MosquittoBroker broker, string dir)
+    /// <summary>Waits (every 100 ms) until <paramref name="done"/>, <paramref name="limit"/> has passed or the gateway exited.</summary>
+    private static async Task UntilAsync(Processes.Running gateway, Func<bool> done, TimeSpan limit)
     {
+        var clock = Stopwatch.StartNew();
+        while (!done() && clock.Elapsed < limit && !gateway.Process.HasExited)
+        {
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/> beside the gateway, then stops it with SIGTERM, which it must obey with exit code 0.</summary>
+    private static async Task RunThenStopAsync(Processes.Running gateway, Func<Task> body)
+    {
+        try
+        {
+            await body();
+            gateway.Signal(Processes.SIGTERM);
+            Assert.Equal(0, await gateway.WaitForExitAsync(30_000));
+        }
+        finally
+        {
+            await gateway.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// `edgeshield run` with one iec104 poll entry for <paramref name="station"/> (CA 7), through <paramref name="broker"/>; its
+    /// <paramref name="tags"/> are flow mappings, by default p100 and p200.
+    /// </summary>
+    private static async Task<Processes.Running> StartGatewayAsync(Iec104Peer station, MosquittoBroker broker, string dir, params string[] tags)
+    {
+        string tagLines = string.Join('\n', (tags.Length > 0 ? tags : ["{ name: p100, ioa: 100 }", "{ name: p200, ioa: 200 }"]).Select(t => "        - " + t));
         string config = Path.Combine(dir, "edgeshield.yaml");
         await File.WriteAllTextAsync(config, $$"""
             gateway: { name: it-gw, site: lab }
@@ -284,8 +275,7 @@ public class Iec104TelemetryTests(ITestOutputHelper output)
                   upstream: tcp://127.0.0.1:{{station.Port}}
                   ca: 7
                   tags:
-                    - { name: p100, ioa: 100 }
-                    - { name: p200, ioa: 200 }
+            {{tagLines}}
             """);
         return new Processes.Running(Processes.EdgeShield("run", "--config", config));
     }
@@ -308,27 +298,17 @@ public class Iec104TelemetryTests(ITestOutputHelper output)
         await broker.StartAsync();
         await using var sub = new MosquittoSubscriber(broker.Port, Prefix + "/rtu7/#");
         var gateway = await StartGatewayAsync(station, broker, dir);
-        Iec104ClientResult scada;
-        try
+        Iec104ClientResult? scada = null;
+        await RunThenStopAsync(gateway, async () =>
         {
             Assert.NotNull(await station.WaitForLineAsync(l => l.Kind == "asdu" && l.Int("type") == 100, 60_000));
             scada = await Iec104Peer.RunClientAsync(station.Endpoint, ["--ca", "7", "--interrogate", "--listen-ms", "4000"], 60_000);
             await Task.Delay(2500); // the poller's reconnect (backoff 1 s) in single-group mode
             // …which a loaded machine may run later: in that mode, until it reconnected and said its tags were unreachable (bounded).
-            var clock = Stopwatch.StartNew();
-            while (!groups && clock.Elapsed < TimeSpan.FromSeconds(30) && !gateway.Process.HasExited
-                && (station.Log.Count(l => l.Kind == "connect") < 3
-                    || !sub.Lines.Any(l => l.StartsWith(Prefix + "/rtu7/p100 ", StringComparison.Ordinal) && l.Contains("\"unreachable\"", StringComparison.Ordinal))))
-            {
-                await Task.Delay(100);
-            }
-            gateway.Signal(Processes.SIGTERM);
-            Assert.Equal(0, await gateway.WaitForExitAsync(30_000));
-        }
-        finally
-        {
-            await gateway.DisposeAsync();
-        }
+            await UntilAsync(gateway, () => groups || (station.Log.Count(l => l.Kind == "connect") >= 3
+                && sub.Lines.Any(l => l.StartsWith(Prefix + "/rtu7/p100 ", StringComparison.Ordinal) && l.Contains("\"unreachable\"", StringComparison.Ordinal))), TimeSpan.FromSeconds(30));
+        });
+        Assert.NotNull(scada);
         await station.WaitForClosesAsync(15_000);
         var log = station.Log;
         output.WriteLine(scada.ToString());
