@@ -14,10 +14,24 @@ namespace EdgeShield.Telemetry;
 /// appends it (field 3) when it sends, so that data replayed after an outage carries the seq of
 /// the session it is sent in (Sparkplug 3.0, 7.3: seq counts per edge-node session).
 /// </summary>
+/// <remarks>
+/// A metric that is not good carries the property <c>Quality</c> (Int32), the convention of Ignition and Cirrus Link's
+/// MQTT Engine (Sparkplug itself has no quality): an Ignition 8 quality code, <see cref="UncertainLastKnownValue"/> for a
+/// stale one and <see cref="BadQuality"/> (with <c>is_null</c>) for a bad one; a metric without it is good.
+/// </remarks>
 public sealed class SparkplugEncoder
 {
     // Sparkplug 3.0 table 6.4.16 (DataType).
     private const uint Int16 = 2, Int32 = 3, Int64 = 4, UInt16 = 6, UInt32 = 7, UInt64 = 8, Float = 9, Double = 10, Boolean = 11, Text = 12;
+
+    /// <summary>Ignition 8 QualityCode Uncertain_LastKnownValue (0x40000101): a stale tag, its last value repeated.</summary>
+    public const int UncertainLastKnownValue = 0x40000101;
+    /// <summary>Ignition 8 QualityCode Bad (0x80000200): a bad tag, no value.</summary>
+    public const int BadQuality = unchecked((int)0x80000200);
+
+    // The whole properties field (9) of a stale and of a bad metric, written as they are into each DDATA metric.
+    private static readonly byte[] StaleQualityField = PropertiesField(QualityProperty(UncertainLastKnownValue));
+    private static readonly byte[] BadQualityField = PropertiesField(QualityProperty(BadQuality));
 
     private readonly IReadOnlyList<TagConfig> _tags;
     private readonly Payload _data = new();
@@ -59,7 +73,7 @@ public sealed class SparkplugEncoder
         int worst = 16;
         foreach (var name in _names)
         {
-            worst += name.Length + 48;
+            worst += name.Length + 80;
         }
         if (_scratch.Length < worst)
         {
@@ -67,7 +81,7 @@ public sealed class SparkplugEncoder
         }
         var w = new ProtoWriter(_scratch);
         w.Varint(1, timestampMs);
-        Span<byte> metric = stackalloc byte[64];
+        Span<byte> metric = stackalloc byte[80];
         for (int i = 0; i < _names.Length; i++)
         {
             // Metric body without the name, then: | tag 2 | length | name field | body |.
@@ -77,9 +91,14 @@ public sealed class SparkplugEncoder
             if (_qualities[i] == TagQuality.Bad)
             {
                 m.Varint(7, 1);
+                m.Raw(BadQualityField);
             }
             else
             {
+                if (_qualities[i] == TagQuality.Stale)
+                {
+                    m.Raw(StaleQualityField);
+                }
                 WriteValue(ref m, _metrics[i].Datatype, _values[i]);
             }
             int nameField = 1 + ProtoWriter.VarintLength((ulong)_names[i].Length) + _names[i].Length;
@@ -89,6 +108,25 @@ public sealed class SparkplugEncoder
             w.Raw(metric[..m.Position]);
         }
         return _scratch.AsSpan(0, w.Position);
+    }
+
+    /// <summary>The property set { Quality: Int32 <paramref name="code"/> } (a signed Int32 travels as its uint32 bits).</summary>
+    private static Payload.Types.PropertySet QualityProperty(int code)
+    {
+        var properties = new Payload.Types.PropertySet();
+        properties.Keys.Add("Quality");
+        properties.Values.Add(new Payload.Types.PropertyValue { Type = Int32, IntValue = unchecked((uint)code) });
+        return properties;
+    }
+
+    /// <summary>Metric field 9 (length-delimited) holding <paramref name="properties"/>: tag, length, bytes.</summary>
+    private static byte[] PropertiesField(Payload.Types.PropertySet properties)
+    {
+        byte[] body = properties.ToByteArray();
+        var field = new byte[1 + ProtoWriter.VarintLength((ulong)body.Length) + body.Length];
+        var w = new ProtoWriter(field);
+        w.Bytes(9, body);
+        return field;
     }
 
     private static void WriteValue(ref ProtoWriter m, uint datatype, in TagValue value)
@@ -128,11 +166,18 @@ public sealed class SparkplugEncoder
             {
                 SetValue(metric, _values[i]);
             }
+            var properties = new Payload.Types.PropertySet();
             if (_tags[i].Unit is { } unit)
             {
-                var properties = new Payload.Types.PropertySet();
                 properties.Keys.Add("engUnit");
                 properties.Values.Add(new Payload.Types.PropertyValue { Type = Text, StringValue = unit });
+            }
+            if (_qualities[i] != TagQuality.Good)
+            {
+                properties.MergeFrom(QualityProperty(_qualities[i] == TagQuality.Bad ? BadQuality : UncertainLastKnownValue));
+            }
+            if (properties.Keys.Count > 0)
+            {
                 metric.Properties = properties;
             }
             birth.Metrics.Add(metric);

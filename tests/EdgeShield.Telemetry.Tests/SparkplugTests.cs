@@ -91,6 +91,52 @@ public class SparkplugTests
         Assert.Equal(2UL, Payload.Parser.ParseFrom(next.Payload).Seq);
     }
 
+    /// <summary>
+    /// Sparkplug has no quality; Ignition (Cirrus Link's MQTT Engine) reads the metric property "Quality", an Int32 Ignition 8
+    /// quality code, and takes a metric without it as good. A stale tag must not look good to the SCADA.
+    /// </summary>
+    [Fact]
+    public void StaleAndBadMetrics_CarryTheQualityProperty_GoodOnesNone_InDataAndBirth()
+    {
+        var encoder = new SparkplugEncoder(
+        [
+            new Policy.TagConfig { Name = "good", Table = Policy.TagTable.Holding, Address = 0, Type = Policy.TagType.UInt16 },
+            new Policy.TagConfig { Name = "stale", Table = Policy.TagTable.Holding, Address = 1, Type = Policy.TagType.UInt16, Unit = "bar" },
+            new Policy.TagConfig { Name = "bad", Table = Policy.TagTable.Holding, Address = 2, Type = Policy.TagType.UInt16 },
+        ]);
+        encoder.Set(0, 5, TagValue.FromInteger(7), TagQuality.Good);
+        encoder.Set(1, 5, TagValue.FromInteger(8), TagQuality.Stale);
+        encoder.Set(2, 5, default, TagQuality.Bad);
+        static int? Quality(Payload.Types.Metric m)
+        {
+            if (m.Properties is null)
+            {
+                return null;
+            }
+            int at = m.Properties.Keys.IndexOf("Quality");
+            if (at < 0)
+            {
+                return null;
+            }
+            Assert.Equal(3U, m.Properties.Values[at].Type); // Int32
+            return unchecked((int)m.Properties.Values[at].IntValue);
+        }
+        foreach (var payload in new[] { Payload.Parser.ParseFrom(encoder.EncodeData(5).ToArray()), Payload.Parser.ParseFrom(encoder.EncodeBirth(5, 1)) })
+        {
+            var m = payload.Metrics;
+            Assert.Null(Quality(m[0]));
+            Assert.Equal(7U, m[0].IntValue);
+            Assert.Equal(0x40000101, Quality(m[1])); // Uncertain_LastKnownValue
+            Assert.Equal(8U, m[1].IntValue);
+            Assert.Equal(unchecked((int)0x80000200), Quality(m[2])); // Bad
+            Assert.True(m[2].IsNull);
+        }
+        // In the birth the unit stays beside it.
+        var stale = Payload.Parser.ParseFrom(encoder.EncodeBirth(5, 1)).Metrics[1];
+        Assert.Equal(["engUnit", "Quality"], stale.Properties.Keys);
+        Assert.Equal("bar", stale.Properties.Values[0].StringValue);
+    }
+
     [Fact]
     public void AppendSeq_IsReadAsTheSeqField()
     {
