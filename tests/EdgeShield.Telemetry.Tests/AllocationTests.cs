@@ -31,7 +31,8 @@ public class AllocationTests
         {
             for (int t = 0; t < tags.Length; t++)
             {
-                encoder.Set(t, ts, t % 2 == 0 ? TagValue.FromInteger(t) : TagValue.FromReal(t * 0.5), TagQuality.Good);
+                // Good, stale and bad metrics: the stale and bad ones carry the Quality property.
+                encoder.Set(t, ts, t % 2 == 0 ? TagValue.FromInteger(t) : TagValue.FromReal(t * 0.5), (TagQuality)(t % 3));
             }
             encoder.EncodeData(ts);
         }
