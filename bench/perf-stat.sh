@@ -63,8 +63,8 @@ sched() { # pid -> "run_ns wait_ns involuntary_switches" summed over its threads
     inv=$((inv + $(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "$task/status" 2>/dev/null || echo 0)))
   done
   echo "$run $wait $inv"
-  for task in /proc/$1/task/*; do # then per thread: name, wait_ns
-    read -r a b c <"$task/schedstat" 2>/dev/null && echo "$(tr ' ' _ <"$task/comm") $b"
+  for task in /proc/$1/task/*; do # then per thread: name, run_ns, wait_ns
+    read -r a b c <"$task/schedstat" 2>/dev/null && echo "$(tr ' ' _ <"$task/comm") $a $b"
   done
 }
 for t in $TARGETS; do
@@ -114,11 +114,16 @@ for name in ("proxy", "plc", "client"):
         l0, l1 = open(s0).read().splitlines(), open(s1).read().splitlines()
         a = [int(x) for x in l0[0].split()]; b = [int(x) for x in l1[0].split()]
         per += f" | run-queue wait {(b[1]-a[1])/1000/req:.1f} us, involuntary switches {(b[2]-a[2])/req:.3f}"
-        t0 = {}
-        for l in l0[1:]: k, v = l.rsplit(" ", 1); t0[k] = t0.get(k, 0) - int(v)
-        for l in l1[1:]: k, v = l.rsplit(" ", 1); t0[k] = t0.get(k, 0) + int(v)
-        top = sorted(t0.items(), key=lambda kv: -kv[1])[:3]
+        run, wait = {}, {}
+        for sign, lines in ((-1, l0[1:]), (1, l1[1:])):
+            for l in lines:
+                k, r, v = l.rsplit(" ", 2)
+                run[k] = run.get(k, 0) + sign * int(r); wait[k] = wait.get(k, 0) + sign * int(v)
+        top = sorted(wait.items(), key=lambda kv: -kv[1])[:3]
         per += " (" + ", ".join(f"{k} {v/1000/req:.1f}" for k, v in top if v > 0) + ")"
+        # CPU per request by thread name (threads that began or ended during the run count from what was seen).
+        top = sorted(run.items(), key=lambda kv: -kv[1])[:4]
+        per += " | cpu by thread: " + ", ".join(f"{k} {v/1000/req:.1f}" for k, v in top if v > 0)
     print(f"  {name:6} per request: cpu {c.get('task-clock', 0)*1000/req:.1f} us, {per}")
 # TCP segments on the whole machine (loopback: every segment is sent once and received once) over the load's run.
 seg = {}
