@@ -140,6 +140,14 @@ internal static class DemoCommand
                 - { name: wave1, table: holding, address: 1, type: int16, scale: 0.01, unit: "%" }
                 - { name: setpoint, table: holding, address: 100 }
                 - { name: pump, table: coil, address: 0 }
+            - device: feeder7
+              protocol: iec104
+              upstream: tcp://127.0.0.1:{IEC104_PORT}
+              ca: 1
+              tags:
+                - { name: breaker, ioa: 100, type: M_SP_NA_1 }
+                - { name: feeder-mw, ioa: 200, unit: MW }
+                - { name: energy, ioa: 300, type: M_IT_NA_1, unit: kWh }
         """;
 
     public static async Task<int> RunAsync(Args args)
@@ -245,7 +253,7 @@ internal static class DemoCommand
             Console.Out.WriteLine($"demo: HMI saw {traffic.Responses} responses and {traffic.TotalExceptions} exceptions (01: {traffic.Exceptions(1)}, 02: {traffic.Exceptions(2)}, 03: {traffic.Exceptions(3)}, 0B: {traffic.Exceptions(0x0B)}); {traffic.ClosedConnections} connection closed by the firewall");
             Console.Out.WriteLine($"demo: PLC received {plc.TotalRequests} requests ({plcWrites} allowed writes, {plc.RequestsReceived(90)} FC 90, {reachedPlcMalformed} malformed)");
             Console.Out.WriteLine($"demo: S7 HMI sent {s7Traffic.JobsSent} jobs ({s7Traffic.ForbiddenSent} forbidden: CPU stop and forced outputs) and saw {s7Traffic.Responses} answers and {s7Traffic.Refusals} refusals; S7 PLC received {s7Plc.TotalRequests} jobs ({s7Plc.ItemsWritten} items written, {s7Plc.Stops} stops, {s7Plc.OutputWrites} output writes, {s7Plc.MalformedFrames} malformed), CPU in {s7Plc.State}");
-            Console.Out.WriteLine($"demo: IEC 104 master sent {iecTraffic.CommandsSent} commands ({iecTraffic.ForbiddenSent} forbidden) and saw {iecTraffic.Confirmed} confirmations, {iecTraffic.Refusals} refusals and {iecTraffic.Reports} reports; station executed {rtu.Executes} commands and {rtu.Setpoints} set-points, refused {rtu.TotalNegatives}, {rtu.MalformedFrames} malformed, {rtu.SequenceErrors} sequence errors");
+            Console.Out.WriteLine($"demo: IEC 104 master sent {iecTraffic.CommandsSent} commands ({iecTraffic.ForbiddenSent} forbidden) and saw {iecTraffic.Confirmed} confirmations, {iecTraffic.Refusals} refusals and {iecTraffic.Reports} reports; station executed {rtu.Executes} commands and {rtu.Setpoints} set-points, refused {rtu.TotalNegatives}, {rtu.MalformedFrames} malformed, {rtu.SequenceErrors} sequence errors; the telemetry poller read the station's counters with {rtu.CounterInterrogations} counter interrogation(s) (QCC 5: read, no freeze)");
             // The poller reads through the same upstream as the listener (its own connection, outside
             // the policy's counts), so the PLC's upstream counter holds the HMI's forwarded requests and the polls.
             long pollReads = telemetry.ReadsSent;
