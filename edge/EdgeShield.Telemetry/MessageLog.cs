@@ -14,7 +14,11 @@ public readonly record struct LogNotice(string Reason, string Detail, long Count
 public readonly record struct LogRecord(string Topic, ReadOnlyMemory<byte> Payload, bool Retain, LogPosition End, bool IsState = false);
 
 /// <summary>A place in the log: segment number and byte offset (after the record).</summary>
-public readonly record struct LogPosition(long Segment, long Offset);
+public readonly record struct LogPosition(long Segment, long Offset)
+{
+    /// <summary>True when this place is not after <paramref name="other"/> (segments count up, offsets within one).</summary>
+    public bool IsAtOrBefore(LogPosition other) => Segment < other.Segment || (Segment == other.Segment && Offset <= other.Offset);
+}
 
 /// <summary>
 /// The store-and-forward buffer: an append-only log of MQTT messages in segment files under one
@@ -118,6 +122,18 @@ public sealed class MessageLog : IDisposable
             lock (_gate)
             {
                 return _totalBytes;
+            }
+        }
+    }
+
+    /// <summary>The end of what has been appended so far: a record that ends at or before it was written before this call.</summary>
+    public LogPosition WriteEnd
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new LogPosition(_writeSegment, _segments.TryGetValue(_writeSegment, out var s) ? s.Length : 0);
             }
         }
     }

@@ -110,6 +110,81 @@ public sealed class SparkplugEncoder
         return _scratch.AsSpan(0, w.Position);
     }
 
+    /// <summary>The most bytes <see cref="MarkHistorical"/> writes for a payload of <paramref name="length"/> bytes.</summary>
+    public static int HistoricalLength(int length) => length + (3 * ((length / 4) + 1));
+
+    /// <summary>
+    /// Copies a DDATA payload of this encoder (timestamp and metrics, no seq yet) into <paramref name="destination"/>
+    /// (at least <see cref="HistoricalLength"/> bytes) with <c>is_historical</c> (metric field 5) set on every metric: data
+    /// buffered while the broker was away, which a host stores without moving its tags' current values back in time.
+    /// Returns the length written, or -1 when <paramref name="data"/> is not such a payload. Allocates nothing.
+    /// </summary>
+    public static int MarkHistorical(ReadOnlySpan<byte> data, Span<byte> destination)
+    {
+        if (destination.Length < HistoricalLength(data.Length))
+        {
+            return -1;
+        }
+        var w = new ProtoWriter(destination);
+        int read = 0;
+        while (read < data.Length)
+        {
+            int field = read;
+            if (!TryReadVarint(data, ref read, out ulong tag))
+            {
+                return -1;
+            }
+            switch (tag & 7)
+            {
+                case 0:
+                    if (!TryReadVarint(data, ref read, out _))
+                    {
+                        return -1;
+                    }
+                    w.Raw(data[field..read]);
+                    break;
+                case 2:
+                    if (!TryReadVarint(data, ref read, out ulong n) || n > (ulong)(data.Length - read))
+                    {
+                        return -1;
+                    }
+                    var body = data.Slice(read, (int)n);
+                    read += (int)n;
+                    if (tag >> 3 == 2)
+                    {
+                        // A metric: the same body, then is_historical = true.
+                        w.Tag(2, 2);
+                        w.RawVarint(n + 2);
+                        w.Raw(body);
+                        w.Varint(5, 1);
+                    }
+                    else
+                    {
+                        w.Raw(data[field..read]);
+                    }
+                    break;
+                default:
+                    return -1;
+            }
+        }
+        return w.Position;
+    }
+
+    private static bool TryReadVarint(ReadOnlySpan<byte> data, ref int at, out ulong value)
+    {
+        value = 0;
+        for (int shift = 0; shift < 64 && at < data.Length; shift += 7)
+        {
+            byte b = data[at++];
+            value |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /// <summary>The property set { Quality: Int32 <paramref name="code"/> } (a signed Int32 travels as its uint32 bits).</summary>
     private static Payload.Types.PropertySet QualityProperty(int code)
     {

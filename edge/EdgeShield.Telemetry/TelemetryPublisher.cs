@@ -46,6 +46,8 @@ public sealed class TelemetryPublisher : IAsyncDisposable
     private long _published;
     private long _connects;
     private ulong _sparkplugSeq;
+    // The log's end when this broker session began: Sparkplug data written before it is history, sent with is_historical.
+    private LogPosition _sessionStart = new(-1, 0);
     private string? _lastRefusal;
     private long _lastBirth;
 
@@ -190,14 +192,22 @@ public sealed class TelemetryPublisher : IAsyncDisposable
         }
         var payload = record.Payload;
         bool sparkplugData = record.Topic.StartsWith("spBv1.0/", StringComparison.Ordinal) && record.Topic.Contains("/DDATA/", StringComparison.Ordinal);
+        // Data buffered before this session's births is history: its metrics are marked is_historical, so that a host
+        // stores them without setting its tags back in time (the births carry the current values).
+        bool historical = sparkplugData && record.End.IsAtOrBefore(_sessionStart);
         // Copy out of the log's read buffer: the next read reuses it while this publish is in flight.
-        var owned = ArrayPool<byte>.Shared.Rent(payload.Length + 11);
-        payload.Span.CopyTo(owned);
-        int length = payload.Length;
+        var owned = ArrayPool<byte>.Shared.Rent((historical ? SparkplugEncoder.HistoricalLength(payload.Length) : payload.Length) + 11);
+        int length = historical ? SparkplugEncoder.MarkHistorical(payload.Span, owned) : -1;
+        if (length < 0)
+        {
+            // Live data, or (never from this encoder) a payload MarkHistorical cannot read: sent as it was stored.
+            payload.Span.CopyTo(owned);
+            length = payload.Length;
+        }
         if (sparkplugData)
         {
             // Sparkplug data gets the seq of the session it is sent in.
-            length += SparkplugEncoder.AppendSeq(owned.AsSpan(payload.Length), _sparkplugSeq);
+            length += SparkplugEncoder.AppendSeq(owned.AsSpan(length), _sparkplugSeq);
             _sparkplugSeq = (_sparkplugSeq + 1) & 0xFF;
         }
         return PublishCopyAsync(record.Topic, owned, length, record.Retain, ct);
@@ -285,6 +295,7 @@ public sealed class TelemetryPublisher : IAsyncDisposable
         _lastRefusal = null;
         Interlocked.Increment(ref _connects);
         // Status and births go out directly, before any replay, so a consumer knows the session first.
+        _sessionStart = _log.WriteEnd;
         if (!await PublishBirthsAsync(ct))
         {
             return false;

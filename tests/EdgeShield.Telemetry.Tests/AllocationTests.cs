@@ -27,6 +27,7 @@ public class AllocationTests
     {
         var tags = Enumerable.Range(0, 50).Select(i => new TagConfig { Name = "t" + i, Table = TagTable.Holding, Address = (ushort)i, Type = i % 2 == 0 ? TagType.UInt16 : TagType.Float32 }).ToArray();
         var encoder = new SparkplugEncoder(tags);
+        var historical = new byte[SparkplugEncoder.HistoricalLength(4096)];
         void Cycle(ulong ts)
         {
             for (int t = 0; t < tags.Length; t++)
@@ -34,7 +35,8 @@ public class AllocationTests
                 // Good, stale and bad metrics: the stale and bad ones carry the Quality property.
                 encoder.Set(t, ts, t % 2 == 0 ? TagValue.FromInteger(t) : TagValue.FromReal(t * 0.5), (TagQuality)(t % 3));
             }
-            encoder.EncodeData(ts);
+            // Live, and as history (buffered data replayed in a new session).
+            Assert.True(SparkplugEncoder.MarkHistorical(encoder.EncodeData(ts), historical) > 0);
         }
         for (ulong i = 0; i < 20; i++)
         {

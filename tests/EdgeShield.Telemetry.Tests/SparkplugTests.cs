@@ -138,6 +138,72 @@ public class SparkplugTests
     }
 
     [Fact]
+    public void MarkHistorical_SetsIsHistoricalOnEveryMetric_AndChangesNothingElse()
+    {
+        var encoder = new SparkplugEncoder(
+        [
+            new Policy.TagConfig { Name = "level", Table = Policy.TagTable.Holding, Address = 0, Type = Policy.TagType.Float32 },
+            new Policy.TagConfig { Name = "pump", Table = Policy.TagTable.Coil, Address = 0, Type = Policy.TagType.Bool },
+            new Policy.TagConfig { Name = "missing", Table = Policy.TagTable.Holding, Address = 9, Type = Policy.TagType.UInt16 },
+        ]);
+        encoder.Set(0, 1_700_000_000_123, TagValue.FromReal(2.5), TagQuality.Stale);
+        encoder.Set(1, 1_700_000_000_123, TagValue.FromBoolean(true), TagQuality.Good);
+        var live = encoder.EncodeData(1_700_000_000_124).ToArray();
+        var marked = new byte[SparkplugEncoder.HistoricalLength(live.Length)];
+        int n = SparkplugEncoder.MarkHistorical(live, marked);
+        var historical = Payload.Parser.ParseFrom(marked, 0, n);
+        var original = Payload.Parser.ParseFrom(live);
+        Assert.All(original.Metrics, m => Assert.False(m.IsHistorical));
+        Assert.All(historical.Metrics, m => Assert.True(m.IsHistorical));
+        // Apart from the flag, the same payload.
+        foreach (var m in historical.Metrics)
+        {
+            m.ClearIsHistorical();
+        }
+        Assert.Equal(original, historical);
+        // Not a payload of this encoder, or no room: -1 (the publisher then sends it as stored).
+        Assert.Equal(-1, SparkplugEncoder.MarkHistorical([0x12, 0x7F, 0x01], new byte[64]));
+        Assert.Equal(-1, SparkplugEncoder.MarkHistorical(live, new byte[live.Length]));
+    }
+
+    /// <summary>
+    /// Store and forward in Sparkplug: DDATA buffered while the broker was away is history. A host (Ignition's MQTT Engine)
+    /// stores a metric with is_historical without setting the tag back in time; the births of the new session carry the
+    /// current values, and data polled after them is live.
+    /// </summary>
+    [Fact]
+    public async Task DataBufferedBeforeTheSession_IsSentHistorical_DataAfterTheBirthsLive()
+    {
+        await using var plc = await PlcSimulator.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), new PlcOptions { Units = [1] }, CancellationToken.None);
+        int port = Ports.Free();
+        var config = TestConfig.Load($$"""
+            gateway: { name: gw1, site: site1 }
+            telemetry:
+              mqtt: { broker: mqtt://127.0.0.1:{{port}}, client-id: t1 }
+              format: sparkplug-b
+              buffer: { path: {{TestConfig.TempDir()}}, max-mb: 4 }
+              poll:
+                - { device: plc1, upstream: "tcp://127.0.0.1:{{plc.Port}}", every: 50ms, tags: [ { name: a, table: holding, address: 0 }, { name: b, table: holding, address: 1 } ] }
+            """);
+        await using var service = TestConfig.Service(config);
+        service.Start();
+        await TestConfig.Until(() => service.ValuesPolled >= 20);
+        Assert.False(service.BrokerConnected);
+        await using var broker = await EmbeddedBroker.StartAsync(port);
+        const string Data = "spBv1.0/site1/DDATA/gw1/plc1";
+        await TestConfig.Until(() => broker.Received.Count(m => m.Topic == Data) >= 20 && broker.Received.Where(m => m.Topic == Data).Count(m => !Payload.Parser.ParseFrom(m.Payload).Metrics[0].IsHistorical) >= 5, 30);
+        var order = broker.Received.ToArray();
+        int birth = Array.FindIndex(order, m => m.Topic == "spBv1.0/site1/DBIRTH/gw1/plc1");
+        Assert.True(birth >= 0 && birth < Array.FindIndex(order, m => m.Topic == Data), "the births come before any data");
+        Assert.All(Payload.Parser.ParseFrom(order[birth].Payload).Metrics, m => Assert.False(m.IsHistorical));
+        var flags = order.Where(m => m.Topic == Data).Select(m => Payload.Parser.ParseFrom(m.Payload).Metrics.Select(x => x.IsHistorical).Distinct().Single()).ToList();
+        // At least the ten cycles polled before the broker came are history, then everything is live: never history after live.
+        int firstLive = flags.IndexOf(false);
+        Assert.True(firstLive >= 10, $"{firstLive} historical DDATA; at least 10 were buffered");
+        Assert.All(flags.Skip(firstLive), f => Assert.False(f));
+    }
+
+    [Fact]
     public void AppendSeq_IsReadAsTheSeqField()
     {
         var encoder = new SparkplugEncoder([new Policy.TagConfig { Name = "a", Table = Policy.TagTable.Holding, Address = 0, Type = Policy.TagType.UInt16 }]);
