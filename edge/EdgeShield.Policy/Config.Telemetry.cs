@@ -64,6 +64,13 @@ public sealed record PollConfig
     public ushort CommonAddress { get; init; }
 
     /// <summary>
+    /// <c>station-time:</c> of a <c>protocol: iec104</c> entry. Null (<c>utc</c>, the default): the station's CP56Time2a time
+    /// tags are UTC. Otherwise the UTC offset of the station's standard time: it sends local time, one hour later when it
+    /// sets SU (summer time), and the poller subtracts both.
+    /// </summary>
+    public TimeSpan? StationTimeOffset { get; init; }
+
+    /// <summary>
     /// How many <see cref="Every"/> periods lie between two station interrogations of an IEC 104 entry (besides the one
     /// after every (re)connect): 60, so <c>every: 1s</c> interrogates once a minute; spontaneous data is published as it arrives.
     /// </summary>

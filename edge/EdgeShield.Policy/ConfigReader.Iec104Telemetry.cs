@@ -51,6 +51,34 @@ internal sealed partial class ConfigReader
         return ok ? (ushort)ca!.Value : null;
     }
 
+    /// <summary>
+    /// <c>station-time</c> of an iec104 poll entry: <c>utc</c> (the default: null) or the UTC offset of the station's standard
+    /// time, <c>+HH:MM</c> or <c>-HH:MM</c> up to 14 hours. False (and an error at the value) for anything else.
+    /// </summary>
+    private bool ReadIec104StationTime(KeyMap poll, out TimeSpan? offset)
+    {
+        offset = null;
+        if (!poll.TryGet("station-time", out var node))
+        {
+            return true;
+        }
+        string text = node.Kind == YamlNodeKind.Scalar ? node.Value ?? "" : "";
+        if (text.Equals("utc", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+        if (text.Length == 6 && text[0] is '+' or '-' && text[3] == ':'
+            && int.TryParse(text.AsSpan(1, 2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int hours)
+            && int.TryParse(text.AsSpan(4, 2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int minutes)
+            && minutes < 60 && hours * 60 + minutes <= 14 * 60)
+        {
+            offset = (text[0] == '-' ? -1 : 1) * new TimeSpan(hours, minutes, 0);
+            return true;
+        }
+        _diagnostics.Error(node, $"'station-time' is utc (the default, as IEC 60870-5-104 recommends) or the UTC offset of the station's standard time, such as +01:00 (the station then sends local time, an hour more when it sets SU for summer time), not '{text}'");
+        return false;
+    }
+
     /// <summary><c>ioa</c> on a tag of another protocol: an error with the reason.</summary>
     private bool RefuseIec104Key(KeyMap tag, string why)
     {

@@ -17,7 +17,7 @@ internal sealed partial class ConfigReader
     private static readonly string[] TlsKeys = ["ca", "cert", "key"];
     private static readonly string[] Formats = ["json", "sparkplug-b"];
     private static readonly string[] BufferKeys = ["path", "max-mb"];
-    private static readonly string[] PollKeys = ["device", "protocol", "upstream", "unit", "every", "max-gap", "rack", "slot", "connection", "called-tsap", "calling-tsap", "ca", "tags"];
+    private static readonly string[] PollKeys = ["device", "protocol", "upstream", "unit", "every", "max-gap", "rack", "slot", "connection", "called-tsap", "calling-tsap", "ca", "station-time", "tags"];
     private static readonly string[] TagKeys = ["name", "table", "address", "ioa", "type", "word-order", "scale", "offset", "unit", "function"];
     private static readonly string[] Tables = ["coil", "discrete-input", "holding", "input"];
     private static readonly string[] TagTypes = ["bool", "int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"];
@@ -519,6 +519,7 @@ internal sealed partial class ConfigReader
             }
             S7PollConnection? s7 = null;
             ushort commonAddress = 0;
+            TimeSpan? stationTime = null;
             if (protocol == PollProtocol.S7comm)
             {
                 s7 = ReadS7Connection(poll, upstreamAddress, upstream);
@@ -542,11 +543,18 @@ internal sealed partial class ConfigReader
                 var ca = ReadIec104Station(poll, upstreamAddress, upstream);
                 protocolOk &= ca is not null;
                 commonAddress = ca ?? 0;
+                protocolOk &= ReadIec104StationTime(poll, out stationTime);
             }
-            else if (poll.TryGetKey("ca", out var caKey))
+            else
             {
-                _diagnostics.Error(caKey!, "'ca' is the common address of an IEC 104 station: add 'protocol: iec104' to this poll entry, or leave it out");
-                protocolOk = false;
+                foreach (var (key, what) in (ReadOnlySpan<(string, string)>)[("ca", "the common address of an IEC 104 station"), ("station-time", "the time of an IEC 104 station's time tags")])
+                {
+                    if (poll.TryGetKey(key, out var keyNode))
+                    {
+                        _diagnostics.Error(keyNode!, $"'{key}' is {what}: add 'protocol: iec104' to this poll entry, or leave it out");
+                        protocolOk = false;
+                    }
+                }
             }
             var unit = protocol != PollProtocol.Modbus ? 0 : OptionalInteger(poll, "unit", 0, 255) ?? 1;
             TimeSpan every = TimeSpan.FromSeconds(1);
@@ -584,6 +592,7 @@ internal sealed partial class ConfigReader
                     Protocol = protocol,
                     S7 = s7,
                     CommonAddress = commonAddress,
+                    StationTimeOffset = stationTime,
                 });
             }
         }

@@ -50,9 +50,10 @@ public static class Iec104PointDecoder
     /// <summary>
     /// Decodes <paramref name="element"/> of <paramref name="type"/>: the raw value, the quality bits (IV NT SB BL OV, as
     /// <see cref="Invalid"/> …) and the CP56Time2a as UTC when the type has one and it is valid. False for a type that is
-    /// not a point (protection events 38-40, anything else).
+    /// not a point (protection events 38-40, anything else). <paramref name="stationTimeOffset"/>: null when the station's time
+    /// tags are UTC; else the UTC offset of its standard time (local time, an hour more when SU marks summer time).
     /// </summary>
-    public static bool TryDecode(byte type, ReadOnlySpan<byte> element, out TagValue value, out byte flags, out DateTime? time)
+    public static bool TryDecode(byte type, ReadOnlySpan<byte> element, out TagValue value, out byte flags, out DateTime? time, TimeSpan? stationTimeOffset = null)
     {
         time = null;
         switch (Untimed(type))
@@ -107,6 +108,10 @@ public static class Iec104PointDecoder
             var tag = Cp56Time2a.Read(element[^Cp56Time2a.Size..]);
             if (!tag.Invalid && tag.TryToDateTime(out var at))
             {
+                if (stationTimeOffset is { } offset)
+                {
+                    at -= offset + (tag.SummerTime ? TimeSpan.FromHours(1) : TimeSpan.Zero);
+                }
                 time = DateTime.SpecifyKind(at, DateTimeKind.Utc);
             }
         }

@@ -644,7 +644,7 @@ public sealed class TelemetryService : IAsyncDisposable, ISessionStart
                 var tag = _poll.Tags[i];
                 _iecSeen[i] = true;
                 published++;
-                if (!Iec104PointDecoder.TryDecode(asdu.Type, point.Element, out var raw, out byte flags, out var time))
+                if (!Iec104PointDecoder.TryDecode(asdu.Type, point.Element, out var raw, out byte flags, out var time, _poll.StationTimeOffset))
                 {
                     RecordIec104(i, default, fresh: false, TypeReason("unsupported-", asdu.Type), now);
                     continue;

@@ -66,6 +66,37 @@ public class Iec104ConfigTests
     }
 
     [Theory]
+    [InlineData(null, null)]
+    [InlineData("utc", null)]
+    [InlineData("UTC", null)]
+    [InlineData("\"+01:00\"", 60)]
+    [InlineData("+05:30", 330)]
+    [InlineData("-03:00", -180)]
+    [InlineData("+14:00", 840)]
+    public void Iec104Entry_StationTime_IsUtcOrTheStandardTimeOffset(string? value, int? minutes)
+    {
+        var result = Load(Iec104 + (value is null ? "" : "\n      station-time: " + value), "- { name: a, ioa: 1 }");
+        Assert.False(result.HasErrors, string.Join("\n", result.Diagnostics));
+        var poll = Assert.Single(result.Config!.Telemetry!.Poll);
+        Assert.Equal(minutes is null ? null : TimeSpan.FromMinutes(minutes.Value), poll.StationTimeOffset);
+    }
+
+    [Theory]
+    [InlineData("local")]
+    [InlineData("+1")]
+    [InlineData("01:00")]
+    [InlineData("+15:00")]
+    [InlineData("+01:60")]
+    [InlineData("Europe/Berlin")]
+    public void Iec104Entry_StationTime_AnythingElse_IsAnErrorAtItsLine(string value)
+    {
+        var error = SingleError(Load(Iec104 + "\n      station-time: " + value, "- { name: a, ioa: 1 }"));
+        Assert.Equal(8, error.Line);
+        Assert.Contains("'station-time' is utc", error.Message, StringComparison.Ordinal);
+        Assert.Contains("such as +01:00", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("- { name: a }", "missing required key 'ioa'")]
     [InlineData("- { name: a, ioa: 16777216 }", "'ioa'")]
     [InlineData("- { name: a, ioa: 1, table: holding }", "an IEC 104 tag is addressed by 'ioa'")]
@@ -95,6 +126,7 @@ public class Iec104ConfigTests
     public void IecKeys_OnOtherProtocols_AreErrors()
     {
         Assert.Contains("add 'protocol: iec104'", SingleError(Load("      ca: 7", "- { name: a, table: holding, address: 1 }")).Message, StringComparison.Ordinal);
+        Assert.Contains("'station-time' is the time of an IEC 104 station's time tags: add 'protocol: iec104'", SingleError(Load("      station-time: +01:00", "- { name: a, table: holding, address: 1 }")).Message, StringComparison.Ordinal);
         Assert.Contains("'ioa' is an IEC 104 key", SingleError(Load("", "- { name: a, table: holding, address: 1, ioa: 3 }")).Message, StringComparison.Ordinal);
         Assert.Contains("'ioa' is an IEC 104 key", SingleError(Load("      protocol: s7comm\n      slot: 2", "- { name: a, address: MW2, ioa: 3 }")).Message, StringComparison.Ordinal);
     }

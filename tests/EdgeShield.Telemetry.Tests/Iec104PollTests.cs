@@ -27,8 +27,11 @@ public class Iec104PollTests
         Tick = TimeSpan.FromMilliseconds(20),
     };
 
-    /// <summary>The entry; <paramref name="energyType"/> empty leaves the counter tag untyped (then no counter interrogation is sent).</summary>
-    private static string Yaml(int stationPort, int brokerPort, string format = "json", string every = "1s", string energyType = "M_IT_NA_1", string extraTags = "") => $$"""
+    /// <summary>
+    /// The entry; <paramref name="energyType"/> empty leaves the counter tag untyped (then no counter interrogation is sent);
+    /// <paramref name="entryKeys"/> are more keys of the entry, one per line, indented as the entry's.
+    /// </summary>
+    private static string Yaml(int stationPort, int brokerPort, string format = "json", string every = "1s", string energyType = "M_IT_NA_1", string extraTags = "", string entryKeys = "") => $$"""
         gateway: { name: gw1, site: site1 }
         telemetry:
           mqtt: { broker: mqtt://127.0.0.1:{{brokerPort}}, client-id: t1, topic-prefix: es/t }
@@ -40,6 +43,7 @@ public class Iec104PollTests
               upstream: tcp://127.0.0.1:{{stationPort}}
               ca: {{Ca}}
               every: {{every}}
+        {{entryKeys}}
               tags:
                 - { name: breaker, ioa: 100, type: M_SP_NA_1 }
                 - { name: switch, ioa: 110 }
@@ -250,6 +254,37 @@ public class Iec104PollTests
         var sw = Last(broker, "switch");
         Assert.Equal(("stale", "blocked", 1L), (sw.GetProperty("q").GetString(), sw.GetProperty("reason").GetString(), sw.GetProperty("v").GetInt64()));
         AssertOnlyReadOnlyFrames(station.Received, Ca);
+    }
+
+    /// <summary>
+    /// A station on local time (<c>station-time: +01:00</c>, as some utilities run them): its CP56Time2a is local standard
+    /// time, an hour more when it sets SU for summer time; the published sample time is UTC.
+    /// </summary>
+    [Fact]
+    public async Task Iec104_StationOnLocalTime_TimeTagsArePublishedAsUtc_SummerTimeByTheSuBit()
+    {
+        await using var station = Iec104ScriptedStation.Start();
+        SeedPoints(station);
+        await using var broker = await EmbeddedBroker.StartAsync();
+        var winter = new DateTime(2026, 1, 15, 10, 0, 0, 250, DateTimeKind.Unspecified);
+        var summer = new DateTime(2026, 7, 1, 14, 30, 0, 0, DateTimeKind.Unspecified);
+        byte[] SummerTag()
+        {
+            var tag = Iec104ScriptedStation.Cp56(summer);
+            tag[3] |= 0x80; // SU
+            return tag;
+        }
+        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port, entryKeys: "      station-time: \"+01:00\""))))
+        {
+            service.Start();
+            await TestConfig.Until(() => All(broker, "absent").Count >= 1);
+            await station.SendAsduAsync(Iec104ScriptedStation.Asdu(30, 3, Ca, (100, [0x00, .. Iec104ScriptedStation.Cp56(winter)])));
+            await station.SendAsduAsync(Iec104ScriptedStation.Asdu(30, 3, Ca, (100, [0x01, .. SummerTag()])));
+            await TestConfig.Until(() => All(broker, "breaker").Count >= 3);
+        }
+        var breaker = All(broker, "breaker");
+        Assert.Equal("2026-01-15T09:00:00.250Z", breaker[1].GetProperty("ts").GetString()); // 10:00 CET
+        Assert.Equal("2026-07-01T12:30:00.000Z", breaker[2].GetProperty("ts").GetString()); // 14:30 CEST
     }
 
     [Fact]
