@@ -140,6 +140,10 @@ public enum TagType : byte
     Int64,
     UInt64,
     Float64,
+    /// <summary>One byte, 0..255: an S7 byte address (DBB, MB, IB, QB); Modbus has no 8-bit tag.</summary>
+    UInt8,
+    /// <summary>One byte, -128..127 (S7 SINT).</summary>
+    Int8,
 }
 
 /// <summary>

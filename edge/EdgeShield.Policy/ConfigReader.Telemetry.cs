@@ -149,7 +149,10 @@ internal sealed partial class ConfigReader
 
     // ---- S7 poll entries (protocol: s7comm) ------------------------------------------------
 
-    private const string S7AddressForms = "DB1.DBX0.0, DB1.DBW2, DB1.DBD4, M10.0, MW10, MD12, I0.1, IW4, ID8, Q4.0, QW2, QD8";
+    private const string S7AddressForms = "DB1.DBX0.0, DB1.DBB1, DB1.DBW2, DB1.DBD4, M10.0, MB10, MW10, MD12, I0.1, IB4, IW4, ID8, Q4.0, QB2, QW2, QD8";
+
+    /// <summary>The tag types of an S7 tag: the Modbus ones that fit 32 bits, and the bytes an S7 byte address holds.</summary>
+    private static readonly string[] S7TagTypes = [.. TagTypes, "uint8", "int8"];
     private static readonly string[] PollProtocols = ["modbus", "s7comm", "iec104"];
     private static readonly string[] ConnectionTypes = ["pg", "op", "basic"];
 
@@ -289,12 +292,14 @@ internal sealed partial class ConfigReader
         {
             _diagnostics.Error(addressNode, $"'address' must be an S7 absolute address ({S7AddressForms}; a leading % as TIA Portal shows it is allowed); found {addressNode.Describe()}{(why is null ? "" : ": " + why)}");
         }
-        TagType type = address is { } a ? a.Size switch { 0 => TagType.Bool, 2 => TagType.UInt16, _ => TagType.UInt32 } : TagType.UInt16;
+        TagType type = address is { } a ? a.Size switch { 0 => TagType.Bool, 1 => TagType.UInt8, 2 => TagType.UInt16, _ => TagType.UInt32 } : TagType.UInt16;
         if (tag.TryGet("type", out var typeNode))
         {
-            TagType? given = OneOf(typeNode, "type", TagTypes) switch
+            TagType? given = OneOf(typeNode, "type", S7TagTypes) switch
             {
                 "bool" => TagType.Bool,
+                "uint8" => TagType.UInt8,
+                "int8" => TagType.Int8,
                 "int16" => TagType.Int16,
                 "uint16" => TagType.UInt16,
                 "int32" => TagType.Int32,
@@ -316,6 +321,7 @@ internal sealed partial class ConfigReader
                 string? fits = at.Size switch
                 {
                     0 => given == TagType.Bool ? null : "a bit address (DBX, M10.0, I0.1) is a bool",
+                    1 => given is TagType.UInt8 or TagType.Int8 ? null : "a byte address (DBB, MB, IB, QB) holds uint8 or int8",
                     2 => given is TagType.Int16 or TagType.UInt16 ? null : "a word address (DBW, MW, IW, QW) holds int16 or uint16",
                     _ => given is TagType.Int32 or TagType.UInt32 or TagType.Float32 ? null : "a double-word address (DBD, MD, ID, QD) holds int32, uint32 or float32",
                 };
@@ -342,8 +348,9 @@ internal sealed partial class ConfigReader
 
     /// <summary>
     /// Parses the Siemens absolute address syntax (STEP 7 / TIA Portal, international mnemonics):
-    /// <c>DB</c>n<c>.DBX</c>byte<c>.</c>bit, <c>DB</c>n<c>.DBW</c>byte, <c>DB</c>n<c>.DBD</c>byte; and for the
-    /// areas M, I and Q: byte<c>.</c>bit, <c>W</c>byte, <c>D</c>byte (<c>M10.0</c>, <c>MW10</c>, <c>ID8</c>).
+    /// <c>DB</c>n<c>.DBX</c>byte<c>.</c>bit, <c>DB</c>n<c>.DBB</c>byte, <c>DB</c>n<c>.DBW</c>byte, <c>DB</c>n<c>.DBD</c>byte;
+    /// and for the areas M, I and Q: byte<c>.</c>bit, <c>B</c>byte, <c>W</c>byte, <c>D</c>byte (<c>M10.0</c>, <c>MB10</c>,
+    /// <c>MW10</c>, <c>ID8</c>).
     /// Letters in either case, an optional leading <c>%</c>.
     /// </summary>
     internal static bool TryParseS7Address(string text, out S7TagAddress address, out string? why)
@@ -362,14 +369,14 @@ internal sealed partial class ConfigReader
             int dot = s.IndexOf('.');
             if (dot < 0 || !int.TryParse(s[2..dot], NumberStyles.None, CultureInfo.InvariantCulture, out int number) || number is < 1 or > 65535)
             {
-                why = "the DB number is 1..65535 and followed by '.DBX', '.DBW' or '.DBD'";
+                why = "the DB number is 1..65535 and followed by '.DBX', '.DBB', '.DBW' or '.DBD'";
                 return false;
             }
             db = (ushort)number;
             s = s[(dot + 1)..];
             if (s.Length < 3 || !(s[0] is 'D' or 'd') || !(s[1] is 'B' or 'b'))
             {
-                why = "inside a DB the address is DBX byte.bit, DBW byte or DBD byte";
+                why = "inside a DB the address is DBX byte.bit, DBB byte, DBW byte or DBD byte";
                 return false;
             }
             s = s[2..];
@@ -402,15 +409,14 @@ internal sealed partial class ConfigReader
         }
         byte size = s.IsEmpty ? (byte)0 : char.ToUpperInvariant(s[0]) switch
         {
+            'B' => (byte)1,
             'W' => (byte)2,
             'D' => (byte)4,
             _ => (byte)0,
         };
         if (size == 0)
         {
-            why = !s.IsEmpty && s[0] is 'B' or 'b'
-                ? "a byte (B) has no tag type: read the word that holds it (W) or its bits (X, or byte.bit)"
-                : "the size is X (bit, byte.bit), W (word) or D (double word)";
+            why = "the size is X (bit, byte.bit), B (byte), W (word) or D (double word)";
             return false;
         }
         if (!Offset(s[1..], out int byteOffset, out why))

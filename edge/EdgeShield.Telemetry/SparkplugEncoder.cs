@@ -22,7 +22,7 @@ namespace EdgeShield.Telemetry;
 public sealed class SparkplugEncoder
 {
     // Sparkplug 3.0 table 6.4.16 (DataType).
-    private const uint Int16 = 2, Int32 = 3, Int64 = 4, UInt16 = 6, UInt32 = 7, UInt64 = 8, Float = 9, Double = 10, Boolean = 11, Text = 12;
+    private const uint Int8 = 1, Int16 = 2, Int32 = 3, Int64 = 4, UInt8 = 5, UInt16 = 6, UInt32 = 7, UInt64 = 8, Float = 9, Double = 10, Boolean = 11, Text = 12;
 
     /// <summary>Ignition 8 QualityCode Uncertain_LastKnownValue (0x40000101): a stale tag, its last value repeated.</summary>
     public const int UncertainLastKnownValue = 0x40000101;
@@ -209,7 +209,7 @@ public sealed class SparkplugEncoder
         switch (datatype)
         {
             case Boolean: m.Varint(14, value.Boolean ? 1UL : 0UL); break;
-            case Int16 or Int32 or UInt16 or UInt32: m.Varint(10, unchecked((uint)value.SignedValue)); break;
+            case Int8 or Int16 or Int32 or UInt8 or UInt16 or UInt32: m.Varint(10, unchecked((uint)value.SignedValue)); break;
             case Int64: m.Varint(11, unchecked((ulong)value.SignedValue)); break;
             case UInt64: m.Varint(11, value.UnsignedValue); break;
             case Float: m.Fixed32(12, BitConverter.SingleToUInt32Bits((float)value.Real)); break;
@@ -301,6 +301,8 @@ public sealed class SparkplugEncoder
         return tag.Type switch
         {
             TagType.Bool => Boolean,
+            TagType.Int8 => Int8,
+            TagType.UInt8 => UInt8,
             TagType.Int16 => Int16,
             TagType.UInt16 => UInt16,
             TagType.Int32 => Int32,
@@ -317,7 +319,7 @@ public sealed class SparkplugEncoder
         switch (metric.Datatype)
         {
             case Boolean: metric.BooleanValue = value.Boolean; break;
-            case Int16 or Int32 or UInt16 or UInt32: metric.IntValue = unchecked((uint)value.SignedValue); break;
+            case Int8 or Int16 or Int32 or UInt8 or UInt16 or UInt32: metric.IntValue = unchecked((uint)value.SignedValue); break;
             case Int64: metric.LongValue = unchecked((ulong)value.SignedValue); break;
             case UInt64: metric.LongValue = value.UnsignedValue; break;
             case Float: metric.FloatValue = (float)value.Real; break;

@@ -80,6 +80,8 @@ public static class TagDecoder
             TagType.Int64 => TagValue.FromInteger(BinaryPrimitives.ReadInt64BigEndian(ordered)),
             TagType.UInt64 => TagValue.FromUnsigned(BinaryPrimitives.ReadUInt64BigEndian(ordered)),
             TagType.Float64 => TagValue.FromReal(BinaryPrimitives.ReadDoubleBigEndian(ordered)),
+            TagType.UInt8 => TagValue.FromInteger(ordered[0]),
+            TagType.Int8 => TagValue.FromInteger((sbyte)ordered[0]),
             _ => default,
         };
         if (tag.Scale == 1 && tag.Offset == 0)

@@ -9,7 +9,7 @@ namespace EdgeShield.Transport;
 
 /// <summary>
 /// One S7 item to read: an area (I, Q, M, DB), a DB number, a byte offset and either one bit
-/// (<see cref="ByteLength"/> 0) or 2 or 4 bytes. The only thing a <see cref="ReadOnlyS7Client"/> can be asked for.
+/// (<see cref="ByteLength"/> 0) or 1, 2 or 4 bytes. The only thing a <see cref="ReadOnlyS7Client"/> can be asked for.
 /// </summary>
 public readonly record struct S7ReadItem(S7Area Area, ushort Db, int ByteOffset, byte Bit, byte ByteLength)
 {
@@ -218,9 +218,9 @@ public sealed class ReadOnlyS7Client : IAsyncDisposable
         }
         foreach (var item in items.Span)
         {
-            if (item.ByteLength is not (0 or 2 or 4) || item.Bit > 7 || item.ByteOffset is < 0 or > 0xFFFF)
+            if (item.ByteLength is not (0 or 1 or 2 or 4) || item.Bit > 7 || item.ByteOffset is < 0 or > 0xFFFF)
             {
-                throw new ArgumentOutOfRangeException(nameof(items), item, "an item is a bit, a word or a double word at byte 0..65535");
+                throw new ArgumentOutOfRangeException(nameof(items), item, "an item is a bit, a byte, a word or a double word at byte 0..65535");
             }
         }
         await _oneAtATime.WaitAsync(cancellationToken);

@@ -47,6 +47,7 @@ public class S7TelemetryTests(ITestOutputHelper output)
             "--seed", "DB2:6:FFFEEE90",        // DB2.DBD6  int32   -70000
             "--seed", "DB2:10:9C40",           // DB2.DBW10 uint16  40000
             "--seed", "DB2:12:20",             // DB2.DBX12.5 true
+            "--seed", "DB2:14:C8FB",           // DB2.DBB14 uint8 200, DB2.DBB15 int8 -5
             "--seed", "MK:10:0141",            // MW10      int16   321
             "--seed", "MK:12:80",              // M12.7     true
             "--seed", "PE:0:08",               // I0.3      true
@@ -79,6 +80,8 @@ public class S7TelemetryTests(ITestOutputHelper output)
                     - { name: speed, address: DB2.DBW10 }
                     - { name: ready, address: DB2.DBX12.5 }
                     - { name: idle, address: DB2.DBX12.4 }
+                    - { name: state, address: DB2.DBB14 }
+                    - { name: trim, address: DB2.DBB15, type: int8 }
                     - { name: seeded, address: DB1.DBW2 }
                     - { name: marker, address: MW10, type: int16 }
                     - { name: m_bit, address: M12.7 }
@@ -108,7 +111,7 @@ public class S7TelemetryTests(ITestOutputHelper output)
         }
         var latest = Latest(sub, good: true);
         output.WriteLine(string.Join('\n', Latest(sub).Select(p => $"{p.Key} {p.Value.GetRawText()}")));
-        Assert.Equal(13, latest.Count); // every tag but 'absent' was read good
+        Assert.Equal(15, latest.Count); // every tag but 'absent' was read good
         Assert.Equal(-1234, latest["count"].GetProperty("v").GetInt64());
         Assert.Equal(21.5, latest["temp"].GetProperty("v").GetDouble());
         Assert.Equal("degC", latest["temp"].GetProperty("u").GetString());
@@ -116,6 +119,8 @@ public class S7TelemetryTests(ITestOutputHelper output)
         Assert.Equal(40000, latest["speed"].GetProperty("v").GetInt64());
         Assert.True(latest["ready"].GetProperty("v").GetBoolean());
         Assert.False(latest["idle"].GetProperty("v").GetBoolean());
+        Assert.Equal(200, latest["state"].GetProperty("v").GetInt64());
+        Assert.Equal(-5, latest["trim"].GetProperty("v").GetInt64());
         Assert.Equal(0x0203, latest["seeded"].GetProperty("v").GetInt64()); // DB1 holds its byte index: bytes 2, 3
         Assert.Equal(321, latest["marker"].GetProperty("v").GetInt64());
         Assert.True(latest["m_bit"].GetProperty("v").GetBoolean());
@@ -140,6 +145,7 @@ public class S7TelemetryTests(ITestOutputHelper output)
         // The reads are the tags' items: DB2 bytes 0..1 (count), 2..5 (temp), M byte 12 (M12.7)…
         Assert.Contains(jobs, e => (e.RetCode, e.Param1, e.Param2, e.Param3, e.Param4) == (0, Snap7Event.AreaDb, 2, 0, 2));
         Assert.Contains(jobs, e => (e.RetCode, e.Param1, e.Param2, e.Param3, e.Param4) == (0, Snap7Event.AreaDb, 2, 2, 4));
+        Assert.Contains(jobs, e => (e.RetCode, e.Param1, e.Param2, e.Param3, e.Param4) == (0, Snap7Event.AreaDb, 2, 14, 1)); // DB2.DBB14: one byte
         Assert.Contains(jobs, e => (e.RetCode, e.Param1, e.Param3) == (0, Snap7Event.AreaM, 10));
         Assert.Contains(jobs, e => (e.RetCode, e.Param1, e.Param3, e.Param4) == (0, Snap7Event.AreaQ, 8, 4));
         Assert.Contains(jobs, e => e.Param1 == Snap7Event.AreaDb && e.Param2 == 7 && e.RetCode != 0);

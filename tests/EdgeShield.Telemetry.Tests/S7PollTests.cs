@@ -43,6 +43,8 @@ public class S7PollTests
                 - { name: in_word, address: IW4, type: uint16 }
                 - { name: output, address: Q4.0 }
                 - { name: out_dword, address: QD8, type: uint32 }
+                - { name: status, address: DB1.DBB14 }
+                - { name: sint, address: MB14, type: int8 }
         """;
 
     /// <summary>Seeds DB1, M, I and Q; returns DB1's and M's bytes.</summary>
@@ -54,10 +56,12 @@ public class S7PollTests
         BinaryPrimitives.WriteUInt16BigEndian(db1.AsSpan(4), 0xBEEF);   // DBW4
         BinaryPrimitives.WriteInt32BigEndian(db1.AsSpan(6), -70000);    // DBD6
         BinaryPrimitives.WriteSingleBigEndian(db1.AsSpan(10), 21.5f);   // DBD10
+        db1[14] = 200;                                                  // DBB14
         plc.Set(S7Area.DataBlocks, 1, db1);
         var m = new byte[16];
         BinaryPrimitives.WriteInt16BigEndian(m.AsSpan(10), 321);
         m[12] = 0x80;
+        m[14] = unchecked((byte)-5);                                    // MB14 as SINT
         plc.Set(S7Area.Flags, 0, m);
         var i = new byte[8];
         i[0] = 0b0000_1000;
@@ -104,6 +108,8 @@ public class S7PollTests
         Assert.Equal(40000, LastGood(broker, "in_word").GetProperty("v").GetInt64());
         Assert.True(LastGood(broker, "output").GetProperty("v").GetBoolean());
         Assert.Equal(3_000_000_000, LastGood(broker, "out_dword").GetProperty("v").GetInt64());
+        Assert.Equal(200, LastGood(broker, "status").GetProperty("v").GetInt64());
+        Assert.Equal(-5, LastGood(broker, "sint").GetProperty("v").GetInt64());
         // Good messages are the norm, not a lucky last cycle: most of every tag's messages are good.
         foreach (var tag in new[] { "count", "temp", "flag", "out_dword" })
         {
@@ -113,7 +119,7 @@ public class S7PollTests
         var seqs = broker.Received.Where(m => m.Topic.StartsWith("es/t/press1/", StringComparison.Ordinal))
             .Select(m => TestConfig.Json(m.Payload).GetProperty("seq").GetInt64()).ToList();
         Assert.Equal(Enumerable.Range(0, seqs.Count).Select(i => (long)i), seqs);
-        // 12 items fit one job of a 240-byte PDU: one read-var per cycle, one connection.
+        // 14 items fit one job of a 240-byte PDU: one read-var per cycle, one connection.
         Assert.Equal(1, plc.Connections);
     }
 
