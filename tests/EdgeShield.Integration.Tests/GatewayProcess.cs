@@ -36,13 +36,15 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     public string ConfigPath { get; }
     public int Port { get; }
 
-    public static string Config(int plcPort, string policy) => $$"""
+    /// <summary>One listener hmi-plc1 in front of <paramref name="plcPort"/> with <paramref name="policy"/>; <paramref name="limits"/> its limits (flow mapping), if any.</summary>
+    public static string Config(int plcPort, string policy, string? limits = null) => $$"""
         gateway: { name: it-gw, site: lab }
         listeners:
           - name: hmi-plc1
             bind: 127.0.0.1:0
             upstream: tcp://127.0.0.1:{{plcPort}}
             policy: plc1
+        {{(limits is null ? "" : "    limits: " + limits)}}
         policies:
           plc1:
         {{policy}}
