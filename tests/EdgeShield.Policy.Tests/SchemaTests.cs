@@ -53,7 +53,8 @@ public class SchemaTests
         ["Protocols"] = "/properties/listeners/items/properties/protocol",
         ["Formats"] = "/properties/telemetry/properties/format",
         ["Tables"] = "/properties/telemetry/properties/poll/items/properties/tags/items/properties/table",
-        ["TagTypes"] = "/properties/telemetry/properties/poll/items/properties/tags/items/properties/type/oneOf/0",
+        // One tag schema for every protocol: its type names are S7's, which are Modbus's and the S7 byte types.
+        ["S7TagTypes"] = "/properties/telemetry/properties/poll/items/properties/tags/items/properties/type/oneOf/0",
         ["ActiveLevels"] = "/properties/hardware/properties/maintenance-key/properties/active",
         ["RuleValueTypes"] = $"{Rules}/properties/type",
         ["PolicyProtocols"] = "/properties/policies/additionalProperties/properties/protocol",
