@@ -8,7 +8,7 @@ namespace EdgeShield.Policy;
 internal sealed partial class ConfigReader
 {
     /// <summary>The monitor types a telemetry tag can publish, untimed; their CP56Time2a forms (30-37) are accepted as the same kind.</summary>
-    private static readonly byte[] Iec104TagTypes = [1, 3, 5, 7, 9, 11, 13, 15, 20, 21];
+    private static readonly byte[] Iec104TagTypes = [1, 3, 5, 7, 9, 11, 13, 15, 20, 21, 38, 39, 40];
 
     /// <summary>
     /// The station of an iec104 poll entry: <c>ca</c> (required, 1..65534; the global address is not a station), an
@@ -212,7 +212,7 @@ internal sealed partial class ConfigReader
         7 => TagType.UInt32,
         13 => TagType.Float32,
         15 => TagType.Int32,
-        20 => TagType.UInt16,
+        20 or 38 or 39 or 40 => TagType.UInt16,
         _ => TagType.Float64,
     };
 }

@@ -14,7 +14,11 @@ namespace EdgeShield.Telemetry;
 /// <item>bitstring (7, 33): the 32 bits as an unsigned number;</item>
 /// <item>normalised (9, 34, 21): a number -1..1 (NVA / 32768); scaled (11, 35): an integer; short float (13, 36): a number;</item>
 /// <item>integrated total (15, 37): the counter as an integer (its IV bit is the quality; CY, CA and the sequence are dropped);</item>
-/// <item>packed single points (20): the 16 status bits as a number.</item>
+/// <item>packed single points (20): the 16 status bits as a number;</item>
+/// <item>protection events, all time-tagged: M_EP_TD_1 (38) the event state ES 0..3 (1 off, 2 on, as a double point),
+/// M_EP_TE_1 (39) the start events SPE as a number (bit 0 general start, 1-3 phases L1-L3, 4 earth current, 5 reverse
+/// direction), M_EP_TF_1 (40) the output circuit information OCI (bit 0 general command, 1-3 phases); their quality is
+/// the SEP's or QDP's IV NT SB BL, and the relay's elapsed time (CP16Time2a) is not published.</item>
 /// </list>
 /// Scale and offset apply to every kind but booleans, as for Modbus registers.
 /// </summary>
@@ -50,7 +54,7 @@ public static class Iec104PointDecoder
     /// <summary>
     /// Decodes <paramref name="element"/> of <paramref name="type"/>: the raw value, the quality bits (IV NT SB BL OV, as
     /// <see cref="Invalid"/> …) and the CP56Time2a as UTC when the type has one and it is valid. False for a type that is
-    /// not a point (protection events 38-40, anything else). <paramref name="stationTimeOffset"/>: null when the station's time
+    /// not a point (a type the station cannot send as one). <paramref name="stationTimeOffset"/>: null when the station's time
     /// tags are UTC; else the UTC offset of its standard time (local time, an hour more when SU marks summer time).
     /// </summary>
     public static bool TryDecode(byte type, ReadOnlySpan<byte> element, out TagValue value, out byte flags, out DateTime? time, TimeSpan? stationTimeOffset = null)
@@ -98,12 +102,24 @@ public static class Iec104PointDecoder
                 value = TagValue.FromReal(Iec104Values.Normalised(element));
                 flags = 0;
                 break;
+            case 38:
+                value = TagValue.FromInteger(element[0] & 0x03);
+                flags = (byte)(element[0] & 0xF0);
+                break;
+            case 39:
+                value = TagValue.FromInteger(element[0] & 0x3F);
+                flags = (byte)(element[1] & 0xF0);
+                break;
+            case 40:
+                value = TagValue.FromInteger(element[0] & 0x0F);
+                flags = (byte)(element[1] & 0xF0);
+                break;
             default:
                 value = default;
                 flags = 0;
                 return false;
         }
-        if (type is >= 30 and <= 37)
+        if (type is >= 30 and <= 40)
         {
             var tag = Cp56Time2a.Read(element[^Cp56Time2a.Size..]);
             if (!tag.Invalid && tag.TryToDateTime(out var at))

@@ -38,14 +38,16 @@ public class Iec104ConfigTests
                     - { name: breaker-2, ioa: 110, type: M_DP_TB_1 }
                     - { name: feeder-mw, ioa: 200, type: 13, scale: 0.001, unit: MW }
                     - { name: energy, ioa: 16777215, type: m_it_na_1 }
+                    - { name: trip, ioa: 400, type: M_EP_TD_1 }
+                    - { name: start, ioa: 401, type: 39 }
             """, "c.yaml");
         Assert.False(result.HasErrors, string.Join("\n", result.Diagnostics));
         var poll = Assert.Single(result.Config!.Telemetry!.Poll);
         Assert.Equal((PollProtocol.Iec104, (ushort)7), (poll.Protocol, poll.CommonAddress));
         Assert.Equal(TimeSpan.FromMinutes(10), poll.InterrogationPeriod);
-        Assert.Equal([100u, 110u, 200u, 16777215u], poll.Tags.Select(t => t.Ioa!.Value));
-        Assert.Equal([(byte)0, (byte)3, (byte)13, (byte)15], poll.Tags.Select(t => t.Iec104Type));
-        Assert.Equal([TagType.Float64, TagType.UInt16, TagType.Float32, TagType.Int32], poll.Tags.Select(t => t.Type));
+        Assert.Equal([100u, 110u, 200u, 16777215u, 400u, 401u], poll.Tags.Select(t => t.Ioa!.Value));
+        Assert.Equal([(byte)0, (byte)3, (byte)13, (byte)15, (byte)38, (byte)39], poll.Tags.Select(t => t.Iec104Type));
+        Assert.Equal([TagType.Float64, TagType.UInt16, TagType.Float32, TagType.Int32, TagType.UInt16, TagType.UInt16], poll.Tags.Select(t => t.Type));
         Assert.Equal(0.001, poll.Tags[2].Scale);
     }
 

@@ -287,6 +287,34 @@ public class Iec104PollTests
         Assert.Equal("2026-07-01T12:30:00.000Z", breaker[2].GetProperty("ts").GetString()); // 14:30 CEST
     }
 
+    /// <summary>A protection relay's event (38), start events (39) and output circuit information (40): values, quality and time.</summary>
+    [Fact]
+    public async Task Iec104_ProtectionEvents_ArePublished_WithTheRelaysTimeTag_AndTheirQuality()
+    {
+        await using var station = Iec104ScriptedStation.Start();
+        SeedPoints(station);
+        await using var broker = await EmbeddedBroker.StartAsync();
+        var at = new DateTime(2026, 12, 3, 6, 30, 15, 125, DateTimeKind.Utc);
+        byte[] Elapsed(ushort ms) => [(byte)ms, (byte)(ms >> 8)]; // CP16Time2a: not published
+        await using (var service = Service(TestConfig.Load(Yaml(station.Port, broker.Port,
+            extraTags: "        - { name: trip, ioa: 400, type: M_EP_TD_1 }\n        - { name: start, ioa: 401, type: 39 }\n        - { name: command, ioa: 402 }"))))
+        {
+            service.Start();
+            await TestConfig.Until(() => All(broker, "absent").Count >= 1);
+            await station.SendAsduAsync(Iec104ScriptedStation.Asdu(38, 3, Ca, (400, [0x02, .. Elapsed(35), .. Iec104ScriptedStation.Cp56(at)])));
+            // General start, phases L1 and L3; QDP with NT set.
+            await station.SendAsduAsync(Iec104ScriptedStation.Asdu(39, 3, Ca, (401, [0x0B, 0x40, .. Elapsed(20), .. Iec104ScriptedStation.Cp56(at)])));
+            await station.SendAsduAsync(Iec104ScriptedStation.Asdu(40, 3, Ca, (402, [0x03, 0x00, .. Elapsed(40), .. Iec104ScriptedStation.Cp56(at)])));
+            await TestConfig.Until(() => All(broker, "command").Any(m => m.GetProperty("q").GetString() != "bad"));
+        }
+        var trip = Last(broker, "trip");
+        Assert.Equal(("good", 2L, "2026-12-03T06:30:15.125Z"), (trip.GetProperty("q").GetString(), trip.GetProperty("v").GetInt64(), trip.GetProperty("ts").GetString()));
+        var start = Last(broker, "start");
+        Assert.Equal(("stale", "not-topical", 0x0BL), (start.GetProperty("q").GetString(), start.GetProperty("reason").GetString(), start.GetProperty("v").GetInt64()));
+        Assert.Equal(3, Last(broker, "command").GetProperty("v").GetInt64());
+        AssertOnlyReadOnlyFrames(station.Received, Ca);
+    }
+
     [Fact]
     public async Task Iec104_EndOfInitialisation_TriggersAnotherInterrogation_OnTheSameConnection()
     {
