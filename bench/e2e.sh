@@ -30,6 +30,9 @@
 # HAPROXY_AA=1 adds a second, identical HAProxy ("haproxy-b", port HAPROXY_B_PORT, default HAPROXY_PORT+50) as a
 # target: an A/A comparison whose per-round ratio to the first shows the bench's own noise (RESULTS §13e).
 # GATEWAYS="aot aotb" GW_AOT_B=/path/to/other/edgeshield: an interleaved A/B of this tree against another build.
+# SPLIT_CPUS=1 gives the proxies and the peers a CPU each, as on a real gateway whose PLC and HMIs are other
+# machines: the PLC and the load generator run on CPU 0 (`taskset -c 0`), HAProxy (then nbthread 1) and the
+# gateway (then one epoll loop: one per allowed CPU) on CPU 1 (RESULTS §13h). Needs at least two CPUs.
 # NOBUILD=1 skips the builds. Prints a table of medians; raw results go to $OUT (default bench/e2e-results.tsv).
 set -euo pipefail
 
@@ -50,6 +53,12 @@ esac
 case $PLC in sim|libmodbus|snap7|iec104) ;; *) echo "e2e: PLC is sim, libmodbus, snap7 or iec104" >&2; exit 2 ;; esac
 LMB_BIN=$ROOT/artifacts/bench
 HOST=127.0.0.1   # loopback only, always
+# SPLIT_CPUS=1: peers on CPU 0, proxies on CPU 1 (see the header); otherwise everything shares every CPU.
+PEER_CPU=(); PROXY_CPU=(); HAPROXY_THREADS=2
+if [[ ${SPLIT_CPUS:-0} == 1 ]]; then
+  (( $(nproc) >= 2 )) || { echo "e2e: SPLIT_CPUS=1 needs two CPUs" >&2; exit 2; }
+  PEER_CPU=(taskset -c 0); PROXY_CPU=(taskset -c 1); HAPROXY_THREADS=1
+fi
 
 SIM_DLL=$ROOT/simulators/edgeshield-sim/bin/Release/net10.0/edgeshield-sim.dll
 GW_DLL=$ROOT/edge/EdgeShield.Host/bin/Release/net10.0/edgeshield.dll
@@ -101,13 +110,13 @@ for port in $PLC_PORT $HAPROXY_PORT; do
 done
 
 if [[ $PLC == libmodbus ]]; then
-  "$LMB_BIN/libmodbus-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
+  "${PEER_CPU[@]}" "$LMB_BIN/libmodbus-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
 elif [[ $PLC == snap7 ]]; then
-  "$LMB_BIN/snap7-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
+  "${PEER_CPU[@]}" "$LMB_BIN/snap7-plc" $HOST $PLC_PORT >"$WORK/plc.log" 2>&1 &
 elif [[ $PLC == iec104 ]]; then
-  "$LMB_BIN/iec104-station" --listen $HOST:$PLC_PORT --ca 1 --redundancy-groups --max-connections 256 --quiet >"$WORK/plc.log" 2>&1 &
+  "${PEER_CPU[@]}" "$LMB_BIN/iec104-station" --listen $HOST:$PLC_PORT --ca 1 --redundancy-groups --max-connections 256 --quiet >"$WORK/plc.log" 2>&1 &
 else
-  dotnet "$SIM_DLL" plc --listen $HOST:$PLC_PORT >"$WORK/plc.log" 2>&1 &
+  "${PEER_CPU[@]}" dotnet "$SIM_DLL" plc --listen $HOST:$PLC_PORT >"$WORK/plc.log" 2>&1 &
 fi
 PIDS+=($!)
 wait_port $PLC_PORT plc
@@ -115,7 +124,7 @@ wait_port $PLC_PORT plc
 cat >"$WORK/haproxy.cfg" <<CFG
 global
   maxconn 4096
-  nbthread 2
+  nbthread $HAPROXY_THREADS
 ${HAPROXY_PIN:+  cpu-map auto:1/1-2 0-1}
 defaults
   mode tcp
@@ -128,12 +137,12 @@ frontend fe
 backend be
   server plc $HOST:$PLC_PORT
 CFG
-/usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+"${PROXY_CPU[@]}" /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 PIDS+=($!)
 wait_port $HAPROXY_PORT haproxy
 if [[ ${HAPROXY_AA:-0} == 1 ]]; then
   sed "s/bind $HOST:$HAPROXY_PORT/bind $HOST:$HAPROXY_B_PORT/" "$WORK/haproxy.cfg" >"$WORK/haproxy-b.cfg"
-  /usr/sbin/haproxy -f "$WORK/haproxy-b.cfg" -db >"$WORK/haproxy-b.log" 2>&1 &
+  "${PROXY_CPU[@]}" /usr/sbin/haproxy -f "$WORK/haproxy-b.cfg" -db >"$WORK/haproxy-b.log" 2>&1 &
   PIDS+=($!)
   wait_port $HAPROXY_B_PORT haproxy-b
 fi
@@ -268,7 +277,7 @@ for gw in $GATEWAYS; do
   if [[ -n $journal ]]; then
     printf 'audit:\n  journal: { path: %s }\n  key: %s\n' "$WORK/journal-$gw" "$WORK/key-$gw.pem" >>"$WORK/gw-$gw.yaml"
   fi
-  env $extra ${GW_ENV:-} "${cmd[@]}" run --config "$WORK/gw-$gw.yaml" --state "$WORK/state-$gw" >/dev/null 2>"$WORK/gw-$gw.log" &
+  "${PROXY_CPU[@]}" env $extra ${GW_ENV:-} "${cmd[@]}" run --config "$WORK/gw-$gw.yaml" --state "$WORK/state-$gw" >/dev/null 2>"$WORK/gw-$gw.log" &
   PIDS+=($!); wait_port $port "edgeshield-$gw"
   TARGETS+=" edgeshield-$gw:$port"
   port=$((port + 1))
@@ -276,20 +285,20 @@ done
 
 hmi() { # port conns seconds -> one JSON line
   if [[ $LOAD == libmodbus ]]; then
-    timeout $(( $3 + 20 )) "$LMB_BIN/libmodbus-load" $HOST $1 $2 $3 || true
+    "${PEER_CPU[@]}" timeout $(( $3 + 20 )) "$LMB_BIN/libmodbus-load" $HOST $1 $2 $3 || true
   elif [[ $LOAD == snap7 ]]; then
-    timeout $(( $3 + 20 )) "$LMB_BIN/snap7-load" $HOST $1 $2 $3 "${S7_WRITE_PERCENT:-0}" || true
+    "${PEER_CPU[@]}" timeout $(( $3 + 20 )) "$LMB_BIN/snap7-load" $HOST $1 $2 $3 "${S7_WRITE_PERCENT:-0}" || true
   elif [[ $LOAD == iec104 ]]; then
-    timeout $(( $3 + 20 )) "$LMB_BIN/iec104-load" $HOST $1 $2 $3 "${IEC104_MODE:-setpoint}" || true
+    "${PEER_CPU[@]}" timeout $(( $3 + 20 )) "$LMB_BIN/iec104-load" $HOST $1 $2 $3 "${IEC104_MODE:-setpoint}" || true
   else
-    timeout $(( $3 + 20 )) dotnet "$SIM_DLL" hmi --target $HOST:$1 --conns $2 --seconds $3 --json || true
+    "${PEER_CPU[@]}" timeout $(( $3 + 20 )) dotnet "$SIM_DLL" hmi --target $HOST:$1 --conns $2 --seconds $3 --json || true
   fi
 }
 
 # Warm-up: JIT tiers, connection pools, page cache.
 for t in $TARGETS; do hmi "${t#*:}" 8 2 >/dev/null; done
 
-echo "e2e: load $LOAD, plc $PLC, haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, conns $CONNS, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "e2e: load $LOAD, plc $PLC, cpus $([[ ${SPLIT_CPUS:-0} == 1 ]] && echo "split (peers 0, proxies 1)" || echo shared), haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, conns $CONNS, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo -e "round\tconns\ttarget\trps\tp50_us\tp90_us\tp99_us\terrors\texceptions" >"$OUT"
 for round in $(seq 1 "$ROUNDS"); do
   # Every other round runs the targets in reverse order, so that none always follows the same neighbour.
@@ -306,5 +315,5 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-echo "load $LOAD, plc $PLC, haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load $LOAD, plc $PLC, cpus $([[ ${SPLIT_CPUS:-0} == 1 ]] && echo split || echo shared), haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$ROOT/bench/e2e-summary.py" "$OUT"

@@ -213,6 +213,31 @@ public sealed class EpollSocketReaderTests
     }
 
     [Fact]
+    public async Task Connect_NeverLeavesTheConnectionMarkedHungUp()
+    {
+        // A socket registered before connect(2) is reported at once as EPOLLOUT|EPOLLHUP (it is in TCP_CLOSE).
+        // Whether the loop saw that report before the connect began was a race, and when it did, the live
+        // connection was marked hung up for good: every later read tried recv(2) first and found nothing.
+        using var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(128);
+        var hungUp = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            var accept = listener.AcceptAsync();
+            using var reader = await EpollSocketReader.ConnectAsync(socket, listener.LocalEndPoint!, EpollLoop.Next(), CancellationToken.None).WaitAsync(Bound);
+            using var far = await accept.WaitAsync(Bound);
+            await far.SendAsync(new byte[] { (byte)i });
+            var one = new byte[8];
+            Assert.Equal(1, await reader.ReceiveAsync(one).AsTask().WaitAsync(Bound));
+            Assert.Equal((byte)i, one[0]);
+            hungUp += reader.HungUp ? 1 : 0;
+        }
+        Assert.Equal(0, hungUp);
+    }
+
+    [Fact]
     public async Task ConnectRefused_FailsWithConnectionRefused()
     {
         int port;
