@@ -27,6 +27,8 @@
 # signed journal in the work directory, default checkpoints; docs/AUDIT.md): issue 14's journal on vs off.
 # HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
 # epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
+# HAPROXY_BUSY=1 turns on HAProxy's `busy-polling` (it never sleeps in epoll_wait), to compare with the gateway's
+# adaptive poll before sleeping (RESULTS §13h).
 # HAPROXY_AA=1 adds a second, identical HAProxy ("haproxy-b", port HAPROXY_B_PORT, default HAPROXY_PORT+50) as a
 # target: an A/A comparison whose per-round ratio to the first shows the bench's own noise (RESULTS §13e).
 # GATEWAYS="aot aotb" GW_AOT_B=/path/to/other/edgeshield: an interleaved A/B of this tree against another build.
@@ -126,6 +128,7 @@ global
   maxconn 4096
   nbthread $HAPROXY_THREADS
 ${HAPROXY_PIN:+  cpu-map auto:1/1-2 0-1}
+${HAPROXY_BUSY:+  busy-polling}
 defaults
   mode tcp
   timeout connect 2s
@@ -258,11 +261,15 @@ for gw in $GATEWAYS; do
   [[ $gw == *-unpinned ]] && extra="EDGESHIELD_EPOLL_PIN=0"
   # *-oneloop: one epoll loop instead of one per CPU (EDGESHIELD_EPOLL_LOOPS=1; RESULTS §13g).
   [[ $gw == *-oneloop ]] && extra="EDGESHIELD_EPOLL_LOOPS=1"
+  # *-nopoll: the epoll loops sleep as soon as they are idle, never polling first (EDGESHIELD_EPOLL_POLL_US=0;
+  # RESULTS §13h).
+  [[ $gw == *-nopoll ]] && extra="EDGESHIELD_EPOLL_POLL_US=0"
   journal=""
   [[ $gw == *-journal ]] && journal=1
   base=${gw%-journal}
   base=${base%-unpinned}
   base=${base%-oneloop}
+  base=${base%-nopoll}
   base=${base%-pinned}
   base=${base%-inline}
   case ${base%-tp} in
@@ -270,7 +277,7 @@ for gw in $GATEWAYS; do
     aot) cmd=("$GW_AOT") ;;
     # A second Native AOT binary (another commit's, published elsewhere) for an interleaved A/B of a change.
     aotb) cmd=("${GW_AOT_B:?aotb: set GW_AOT_B to a second edgeshield binary}") ;;
-    *) echo "e2e: unknown gateway '$gw' (jit, aot, aotb, with -inline, -tp, -pinned, -unpinned or -oneloop)" >&2; exit 2 ;;
+    *) echo "e2e: unknown gateway '$gw' (jit, aot, aotb, with -inline, -tp, -pinned, -unpinned, -oneloop or -nopoll)" >&2; exit 2 ;;
   esac
   if ss -Hltn "sport = :$port" | grep -q .; then echo "e2e: port $port is in use" >&2; exit 1; fi
   gateway_config $port >"$WORK/gw-$gw.yaml"
@@ -298,7 +305,7 @@ hmi() { # port conns seconds -> one JSON line
 # Warm-up: JIT tiers, connection pools, page cache.
 for t in $TARGETS; do hmi "${t#*:}" 8 2 >/dev/null; done
 
-echo "e2e: load $LOAD, plc $PLC, cpus $([[ ${SPLIT_CPUS:-0} == 1 ]] && echo "split (peers 0, proxies 1)" || echo shared), haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, conns $CONNS, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "e2e: load $LOAD, plc $PLC, cpus $([[ ${SPLIT_CPUS:-0} == 1 ]] && echo "split (peers 0, proxies 1)" || echo shared), haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned)$([[ -n ${HAPROXY_BUSY:-} ]] && echo ", busy-polling"), $ROUNDS rounds x ${SECS}s, conns $CONNS, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo -e "round\tconns\ttarget\trps\tp50_us\tp90_us\tp99_us\terrors\texceptions" >"$OUT"
 for round in $(seq 1 "$ROUNDS"); do
   # Every other round runs the targets in reverse order, so that none always follows the same neighbour.
@@ -315,5 +322,5 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-echo "load $LOAD, plc $PLC, cpus $([[ ${SPLIT_CPUS:-0} == 1 ]] && echo split || echo shared), haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned), $ROUNDS rounds x ${SECS}s, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load $LOAD, plc $PLC, cpus $([[ ${SPLIT_CPUS:-0} == 1 ]] && echo split || echo shared), haproxy $([[ -n ${HAPROXY_PIN:-} ]] && echo pinned || echo unpinned)$([[ -n ${HAPROXY_BUSY:-} ]] && echo ", busy-polling"), $ROUNDS rounds x ${SECS}s, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$ROOT/bench/e2e-summary.py" "$OUT"

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -470,9 +471,47 @@ internal sealed unsafe partial class EpollLoop
             PinToAllowedCpu(_index);
         }
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * EventSize));
+        // Poll a little before sleeping while events come close together and the CPU is the loop's own (IdlePoll).
+        long maxPoll = IdlePoll.MaxMicroseconds * Stopwatch.Frequency / 1_000_000;
+        var poll = new IdlePoll(maxPoll);
+        // Without the run-queue delay (a kernel without schedstats) a shared CPU cannot be told: never poll.
+        var runQueue = maxPoll > 0 ? new RunQueueDelay() : null;
+        if (runQueue is not null && runQueue.Read() < 0)
+        {
+            runQueue.Dispose();
+            runQueue = null;
+        }
+        long sampleEvery = Stopwatch.Frequency / 10, sampledAt = 0, sampledDelay = -1;
         while (true)
         {
-            int n = epoll_wait(_epoll, events, MaxEvents, -1);
+            int n = 0;
+            long idleFrom = 0;
+            if (runQueue is not null)
+            {
+                idleFrom = Stopwatch.GetTimestamp();
+                if (idleFrom - sampledAt >= sampleEvery)
+                {
+                    long delay = runQueue.Read();
+                    if (delay >= 0 && sampledDelay >= 0)
+                    {
+                        poll.OnRunQueueDelay((long)Stopwatch.GetElapsedTime(sampledAt, idleFrom).TotalNanoseconds, delay - sampledDelay);
+                    }
+                    sampledAt = idleFrom;
+                    sampledDelay = delay;
+                }
+                long until = idleFrom + poll.Window;
+                while (Stopwatch.GetTimestamp() < until && (n = epoll_wait(_epoll, events, MaxEvents, 0)) == 0)
+                {
+                }
+            }
+            if (n == 0)
+            {
+                n = epoll_wait(_epoll, events, MaxEvents, -1);
+            }
+            if (runQueue is not null && n > 0)
+            {
+                poll.OnWoken(Stopwatch.GetTimestamp() - idleFrom);
+            }
             if (n < 0)
             {
                 if (Marshal.GetLastPInvokeError() == EINTR)
