@@ -28,7 +28,8 @@
 # HAPROXY_PIN=1 pins HAProxy's two threads one per CPU (`cpu-map auto:1/1-2 0-1`), as the gateway pins its
 # epoll threads: to see whether pinning is what separates them under a thread-per-connection client.
 # HAPROXY_BUSY=1 turns on HAProxy's `busy-polling` (it never sleeps in epoll_wait), to compare with the gateway's
-# adaptive poll before sleeping (RESULTS §13h).
+# adaptive poll before sleeping (RESULTS §13h). It spins even when idle: with SPLIT_CPUS=1 it takes CPU 1 from every
+# other target, so measure it alone (GATEWAYS="", no HAPROXY_AA).
 # HAPROXY_AA=1 adds a second, identical HAProxy ("haproxy-b", port HAPROXY_B_PORT, default HAPROXY_PORT+50) as a
 # target: an A/A comparison whose per-round ratio to the first shows the bench's own noise (RESULTS §13e).
 # GATEWAYS="aot aotb" GW_AOT_B=/path/to/other/edgeshield: an interleaved A/B of this tree against another build.

@@ -475,13 +475,7 @@ internal sealed unsafe partial class EpollLoop
         long maxPoll = IdlePoll.MaxMicroseconds * Stopwatch.Frequency / 1_000_000;
         var poll = new IdlePoll(maxPoll);
         // Without the run-queue delay (a kernel without schedstats) a shared CPU cannot be told: never poll.
-        var runQueue = maxPoll > 0 ? new RunQueueDelay() : null;
-        if (runQueue is not null && runQueue.Read() < 0)
-        {
-            runQueue.Dispose();
-            runQueue = null;
-        }
-        long sampleEvery = Stopwatch.Frequency / 10, sampledAt = 0, sampledDelay = -1;
+        var runQueue = maxPoll > 0 ? RunQueueDelay.OfThisThread() : null;
         while (true)
         {
             int n = 0;
@@ -489,15 +483,9 @@ internal sealed unsafe partial class EpollLoop
             if (runQueue is not null)
             {
                 idleFrom = Stopwatch.GetTimestamp();
-                if (idleFrom - sampledAt >= sampleEvery)
+                if (runQueue.TrySample(idleFrom, out long periodNs, out long delayNs))
                 {
-                    long delay = runQueue.Read();
-                    if (delay >= 0 && sampledDelay >= 0)
-                    {
-                        poll.OnRunQueueDelay((long)Stopwatch.GetElapsedTime(sampledAt, idleFrom).TotalNanoseconds, delay - sampledDelay);
-                    }
-                    sampledAt = idleFrom;
-                    sampledDelay = delay;
+                    poll.OnRunQueueDelay(periodNs, delayNs);
                 }
                 long until = idleFrom + poll.Window;
                 while (Stopwatch.GetTimestamp() < until && (n = epoll_wait(_epoll, events, MaxEvents, 0)) == 0)

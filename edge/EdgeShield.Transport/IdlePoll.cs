@@ -1,3 +1,5 @@
+using System.Buffers.Text;
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 
 namespace EdgeShield.Transport;
@@ -31,7 +33,7 @@ internal struct IdlePoll
     private long _window;
     private bool _shared;
 
-    /// <summary>Polls for at most <paramref name="maxTicks"/> (<see cref="System.Diagnostics.Stopwatch"/> ticks); 0: never.</summary>
+    /// <summary>Polls for at most <paramref name="maxTicks"/> (<see cref="Stopwatch"/> ticks); 0: never.</summary>
     public IdlePoll(long maxTicks)
     {
         _max = Math.Max(maxTicks, 0);
@@ -63,18 +65,57 @@ internal struct IdlePoll
 
 /// <summary>
 /// The calling thread's time spent waiting on a run queue (the second field of /proc/thread-self/schedstat),
-/// read without allocating. Open it on the thread it is for.
+/// sampled every 100 ms without allocating. Open it on the thread it is for.
 /// </summary>
 internal sealed unsafe partial class RunQueueDelay : IDisposable
 {
-    private int _fd;
+    private static readonly long SampleEvery = Stopwatch.Frequency / 10;
 
-    public RunQueueDelay()
+    private int _fd;
+    private long _sampledAt;
+    private long _sampledDelay = -1;
+
+    private RunQueueDelay()
     {
         _fd = open("/proc/thread-self/schedstat", 0 /* O_RDONLY */ | 0x80000 /* O_CLOEXEC */);
     }
 
-    /// <summary>Nanoseconds this thread has waited to run since it started, or -1 if the kernel does not say (no schedstats).</summary>
+    /// <summary>The calling thread's run-queue delay, or null if the kernel does not say (no schedstats).</summary>
+    public static RunQueueDelay? OfThisThread()
+    {
+        var delay = new RunQueueDelay();
+        if (delay.Read() >= 0)
+        {
+            return delay;
+        }
+        delay.Dispose();
+        return null;
+    }
+
+    /// <summary>
+    /// At most every 100 ms (<paramref name="now"/> in <see cref="Stopwatch"/> ticks): true with the period since the
+    /// last sample and the time waited to run in it, both in nanoseconds.
+    /// </summary>
+    public bool TrySample(long now, out long periodNs, out long delayNs)
+    {
+        periodNs = delayNs = 0;
+        if (now - _sampledAt < SampleEvery)
+        {
+            return false;
+        }
+        long delay = Read();
+        bool sampled = delay >= 0 && _sampledDelay >= 0;
+        if (sampled)
+        {
+            periodNs = (long)Stopwatch.GetElapsedTime(_sampledAt, now).TotalNanoseconds;
+            delayNs = delay - _sampledDelay;
+        }
+        _sampledAt = now;
+        _sampledDelay = delay;
+        return sampled;
+    }
+
+    /// <summary>Nanoseconds this thread has waited to run since it started, or -1.</summary>
     public long Read()
     {
         if (_fd < 0)
@@ -90,22 +131,7 @@ internal sealed unsafe partial class RunQueueDelay : IDisposable
     public static long ParseRunDelay(ReadOnlySpan<byte> schedstat)
     {
         int space = schedstat.IndexOf((byte)' ');
-        if (space < 0)
-        {
-            return -1;
-        }
-        long value = 0;
-        int digits = 0;
-        foreach (byte b in schedstat[(space + 1)..])
-        {
-            if (b is < (byte)'0' or > (byte)'9')
-            {
-                break;
-            }
-            value = (value * 10) + (b - '0');
-            digits++;
-        }
-        return digits > 0 ? value : -1;
+        return space >= 0 && Utf8Parser.TryParse(schedstat[(space + 1)..], out long delay, out _) ? delay : -1;
     }
 
     public void Dispose()
